@@ -1,0 +1,136 @@
+/**
+ * Configuration from flags and environment variables. Flags win over the environment.
+ * Every flag mirrors a variable: --listen = WORKFLOW_LISTEN, --store = WORKFLOW_STORE, ...
+ */
+import { DEFAULT_LIMITS, type Limits } from "./engine/limits.js";
+
+export type StoreKind = "memory" | "sqlite" | "postgres";
+
+export interface Config {
+  listen: string;
+  store: StoreKind;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  logLevel: string;
+  shutdownGraceMs: number;
+  /** How often an idle WatchInstances stream gets a progress message. */
+  watchProgressMs: number;
+  limits: Limits;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+interface Setting {
+  flag: string;
+  env: string;
+  help: string;
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+const STORES: StoreKind[] = ["sqlite", "memory", "postgres"];
+
+/** Every setting, its flag and its variable: the single source for parsing and --help. */
+export const SETTINGS = {
+  listen: { flag: "--listen", env: "WORKFLOW_LISTEN", help: "host:port to serve on (default 0.0.0.0:50051)" },
+  store: { flag: "--store", env: "WORKFLOW_STORE", help: "sqlite (default), memory or postgres" },
+  dataDir: { flag: "--data-dir", env: "WORKFLOW_DATA_DIR", help: "directory of the SQLite database (default ./data)" },
+  databaseUrl: { flag: "--database-url", env: "DATABASE_URL", help: "PostgreSQL connection URL (store postgres)" },
+  logLevel: { flag: "--log-level", env: "LOG_LEVEL", help: `pino level: ${LOG_LEVELS.join(", ")} (default info)` },
+  shutdownGraceMs: {
+    flag: "--shutdown-grace-ms",
+    env: "WORKFLOW_SHUTDOWN_GRACE_MS",
+    help: "how long shutdown waits for in-flight calls (default 10000)",
+  },
+  watchProgressMs: {
+    flag: "--watch-progress-ms",
+    env: "WORKFLOW_WATCH_PROGRESS_MS",
+    help: "progress message interval on idle WatchInstances streams (default 5000)",
+  },
+  maxStates: { flag: "--max-states", env: "WORKFLOW_MAX_STATES", help: `states per definition (default ${DEFAULT_LIMITS.maxStates})` },
+  maxActions: { flag: "--max-actions", env: "WORKFLOW_MAX_ACTIONS", help: `actions per definition (default ${DEFAULT_LIMITS.maxActions})` },
+  maxPageSize: { flag: "--max-page-size", env: "WORKFLOW_MAX_PAGE_SIZE", help: `largest page size (default ${DEFAULT_LIMITS.maxPageSize})` },
+} satisfies Record<string, Setting>;
+
+type Key = keyof typeof SETTINGS;
+
+export function usage(): string {
+  const lines = Object.values(SETTINGS).map((s) => `  ${s.flag.padEnd(22)} ${s.env.padEnd(28)} ${s.help}`);
+  return ["usage: npm start -- [flags]   (each flag can also be set by its environment variable)", ...lines].join("\n");
+}
+
+function parsePositiveInt(setting: Setting, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${setting.flag} / ${setting.env}: "${raw}" is not a whole number`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${setting.flag} / ${setting.env}: ${n} is outside ${min}..${max}`);
+  return n;
+}
+
+/** Parses flags (`--name value` or `--name=value`) over environment variables. Throws ConfigError. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  const byFlag = new Map(Object.entries(SETTINGS).map(([key, s]) => [s.flag, key as Key]));
+  const values = new Map<Key, string>();
+  for (const [key, s] of Object.entries(SETTINGS) as [Key, Setting][]) {
+    const v = env[s.env];
+    if (v !== undefined && v !== "") values.set(key, v);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") throw new ConfigError(usage());
+    const eq = arg.indexOf("=");
+    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
+    const key = byFlag.get(flag);
+    if (!key) throw new ConfigError(`unknown argument "${arg}"; run with --help for the list of flags`);
+    const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new ConfigError(`${flag} needs a value`);
+    values.set(key, value);
+  }
+
+  const listen = values.get("listen") ?? "0.0.0.0:50051";
+  const m = /^(.+):(\d+)$/.exec(listen);
+  if (!m || Number(m[2]) > 65535) {
+    throw new ConfigError(`${SETTINGS.listen.flag} / ${SETTINGS.listen.env}: "${listen}" is not host:port (e.g. 0.0.0.0:50051)`);
+  }
+  const store = (values.get("store") ?? "sqlite") as StoreKind;
+  if (!STORES.includes(store)) {
+    throw new ConfigError(`${SETTINGS.store.flag} / ${SETTINGS.store.env}: "${store}" is not one of ${STORES.join(", ")}`);
+  }
+  const logLevel = values.get("logLevel") ?? "info";
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`${SETTINGS.logLevel.flag} / ${SETTINGS.logLevel.env}: "${logLevel}" is not one of ${LOG_LEVELS.join(", ")}`);
+  }
+  const databaseUrl = values.get("databaseUrl");
+  if (store === "postgres" && !databaseUrl) {
+    throw new ConfigError(`${SETTINGS.store.env}=postgres needs ${SETTINGS.databaseUrl.env} (or ${SETTINGS.databaseUrl.flag})`);
+  }
+  const int = (key: Key, def: number, min: number, max: number) => {
+    const raw = values.get(key);
+    return raw === undefined ? def : parsePositiveInt(SETTINGS[key], raw, min, max);
+  };
+  const limits: Limits = {
+    ...DEFAULT_LIMITS,
+    maxStates: int("maxStates", DEFAULT_LIMITS.maxStates, 1, 100_000),
+    maxActions: int("maxActions", DEFAULT_LIMITS.maxActions, 1, 100_000),
+    maxPageSize: int("maxPageSize", DEFAULT_LIMITS.maxPageSize, 1, 100_000),
+  };
+  limits.defaultPageSize = Math.min(limits.defaultPageSize, limits.maxPageSize);
+  return {
+    listen,
+    store,
+    dataDir: values.get("dataDir") ?? "./data",
+    databaseUrl,
+    logLevel,
+    shutdownGraceMs: int("shutdownGraceMs", 10_000, 0, 600_000),
+    watchProgressMs: int("watchProgressMs", 5_000, 10, 3_600_000),
+    limits,
+  };
+}
+
+/** The configuration as logged at start (no secrets: the database URL's password is masked). */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    databaseUrl: config.databaseUrl?.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@"),
+  };
+}

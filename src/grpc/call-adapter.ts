@@ -1,0 +1,226 @@
+/**
+ * The only place that touches grpc-js call objects. Handlers are written as
+ * `async (request, ctx) => response` or `async function* (request, ctx)`; this module adds the
+ * per-call log line, the shutdown gate, cancellation (ctx.signal), write backpressure (await
+ * 'drain') and the error -> status mapping.
+ */
+import { performance } from "node:perf_hooks";
+import {
+  Metadata,
+  status as Status,
+  type handleServerStreamingCall,
+  type handleUnaryCall,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import { WorkflowError } from "../engine/errors.js";
+import type { Logger } from "../logger.js";
+import { toServiceError } from "./error-map.js";
+
+export interface CallContext {
+  /** Aborted when the client cancels, the deadline passes, or the server shuts down (streams). */
+  signal: AbortSignal;
+  metadata: Metadata;
+  log: Logger;
+}
+
+/** Tracks in-flight calls so shutdown can refuse new ones, end streams and wait for unary calls. */
+export class CallTracker {
+  private draining = false;
+  private unaryInFlight = 0;
+  private readonly streams = new Set<AbortController>();
+  private idleWaiters: (() => void)[] = [];
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+
+  get activeUnary(): number {
+    return this.unaryInFlight;
+  }
+
+  beginUnary(): void {
+    this.unaryInFlight++;
+  }
+
+  endUnary(): void {
+    this.unaryInFlight--;
+    if (this.unaryInFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  addStream(controller: AbortController): () => void {
+    this.streams.add(controller);
+    return () => this.streams.delete(controller);
+  }
+
+  /** Refuses new calls and ends every open stream with UNAVAILABLE. */
+  drain(): void {
+    this.draining = true;
+    const reason = new WorkflowError("SHUTTING_DOWN", "the server is shutting down; reconnect to resume");
+    for (const c of this.streams) c.abort(reason);
+  }
+
+  /** Resolves when no unary call is in flight, or after timeoutMs (returns false then). */
+  waitForUnary(timeoutMs: number): Promise<boolean> {
+    if (this.unaryInFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idleWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+}
+
+export interface AdapterDeps {
+  log: Logger;
+  tracker: CallTracker;
+}
+
+const UNAVAILABLE_SHUTDOWN = new WorkflowError("SHUTTING_DOWN", "the server is shutting down; retry on another replica or later");
+
+/** Pulls the request_id out of a request for the log line, when it has one. */
+function requestIdOf(request: unknown): string | undefined {
+  const id = (request as { requestId?: unknown } | null)?.requestId;
+  return typeof id === "string" && id !== "" ? id : undefined;
+}
+
+function codeName(code: number): string {
+  return Status[code] ?? String(code);
+}
+
+/** Wraps `fn` as a grpc-js unary handler. */
+export function unary<Req, Res>(
+  method: string,
+  deps: AdapterDeps,
+  fn: (request: Req, ctx: CallContext) => Promise<Res>,
+): handleUnaryCall<Req, Res> {
+  return (call: ServerUnaryCall<Req, Res>, callback) => {
+    const started = performance.now();
+    const requestId = requestIdOf(call.request);
+    const finish = (code: number) =>
+      deps.log.info(
+        { method, code: codeName(code), durationMs: +(performance.now() - started).toFixed(3), requestId },
+        "call",
+      );
+    if (deps.tracker.isDraining) {
+      callback(toServiceError(UNAVAILABLE_SHUTDOWN, deps.log, method));
+      finish(Status.UNAVAILABLE);
+      return;
+    }
+    const controller = new AbortController();
+    const onCancel = () => controller.abort(new Error("cancelled by the client"));
+    call.on("cancelled", onCancel);
+    deps.tracker.beginUnary();
+    const ctx: CallContext = { signal: controller.signal, metadata: call.metadata, log: deps.log };
+    let promise: Promise<Res>;
+    try {
+      promise = fn(call.request, ctx);
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise
+      .then(
+        (response) => {
+          callback(null, response);
+          finish(Status.OK);
+        },
+        (err: unknown) => {
+          const serviceError = toServiceError(err, deps.log, method);
+          callback(serviceError);
+          finish(serviceError.code);
+        },
+      )
+      .finally(() => {
+        call.off("cancelled", onCancel);
+        deps.tracker.endUnary();
+      });
+  };
+}
+
+/** Resolves when the stream can take more data; rejects when the signal aborts first. */
+function waitForDrain(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onDrain = () => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    };
+    const onAbort = () => {
+      call.off("drain", onDrain);
+      reject(signal.reason);
+    };
+    call.once("drain", onDrain);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Wraps an async generator as a grpc-js server-streaming handler. The generator must stop when
+ * ctx.signal aborts; its `finally` blocks release what it holds.
+ */
+export function serverStream<Req, Res>(
+  method: string,
+  deps: AdapterDeps,
+  fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>,
+): handleServerStreamingCall<Req, Res> {
+  return (call: ServerWritableStream<Req, Res>) => {
+    const started = performance.now();
+    const controller = new AbortController();
+    let cancelled = false;
+    let messages = 0;
+    const finish = (code: number) =>
+      deps.log.info(
+        { method, code: codeName(code), durationMs: +(performance.now() - started).toFixed(3), messages },
+        "call",
+      );
+    const fail = (err: unknown) => {
+      const serviceError: ServiceError = toServiceError(err, deps.log, method);
+      call.emit("error", serviceError);
+      finish(serviceError.code);
+    };
+    if (deps.tracker.isDraining) {
+      fail(UNAVAILABLE_SHUTDOWN);
+      return;
+    }
+    const onCancel = () => {
+      cancelled = true;
+      controller.abort(new Error("cancelled by the client"));
+    };
+    call.on("cancelled", onCancel);
+    const untrack = deps.tracker.addStream(controller);
+    const ctx: CallContext = { signal: controller.signal, metadata: call.metadata, log: deps.log };
+
+    void (async () => {
+      try {
+        for await (const message of fn(call.request, ctx)) {
+          if (controller.signal.aborted) break;
+          messages++;
+          if (!call.write(message)) await waitForDrain(call as ServerWritableStream<unknown, unknown>, controller.signal);
+        }
+        if (cancelled) finish(Status.CANCELLED);
+        else if (controller.signal.aborted) fail(controller.signal.reason);
+        else {
+          call.end();
+          finish(Status.OK);
+        }
+      } catch (err) {
+        if (cancelled) finish(Status.CANCELLED);
+        else fail(controller.signal.aborted ? controller.signal.reason : err);
+      } finally {
+        call.off("cancelled", onCancel);
+        untrack();
+      }
+    })();
+  };
+}

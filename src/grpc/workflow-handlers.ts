@@ -1,0 +1,90 @@
+/**
+ * WorkflowService handlers: thin. Each maps the request to a service call and the result back to
+ * the contract; validation and rules live in the service and the engine, errors in error-map.ts.
+ */
+import { status as Status, type ServiceError } from "@grpc/grpc-js";
+import type { WorkflowServiceServer } from "../gen/workflow/v1/service.js";
+import type { WorkflowService } from "../service/workflow-service.js";
+import { serverStream, unary, type AdapterDeps } from "./call-adapter.js";
+import {
+  definitionFromProto,
+  definitionToProto,
+  diagnosticToProto,
+  historyEntryToProto,
+  instanceToProto,
+  statusFilterFromProto,
+} from "./mappers.js";
+
+export function workflowHandlers(service: WorkflowService, deps: AdapterDeps): WorkflowServiceServer {
+  return {
+    createDefinition: unary("CreateDefinition", deps, async (req) => {
+      const { definition, created } = await service.createDefinition(definitionFromProto(req.definition));
+      return { definition: definitionToProto(definition), created };
+    }),
+
+    getDefinition: unary("GetDefinition", deps, async (req) => ({
+      definition: definitionToProto(await service.getDefinition(req.definitionId, req.version)),
+    })),
+
+    listDefinitions: unary("ListDefinitions", deps, async (req) => {
+      const page = await service.listDefinitions(req);
+      return { definitions: page.items.map(definitionToProto), nextPageToken: page.nextPageToken };
+    }),
+
+    validateDefinition: unary("ValidateDefinition", deps, async (req) => {
+      const result = service.validateDefinition(definitionFromProto(req.definition));
+      return { valid: result.valid, diagnostics: result.diagnostics.map(diagnosticToProto) };
+    }),
+
+    startInstance: unary("StartInstance", deps, async (req) => ({
+      instance: instanceToProto((await service.startInstance(req)).instance),
+    })),
+
+    getInstance: unary("GetInstance", deps, async (req) => {
+      const view = await service.getInstance(req.instanceId);
+      return {
+        instance: instanceToProto(view.instance),
+        currentState: { ...view.currentState },
+        availableActions: view.availableActions.map((a) => ({ ...a })),
+        recentHistory: view.recentHistory.map(historyEntryToProto),
+      };
+    }),
+
+    listInstances: unary("ListInstances", deps, async (req) => {
+      const page = await service.listInstances({ ...req, status: statusFilterFromProto(req.status) });
+      return { instances: page.items.map(instanceToProto), nextPageToken: page.nextPageToken };
+    }),
+
+    executeAction: unary("ExecuteAction", deps, async (req) => {
+      const { instance, entry } = await service.executeAction(req);
+      return { instance: instanceToProto(instance), transition: historyEntryToProto(entry) };
+    }),
+
+    listAvailableActions: unary("ListAvailableActions", deps, async (req) => {
+      const { actions, instance } = await service.listAvailableActions(req.instanceId);
+      return {
+        actions: actions.map((a) => ({ ...a })),
+        currentState: instance.currentState,
+        instanceVersion: instance.version,
+      };
+    }),
+
+    listInstanceHistory: unary("ListInstanceHistory", deps, async (req) => {
+      const page = await service.listInstanceHistory(req);
+      return { entries: page.items.map(historyEntryToProto), nextPageToken: page.nextPageToken };
+    }),
+
+    watchInstance: (call) => {
+      call.emit("error", { code: Status.UNIMPLEMENTED, details: "WatchInstance is not implemented yet" } as ServiceError);
+    },
+
+    watchInstances: (call) => {
+      call.emit("error", { code: Status.UNIMPLEMENTED, details: "WatchInstances is not implemented yet" } as ServiceError);
+    },
+
+    getServiceStats: unary("GetServiceStats", deps, async () => service.stats()),
+  };
+}
+
+// Referenced so the streaming adapter stays compiled until the watch handlers use it.
+void serverStream;

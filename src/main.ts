@@ -1,0 +1,68 @@
+/**
+ * The service's entry point: the only module with side effects. Reads flags and environment,
+ * opens the store, serves, and shuts down gracefully on SIGTERM / SIGINT (exit 0).
+ * Bad configuration: one clear line on stderr and exit code 2.
+ */
+import { ConfigError, describeConfig, parseConfig } from "./config.js";
+import { createLogger } from "./logger.js";
+import { startServer } from "./server.js";
+import { openStore } from "./store/open-store.js";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`workflow: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  log.info({ config: describeConfig(config) }, "configuration");
+
+  let store;
+  try {
+    store = await openStore(config, log);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`workflow: cannot open the ${config.store} store: ${message}\n`);
+    process.exit(2);
+  }
+
+  let server;
+  try {
+    server = await startServer({
+      listen: config.listen,
+      store,
+      logger: log,
+      limits: config.limits,
+      shutdownGraceMs: config.shutdownGraceMs,
+      watchProgressMs: config.watchProgressMs,
+    });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`workflow: cannot listen on ${config.listen}: ${message}\n`);
+    await store.close();
+    process.exit(2);
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "signal received");
+    server.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+void main();

@@ -1,0 +1,103 @@
+/**
+ * Server factory: builds the gRPC server around a store and returns it listening, with a
+ * graceful shutdown. No side effects on import; src/main.ts is the only entry that reads the
+ * environment and handles signals.
+ */
+import { fileURLToPath } from "node:url";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { DEFAULT_LIMITS, type Limits } from "./engine/limits.js";
+import { WorkflowServiceService } from "./gen/workflow/v1/service.js";
+import { CallTracker } from "./grpc/call-adapter.js";
+import { workflowHandlers } from "./grpc/workflow-handlers.js";
+import type { Logger } from "./logger.js";
+import { WorkflowService } from "./service/workflow-service.js";
+import type { WorkflowStore } from "./store/store.js";
+
+export const SERVICE_NAME = "workflow.v1.WorkflowService";
+/** Directory holding the .proto contract (served through reflection). */
+export const PROTO_DIR = fileURLToPath(new URL("../proto", import.meta.url));
+
+export interface ServerOptions {
+  /** host:port; port 0 picks a free port. */
+  listen: string;
+  store: WorkflowStore;
+  logger: Logger;
+  limits?: Limits;
+  /** How long shutdown waits for in-flight unary calls. */
+  shutdownGraceMs?: number;
+  /** Progress message interval on idle WatchInstances streams. */
+  watchProgressMs?: number;
+}
+
+export interface RunningServer {
+  /** The bound port (useful with port 0). */
+  port: number;
+  service: WorkflowService;
+  tracker: CallTracker;
+  health: HealthImplementation;
+  /** NOT_SERVING, refuse new calls, end streams with UNAVAILABLE, finish in-flight calls, close the store. */
+  shutdown(): Promise<void>;
+}
+
+/** Package definition of everything the server exposes, for reflection. */
+function reflectionPackage() {
+  return loadSync([`${PROTO_DIR}/workflow/v1/service.proto`, healthProtoPath], {
+    includeDirs: [PROTO_DIR],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const log = options.logger;
+  const service = new WorkflowService(options.store, { limits: options.limits ?? DEFAULT_LIMITS });
+  const tracker = new CallTracker();
+  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+
+  server.addService(WorkflowServiceService, workflowHandlers(service, { log, tracker }));
+  const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
+  health.addToServer(server);
+  new ReflectionService(reflectionPackage()).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(options.listen, ServerCredentials.createInsecure(), (err, boundPort) =>
+      err ? reject(err) : resolve(boundPort),
+    );
+  });
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    shuttingDown ??= (async () => {
+      const grace = options.shutdownGraceMs ?? 10_000;
+      log.info({ graceMs: grace }, "shutting down");
+      health.setStatus("", "NOT_SERVING");
+      health.setStatus(SERVICE_NAME, "NOT_SERVING");
+      tracker.drain();
+      const finished = await tracker.waitForUnary(grace);
+      if (!finished) log.warn({ inFlight: tracker.activeUnary }, "grace period over; cancelling in-flight calls");
+      await new Promise<void>((resolve) => {
+        // Health Watch streams keep tryShutdown waiting; after a short wait they are cut.
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, finished ? 500 : 0);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await options.store.close();
+      log.info("stopped");
+    })();
+    return shuttingDown;
+  };
+
+  log.info({ port, store: options.store.kind }, "listening");
+  return { port, service, tracker, health, shutdown };
+}
