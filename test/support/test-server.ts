@@ -1,0 +1,120 @@
+/**
+ * Shared helpers for integration tests: a real server on 127.0.0.1:0 (awaited bind, no sleeps),
+ * a real grpc-js client, promisified unary calls, and decoding of google.rpc.Status details.
+ */
+import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import type { Limits } from "../../src/engine/limits.js";
+import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
+import { Status as RpcStatus } from "../../src/gen/google/rpc/status.js";
+import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
+import { createLogger, type Logger } from "../../src/logger.js";
+import { startServer, type RunningServer } from "../../src/server.js";
+import { MemoryStore } from "../../src/store/memory-store.js";
+import type { WorkflowStore } from "../../src/store/store.js";
+
+export interface TestServerOptions {
+  store?: WorkflowStore;
+  limits?: Limits;
+  shutdownGraceMs?: number;
+  watchProgressMs?: number;
+  logger?: Logger;
+}
+
+export interface TestServer {
+  server: RunningServer;
+  store: WorkflowStore;
+  address: string;
+  client: WorkflowServiceClient;
+  /** A new client (its own channel) to the same server. */
+  newClient(): WorkflowServiceClient;
+  /** Shuts the server down and closes every client made here. */
+  close(): Promise<void>;
+}
+
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const store = options.store ?? new MemoryStore();
+  const server = await startServer({
+    listen: "127.0.0.1:0",
+    store,
+    logger: options.logger ?? createLogger(process.env.TEST_LOG_LEVEL ?? "silent"),
+    limits: options.limits,
+    shutdownGraceMs: options.shutdownGraceMs ?? 2_000,
+    watchProgressMs: options.watchProgressMs,
+  });
+  const address = `127.0.0.1:${server.port}`;
+  const clients: WorkflowServiceClient[] = [];
+  const newClient = () => {
+    const c = new WorkflowServiceClient(address, credentials.createInsecure());
+    clients.push(c);
+    return c;
+  };
+  const client = newClient();
+  return {
+    server,
+    store,
+    address,
+    client,
+    newClient,
+    async close() {
+      for (const c of clients) c.close();
+      await server.shutdown();
+    },
+  };
+}
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => unknown;
+
+/** Calls a unary method and resolves with its response (rejects with the ServiceError). */
+export function unaryCall<Req, Res>(
+  client: WorkflowServiceClient,
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+  metadata: Metadata = new Metadata(),
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method.call(client, request, metadata, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+/** Calls a unary method expecting failure; resolves with the ServiceError (fails if it succeeds). */
+export async function expectError<Req, Res>(
+  client: WorkflowServiceClient,
+  method: UnaryMethod<Req, Res>,
+  request: Req,
+): Promise<ServiceError> {
+  try {
+    const res = await unaryCall(client, method, request);
+    throw new Error(`expected an error, got ${JSON.stringify(res)}`);
+  } catch (err) {
+    if ((err as ServiceError).code === undefined) throw err;
+    return err as ServiceError;
+  }
+}
+
+export interface DecodedStatus {
+  code: number;
+  message: string;
+  errorInfo?: ErrorInfo;
+  badRequest?: BadRequest;
+  preconditionFailure?: PreconditionFailure;
+}
+
+/** Decodes `grpc-status-details-bin` the way any gRPC client would. */
+export function decodeStatus(err: ServiceError): DecodedStatus {
+  const raw = err.metadata?.get("grpc-status-details-bin")[0];
+  if (!raw) throw new Error(`no grpc-status-details-bin on error ${err.code}: ${err.details}`);
+  const status = RpcStatus.decode(raw as Buffer);
+  const out: DecodedStatus = { code: status.code, message: status.message };
+  for (const any of status.details) {
+    if (any.typeUrl === "type.googleapis.com/google.rpc.ErrorInfo") out.errorInfo = ErrorInfo.decode(any.value);
+    if (any.typeUrl === "type.googleapis.com/google.rpc.BadRequest") out.badRequest = BadRequest.decode(any.value);
+    if (any.typeUrl === "type.googleapis.com/google.rpc.PreconditionFailure") {
+      out.preconditionFailure = PreconditionFailure.decode(any.value);
+    }
+  }
+  return out;
+}
