@@ -1,0 +1,7 @@
+/** The engine's public API: domain types, typed errors, limits, definition validation, transitions. */
+export * from "./types.js";
+export * from "./errors.js";
+export * from "./limits.js";
+export * from "./format.js";
+export * from "./validate-definition.js";
+export * from "./transition.js";

@@ -1,0 +1,49 @@
+/** Size limits on definitions and requests. Configurable; these are the defaults. */
+export interface Limits {
+  /** Longest id (definition, state, action, instance). */
+  maxIdLength: number;
+  /** Longest name. */
+  maxNameLength: number;
+  /** Longest description. */
+  maxDescriptionLength: number;
+  /** Most states in one definition. */
+  maxStates: number;
+  /** Most actions in one definition. */
+  maxActions: number;
+  /** Most entries in one action's from_states. */
+  maxFromStates: number;
+  /** Longest request_id. */
+  maxRequestIdLength: number;
+  /** Largest page_size honoured (larger values are lowered to it). */
+  maxPageSize: number;
+  /** page_size used when the request gives 0. */
+  defaultPageSize: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxIdLength: 64,
+  maxNameLength: 200,
+  maxDescriptionLength: 2000,
+  maxStates: 200,
+  maxActions: 500,
+  maxFromStates: 200,
+  maxRequestIdLength: 128,
+  maxPageSize: 1000,
+  defaultPageSize: 50,
+});
+
+/** Ids: start with a letter or digit, then letters, digits, `_`, `.`, `-`. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** request_id: printable ASCII without spaces. */
+export const REQUEST_ID_PATTERN = /^[\x21-\x7e]+$/;
+
+/** Returns why `value` is not a valid id, or undefined when it is. */
+export function idProblem(value: string, limits: Limits): string | undefined {
+  if (value.length === 0) return "must not be empty";
+  if (value.length > limits.maxIdLength) return `must be at most ${limits.maxIdLength} characters (got ${value.length})`;
+  if (!ID_PATTERN.test(value)) {
+    return "may contain only letters, digits, '_', '.' and '-', and must start with a letter or digit";
+  }
+  return undefined;
+}

@@ -1,0 +1,205 @@
+/**
+ * The transition function: given a definition and an instance, compute the next instance and its
+ * history entry, or raise a typed error that tells the caller what is allowed instead.
+ * Pure: no I/O, no clock (callers pass `now`), never mutates its inputs.
+ */
+import { WorkflowError, type ErrorCode, type PreconditionDetail } from "./errors.js";
+import { listIds, quote } from "./format.js";
+import type { ActionDef, Definition, HistoryEntry, Instance, StateDef, Transition } from "./types.js";
+
+/** `enabled` omitted means enabled. */
+export function isEnabled(x: { enabled?: boolean | undefined }): boolean {
+  return x.enabled !== false;
+}
+
+export function findState(def: Definition, id: string): StateDef | undefined {
+  return def.states.find((s) => s.id === id);
+}
+
+export function findAction(def: Definition, id: string): ActionDef | undefined {
+  return def.actions.find((a) => a.id === id);
+}
+
+/** The definition's initial state (the first one marked initial). */
+export function initialState(def: Definition): StateDef | undefined {
+  return def.states.find((s) => s.initial);
+}
+
+/**
+ * Actions that can run now: enabled, listing the current state in from_states, leading into an
+ * existing enabled state. None for a completed instance. In definition order.
+ */
+export function availableActions(def: Definition, instance: Instance): ActionDef[] {
+  if (instance.status === "completed") return [];
+  return def.actions.filter((a) => {
+    if (!isEnabled(a) || !a.fromStates.includes(instance.currentState)) return false;
+    const target = findState(def, a.toState);
+    return target !== undefined && isEnabled(target);
+  });
+}
+
+/** A new instance in the definition's initial state, and its first history entry (version 1). */
+export function startInstance(
+  def: Definition,
+  args: { instanceId: string; now: Date; requestId: string },
+): Transition {
+  const initial = initialState(def);
+  if (!initial) {
+    // Stored definitions are validated, so this is a bug, not a client error.
+    throw new Error(`definition ${quote(def.id)} version ${def.version} has no initial state`);
+  }
+  const instance: Instance = {
+    id: args.instanceId,
+    definitionId: def.id,
+    definitionVersion: def.version,
+    currentState: initial.id,
+    status: initial.final ? "completed" : "active",
+    version: 1,
+    createTime: new Date(args.now.getTime()),
+    updateTime: new Date(args.now.getTime()),
+  };
+  const entry: HistoryEntry = {
+    version: 1,
+    actionId: "",
+    fromState: "",
+    toState: initial.id,
+    time: new Date(args.now.getTime()),
+    requestId: args.requestId,
+  };
+  return { instance, entry };
+}
+
+/**
+ * Executes `actionId` on `instance`. Checks, in order: the action exists (ACTION_NOT_FOUND), the
+ * instance is not completed (INSTANCE_COMPLETED), the action is enabled (ACTION_DISABLED), the current
+ * state is in its from_states (ACTION_NOT_ALLOWED), the target state exists and is enabled
+ * (STATE_DISABLED). Each error carries the current state and the allowed actions.
+ */
+export function executeAction(
+  def: Definition,
+  instance: Instance,
+  args: { actionId: string; now: Date; requestId: string },
+): Transition {
+  if (instance.definitionId !== def.id || instance.definitionVersion !== def.version) {
+    throw new Error(
+      `instance ${quote(instance.id)} belongs to definition ${quote(instance.definitionId)} version ${instance.definitionVersion}, ` +
+        `not ${quote(def.id)} version ${def.version}`,
+    );
+  }
+  const { actionId } = args;
+  const current = instance.currentState;
+  const allowed = availableActions(def, instance).map((a) => a.id);
+  const allowedText = `allowed actions: ${listIds(allowed)}`;
+
+  const fail = (
+    code: ErrorCode,
+    message: string,
+    violation: { type: "STATE" | "ACTION"; subject: string; description: string },
+  ): WorkflowError => {
+    const precondition: PreconditionDetail = { currentState: current, allowedActions: allowed, violations: [violation] };
+    return new WorkflowError(code, message, {
+      precondition,
+      metadata: { current_state: current, instance_id: instance.id, action_id: actionId },
+    });
+  };
+
+  const action = findAction(def, actionId);
+  if (!action) {
+    throw fail(
+      "ACTION_NOT_FOUND",
+      `action ${quote(actionId)} does not exist in definition ${quote(def.id)} version ${def.version}; ` +
+        `instance ${quote(instance.id)} is in state ${quote(current)}; ${allowedText}`,
+      { type: "ACTION", subject: actionId, description: `definition ${quote(def.id)} version ${def.version} has no action ${quote(actionId)}` },
+    );
+  }
+  if (instance.status === "completed") {
+    throw fail(
+      "INSTANCE_COMPLETED",
+      `instance ${quote(instance.id)} is completed (final state ${quote(current)}) and accepts no more actions; start a new instance instead`,
+      { type: "STATE", subject: instance.id, description: `instance is in final state ${quote(current)}` },
+    );
+  }
+  if (!isEnabled(action)) {
+    throw fail(
+      "ACTION_DISABLED",
+      `action ${quote(actionId)} is disabled in definition ${quote(def.id)} version ${def.version}; ${allowedText}`,
+      { type: "ACTION", subject: actionId, description: `action ${quote(actionId)} is disabled` },
+    );
+  }
+  if (!action.fromStates.includes(current)) {
+    throw fail(
+      "ACTION_NOT_ALLOWED",
+      `action ${quote(actionId)} is not allowed from state ${quote(current)} (it runs from: ${listIds(action.fromStates)}); ${allowedText}`,
+      {
+        type: "STATE",
+        subject: instance.id,
+        description: `instance is in state ${quote(current)}; action ${quote(actionId)} runs only from: ${listIds(action.fromStates)}`,
+      },
+    );
+  }
+  const target = findState(def, action.toState);
+  if (!target || !isEnabled(target)) {
+    const why = target ? "is disabled" : "does not exist";
+    throw fail(
+      "STATE_DISABLED",
+      `action ${quote(actionId)} leads to state ${quote(action.toState)}, which ${why}; ${allowedText}`,
+      { type: "ACTION", subject: actionId, description: `target state ${quote(action.toState)} ${why}` },
+    );
+  }
+
+  const next: Instance = {
+    ...instance,
+    currentState: target.id,
+    status: target.final ? "completed" : "active",
+    version: instance.version + 1,
+    createTime: new Date(instance.createTime.getTime()),
+    updateTime: new Date(args.now.getTime()),
+  };
+  const entry: HistoryEntry = {
+    version: next.version,
+    actionId: action.id,
+    fromState: current,
+    toState: target.id,
+    time: new Date(args.now.getTime()),
+    requestId: args.requestId,
+  };
+  return { instance: next, entry };
+}
+
+/**
+ * Rebuilds an instance from its complete history (version 1 = the start, then one entry per
+ * transition, in order), re-applying the transition rules. Throws if the history is inconsistent
+ * with the definition or with itself.
+ */
+export function replayHistory(def: Definition, instanceId: string, entries: HistoryEntry[]): Instance {
+  const [start, ...rest] = entries;
+  const bad = (version: number | string, why: string): Error =>
+    new Error(`history of instance ${quote(instanceId)} is inconsistent at version ${version}: ${why}`);
+  if (!start) throw bad(1, "history is empty; it must begin with the start entry");
+  if (start.version !== 1 || start.actionId !== "" || start.fromState !== "") {
+    throw bad(start.version, "the first entry must be the start (version 1, no action, no from_state)");
+  }
+  let { instance } = startInstance(def, { instanceId, now: start.time, requestId: start.requestId });
+  if (start.toState !== instance.currentState) {
+    throw bad(1, `started in ${quote(start.toState)}, but the initial state is ${quote(instance.currentState)}`);
+  }
+  for (const entry of rest) {
+    if (entry.version !== instance.version + 1) {
+      throw bad(entry.version, `expected version ${instance.version + 1}`);
+    }
+    if (entry.fromState !== instance.currentState) {
+      throw bad(entry.version, `from_state ${quote(entry.fromState)} but the instance was in ${quote(instance.currentState)}`);
+    }
+    let step: Transition;
+    try {
+      step = executeAction(def, instance, { actionId: entry.actionId, now: entry.time, requestId: entry.requestId });
+    } catch (err) {
+      throw bad(entry.version, err instanceof Error ? err.message : String(err));
+    }
+    if (step.entry.toState !== entry.toState) {
+      throw bad(entry.version, `to_state ${quote(entry.toState)} but action ${quote(entry.actionId)} leads to ${quote(step.entry.toState)}`);
+    }
+    instance = step.instance;
+  }
+  return instance;
+}
