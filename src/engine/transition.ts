@@ -89,7 +89,8 @@ export function executeAction(
   const { actionId } = args;
   const current = instance.currentState;
   const allowed = availableActions(def, instance).map((a) => a.id);
-  const allowedText = `allowed actions: ${listIds(allowed)}`;
+  const allowedOnly = `allowed actions: ${listIds(allowed)}`;
+  const allowedText = `instance ${quote(instance.id)} is in state ${quote(current)}; ${allowedOnly}`;
 
   const fail = (
     code: ErrorCode,
@@ -107,8 +108,7 @@ export function executeAction(
   if (!action) {
     throw fail(
       "ACTION_NOT_FOUND",
-      `action ${quote(actionId)} does not exist in definition ${quote(def.id)} version ${def.version}; ` +
-        `instance ${quote(instance.id)} is in state ${quote(current)}; ${allowedText}`,
+      `action ${quote(actionId)} does not exist in definition ${quote(def.id)} version ${def.version}; ${allowedText}`,
       { type: "ACTION", subject: actionId, description: `definition ${quote(def.id)} version ${def.version} has no action ${quote(actionId)}` },
     );
   }
@@ -129,7 +129,7 @@ export function executeAction(
   if (!action.fromStates.includes(current)) {
     throw fail(
       "ACTION_NOT_ALLOWED",
-      `action ${quote(actionId)} is not allowed from state ${quote(current)} (it runs from: ${listIds(action.fromStates)}); ${allowedText}`,
+      `action ${quote(actionId)} is not allowed from state ${quote(current)} (it runs from: ${listIds(action.fromStates)}); ${allowedOnly}`,
       {
         type: "STATE",
         subject: instance.id,

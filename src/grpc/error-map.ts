@@ -71,7 +71,17 @@ export function toRpcStatus(err: WorkflowError): RpcStatus {
     details.push(
       pack(
         "google.rpc.PreconditionFailure",
-        PreconditionFailure.encode({ violations: err.precondition.violations }).finish(),
+        PreconditionFailure.encode({
+          violations: [
+            ...err.precondition.violations,
+            // Machine-readable: where the instance is and what it accepts from there.
+            {
+              type: "CURRENT_STATE",
+              subject: err.precondition.currentState,
+              description: `allowed actions: ${err.precondition.allowedActions.join(", ") || "(none)"}`,
+            },
+          ],
+        }).finish(),
       ),
     );
   }

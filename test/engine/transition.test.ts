@@ -158,7 +158,7 @@ describe("executeAction", () => {
     const instance = start(def);
     const err = refusal(() => executeAction(def, instance, { actionId: "submit", now: T0, requestId: "" }));
     expect(err.code).toBe("ACTION_DISABLED");
-    expect(err.message).toBe('action "submit" is disabled in definition "approval" version 1; allowed actions: cancel');
+    expect(err.message).toBe('action "submit" is disabled in definition "approval" version 1; instance "i-1" is in state "draft"; allowed actions: cancel');
     expect(err.precondition).toEqual({
       currentState: "draft",
       allowedActions: ["cancel"],
@@ -186,7 +186,7 @@ describe("executeAction", () => {
     const instance = start(def);
     const err = refusal(() => executeAction(def, instance, { actionId: "submit", now: T0, requestId: "" }));
     expect(err.code).toBe("STATE_DISABLED");
-    expect(err.message).toBe('action "submit" leads to state "submitted", which is disabled; allowed actions: cancel');
+    expect(err.message).toBe('action "submit" leads to state "submitted", which is disabled; instance "i-1" is in state "draft"; allowed actions: cancel');
     expect(err.precondition).toEqual({
       currentState: "draft",
       allowedActions: ["cancel"],

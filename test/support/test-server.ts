@@ -6,7 +6,20 @@ import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { Limits } from "../../src/engine/limits.js";
 import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
 import { Status as RpcStatus } from "../../src/gen/google/rpc/status.js";
-import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
+import {
+  CreateDefinitionRequest,
+  ExecuteActionRequest,
+  GetDefinitionRequest,
+  GetInstanceRequest,
+  GetServiceStatsRequest,
+  ListAvailableActionsRequest,
+  ListDefinitionsRequest,
+  ListInstanceHistoryRequest,
+  ListInstancesRequest,
+  StartInstanceRequest,
+  ValidateDefinitionRequest,
+  WorkflowServiceClient,
+} from "../../src/gen/workflow/v1/service.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import { startServer, type RunningServer } from "../../src/server.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
@@ -117,4 +130,55 @@ export function decodeStatus(err: ServiceError): DecodedStatus {
     }
   }
   return out;
+}
+
+/** Like the generated DeepPartial: every field optional, recursively (dates and arrays kept). */
+export type Partial2<T> = T extends Date
+  ? T
+  : T extends (infer U)[]
+    ? Partial2<U>[]
+    : T extends object
+      ? { [K in keyof T]?: Partial2<T[K]> }
+      : T;
+
+interface PartialFns<T> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  fromPartial(object: any): T;
+}
+
+function bind<Req, Res>(client: WorkflowServiceClient, fns: PartialFns<Req>, method: UnaryMethod<Req, Res>) {
+  return (request: Partial2<Req> = {} as Partial2<Req>, metadata?: Metadata): Promise<Res> =>
+    unaryCall(client, method, fns.fromPartial(request), metadata);
+}
+
+/** Promise-returning unary calls taking partial requests (unset fields get proto3 defaults). */
+export function api(client: WorkflowServiceClient) {
+  return {
+    createDefinition: bind(client, CreateDefinitionRequest, client.createDefinition),
+    getDefinition: bind(client, GetDefinitionRequest, client.getDefinition),
+    listDefinitions: bind(client, ListDefinitionsRequest, client.listDefinitions),
+    validateDefinition: bind(client, ValidateDefinitionRequest, client.validateDefinition),
+    startInstance: bind(client, StartInstanceRequest, client.startInstance),
+    getInstance: bind(client, GetInstanceRequest, client.getInstance),
+    listInstances: bind(client, ListInstancesRequest, client.listInstances),
+    executeAction: bind(client, ExecuteActionRequest, client.executeAction),
+    listAvailableActions: bind(client, ListAvailableActionsRequest, client.listAvailableActions),
+    listInstanceHistory: bind(client, ListInstanceHistoryRequest, client.listInstanceHistory),
+    getServiceStats: bind(client, GetServiceStatsRequest, client.getServiceStats),
+  };
+}
+
+export type Api = ReturnType<typeof api>;
+
+/** Awaits `promise`, expecting a gRPC error; returns it decoded (fails if the call succeeds). */
+export async function rejection(promise: Promise<unknown>): Promise<DecodedStatus & { error: ServiceError }> {
+  let res: unknown;
+  try {
+    res = await promise;
+  } catch (err) {
+    const se = err as ServiceError;
+    if (typeof se.code !== "number") throw err;
+    return { ...decodeStatus(se), error: se };
+  }
+  throw new Error(`expected an error, got ${JSON.stringify(res)}`);
 }
