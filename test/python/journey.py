@@ -1,0 +1,326 @@
+#!/usr/bin/python3
+"""Proves that a Python client that knows only proto/ (plus the public google.rpc protos) can use the
+whole workflow.v1 contract: definitions, instances, history, rich error details and a watch stream.
+
+Usage: /usr/bin/python3 test/python/journey.py HOST:PORT [--buf PATH] [--deadline SECONDS]
+
+Stubs are generated into a temporary directory on every run and never committed. buf (from
+node_modules) compiles the .proto files into descriptor sets and grpc_tools.protoc generates the Python
+code from those: Debian bookworm's python3-grpc-tools bundles protoc 3.5.1, which cannot parse proto3
+`optional` fields from source but generates correct code from a descriptor set built by a newer compiler.
+
+Exits 0 when every step matched the contract; 1 with "journey FAILED at step ..." on the first mismatch;
+2 when the stubs cannot be generated; 3 when grpc is not installed.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+try:
+    import grpc
+    from grpc_tools import protoc
+except ImportError as exc:  # The test that runs this script relies on this exact advice.
+    print(
+        f"python grpc is missing for {sys.executable} ({exc}); "
+        "run `apt-get install -y python3-grpcio python3-grpc-tools`",
+        file=sys.stderr,
+    )
+    sys.exit(3)
+
+REPO = Path(__file__).resolve().parents[2]
+GOOGLE_PROTOS = REPO / "node_modules" / "google-proto-files"
+RPC_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
+WORKFLOW_PROTOS = ["workflow/v1/resources.proto", "workflow/v1/service.proto"]
+DOMAIN = "workflow.v1"
+
+
+class Mismatch(Exception):
+    """The server's answer differs from the contract."""
+
+
+def generate_stubs(buf: str, out: Path) -> None:
+    """Compiles proto/ and the google.rpc protos with buf, then generates Python stubs with grpc_tools."""
+    workflow_set = out / "workflow.binpb"
+    rpc_set = out / "rpc.binpb"
+    builds = [
+        [buf, "build", "proto", "--as-file-descriptor-set", "-o", str(workflow_set)],
+        [buf, "build", str(GOOGLE_PROTOS.relative_to(REPO)), "--as-file-descriptor-set", "-o", str(rpc_set)]
+        + [arg for p in RPC_PROTOS for arg in ("--path", str((GOOGLE_PROTOS / p).relative_to(REPO)))],
+    ]
+    for cmd in builds:
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"`{' '.join(cmd)}` failed ({done.returncode}): {done.stderr.strip()}")
+    args = [
+        "grpc_tools.protoc",
+        f"--descriptor_set_in={workflow_set}{os.pathsep}{rpc_set}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        *WORKFLOW_PROTOS,
+        *RPC_PROTOS,
+    ]
+    if protoc.main(args) != 0:
+        raise RuntimeError(f"grpc_tools.protoc failed: {' '.join(args)}")
+
+
+class Journey:
+    """The client journey, one method per step; each step checks the answer against the contract."""
+
+    def __init__(self, channel: grpc.Channel, deadline: float):
+        # Imported here because the modules exist only once generate_stubs has run.
+        from google.rpc import error_details_pb2, status_pb2
+        from workflow.v1 import resources_pb2, service_pb2, service_pb2_grpc
+
+        self.pb = service_pb2
+        self.res = resources_pb2
+        self.rpc_status = status_pb2
+        self.details = error_details_pb2
+        self.stub = service_pb2_grpc.WorkflowServiceStub(channel)
+        self.deadline = deadline
+        self.suffix = uuid.uuid4().hex[:8]
+        self.step = "setup"
+
+    # ------------------------------------------------------------------ helpers
+
+    def check(self, condition: bool, message: str) -> None:
+        if not condition:
+            raise Mismatch(message)
+
+    def equal(self, actual, expected, what: str) -> None:
+        if actual != expected:
+            raise Mismatch(f"{what}: expected {expected!r}, got {actual!r}")
+
+    def call(self, method: str, request):
+        """A unary call with a deadline, as every client should make it."""
+        return getattr(self.stub, method)(request, timeout=self.deadline)
+
+    def expect_error(self, method: str, request, code: grpc.StatusCode):
+        """Calls a unary method that must fail with `code`; returns the decoded google.rpc.Status and details."""
+        try:
+            response = self.call(method, request)
+        except grpc.RpcError as err:
+            self.equal(err.code(), code, f"{method} status code (details: {err.details()!r})")
+            return self.decode_status(err)
+        raise Mismatch(f"{method} should fail with {code.name}, but it succeeded: {response}")
+
+    def decode_status(self, err: grpc.RpcError):
+        """Decodes grpc-status-details-bin into google.rpc.Status and unpacks the known details."""
+        raw = [value for key, value in (err.trailing_metadata() or ()) if key == "grpc-status-details-bin"]
+        self.check(len(raw) == 1, f"expected one grpc-status-details-bin trailer, got {len(raw)}")
+        status = self.rpc_status.Status.FromString(raw[0])
+        self.equal(status.code, err.code().value[0], "google.rpc.Status.code vs the gRPC status code")
+        self.equal(status.message, err.details(), "google.rpc.Status.message vs the gRPC status message")
+        found = {}
+        for any_detail in status.details:
+            for cls in (self.details.ErrorInfo, self.details.BadRequest, self.details.PreconditionFailure):
+                if any_detail.Is(cls.DESCRIPTOR):
+                    message = cls()
+                    any_detail.Unpack(message)
+                    found[cls.__name__] = message
+        self.check("ErrorInfo" in found, f"no google.rpc.ErrorInfo among the details: {status}")
+        self.equal(found["ErrorInfo"].domain, DOMAIN, "ErrorInfo.domain")
+        return status, found
+
+    # ------------------------------------------------------------------ steps
+
+    def create_definition(self):
+        res = self.res
+        self.definition_id = f"py-review-{self.suffix}"
+        definition = res.Definition(
+            id=self.definition_id,
+            name="Document review (Python journey)",
+            states=[
+                res.State(id="draft", name="Draft", initial=True),
+                res.State(id="review", name="In review"),
+                res.State(id="approved", name="Approved"),
+                res.State(id="published", name="Published", final=True),
+                res.State(id="rejected", name="Rejected", final=True),
+            ],
+            actions=[
+                res.Action(id="submit", name="Submit", from_states=["draft"], to_state="review"),
+                res.Action(id="approve", name="Approve", from_states=["review"], to_state="approved"),
+                res.Action(id="reject", name="Reject", from_states=["review"], to_state="rejected"),
+                res.Action(id="publish", name="Publish", from_states=["approved"], to_state="published"),
+            ],
+        )
+        created = self.call("CreateDefinition", self.pb.CreateDefinitionRequest(definition=definition))
+        self.check(created.created, "CreateDefinition: created should be true for a new definition")
+        self.equal(created.definition.version, 1, "CreateDefinition: version")
+        self.equal([s.id for s in created.definition.states], ["draft", "review", "approved", "published", "rejected"],
+                   "CreateDefinition: state ids")
+        again = self.call("CreateDefinition", self.pb.CreateDefinitionRequest(definition=definition))
+        self.check(not again.created, "CreateDefinition: identical content again should return created = false")
+        fetched = self.call("GetDefinition", self.pb.GetDefinitionRequest(definition_id=self.definition_id))
+        self.equal(fetched.definition.version, 1, "GetDefinition (version 0 = latest): version")
+        self.check(not fetched.definition.states[0].HasField("enabled"), "State.enabled omitted on input must stay omitted")
+
+    def start_instance(self):
+        self.start_request_id = f"start-{self.suffix}"
+        request = self.pb.StartInstanceRequest(definition_id=self.definition_id, request_id=self.start_request_id)
+        started = self.call("StartInstance", request).instance
+        self.instance_id = started.id
+        self.check(started.id != "", "StartInstance: the server should generate an instance id")
+        self.equal(started.version, 1, "StartInstance: version")
+        self.equal(started.current_state, "draft", "StartInstance: current_state")
+        self.equal(started.status, self.res.INSTANCE_STATUS_ACTIVE, "StartInstance: status")
+        self.equal(started.definition_version, 1, "StartInstance: definition_version")
+        # A retry with the same request_id (what a client does after UNAVAILABLE) returns the same instance.
+        retried = self.call("StartInstance", request).instance
+        self.equal(retried.id, started.id, "StartInstance retried with the same request_id: instance id")
+        view = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=self.instance_id))
+        self.equal(view.current_state.id, "draft", "GetInstance: current_state.id")
+        self.equal([a.id for a in view.available_actions], ["submit"], "GetInstance: available_actions")
+
+    def execute(self):
+        self.submit_request_id = f"submit-{self.suffix}"
+        done = self.call("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.instance_id, action_id="submit", expected_version=1, request_id=self.submit_request_id))
+        self.equal(done.instance.version, 2, "ExecuteAction submit: instance.version")
+        self.equal(done.instance.current_state, "review", "ExecuteAction submit: instance.current_state")
+        t = done.transition
+        self.equal((t.version, t.action_id, t.from_state, t.to_state, t.request_id),
+                   (2, "submit", "draft", "review", self.submit_request_id), "ExecuteAction submit: transition")
+
+    def history(self):
+        entries, token, pages = [], "", 0
+        while True:
+            page = self.call("ListInstanceHistory", self.pb.ListInstanceHistoryRequest(
+                instance_id=self.instance_id, page_size=1, page_token=token))
+            entries.extend(page.entries)
+            pages += 1
+            token = page.next_page_token
+            if not token:
+                break
+            self.check(pages < 10, "ListInstanceHistory: paging does not end")
+        got = [(e.version, e.action_id, e.from_state, e.to_state, e.request_id) for e in entries]
+        self.equal(got, [(1, "", "", "draft", self.start_request_id),
+                         (2, "submit", "draft", "review", self.submit_request_id)], "ListInstanceHistory entries")
+        self.check(all(e.HasField("time") for e in entries), "ListInstanceHistory: every entry has a time")
+
+    def rejected_action(self):
+        # "publish" runs only from "approved"; the instance is in "review", where approve and reject are allowed.
+        status, found = self.expect_error("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.instance_id, action_id="publish"), grpc.StatusCode.FAILED_PRECONDITION)
+        info = found["ErrorInfo"]
+        self.equal(info.reason, "ACTION_NOT_ALLOWED", "ErrorInfo.reason")
+        self.equal(info.metadata.get("current_state"), "review", "ErrorInfo.metadata[current_state]")
+        self.check("PreconditionFailure" in found, f"no google.rpc.PreconditionFailure among the details: {status}")
+        violations = found["PreconditionFailure"].violations
+        self.check(len(violations) >= 1, "PreconditionFailure has no violations")
+        self.check(any('"review"' in v.description for v in violations),
+                   f"PreconditionFailure should name the current state \"review\": {violations}")
+        # The allowed actions travel in the message only (see the report: no structured field carries them).
+        allowed = status.message.partition("allowed actions:")[2]
+        self.check("approve" in allowed and "reject" in allowed,
+                   f"the status message should list the allowed actions approve and reject: {status.message!r}")
+
+    def version_conflict(self):
+        status, found = self.expect_error("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.instance_id, action_id="approve", expected_version=1), grpc.StatusCode.ABORTED)
+        info = found["ErrorInfo"]
+        self.equal(info.reason, "VERSION_MISMATCH", "ErrorInfo.reason")
+        self.equal(info.metadata.get("current_version"), "2", "ErrorInfo.metadata[current_version]")
+        # What a client does on ABORTED: read again, then decide whether the action still applies.
+        actions = self.call("ListAvailableActions", self.pb.ListAvailableActionsRequest(instance_id=self.instance_id))
+        self.equal(actions.instance_version, 2, "ListAvailableActions: instance_version after the conflict")
+        self.equal(sorted(a.id for a in actions.actions), ["approve", "reject"], "ListAvailableActions: actions")
+
+    def watch(self):
+        """WatchInstance from version 0: a SNAPSHOT first, then each transition, then OK at the final state."""
+        # A real watcher sets no deadline and reconnects with the last version + 1; this test bounds the wait.
+        stream = self.stub.WatchInstance(
+            self.pb.WatchInstanceRequest(instance_id=self.instance_id, start_version=0), timeout=self.deadline * 3)
+        try:
+            events = []
+            first = next(stream).event
+            events.append(first)
+            self.equal(first.type, self.res.EVENT_TYPE_SNAPSHOT, "first WatchInstance event type")
+            self.equal((first.instance.version, first.instance.current_state), (2, "review"), "snapshot instance")
+            self.equal(first.entry.version, 2, "snapshot entry (the latest history entry) version")
+            # The snapshot proves the watch is registered: every transition from here on must arrive.
+            for step, action in enumerate(["approve", "publish"], start=3):
+                self.call("ExecuteAction", self.pb.ExecuteActionRequest(
+                    instance_id=self.instance_id, action_id=action, expected_version=step - 1))
+            for event in stream:
+                events.append(event.event)
+        except grpc.RpcError as err:
+            raise Mismatch(f"WatchInstance failed with {err.code().name}: {err.details()}") from None
+        self.equal(stream.code(), grpc.StatusCode.OK, "WatchInstance final status")
+        got = [(e.type, e.instance.version, e.instance.current_state, e.entry.action_id) for e in events[1:]]
+        transitioned = self.res.EVENT_TYPE_TRANSITIONED
+        self.equal(got, [(transitioned, 3, "approved", "approve"), (transitioned, 4, "published", "publish")],
+                   "WatchInstance events after the snapshot (type, version, state, action)")
+        self.equal(events[-1].instance.status, self.res.INSTANCE_STATUS_COMPLETED, "last event's instance status")
+        revisions = [e.revision for e in events]
+        self.check(all(a < b for a, b in zip(revisions[1:], revisions[2:])),
+                   f"event revisions must increase: {revisions}")
+
+    def watch_replay(self):
+        """A reconnecting watcher passes a start_version: history replays from there and ends OK at the final state."""
+        stream = self.stub.WatchInstance(
+            self.pb.WatchInstanceRequest(instance_id=self.instance_id, start_version=1), timeout=self.deadline)
+        try:
+            events = [r.event for r in stream]
+        except grpc.RpcError as err:
+            raise Mismatch(f"WatchInstance from version 1 failed with {err.code().name}: {err.details()}") from None
+        self.equal(stream.code(), grpc.StatusCode.OK, "WatchInstance (replay) final status")
+        res = self.res
+        got = [(e.type, e.instance.version) for e in events]
+        self.equal(got, [(res.EVENT_TYPE_STARTED, 1), (res.EVENT_TYPE_TRANSITIONED, 2),
+                         (res.EVENT_TYPE_TRANSITIONED, 3), (res.EVENT_TYPE_TRANSITIONED, 4)],
+                   "WatchInstance from version 1 of a completed instance (type, version)")
+
+    def completed_instance(self):
+        status, found = self.expect_error("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.instance_id, action_id="approve"), grpc.StatusCode.FAILED_PRECONDITION)
+        self.equal(found["ErrorInfo"].reason, "INSTANCE_COMPLETED", "ErrorInfo.reason on a completed instance")
+        self.check("PreconditionFailure" in found, f"no google.rpc.PreconditionFailure among the details: {status}")
+
+    def run(self) -> None:
+        for step in (self.create_definition, self.start_instance, self.execute, self.history, self.rejected_action,
+                     self.version_conflict, self.watch, self.watch_replay, self.completed_instance):
+            self.step = step.__name__
+            try:
+                step()
+            except grpc.RpcError as err:
+                raise Mismatch(f"unexpected {err.code().name}: {err.details()}") from None
+            print(f"ok   {self.step}", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("address", help="host:port of a running workflow server")
+    parser.add_argument("--buf", default=str(REPO / "node_modules" / ".bin" / "buf"), help="buf executable")
+    parser.add_argument("--deadline", type=float, default=10.0, help="deadline of each unary call, in seconds")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="workflow-py-stubs-") as out:
+        try:
+            generate_stubs(args.buf, Path(out))
+        except (RuntimeError, OSError) as exc:
+            print(f"journey FAILED generating stubs: {exc}", file=sys.stderr)
+            return 2
+        sys.path.insert(0, out)
+        # grpc honours http_proxy; a test server on loopback must never be reached through a proxy.
+        with grpc.insecure_channel(args.address, options=[("grpc.enable_http_proxy", 0)]) as channel:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=args.deadline)
+            except grpc.FutureTimeoutError:
+                print(f"journey FAILED: no server at {args.address} within {args.deadline}s", file=sys.stderr)
+                return 1
+            journey = Journey(channel, args.deadline)
+            try:
+                journey.run()
+            except Mismatch as exc:
+                print(f"journey FAILED at step {journey.step}: {exc}", file=sys.stderr)
+                return 1
+    print(f"journey passed against {args.address}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
