@@ -1,0 +1,118 @@
+// Proves the real entry point (src/main.ts as a child process): bad configuration is one clear line and exit code 2, and SIGTERM / SIGINT shut down gracefully with exit code 0.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { credentials } from "@grpc/grpc-js";
+import { describe, expect, it } from "vitest";
+import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
+import { approvalDefinition } from "../support/definitions.js";
+import { api } from "../support/test-server.js";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+function run(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ["--import", "tsx", "src/main.ts", ...args], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+async function exitOf(child: ChildProcess): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  let stderr = "";
+  let stdout = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  child.stdout!.on("data", (d) => (stdout += d));
+  const [code] = (await once(child, "exit")) as [number | null];
+  return { code, stderr, stdout };
+}
+
+/** Resolves with the port from the server's "listening" log line. */
+async function listeningPort(child: ChildProcess): Promise<number> {
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    const entry = JSON.parse(line) as { msg?: string; port?: number };
+    if (entry.msg === "listening" && entry.port) return entry.port;
+  }
+  throw new Error("server exited before listening");
+}
+
+describe("configuration errors", () => {
+  it.each([
+    [["--listen", "nonsense"], /WORKFLOW_LISTEN.*host:port/],
+    [["--store", "mongo"], /WORKFLOW_STORE.*"mongo" is not one of sqlite, memory, postgres/],
+    [["--log-level", "loud"], /LOG_LEVEL/],
+    [["--max-states", "-3"], /WORKFLOW_MAX_STATES/],
+    [["--frobnicate"], /unknown argument "--frobnicate"/],
+    [["--store", "postgres"], /DATABASE_URL/],
+  ])("%j exits 2 with one line", async (args, pattern) => {
+    const { code, stderr } = await exitOf(run(args as string[]));
+    expect(code).toBe(2);
+    expect(stderr.trim().split("\n")).toHaveLength(1);
+    expect(stderr).toMatch(pattern);
+    expect(stderr).not.toMatch(/\s+at\s/);
+  });
+
+  it("reads the environment when no flag is given", async () => {
+    const { code, stderr } = await exitOf(run([], { WORKFLOW_LISTEN: "bad" }));
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/WORKFLOW_LISTEN/);
+  });
+
+  it("a port already in use exits 2 with one line", async () => {
+    const first = run(["--store", "memory", "--listen", "127.0.0.1:0"]);
+    const port = await listeningPort(first);
+    const { code, stderr } = await exitOf(run(["--store", "memory", "--listen", `127.0.0.1:${port}`]));
+    first.kill("SIGTERM");
+    await once(first, "exit");
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/cannot listen on 127\.0\.0\.1:\d+/);
+  });
+});
+
+describe("signals", () => {
+  it.each(["SIGTERM", "SIGINT"] as const)("%s: serves, then shuts down gracefully with exit code 0", async (signal) => {
+    const child = run(["--store", "memory", "--listen", "127.0.0.1:0"]);
+    const exited = exitOf(child);
+    const port = await listeningPort(child);
+    const client = new WorkflowServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+    const res = await api(client).createDefinition({ definition: approvalDefinition() });
+    expect(res.created).toBe(true);
+    client.close();
+    child.kill(signal);
+    const { code, stdout } = await exited;
+    expect(code).toBe(0);
+    const messages = stdout
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { msg: string }).msg);
+    expect(messages).toEqual(expect.arrayContaining(["configuration", "listening", "call", "shutting down", "stopped"]));
+  });
+
+  it("logs one line per call with method, code, duration and request id, never the request body", async () => {
+    const child = run(["--store", "memory", "--listen", "127.0.0.1:0"]);
+    const exited = exitOf(child);
+    const port = await listeningPort(child);
+    const client = new WorkflowServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+    const rpc = api(client);
+    await rpc.createDefinition({ definition: { ...approvalDefinition(), description: "TOP-SECRET-BODY" } });
+    await rpc.startInstance({ definitionId: "approval", requestId: "req-log-1" });
+    await rpc.getInstance({ instanceId: "missing" }).catch(() => undefined);
+    client.close();
+    child.kill("SIGTERM");
+    const { stdout } = await exited;
+    expect(stdout).not.toContain("TOP-SECRET-BODY");
+    const calls = stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((e) => e.msg === "call");
+    expect(calls.map((c) => [c.method, c.code])).toEqual([
+      ["CreateDefinition", "OK"],
+      ["StartInstance", "OK"],
+      ["GetInstance", "NOT_FOUND"],
+    ]);
+    expect(calls[1]!.requestId).toBe("req-log-1");
+    expect(calls.every((c) => typeof c.durationMs === "number")).toBe(true);
+  });
+});
