@@ -3,6 +3,7 @@ import type { Config } from "../config.js";
 import { ConfigError } from "../config.js";
 import type { Logger } from "../logger.js";
 import { MemoryStore } from "./memory-store.js";
+import { openSqliteStore } from "./sqlite-store.js";
 import type { WorkflowStore } from "./store.js";
 
 export async function openStore(config: Config, log: Logger): Promise<WorkflowStore> {
@@ -10,8 +11,17 @@ export async function openStore(config: Config, log: Logger): Promise<WorkflowSt
   switch (config.store) {
     case "memory":
       return new MemoryStore({ onListenerError });
-    case "sqlite":
+    case "sqlite": {
+      // Throws StoreOpenError with an operator-facing message (main.ts prints it and exits 2).
+      const store = openSqliteStore({
+        dataDir: config.dataDir,
+        onListenerError,
+        onStoreError: (err) => log.error({ err }, "database failure; the call failed with UNAVAILABLE"),
+      });
+      log.info({ file: store.file }, "sqlite store open");
+      return store;
+    }
     case "postgres":
-      throw new ConfigError(`WORKFLOW_STORE=${config.store} is not available in this build; use memory`);
+      throw new ConfigError(`WORKFLOW_STORE=${config.store} is not available in this build; use sqlite or memory`);
   }
 }
