@@ -1,0 +1,445 @@
+/**
+ * The store contract: every WorkflowStore (memory, SQLite, later PostgreSQL) runs this one suite,
+ * so the service layer can rely on the same behaviour from each of them.
+ */
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isWorkflowError } from "../../src/engine/errors.js";
+import { executeAction, startInstance } from "../../src/engine/transition.js";
+import type { Definition, Instance, InstanceEvent, Transition } from "../../src/engine/types.js";
+import type { CommitOutcome, RequestKey, WorkflowStore } from "../../src/store/store.js";
+import { approvalDefinition, reviewDefinition, stored } from "../support/definitions.js";
+
+export type StoreFactory = () => WorkflowStore | Promise<WorkflowStore>;
+
+/** Asserts an outcome is ok and returns its event. */
+function okEvent(outcome: CommitOutcome): InstanceEvent {
+  if (!outcome.ok) throw new Error(`expected ok, got ${JSON.stringify(outcome)}`);
+  return outcome.event;
+}
+
+async function expectStoreError(promise: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(isWorkflowError(err), String(err)).toBe(true);
+    expect((err as { code: string }).code).toBe(code);
+    return;
+  }
+  throw new Error(`expected ${code}, the call succeeded`);
+}
+
+export function runStoreContract(name: string, makeStore: StoreFactory): void {
+  describe(`store contract: ${name}`, () => {
+    let store: WorkflowStore;
+    let clock: number;
+    const approval = stored(approvalDefinition(), 1);
+    const review = stored(reviewDefinition(), 1);
+    const now = () => new Date((clock += 1000));
+
+    beforeEach(async () => {
+      clock = Date.parse("2024-03-01T00:00:00Z");
+      store = await makeStore();
+      expect((await store.putDefinition(approval)).ok).toBe(true);
+      expect((await store.putDefinition(review)).ok).toBe(true);
+    });
+
+    afterEach(async () => {
+      await store.close();
+    });
+
+    const start = async (def: Definition, instanceId: string, requestKey?: RequestKey) => {
+      const transition = startInstance(def, { instanceId, now: now(), requestId: requestKey?.requestId ?? "" });
+      return store.commitStart({ transition, requestKey });
+    };
+
+    /** Computes the transition from the stored instance and commits it from its current version. */
+    const act = async (instanceId: string, actionId: string, requestKey?: RequestKey, fromVersion?: number) => {
+      const instance = (await store.getInstance(instanceId))!;
+      const def = instance.definitionId === "approval" ? approval : review;
+      const transition = executeAction(def, instance, { actionId, now: now(), requestId: requestKey?.requestId ?? "" });
+      return store.commitTransition({ transition, fromVersion: fromVersion ?? instance.version, requestKey });
+    };
+
+    describe("definitions", () => {
+      it("stores versions, returns what is stored for a taken (id, version), and reads the latest with version 0", async () => {
+        const v2: Definition = { ...approval, version: 2, description: "second", createTime: new Date("2024-02-01T00:00:00Z") };
+        expect(await store.putDefinition(v2)).toEqual({ ok: true });
+        const again = await store.putDefinition({ ...v2, description: "different" });
+        expect(again).toEqual({ ok: false, existing: v2 });
+        expect(await store.getDefinition("approval", 0)).toEqual(v2);
+        expect(await store.getDefinition("approval", 1)).toEqual(approval);
+        expect(await store.getDefinition("approval", 3)).toBeUndefined();
+        expect(await store.getDefinition("nope", 0)).toBeUndefined();
+      });
+
+      it("refuses a version that is not the next one", async () => {
+        await expect(store.putDefinition({ ...approval, version: 5 })).rejects.toThrow(/next version/);
+        expect(await store.getDefinition("approval", 0)).toEqual(approval);
+      });
+
+      it("lists the latest version of each id or every version, ordered, with keys strictly after `after`", async () => {
+        await store.putDefinition({ ...approval, version: 2, description: "v2" });
+        await store.putDefinition({ ...stored(approvalDefinition()), id: "a-first", version: 1 });
+        const latest = await store.listDefinitions({ limit: 10, allVersions: false });
+        expect(latest.map((d) => `${d.id}@${d.version}`)).toEqual(["a-first@1", "approval@2", "review@1"]);
+        expect(latest[1]!.description).toBe("v2");
+
+        const all = await store.listDefinitions({ limit: 10, allVersions: true });
+        expect(all.map((d) => `${d.id}@${d.version}`)).toEqual(["a-first@1", "approval@1", "approval@2", "review@1"]);
+
+        const page1 = await store.listDefinitions({ limit: 2, allVersions: true });
+        expect(page1.map((d) => `${d.id}@${d.version}`)).toEqual(["a-first@1", "approval@1"]);
+        const page2 = await store.listDefinitions({ after: { id: "approval", version: 1 }, limit: 2, allVersions: true });
+        expect(page2.map((d) => `${d.id}@${d.version}`)).toEqual(["approval@2", "review@1"]);
+
+        const latestAfter = await store.listDefinitions({ after: { id: "approval", version: 2 }, limit: 10, allVersions: false });
+        expect(latestAfter.map((d) => d.id)).toEqual(["review"]);
+        expect(await store.listDefinitions({ after: { id: "review", version: 1 }, limit: 10, allVersions: true })).toEqual([]);
+      });
+    });
+
+    describe("instances", () => {
+      it("starts an instance: event revision 1, readable instance and start entry", async () => {
+        const event = okEvent(await start(approval, "i1"));
+        expect(event.revision).toBe(1);
+        expect(event.type).toBe("started");
+        expect(event.instance).toMatchObject({ id: "i1", definitionId: "approval", definitionVersion: 1, version: 1, currentState: "draft", status: "active" });
+        expect(event.entry).toMatchObject({ version: 1, actionId: "", fromState: "", toState: "draft" });
+        expect(await store.getInstance("i1")).toEqual(event.instance);
+        expect(await store.listHistory("i1", 0, 10)).toEqual([event.entry]);
+        expect(await store.getInstance("nope")).toBeUndefined();
+      });
+
+      it("reports instance_exists with the stored instance and writes nothing", async () => {
+        const first = okEvent(await start(approval, "i1"));
+        const again = await start(review, "i1");
+        expect(again).toEqual({ ok: false, reason: "instance_exists", existing: first.instance });
+        expect((await store.revisionBounds()).current).toBe(1);
+        expect((await store.stats()).instanceCount).toBe(1);
+      });
+
+      it("applies a transition from the version it was computed from", async () => {
+        await start(approval, "i1");
+        const event = okEvent(await act("i1", "submit"));
+        expect(event.type).toBe("transitioned");
+        expect(event.revision).toBe(2);
+        expect(event.instance).toMatchObject({ version: 2, currentState: "submitted", status: "active" });
+        expect(event.entry).toMatchObject({ version: 2, actionId: "submit", fromState: "draft", toState: "submitted" });
+        expect(await store.getInstance("i1")).toEqual(event.instance);
+        const done = okEvent(await act("i1", "approve"));
+        expect(done.instance.status).toBe("completed");
+      });
+
+      it("refuses a stale fromVersion with version_conflict and the current version (compare-and-set)", async () => {
+        await start(approval, "i1");
+        const instance = (await store.getInstance("i1"))!;
+        const stale = executeAction(approval, instance, { actionId: "cancel", now: now(), requestId: "" });
+        okEvent(await act("i1", "submit"));
+        const outcome = await store.commitTransition({ transition: stale, fromVersion: 1 });
+        expect(outcome).toEqual({ ok: false, reason: "version_conflict", currentVersion: 2 });
+        expect((await store.getInstance("i1"))!.currentState).toBe("submitted");
+        expect((await store.revisionBounds()).current).toBe(2);
+      });
+
+      it("reports version_conflict with currentVersion 0 for an instance that does not exist", async () => {
+        const ghost = startInstance(approval, { instanceId: "ghost", now: now(), requestId: "" });
+        const transition = executeAction(approval, ghost.instance, { actionId: "submit", now: now(), requestId: "" });
+        expect(await store.commitTransition({ transition, fromVersion: 1 })).toEqual({
+          ok: false,
+          reason: "version_conflict",
+          currentVersion: 0,
+        });
+      });
+
+      it("lets exactly one of many concurrent commits from the same version win", async () => {
+        await start(review, "i1");
+        const instance = (await store.getInstance("i1"))!;
+        const transitions = Array.from({ length: 20 }, (_, i) =>
+          executeAction(review, instance, { actionId: i % 2 ? "submit" : "withdraw", now: now(), requestId: "" }),
+        );
+        const outcomes = await Promise.all(transitions.map((transition) => store.commitTransition({ transition, fromVersion: 1 })));
+        expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
+        for (const o of outcomes.filter((x) => !x.ok)) expect(o).toEqual({ ok: false, reason: "version_conflict", currentVersion: 2 });
+        expect(await store.listHistory("i1", 0, 100)).toHaveLength(2);
+      });
+    });
+
+    it("stores copies: changing the objects passed in or returned changes nothing stored", async () => {
+      const transition = startInstance(approval, { instanceId: "i1", now: now(), requestId: "" });
+      okEvent(await store.commitStart({ transition }));
+      const before = structuredClone(await store.getInstance("i1"));
+      try {
+        transition.instance.currentState = "approved";
+        transition.entry.toState = "approved";
+      } catch {
+        // frozen objects are fine too
+      }
+      expect(await store.getInstance("i1")).toEqual(before);
+      expect((await store.listHistory("i1", 0, 1))[0]!.toState).toBe("draft");
+    });
+
+    it("lets one of several concurrent starts of the same instance id win; the others see instance_exists", async () => {
+      const outcomes = await Promise.all(Array.from({ length: 5 }, () => start(approval, "same")));
+      const winners = outcomes.filter((o) => o.ok);
+      expect(winners).toHaveLength(1);
+      for (const o of outcomes.filter((x) => !x.ok)) {
+        expect(o).toEqual({ ok: false, reason: "instance_exists", existing: okEvent(winners[0]!).instance });
+      }
+    });
+
+    describe("request records", () => {
+      it("stores the request record with the change and reports request_exists afterwards, writing nothing", async () => {
+        const key = { requestId: "req-1", fingerprint: '["start","approval"]' };
+        const event = okEvent(await start(approval, "i1", key));
+        const record = await store.getRequest("req-1");
+        expect(record).toMatchObject({ requestId: "req-1", fingerprint: key.fingerprint });
+        expect(record!.result).toEqual({ instance: event.instance, entry: event.entry });
+        expect(record!.time).toBeInstanceOf(Date);
+        expect(event.entry.requestId).toBe("req-1");
+
+        // Same request_id for another start (another instance id): nothing is written.
+        const again = await start(approval, "i2", { requestId: "req-1", fingerprint: "other" });
+        expect(again).toMatchObject({ ok: false, reason: "request_exists", record: { fingerprint: key.fingerprint } });
+        expect(await store.getInstance("i2")).toBeUndefined();
+
+        // And for a transition.
+        const onTransition = await act("i1", "submit", { requestId: "req-1", fingerprint: "other" });
+        expect(onTransition).toMatchObject({ ok: false, reason: "request_exists" });
+        expect((await store.getInstance("i1"))!.version).toBe(1);
+        expect((await store.revisionBounds()).current).toBe(1);
+      });
+
+      it("lets one of several concurrent commits with the same request_id win; the others see its record", async () => {
+        const key = { requestId: "req-same", fingerprint: "fp" };
+        const outcomes = await Promise.all(Array.from({ length: 5 }, (_, i) => start(approval, `i${i}`, key)));
+        const winners = outcomes.filter((o) => o.ok);
+        expect(winners).toHaveLength(1);
+        const event = okEvent(winners[0]!);
+        for (const o of outcomes.filter((x) => !x.ok)) {
+          expect(o).toMatchObject({ ok: false, reason: "request_exists", record: { requestId: "req-same", fingerprint: "fp" } });
+          expect((o as { record: { result: Transition } }).record.result).toEqual({ instance: event.instance, entry: event.entry });
+        }
+        expect((await store.stats()).instanceCount).toBe(1);
+      });
+
+      it("records transitions' request_ids and returns their original result", async () => {
+        await start(approval, "i1");
+        const event = okEvent(await act("i1", "submit", { requestId: "req-2", fingerprint: "submit" }));
+        okEvent(await act("i1", "approve"));
+        const record = (await store.getRequest("req-2"))!;
+        expect(record.result.instance).toEqual(event.instance);
+        expect(record.result.entry).toEqual(event.entry);
+        expect(await store.getRequest("unknown")).toBeUndefined();
+      });
+    });
+
+    describe("history", () => {
+      beforeEach(async () => {
+        await start(review, "doc");
+        for (const a of ["submit", "request_changes", "resubmit", "request_changes", "resubmit", "publish"]) okEvent(await act("doc", a));
+      });
+
+      it("pages through history oldest first, versions strictly after afterVersion", async () => {
+        const all = await store.listHistory("doc", 0, 100);
+        expect(all.map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+        expect(all.map((e) => e.toState)).toEqual([
+          "draft",
+          "in_review",
+          "changes_requested",
+          "in_review",
+          "changes_requested",
+          "in_review",
+          "published",
+        ]);
+        expect((await store.listHistory("doc", 0, 3)).map((e) => e.version)).toEqual([1, 2, 3]);
+        expect((await store.listHistory("doc", 3, 3)).map((e) => e.version)).toEqual([4, 5, 6]);
+        expect((await store.listHistory("doc", 6, 3)).map((e) => e.version)).toEqual([7]);
+        expect(await store.listHistory("doc", 7, 3)).toEqual([]);
+        expect(await store.listHistory("nope", 0, 3)).toEqual([]);
+      });
+
+      it("returns the last entries oldest first as recent history", async () => {
+        expect((await store.recentHistory("doc", 3)).map((e) => e.version)).toEqual([5, 6, 7]);
+        expect((await store.recentHistory("doc", 100)).map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+        expect(await store.recentHistory("nope", 3)).toEqual([]);
+      });
+
+      it("keeps each entry's from_state equal to the previous to_state", async () => {
+        const all = await store.listHistory("doc", 0, 100);
+        for (let i = 1; i < all.length; i++) expect(all[i]!.fromState).toBe(all[i - 1]!.toState);
+      });
+    });
+
+    describe("listInstances", () => {
+      beforeEach(async () => {
+        // ids chosen so that id order differs from creation order
+        await start(approval, "c");
+        await start(review, "a");
+        await start(approval, "e");
+        await start(review, "b");
+        await start(approval, "d");
+        okEvent(await act("e", "submit"));
+        okEvent(await act("d", "cancel"));
+        okEvent(await act("b", "withdraw"));
+      });
+
+      const ids = (list: Instance[]) => list.map((i) => i.id);
+
+      it("orders by id and pages with afterId", async () => {
+        expect(ids(await store.listInstances({}, undefined, 10))).toEqual(["a", "b", "c", "d", "e"]);
+        expect(ids(await store.listInstances({}, undefined, 2))).toEqual(["a", "b"]);
+        expect(ids(await store.listInstances({}, "b", 2))).toEqual(["c", "d"]);
+        expect(ids(await store.listInstances({}, "d", 2))).toEqual(["e"]);
+        expect(ids(await store.listInstances({}, "e", 2))).toEqual([]);
+      });
+
+      it("filters by definition, state and status, alone and together", async () => {
+        expect(ids(await store.listInstances({ definitionId: "approval" }, undefined, 10))).toEqual(["c", "d", "e"]);
+        expect(ids(await store.listInstances({ state: "draft" }, undefined, 10))).toEqual(["a", "c"]);
+        expect(ids(await store.listInstances({ status: "completed" }, undefined, 10))).toEqual(["b", "d"]);
+        expect(ids(await store.listInstances({ status: "active" }, undefined, 10))).toEqual(["a", "c", "e"]);
+        expect(ids(await store.listInstances({ definitionId: "approval", status: "active" }, undefined, 10))).toEqual(["c", "e"]);
+        expect(ids(await store.listInstances({ definitionId: "review", state: "draft", status: "active" }, undefined, 10))).toEqual(["a"]);
+        expect(ids(await store.listInstances({ definitionId: "approval", status: "active" }, "c", 10))).toEqual(["e"]);
+        expect(ids(await store.listInstances({ definitionId: "nope" }, undefined, 10))).toEqual([]);
+      });
+
+      it("returns the current snapshot of each instance", async () => {
+        const [e] = await store.listInstances({ state: "submitted" }, undefined, 10);
+        expect(e).toEqual(await store.getInstance("e"));
+        expect(e).toMatchObject({ id: "e", version: 2, status: "active" });
+      });
+    });
+
+    describe("event log", () => {
+      let events: InstanceEvent[];
+      beforeEach(async () => {
+        events = [];
+        events.push(okEvent(await start(approval, "x")));
+        events.push(okEvent(await start(review, "y")));
+        events.push(okEvent(await act("x", "submit")));
+        events.push(okEvent(await act("y", "submit")));
+        events.push(okEvent(await act("x", "approve")));
+      });
+
+      it("numbers revisions 1, 2, 3 ... in commit order", () => {
+        expect(events.map((e) => e.revision)).toEqual([1, 2, 3, 4, 5]);
+      });
+
+      it("reads events from a revision, inclusive, with a limit", async () => {
+        expect(await store.readEvents(1, 100)).toEqual(events);
+        expect(await store.readEvents(0, 100)).toEqual(events);
+        expect((await store.readEvents(3, 2)).map((e) => e.revision)).toEqual([3, 4]);
+        expect(await store.readEvents(6, 10)).toEqual([]);
+      });
+
+      it("filters events by definition", async () => {
+        expect((await store.readEvents(1, 100, { definitionId: "approval" })).map((e) => e.revision)).toEqual([1, 3, 5]);
+        expect((await store.readEvents(2, 1, { definitionId: "review" })).map((e) => e.revision)).toEqual([2]);
+        expect((await store.readEvents(3, 10, { definitionId: "review" })).map((e) => e.revision)).toEqual([4]);
+        expect(await store.readEvents(1, 10, { definitionId: "nope" })).toEqual([]);
+      });
+
+      it("reads one instance's events from a version", async () => {
+        expect(await store.readInstanceEvents("x", 1, 10)).toEqual([events[0], events[2], events[4]]);
+        expect(await store.readInstanceEvents("x", 2, 1)).toEqual([events[2]]);
+        expect(await store.readInstanceEvents("x", 4, 10)).toEqual([]);
+        expect(await store.readInstanceEvents("nope", 1, 10)).toEqual([]);
+      });
+
+      it("keeps each event's instance snapshot as it was after that change", async () => {
+        const [, , submitted] = await store.readEvents(1, 100);
+        expect(submitted!.instance).toMatchObject({ id: "x", version: 2, currentState: "submitted", status: "active" });
+        expect(submitted!.instance.updateTime).toEqual(submitted!.entry.time);
+      });
+
+      it("reports revision bounds", async () => {
+        expect(await store.revisionBounds()).toEqual({ oldest: 1, current: 5 });
+      });
+    });
+
+    it("reports revision bounds of an empty log as oldest = current + 1", async () => {
+      expect(await store.revisionBounds()).toEqual({ oldest: 1, current: 0 });
+      expect(await store.readEvents(1, 10)).toEqual([]);
+    });
+
+    it("counts definitions, versions and instances by status", async () => {
+      await store.putDefinition({ ...approval, version: 2 });
+      await start(approval, "a");
+      await start(approval, "b");
+      await start(review, "c");
+      okEvent(await act("a", "cancel"));
+      expect(await store.stats()).toEqual({
+        definitionCount: 2,
+        definitionVersionCount: 3,
+        instanceCount: 3,
+        activeInstanceCount: 2,
+        completedInstanceCount: 1,
+        currentRevision: 4,
+      });
+    });
+
+    describe("onCommit", () => {
+      it("tells listeners about committed events in revision order, never about failed commits", async () => {
+        const seen: number[] = [];
+        const off = store.onCommit((evs) => seen.push(...evs.map((e) => e.revision)));
+        await start(approval, "a");
+        await start(approval, "a"); // instance_exists: no event
+        const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => start(review, `r${i}`)));
+        expect(outcomes.every((o) => o.ok)).toBe(true);
+        expect(seen).toEqual(Array.from({ length: 31 }, (_, i) => i + 1));
+        off();
+        await start(approval, "late");
+        expect(seen).toHaveLength(31);
+      });
+
+      it("has events committed before the listener runs and the call resolves", async () => {
+        const readBack: Promise<InstanceEvent[]>[] = [];
+        store.onCommit((evs) => readBack.push(store.readEvents(evs[0]!.revision, evs.length)));
+        const event = okEvent(await start(approval, "a"));
+        expect(await readBack[0]).toEqual([event]);
+      });
+
+      it("keeps committing when a listener throws", async () => {
+        store.onCommit(() => {
+          throw new Error("listener bug");
+        });
+        const seen: number[] = [];
+        store.onCommit((evs) => seen.push(...evs.map((e) => e.revision)));
+        okEvent(await start(approval, "a"));
+        okEvent(await act("a", "submit"));
+        expect(seen).toEqual([1, 2]);
+      });
+    });
+
+    it("applies concurrent commits on different instances and keeps revisions contiguous", async () => {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => start(review, `p${i}`)));
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => act(`p${i}`, "submit")));
+      const revisions = results.map((r) => okEvent(r).revision).sort((a, b) => a - b);
+      expect(revisions).toEqual(Array.from({ length: 20 }, (_, i) => i + 21));
+      const log = await store.readEvents(1, 100);
+      expect(log.map((e) => e.revision)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    });
+
+    it("fails every call with STORE_UNAVAILABLE after close()", async () => {
+      const event = okEvent(await start(approval, "a"));
+      await store.close();
+      const transition: Transition = executeAction(approval, event.instance, { actionId: "submit", now: now(), requestId: "" });
+      await expectStoreError(store.putDefinition({ ...approval, version: 2 }), "STORE_UNAVAILABLE");
+      await expectStoreError(store.getDefinition("approval", 0), "STORE_UNAVAILABLE");
+      await expectStoreError(store.listDefinitions({ limit: 1, allVersions: false }), "STORE_UNAVAILABLE");
+      await expectStoreError(store.getInstance("a"), "STORE_UNAVAILABLE");
+      await expectStoreError(store.listInstances({}, undefined, 1), "STORE_UNAVAILABLE");
+      await expectStoreError(store.listHistory("a", 0, 1), "STORE_UNAVAILABLE");
+      await expectStoreError(store.recentHistory("a", 1), "STORE_UNAVAILABLE");
+      await expectStoreError(store.getRequest("r"), "STORE_UNAVAILABLE");
+      await expectStoreError(start(approval, "b"), "STORE_UNAVAILABLE");
+      await expectStoreError(store.commitTransition({ transition, fromVersion: 1 }), "STORE_UNAVAILABLE");
+      await expectStoreError(store.readEvents(1, 1), "STORE_UNAVAILABLE");
+      await expectStoreError(store.readInstanceEvents("a", 1, 1), "STORE_UNAVAILABLE");
+      await expectStoreError(store.revisionBounds(), "STORE_UNAVAILABLE");
+      await expectStoreError(store.stats(), "STORE_UNAVAILABLE");
+      await store.close(); // closing twice is harmless
+    });
+  });
+}
