@@ -9,6 +9,8 @@ import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { DEFAULT_LIMITS, type Limits } from "./engine/limits.js";
+import { ChangeFeed, type ChangeFeedOptions } from "./feed/change-feed.js";
+import { DEFAULT_WATCH_PROGRESS_MS, WatchService } from "./feed/watch-service.js";
 import { WorkflowServiceService } from "./gen/workflow/v1/service.js";
 import { CallTracker } from "./grpc/call-adapter.js";
 import { workflowHandlers } from "./grpc/workflow-handlers.js";
@@ -30,6 +32,8 @@ export interface ServerOptions {
   shutdownGraceMs?: number;
   /** Progress message interval on idle WatchInstances streams. */
   watchProgressMs?: number;
+  /** Per-watcher queue and catch-up page sizes of the change feed. */
+  watchFeed?: ChangeFeedOptions;
 }
 
 export interface RunningServer {
@@ -38,6 +42,8 @@ export interface RunningServer {
   service: WorkflowService;
   tracker: CallTracker;
   health: HealthImplementation;
+  /** The change-feed hub behind the watch streams (its stats() are what tests and operators watch). */
+  feed: ChangeFeed;
   /** NOT_SERVING, refuse new calls, end streams with UNAVAILABLE, finish in-flight calls, close the store. */
   shutdown(): Promise<void>;
 }
@@ -60,7 +66,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const tracker = new CallTracker();
   const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
 
-  server.addService(WorkflowServiceService, workflowHandlers(service, { log, tracker }));
+  const feed = new ChangeFeed(options.store, options.watchFeed);
+  const watch = new WatchService(service, feed, { progressMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS });
+  server.addService(WorkflowServiceService, workflowHandlers(service, { log, tracker }, watch));
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);
@@ -79,6 +87,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       health.setStatus("", "NOT_SERVING");
       health.setStatus(SERVICE_NAME, "NOT_SERVING");
       tracker.drain();
+      feed.close();
       const finished = await tracker.waitForUnary(grace);
       if (!finished) log.warn({ inFlight: tracker.activeUnary }, "grace period over; cancelling in-flight calls");
       await new Promise<void>((resolve) => {
@@ -99,5 +108,5 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   log.info({ port, store: options.store.kind }, "listening");
-  return { port, service, tracker, health, shutdown };
+  return { port, service, tracker, health, feed, shutdown };
 }

@@ -2,7 +2,7 @@
  * WorkflowService handlers: thin. Each maps the request to a service call and the result back to
  * the contract; validation and rules live in the service and the engine, errors in error-map.ts.
  */
-import { status as Status, type ServiceError } from "@grpc/grpc-js";
+import type { WatchService } from "../feed/watch-service.js";
 import type { WorkflowServiceServer } from "../gen/workflow/v1/service.js";
 import type { WorkflowService } from "../service/workflow-service.js";
 import { serverStream, unary, type AdapterDeps } from "./call-adapter.js";
@@ -10,12 +10,13 @@ import {
   definitionFromProto,
   definitionToProto,
   diagnosticToProto,
+  eventToProto,
   historyEntryToProto,
   instanceToProto,
   statusFilterFromProto,
 } from "./mappers.js";
 
-export function workflowHandlers(service: WorkflowService, deps: AdapterDeps): WorkflowServiceServer {
+export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, watch: WatchService): WorkflowServiceServer {
   return {
     createDefinition: unary("CreateDefinition", deps, async (req) => {
       const { definition, created } = await service.createDefinition(definitionFromProto(req.definition));
@@ -74,17 +75,18 @@ export function workflowHandlers(service: WorkflowService, deps: AdapterDeps): W
       return { entries: page.items.map(historyEntryToProto), nextPageToken: page.nextPageToken };
     }),
 
-    watchInstance: (call) => {
-      call.emit("error", { code: Status.UNIMPLEMENTED, details: "WatchInstance is not implemented yet" } as ServiceError);
-    },
+    watchInstance: serverStream("WatchInstance", deps, async function* (req, ctx) {
+      for await (const item of watch.watchInstance(req, ctx.signal)) {
+        yield { event: eventToProto(item.event, item.snapshot) };
+      }
+    }),
 
-    watchInstances: (call) => {
-      call.emit("error", { code: Status.UNIMPLEMENTED, details: "WatchInstances is not implemented yet" } as ServiceError);
-    },
+    watchInstances: serverStream("WatchInstances", deps, async function* (req, ctx) {
+      for await (const item of watch.watchInstances(req, ctx.signal)) {
+        yield item.kind === "event" ? { event: eventToProto(item.event) } : { progress: { revision: item.revision } };
+      }
+    }),
 
     getServiceStats: unary("GetServiceStats", deps, async () => service.stats()),
   };
 }
-
-// Referenced so the streaming adapter stays compiled until the watch handlers use it.
-void serverStream;

@@ -284,6 +284,11 @@ export class MemoryStore implements WorkflowStore {
     return this.listeners.add(listener);
   }
 
+  /** Commit listeners registered now (tests assert that closed watchers leave none behind). */
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

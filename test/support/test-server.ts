@@ -4,6 +4,7 @@
  */
 import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { Limits } from "../../src/engine/limits.js";
+import type { ChangeFeedOptions } from "../../src/feed/change-feed.js";
 import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
 import { Status as RpcStatus } from "../../src/gen/google/rpc/status.js";
 import {
@@ -30,6 +31,8 @@ export interface TestServerOptions {
   limits?: Limits;
   shutdownGraceMs?: number;
   watchProgressMs?: number;
+  /** Change-feed queue and page sizes (small values force watchers to catch up from the store). */
+  watchFeed?: ChangeFeedOptions;
   logger?: Logger;
 }
 
@@ -53,6 +56,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     limits: options.limits,
     shutdownGraceMs: options.shutdownGraceMs ?? 2_000,
     watchProgressMs: options.watchProgressMs,
+    watchFeed: options.watchFeed,
   });
   const address = `127.0.0.1:${server.port}`;
   const clients: WorkflowServiceClient[] = [];
