@@ -1,0 +1,58 @@
+/**
+ * Proves the contract from another language: a Python client that knows only proto/ and the google.rpc
+ * protos runs the whole journey (test/python/journey.py) against a real server on 127.0.0.1:0.
+ * It needs Debian's python3-grpcio and python3-grpc-tools under /usr/bin/python3; without them it fails.
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestServer, type TestServer } from "../support/test-server.js";
+
+const PYTHON = "/usr/bin/python3";
+const JOURNEY = fileURLToPath(new URL("./journey.py", import.meta.url));
+const INSTALL_HINT = "run `apt-get install -y python3-grpcio python3-grpc-tools` (CI installs them)";
+
+interface Run {
+  code: number | null;
+  output: string;
+}
+
+/** Runs Python without blocking the event loop: the server under test lives in this process. */
+function runPython(args: string[], timeoutMs: number): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    // PYTHONPATH / PYTHONHOME from a pyenv shell would shadow the system site-packages that hold grpc.
+    const { PYTHONPATH: _path, PYTHONHOME: _home, ...env } = process.env;
+    const child = spawn(PYTHON, args, { env: { ...env, PYTHONNOUSERSITE: "1" }, timeout: timeoutMs });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.on("error", (err) => reject(new Error(`cannot run ${PYTHON}: ${err.message}; ${INSTALL_HINT}`)));
+    child.on("close", (code) => resolve({ code, output }));
+  });
+}
+
+describe("Python client", () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+
+  afterAll(async () => {
+    await server?.close();
+  });
+
+  it(`${PYTHON} has grpc and grpc_tools`, async () => {
+    const probe = await runPython(["-c", "import grpc, grpc_tools.protoc"], 20_000);
+    if (probe.code !== 0) {
+      throw new Error(`${PYTHON} cannot import grpc / grpc_tools: ${INSTALL_HINT}\n${probe.output}`);
+    }
+  });
+
+  it("runs the whole journey: definitions, instances, history, error details, watch", async () => {
+    const run = await runPython([JOURNEY, server.address], 50_000);
+    if (run.code === 3) throw new Error(`${run.output}\n${INSTALL_HINT}`);
+    expect(run.code, `journey.py exited ${run.code}:\n${run.output}`).toBe(0);
+    expect(run.output).toContain("journey passed");
+  });
+});
