@@ -150,9 +150,20 @@ interface PartialFns<T> {
   fromPartial(object: any): T;
 }
 
-function bind<Req, Res>(client: WorkflowServiceClient, fns: PartialFns<Req>, method: UnaryMethod<Req, Res>) {
+/**
+ * The generated client's last overload (request, metadata, options, callback): TypeScript infers
+ * from an overloaded method's last signature, so matching it is what types Res.
+ */
+type UnaryMethodWithOptions<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: object,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => unknown;
+
+function bind<Req, Res>(client: WorkflowServiceClient, fns: PartialFns<Req>, method: UnaryMethodWithOptions<Req, Res>) {
   return (request: Partial2<Req> = {} as Partial2<Req>, metadata?: Metadata): Promise<Res> =>
-    unaryCall(client, method, fns.fromPartial(request), metadata);
+    unaryCall(client, method as unknown as UnaryMethod<Req, Res>, fns.fromPartial(request), metadata);
 }
 
 /** Promise-returning unary calls taking partial requests (unset fields get proto3 defaults). */
