@@ -643,6 +643,11 @@ export class SqliteStore implements WorkflowStore {
     return this.listeners.add(listener);
   }
 
+  /** Commit listeners registered now (as MemoryStore: tests check that closed watchers leave none). */
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
   // ---------------------------------------------------------------- writes
 
   putDefinition(def: Definition): Promise<DefinitionResult> {

@@ -1,9 +1,11 @@
-// Proves that a server restarted on the same SQLite file keeps definitions, instances, history, the revision counter and stats, and that a request_id replayed before or after the restart returns the original response while its reuse for another request is ALREADY_EXISTS / REQUEST_ID_REUSED.
+// Proves that a server restarted on the same SQLite file keeps definitions, instances, history, the revision counter, stats and watch resume points, and that a request_id replayed before or after the restart returns the original response while its reuse for another request is ALREADY_EXISTS / REQUEST_ID_REUSED.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { status as Status } from "@grpc/grpc-js";
+import { status as Status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import type { InstanceEvent } from "../../src/gen/workflow/v1/resources.js";
+import type { WatchInstancesRequest, WatchInstancesResponse } from "../../src/gen/workflow/v1/service.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import { approvalDefinition, reviewDefinition } from "../support/definitions.js";
 import { api, rejection, startTestServer, type Api, type TestServer } from "../support/test-server.js";
@@ -97,9 +99,36 @@ describe("restart on the same SQLite file", () => {
     expect(stale.errorInfo?.reason).toBe("VERSION_MISMATCH");
     expect(await rpc.getServiceStats({})).toMatchObject({ currentRevision: 6, completedInstanceCount: 2, activeInstanceCount: 0 });
 
-    // And all of it survives one more restart.
+    // And all of it survives one more restart, watch resume points included.
     const again = await snapshot(rpc);
+    const log = await watchEvents({ definitionId: "", startRevision: 1 }, 6);
     rpc = await restart();
     expect(await snapshot(rpc)).toEqual(again);
+    expect(await watchEvents({ definitionId: "", startRevision: 1 }, 6)).toEqual(log);
+    expect((await watchEvents({ definitionId: "", startRevision: 4 }, 3)).map((e) => e.revision)).toEqual([4, 5, 6]);
+    const reviewOnly = await watchEvents({ definitionId: "review", startRevision: 1 }, 3);
+    expect(reviewOnly.map((e) => [e.revision, e.instance!.id])).toEqual([
+      [2, "r-1"],
+      [5, "r-1"],
+      [6, "r-1"],
+    ]);
   });
+
+  /** The first `count` events of a WatchInstances stream (progress messages skipped), then cancels it. */
+  function watchEvents(request: WatchInstancesRequest, count: number): Promise<InstanceEvent[]> {
+    const call = ts!.client.watchInstances(request);
+    const events: InstanceEvent[] = [];
+    return new Promise((resolve, reject) => {
+      call.on("data", (message: WatchInstancesResponse) => {
+        if (message.event) events.push(message.event);
+        if (events.length === count) {
+          call.cancel();
+          resolve(events);
+        }
+      });
+      call.on("error", (err: ServiceError) => {
+        if (err.code !== Status.CANCELLED) reject(err);
+      });
+    });
+  }
 });
