@@ -13,6 +13,7 @@ import { ChangeFeed, type ChangeFeedOptions } from "./feed/change-feed.js";
 import { DEFAULT_WATCH_PROGRESS_MS, WatchService } from "./feed/watch-service.js";
 import { WorkflowServiceService } from "./gen/workflow/v1/service.js";
 import { CallTracker } from "./grpc/call-adapter.js";
+import { withSharedWatchEncoding } from "./grpc/shared-watch-encoding.js";
 import { workflowHandlers } from "./grpc/workflow-handlers.js";
 import type { Logger } from "./logger.js";
 import { WorkflowService } from "./service/workflow-service.js";
@@ -68,7 +69,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const feed = new ChangeFeed(options.store, options.watchFeed);
   const watch = new WatchService(service, feed, { progressMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS });
-  server.addService(WorkflowServiceService, workflowHandlers(service, { log, tracker }, watch));
+  server.addService(withSharedWatchEncoding(WorkflowServiceService), workflowHandlers(service, { log, tracker }, watch));
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);

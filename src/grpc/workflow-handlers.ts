@@ -15,6 +15,7 @@ import {
   instanceToProto,
   statusFilterFromProto,
 } from "./mappers.js";
+import { sharedEventResponse } from "./shared-watch-encoding.js";
 
 export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, watch: WatchService): WorkflowServiceServer {
   return {
@@ -77,13 +78,13 @@ export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, wa
 
     watchInstance: serverStream("WatchInstance", deps, async function* (req, ctx) {
       for await (const item of watch.watchInstance(req, ctx.signal)) {
-        yield { event: eventToProto(item.event, item.snapshot) };
+        yield item.snapshot ? { event: eventToProto(item.event, true) } : sharedEventResponse(item.event);
       }
     }),
 
     watchInstances: serverStream("WatchInstances", deps, async function* (req, ctx) {
       for await (const item of watch.watchInstances(req, ctx.signal)) {
-        yield item.kind === "event" ? { event: eventToProto(item.event) } : { progress: { revision: item.revision } };
+        yield item.kind === "event" ? sharedEventResponse(item.event) : { progress: { revision: item.revision } };
       }
     }),
 
