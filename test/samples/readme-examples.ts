@@ -1,0 +1,179 @@
+/**
+ * The grpcurl examples of README.md: finding them, running them against a server, masking what
+ * changes from run to run, and (on request) writing fresh outputs back into the README.
+ *
+ * The rule that finds an example, so README authors know what will be executed:
+ * - Only fenced code blocks count (``` ... ```). A block whose info string contains `no-run`
+ *   (for example ```console no-run) is skipped entirely: use it for commands that cannot run in
+ *   sequence against a fresh server, such as a watch that waits for another terminal.
+ * - Inside a block, a line starting with `$ grpcurl ` starts a command. The command continues on
+ *   the next line while the line ends with `\` or a single-quoted argument is still open (so a
+ *   multi-line `-d '{...}'` works).
+ * - The lines after the command, up to the next line starting with `$ ` or the end of the block,
+ *   are its expected output: what grpcurl prints on stdout followed by what it prints on stderr.
+ * - Commands run with `bash -c` from the repository root, in document order, against one fresh
+ *   server; `localhost:50051` in a command is replaced by that server's address.
+ * - Before comparing, RFC 3339 times and UUIDs are masked in both the expected and the actual output.
+ *
+ * Run as a script to check or refresh the outputs against a fresh server you started yourself:
+ *   npx tsx test/samples/readme-examples.ts --addr 127.0.0.1:50051 [--update]
+ * It prints each command's output and whether it matches; --update rewrites README.md's expected
+ * outputs with what the commands print now.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+export const README = path.join(REPO_ROOT, "README.md");
+export const TOOLS_DIR = path.join(REPO_ROOT, "test/tools");
+/** The address README commands are written against. */
+export const README_ADDRESS = "localhost:50051";
+
+export interface Example {
+  /** The command as written, without the leading `$ ` (may span lines). */
+  command: string;
+  /** The expected output lines as written. */
+  expected: string[];
+  /** 1-based README line of the command, for messages. */
+  line: number;
+  /** 0-based indexes (into the README's lines) of the first expected line and one past the last. */
+  outputStart: number;
+  outputEnd: number;
+}
+
+function quotesOpen(text: string): boolean {
+  let open = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === "'") open = !open;
+    else if (ch === "\\" && !open) i++;
+  }
+  return open;
+}
+
+/** Finds every grpcurl example in the README text (see the rule above). */
+export function parseExamples(markdown: string): Example[] {
+  const lines = markdown.split("\n");
+  const examples: Example[] = [];
+  let inBlock = false;
+  let skip = false;
+  let current: Example | undefined;
+  const finish = (end: number) => {
+    if (current) {
+      current.outputEnd = end;
+      current.expected = lines.slice(current.outputStart, end);
+      examples.push(current);
+      current = undefined;
+    }
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const fence = /^\s*```(.*)$/.exec(line);
+    if (fence) {
+      if (!inBlock) {
+        inBlock = true;
+        skip = /\bno-run\b/.test(fence[1]!);
+      } else {
+        finish(i);
+        inBlock = false;
+      }
+      continue;
+    }
+    if (!inBlock || skip) continue;
+    if (line.startsWith("$ ")) {
+      finish(i);
+      if (!line.startsWith("$ grpcurl ")) continue;
+      let command = line.slice(2);
+      const start = i;
+      while ((command.endsWith("\\") || quotesOpen(command)) && i + 1 < lines.length) {
+        i++;
+        command += "\n" + lines[i];
+      }
+      current = { command, expected: [], line: start + 1, outputStart: i + 1, outputEnd: i + 1 };
+    }
+  }
+  return examples;
+}
+
+/** Replaces what differs between runs: times and generated ids. */
+export function mask(text: string): string {
+  return text
+    .replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z/g, "<time>")
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, "<uuid>")
+    .split("\n")
+    .map((l) => l.trimEnd())
+    .join("\n")
+    .trim();
+}
+
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a shell command from the repository root with test/tools first on PATH, without blocking. */
+export function runShell(command: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bash", ["-c", command], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, PATH: `${TOOLS_DIR}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
+      timeout: timeoutMs,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Runs one example against `address`; returns the output as the README shows it (stdout, then stderr). */
+export async function runExample(example: Example, address: string): Promise<{ code: number | null; output: string }> {
+  const command = example.command.split(README_ADDRESS).join(address);
+  const result = await runShell(command);
+  const output = [result.stdout, result.stderr].filter((s) => s.length > 0).join("");
+  return { code: result.code, output: output.replace(/\n$/, "") };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const addrIndex = argv.indexOf("--addr");
+  const address = addrIndex >= 0 ? argv[addrIndex + 1] : undefined;
+  if (!address) {
+    process.stderr.write("usage: npx tsx test/samples/readme-examples.ts --addr host:port [--update]\n");
+    process.exit(2);
+  }
+  const update = argv.includes("--update");
+  const outputs: string[] = [];
+  let mismatches = 0;
+  for (const example of parseExamples(readFileSync(README, "utf8"))) {
+    const { code, output } = await runExample(example, address);
+    outputs.push(output);
+    const same = mask(output) === mask(example.expected.join("\n"));
+    if (!same) mismatches++;
+    process.stdout.write(`README.md:${example.line} (exit ${code}, ${same ? "as shown" : "DIFFERS"})\n$ ${example.command}\n${output}\n\n`);
+  }
+  process.stdout.write(`${outputs.length} examples, ${mismatches} differ from README.md\n`);
+  if (update) {
+    // Re-read and re-parse just before writing: others may have edited the README meanwhile.
+    const lines = readFileSync(README, "utf8").split("\n");
+    const fresh = parseExamples(lines.join("\n"));
+    if (fresh.length !== outputs.length) throw new Error("README.md changed while the examples ran; run again");
+    for (let i = fresh.length - 1; i >= 0; i--) {
+      const ex = fresh[i]!;
+      lines.splice(ex.outputStart, ex.outputEnd - ex.outputStart, ...outputs[i]!.split("\n"));
+    }
+    writeFileSync(README, lines.join("\n"));
+    process.stdout.write(`updated ${fresh.length} example outputs in README.md\n`);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}

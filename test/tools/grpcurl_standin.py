@@ -1,0 +1,921 @@
+"""A grpcurl-compatible stand-in for the subset of grpcurl 1.8's command line this repository's
+README and samples use, so their examples can run (and be tested) where grpcurl cannot be installed.
+
+Supported: -plaintext (required: TLS is not implemented), -d '<json>' / -d @ (stdin; JSON messages
+may be concatenated), -H 'name: value' (repeatable), -max-time, -connect-timeout, -help, -version;
+the verbs `list`, `list <service>`, `describe <symbol>`, and invoking `host:port pkg.Service/Method`
+for unary and server-streaming methods (each response is printed as it arrives).
+
+Everything is discovered through server reflection (grpc.reflection.v1alpha, the version grpcurl
+1.8 speaks), never from local .proto files, so using it also proves that reflection works.
+
+Output follows grpcurl 1.8: protojson with camelCase names, default values omitted, 64-bit integers
+as strings, enums by name, Timestamps in RFC 3339, strings escaped like Go's encoding/json (HTML
+characters as \\u003c etc.), 2-space indentation. An RPC error is printed to stderr as
+"ERROR:\\n  Code: <Name>\\n  Message: <text>" followed by the google.rpc.Status details from
+grpc-status-details-bin; a detail whose type the server's reflection does not know is printed the
+way grpcurl prints it (@error / @type / @value). Exit codes: 64 + status code for an RPC error,
+1 for other failures, 2 for command-line mistakes.
+
+Limits: no TLS, no client- or bidi-streaming invocation, no -format text, -v or -emit-defaults;
+messages of failures that happen before an RPC is sent (bad JSON, unknown field) are worded like
+grpcurl's but not byte-for-byte; `describe` prints proto source like grpcurl's (compact, sorted, fully qualified
+type names) for services, methods, messages and enums only.
+"""
+
+import base64
+import json
+import math
+import sys
+import time
+
+try:
+    import grpc
+    from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, json_format, message_factory
+    from google.protobuf.descriptor import FieldDescriptor
+except ImportError as missing:
+    sys.stderr.write(f"grpcurl stand-in: {missing} in {sys.executable}; install Debian's python3-grpcio and "
+                     "python3-protobuf, or point GRPCURL_PYTHON at a Python that has grpcio and protobuf\n")
+    sys.exit(1)
+
+PROG = "grpcurl"
+VERSION = "stand-in for grpcurl 1.8 (test/tools/grpcurl_standin.py)"
+STATUS_CODE_OFFSET = 64
+
+# Go's codes.Code.String() names, by number.
+CODE_NAMES = [
+    "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
+    "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
+    "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated",
+]
+
+
+class Fail(Exception):
+    """A failure grpcurl reports with a message and an exit code (1 = error, 2 = usage)."""
+
+    def __init__(self, message, code=1):
+        super().__init__(message)
+        self.code = code
+
+
+# ----------------------------------------------------------------------------- command line
+
+BOOL_FLAGS = {"plaintext", "help", "version"}
+VALUE_FLAGS = {"d", "H", "max-time", "connect-timeout"}
+
+
+def usage_text(prog):
+    return (
+        "Usage:\n"
+        f"\t{prog} [flags] [address] [list|describe] [symbol]\n\n"
+        "This is a stand-in for grpcurl that implements only: -plaintext, -d, -H, -max-time,\n"
+        "-connect-timeout, -help, -version; list, describe and unary /\n"
+        "server-streaming invocation, all through server reflection (v1alpha).\n"
+    )
+
+
+def usage_error(message):
+    raise Fail(f"{message}\nTry '{PROG} -help' for more details.", 2)
+
+
+def parse_args(argv):
+    """Parses flags the way Go's flag package does: flags first, parsing stops at the first non-flag."""
+    opts = {"plaintext": False, "help": False, "version": False,
+            "d": "", "H": [], "max-time": 0.0, "connect-timeout": 0.0}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if len(arg) < 2 or arg[0] != "-":
+            break
+        if arg == "--":
+            i += 1
+            break
+        name = arg[2:] if arg.startswith("--") else arg[1:]
+        value = None
+        if "=" in name:
+            name, value = name.split("=", 1)
+        if name in BOOL_FLAGS:
+            if value is None:
+                opts[name] = True
+            elif value.lower() in ("1", "t", "true"):
+                opts[name] = True
+            elif value.lower() in ("0", "f", "false"):
+                opts[name] = False
+            else:
+                usage_error(f'invalid boolean value "{value}" for -{name}: parse error')
+        elif name in VALUE_FLAGS:
+            if value is None:
+                i += 1
+                if i >= len(argv):
+                    usage_error(f"flag needs an argument: -{name}")
+                value = argv[i]
+            if name == "H":
+                opts["H"].append(value)
+            elif name in ("max-time", "connect-timeout"):
+                try:
+                    opts[name] = float(value)
+                except ValueError:
+                    usage_error(f'invalid value "{value}" for flag -{name}: parse error')
+            else:
+                opts[name] = value
+        else:
+            usage_error(f"flag provided but not defined: -{name}")
+        i += 1
+    return opts, argv[i:]
+
+
+def metadata_from_headers(headers):
+    """'Name: value' strings to gRPC metadata (lower-case names; -bin values are base64)."""
+    md = []
+    for h in headers:
+        name, _, value = h.partition(":")
+        name = name.strip().lower()
+        value = value.strip()
+        if name.endswith("-bin"):
+            for decode in (base64.b64decode, base64.urlsafe_b64decode):
+                try:
+                    value = decode(value + "=" * (-len(value) % 4))
+                    break
+                except Exception:  # grpcurl keeps the text when it is not base64
+                    continue
+        md.append((name, value))
+    return md
+
+
+# ----------------------------------------------------------------------------- reflection (v1alpha)
+
+def _reflection_file():
+    """The grpc.reflection.v1alpha messages, built in code so nothing is generated or read from disk."""
+    f = descriptor_pb2.FileDescriptorProto(name="grpc_standin/reflection_v1alpha.proto",
+                                           package="grpc.reflection.v1alpha", syntax="proto3")
+    T = descriptor_pb2.FieldDescriptorProto
+    pkg = ".grpc.reflection.v1alpha."
+
+    def msg(name, fields, oneof=None):
+        m = f.message_type.add(name=name)
+        if oneof:
+            m.oneof_decl.add(name=oneof)
+        for fname, number, ftype, extra in fields:
+            fd = m.field.add(name=fname, number=number, type=ftype,
+                             label=T.LABEL_REPEATED if extra.get("repeated") else T.LABEL_OPTIONAL)
+            if "type_name" in extra:
+                fd.type_name = pkg + extra["type_name"]
+            if extra.get("oneof"):
+                fd.oneof_index = 0
+
+    S, I32, B, M = T.TYPE_STRING, T.TYPE_INT32, T.TYPE_BYTES, T.TYPE_MESSAGE
+    msg("ServerReflectionRequest", [
+        ("host", 1, S, {}),
+        ("file_by_filename", 3, S, {"oneof": True}),
+        ("file_containing_symbol", 4, S, {"oneof": True}),
+        ("file_containing_extension", 5, M, {"oneof": True, "type_name": "ExtensionRequest"}),
+        ("all_extension_numbers_of_type", 6, S, {"oneof": True}),
+        ("list_services", 7, S, {"oneof": True}),
+    ], oneof="message_request")
+    msg("ExtensionRequest", [("containing_type", 1, S, {}), ("extension_number", 2, I32, {})])
+    msg("ServerReflectionResponse", [
+        ("valid_host", 1, S, {}),
+        ("original_request", 2, M, {"type_name": "ServerReflectionRequest"}),
+        ("file_descriptor_response", 4, M, {"oneof": True, "type_name": "FileDescriptorResponse"}),
+        ("all_extension_numbers_response", 5, M, {"oneof": True, "type_name": "ExtensionNumberResponse"}),
+        ("list_services_response", 6, M, {"oneof": True, "type_name": "ListServiceResponse"}),
+        ("error_response", 7, M, {"oneof": True, "type_name": "ErrorResponse"}),
+    ], oneof="message_response")
+    msg("FileDescriptorResponse", [("file_descriptor_proto", 1, B, {"repeated": True})])
+    msg("ExtensionNumberResponse", [("base_type_name", 1, S, {}), ("extension_number", 2, I32, {"repeated": True})])
+    msg("ListServiceResponse", [("service", 1, M, {"repeated": True, "type_name": "ServiceResponse"})])
+    msg("ServiceResponse", [("name", 1, S, {})])
+    msg("ErrorResponse", [("error_code", 1, I32, {}), ("error_message", 2, S, {})])
+    return f
+
+
+def _status_file():
+    """google.rpc.Status, to decode grpc-status-details-bin."""
+    f = descriptor_pb2.FileDescriptorProto(name="grpc_standin/status.proto", package="google.rpc",
+                                           syntax="proto3", dependency=["google/protobuf/any.proto"])
+    T = descriptor_pb2.FieldDescriptorProto
+    m = f.message_type.add(name="Status")
+    m.field.add(name="code", number=1, type=T.TYPE_INT32, label=T.LABEL_OPTIONAL)
+    m.field.add(name="message", number=2, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
+    m.field.add(name="details", number=3, type=T.TYPE_MESSAGE, label=T.LABEL_REPEATED,
+                type_name=".google.protobuf.Any")
+    return f
+
+
+_TOOL_POOL = descriptor_pool.DescriptorPool()
+_any_fdp = descriptor_pb2.FileDescriptorProto()
+any_pb2.DESCRIPTOR.CopyToProto(_any_fdp)
+_TOOL_POOL.Add(_any_fdp)
+_TOOL_POOL.Add(_reflection_file())
+_TOOL_POOL.Add(_status_file())
+_TOOL_FACTORY = message_factory.MessageFactory(_TOOL_POOL)
+ReflRequest = _TOOL_FACTORY.GetPrototype(_TOOL_POOL.FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionRequest"))
+ReflResponse = _TOOL_FACTORY.GetPrototype(_TOOL_POOL.FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionResponse"))
+RpcStatus = _TOOL_FACTORY.GetPrototype(_TOOL_POOL.FindMessageTypeByName("google.rpc.Status"))
+
+REFLECTION_METHOD = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+
+
+class ReflectionNotSupported(Exception):
+    def __str__(self):
+        return "server does not support the reflection API"
+
+
+class SymbolNotFound(Exception):
+    pass
+
+
+class ReflectionClient:
+    """Asks the server's reflection service for files and keeps them in one descriptor pool."""
+
+    def __init__(self, channel, metadata, timeout_fn):
+        self._call = channel.stream_stream(REFLECTION_METHOD, request_serializer=lambda m: m.SerializeToString(),
+                                           response_deserializer=ReflResponse.FromString)
+        self._metadata = metadata
+        self._timeout = timeout_fn
+        self.pool = descriptor_pool.DescriptorPool()
+        self.factory = message_factory.MessageFactory(self.pool)
+        self.files = {}  # name -> FileDescriptorProto, every file known (added to the pool)
+
+    def _ask(self, **kwargs):
+        try:
+            responses = self._call(iter([ReflRequest(**kwargs)]), metadata=self._metadata, timeout=self._timeout())
+            for resp in responses:
+                return resp
+        except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise ReflectionNotSupported() from None
+            raise Fail(go_rpc_error(err)) from None
+        raise Fail("reflection stream ended without a response")
+
+    def list_services(self):
+        resp = self._ask(list_services="*")
+        if resp.WhichOneof("message_response") == "error_response":
+            raise Fail(f"rpc error: code = {code_name(resp.error_response.error_code)} desc = {resp.error_response.error_message}")
+        return [s.name for s in resp.list_services_response.service]
+
+    def _add_files(self, raw_files):
+        protos = {}
+        for raw in raw_files:
+            fdp = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            protos[fdp.name] = fdp
+
+        def add(name):
+            if name in self.files:
+                return
+            fdp = protos.get(name)
+            if fdp is None:
+                resp = self._ask(file_by_filename=name)
+                if resp.WhichOneof("message_response") != "file_descriptor_response":
+                    raise LinkError(f"File not found: {name}")
+                for raw in resp.file_descriptor_response.file_descriptor_proto:
+                    other = descriptor_pb2.FileDescriptorProto.FromString(raw)
+                    protos.setdefault(other.name, other)
+                fdp = protos.get(name)
+                if fdp is None:
+                    raise LinkError(f"File not found: {name}")
+            for dep in fdp.dependency:
+                add(dep)
+            link_file(fdp, [self.files[d] for d in fdp.dependency], self.files)
+            self.pool.Add(fdp)
+            self.files[name] = fdp
+
+        for name in protos:
+            add(name)
+
+    def file_containing_symbol(self, symbol):
+        for fdp in self.files.values():
+            if find_in_file(fdp, symbol):
+                return fdp
+        resp = self._ask(file_containing_symbol=symbol)
+        if resp.WhichOneof("message_response") != "file_descriptor_response":
+            raise SymbolNotFound(f"Symbol not found: {symbol}")
+        self._add_files(resp.file_descriptor_response.file_descriptor_proto)
+        for fdp in self.files.values():
+            if find_in_file(fdp, symbol):
+                return fdp
+        raise SymbolNotFound(f"Symbol not found: {symbol}")
+
+    def message_class(self, full_name):
+        return self.factory.GetPrototype(self.pool.FindMessageTypeByName(full_name))
+
+
+class LinkError(Exception):
+    """A file from reflection that cannot be linked (grpcurl fails the same way)."""
+
+
+def _file_symbols(fdp):
+    """Fully-qualified names of the messages and enums a file defines."""
+    out = {}
+    prefix = fdp.package + "." if fdp.package else ""
+
+    def walk(messages, scope):
+        for m in messages:
+            name = scope + m.name
+            out[name] = ("message", m)
+            for e in m.enum_type:
+                out[f"{name}.{e.name}"] = ("enum", e)
+            walk(m.nested_type, name + ".")
+
+    walk(fdp.message_type, prefix)
+    for e in fdp.enum_type:
+        out[prefix + e.name] = ("enum", e)
+    return out
+
+
+def _camel_entry_name(field_name):
+    camel = _default_json_name(field_name)
+    return camel[:1].upper() + camel[1:] + "Entry"
+
+
+def link_file(fdp, deps, all_files):
+    """Resolves every type reference the way grpcurl 1.8 (jhump/protoreflect) links a reflected file:
+    only against the file itself and the files it declares as dependencies (plus their public
+    imports). Relative names are resolved from the innermost scope outwards and rewritten fully
+    qualified. A reference that resolves nowhere is the error grpcurl reports. Map entry messages
+    not named <Field>Entry (protobufjs names them after the field) are renamed, which grpcurl 1.8
+    tolerates but Python's descriptor pool does not."""
+    visible = dict(_file_symbols(fdp))
+    seen = set()
+
+    def add_dep(dep):
+        if dep.name in seen:
+            return
+        seen.add(dep.name)
+        visible.update(_file_symbols(dep))
+        for i in dep.public_dependency:
+            pub = all_files.get(dep.dependency[i])
+            if pub is not None:
+                add_dep(pub)
+
+    for dep in deps:
+        add_dep(dep)
+
+    def resolve(name, scope):
+        if name.startswith("."):
+            if name[1:] in visible:
+                return name[1:]
+        else:
+            parts = scope.split(".") if scope else []
+            for i in range(len(parts), -1, -1):
+                candidate = ".".join(parts[:i] + [name])
+                if candidate in visible:
+                    return candidate
+        raise LinkError(f"file {go_json_string(fdp.name)} included an unresolvable reference to {go_json_string(name)}")
+
+    pkg = fdp.package
+
+    def walk(messages, scope):
+        for m in messages:
+            mscope = f"{scope}.{m.name}" if scope else m.name
+            for f in m.field:
+                if f.type_name:
+                    fqn = resolve(f.type_name, mscope)
+                    f.type_name = "." + fqn
+                    if not f.HasField("type") or f.type == 0:
+                        f.type = FieldDescriptor.TYPE_MESSAGE if visible[fqn][0] == "message" else FieldDescriptor.TYPE_ENUM
+            for f in m.field:
+                if f.label != FieldDescriptor.LABEL_REPEATED or f.type != FieldDescriptor.TYPE_MESSAGE:
+                    continue
+                entry = next((n for n in m.nested_type if f.type_name == f".{mscope}.{n.name}"), None)
+                if entry is not None and entry.options.map_entry and entry.name != _camel_entry_name(f.name):
+                    entry.name = _camel_entry_name(f.name)
+                    f.type_name = f".{mscope}.{entry.name}"
+                    visible[f"{mscope}.{entry.name}"] = ("message", entry)
+            walk(m.nested_type, mscope)
+
+    walk(fdp.message_type, pkg)
+    for svc in fdp.service:
+        for m in svc.method:
+            m.input_type = "." + resolve(m.input_type, pkg)
+            m.output_type = "." + resolve(m.output_type, pkg)
+
+
+def find_in_file(fdp, symbol):
+    """Finds a fully-qualified symbol in a FileDescriptorProto: (kind, proto, source path) or None.
+    The path is the SourceCodeInfo location path, used to find the element's doc comment."""
+    prefix = fdp.package + "." if fdp.package else ""
+    if not symbol.startswith(prefix):
+        return None
+    rest = symbol[len(prefix):]
+    for i, svc in enumerate(fdp.service):
+        if rest == svc.name:
+            return ("service", svc, (6, i))
+        for j, m in enumerate(svc.method):
+            if rest == f"{svc.name}.{m.name}":
+                return ("method", m, (6, i, 2, j))
+    for i, e in enumerate(fdp.enum_type):
+        if rest == e.name:
+            return ("enum", e, (5, i))
+
+    def walk(messages, scope, path):
+        for i, m in enumerate(messages):
+            name = scope + m.name
+            mpath = path + (i,)
+            if rest == name:
+                return ("message", m, mpath)
+            for k, e in enumerate(m.enum_type):
+                if rest == f"{name}.{e.name}":
+                    return ("enum", e, mpath + (4, k))
+            found = walk(m.nested_type, name + ".", mpath + (3,))
+            if found:
+                return found
+        return None
+
+    return walk(fdp.message_type, "", (4,))
+
+
+# ----------------------------------------------------------------------------- JSON like grpcurl 1.8
+
+def go_json_string(s):
+    """A JSON string escaped the way Go's encoding/json does (HTML-safe, U+2028/9 escaped)."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif o < 0x20 or ch in "<>&" or o in (0x2028, 0x2029):
+            out.append("\\u%04x" % o)
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def go_json_dump(value, indent=""):
+    """Indented JSON as Go's json.Indent(..., "", "  ") prints it; dicts keep their key order."""
+    inner = indent + "  "
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{inner}{go_json_string(k)}: {go_json_dump(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(inner + go_json_dump(v, inner) for v in value) + "\n" + indent + "]"
+    if isinstance(value, str):
+        return go_json_string(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return '"NaN"'
+        if math.isinf(value):
+            return '"Infinity"' if value > 0 else '"-Infinity"'
+        return json.dumps(value)
+    return str(value)
+
+
+def _sort_maps(descriptor, obj):
+    """Sorts the keys of map fields (grpcurl prints maps sorted) inside a MessageToDict result."""
+    if not isinstance(obj, dict):
+        return obj
+    for field in descriptor.fields:
+        key = field.json_name
+        if key not in obj or field.message_type is None:
+            continue
+        mt = field.message_type
+        if mt.GetOptions().map_entry:
+            value_field = mt.fields_by_name["value"]
+            entries = obj[key]
+            keys = sorted(entries, key=lambda k: (0, int(k)) if k.lstrip("-").isdigit() else (1, k))
+            obj[key] = {k: (_sort_maps(value_field.message_type, entries[k]) if value_field.message_type else entries[k])
+                        for k in keys}
+        elif field.label == FieldDescriptor.LABEL_REPEATED:
+            obj[key] = [_sort_maps(mt, v) for v in obj[key]]
+        else:
+            obj[key] = _sort_maps(mt, obj[key])
+    return obj
+
+
+def message_to_obj(msg):
+    obj = json_format.MessageToDict(msg, preserving_proto_field_name=False)
+    return _sort_maps(msg.DESCRIPTOR, obj)
+
+
+def format_message(msg):
+    return go_json_dump(message_to_obj(msg))
+
+
+def format_any(any_msg, refl):
+    """An Any as grpcurl prints a status detail: the message's fields plus "@type", keys sorted."""
+    type_url = any_msg.type_url
+    name = type_url.rsplit("/", 1)[-1]
+    obj = None
+    if refl is not None:
+        try:
+            refl.file_containing_symbol(name)
+            cls = refl.message_class(name)
+            inner = cls.FromString(any_msg.value)
+            obj = message_to_obj(inner)
+            obj["@type"] = type_url
+        except (SymbolNotFound, KeyError, Fail, ReflectionNotSupported, LinkError):
+            obj = None
+    if obj is None:
+        obj = {
+            "@error": f"{name} is not recognized; see @value for raw binary message data",
+            "@type": type_url,
+            "@value": base64.b64encode(any_msg.value).decode("ascii"),
+        }
+    return go_json_dump({k: obj[k] for k in sorted(obj)})
+
+
+def code_name(code):
+    return CODE_NAMES[code] if 0 <= code < len(CODE_NAMES) else f"Code({code})"
+
+
+def go_rpc_error(err):
+    return f"rpc error: code = {code_name(err.code().value[0])} desc = {err.details()}"
+
+
+def print_status(code, message, details, refl):
+    """grpcurl's PrintStatus: the code, the message and each detail, to stderr."""
+    w = sys.stderr
+    w.write(f"ERROR:\n  Code: {code_name(code)}\n  Message: {message}\n")
+    if details:
+        w.write("  Details:\n")
+        for i, det in enumerate(details, 1):
+            prefix = f"  {i})"
+            w.write(prefix + "\t")
+            pad = " " * len(prefix) + "\t"
+            lines = format_any(det, refl).split("\n")
+            w.write(lines[0] + "\n")
+            for line in lines[1:]:
+                w.write(pad + line + "\n")
+    w.flush()
+
+
+def status_of(err, deadline_hit):
+    """(code, message, details) of a failed call, details decoded from grpc-status-details-bin."""
+    code = err.code().value[0]
+    message = err.details() or ""
+    if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and deadline_hit:
+        message = "context deadline exceeded"  # what grpc-go reports for a client-side deadline
+    details = []
+    for key, value in err.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            details = list(RpcStatus.FromString(value).details)
+    return code, message, details
+
+
+# ----------------------------------------------------------------------------- describe (protoprint style)
+
+SCALAR_NAMES = {
+    FieldDescriptor.TYPE_DOUBLE: "double", FieldDescriptor.TYPE_FLOAT: "float",
+    FieldDescriptor.TYPE_INT64: "int64", FieldDescriptor.TYPE_UINT64: "uint64",
+    FieldDescriptor.TYPE_INT32: "int32", FieldDescriptor.TYPE_FIXED64: "fixed64",
+    FieldDescriptor.TYPE_FIXED32: "fixed32", FieldDescriptor.TYPE_BOOL: "bool",
+    FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BYTES: "bytes",
+    FieldDescriptor.TYPE_UINT32: "uint32", FieldDescriptor.TYPE_SFIXED32: "sfixed32",
+    FieldDescriptor.TYPE_SFIXED64: "sfixed64", FieldDescriptor.TYPE_SINT32: "sint32",
+    FieldDescriptor.TYPE_SINT64: "sint64",
+}
+
+
+def _default_json_name(name):
+    out, upper = [], False
+    for ch in name:
+        if ch == "_":
+            upper = True
+        elif upper:
+            out.append(ch.upper())
+            upper = False
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _field_line(fdp, field, message, files):
+    proto3 = fdp.syntax == "proto3"
+    map_entry = None
+    if field.type == FieldDescriptor.TYPE_MESSAGE and field.label == FieldDescriptor.LABEL_REPEATED:
+        map_entry = _find_nested(message, field.type_name)
+    if map_entry is not None and map_entry.options.map_entry:
+        k, v = map_entry.field[0], map_entry.field[1]
+        kt = SCALAR_NAMES.get(k.type, k.type_name)
+        vt = SCALAR_NAMES.get(v.type, v.type_name)
+        text = f"map<{kt}, {vt}> {field.name} = {field.number}"
+    else:
+        label = ""
+        if field.label == FieldDescriptor.LABEL_REPEATED:
+            label = "repeated "
+        elif field.label == FieldDescriptor.LABEL_REQUIRED:
+            label = "required "
+        elif not proto3 or field.proto3_optional:
+            label = "optional "
+        ftype = SCALAR_NAMES.get(field.type, field.type_name)
+        text = f"{label}{ftype} {field.name} = {field.number}"
+    opts = []
+    if field.HasField("json_name") and field.json_name != _default_json_name(field.name):
+        opts.append(f"json_name = {go_json_string(field.json_name)}")
+    if field.options.deprecated:
+        opts.append("deprecated = true")
+    if opts:
+        text += " [" + ", ".join(opts) + "]"
+    return text + ";"
+
+
+def _find_nested(message, type_name):
+    short = type_name.rsplit(".", 1)[-1]
+    for nested in message.nested_type:
+        if nested.name == short:
+            return nested
+    return None
+
+
+class Describer:
+    """Proto source for one element, as grpcurl prints it with jhump/protoreflect's protoprint
+    (Compact, SortElements, ForceFullyQualifiedNames, doc comments only)."""
+
+    def __init__(self, fdp):
+        self.fdp = fdp
+        self.comments = {tuple(loc.path): loc.leading_comments
+                         for loc in fdp.source_code_info.location if loc.HasField("leading_comments")}
+
+    def _comment(self, path, indent):
+        text = self.comments.get(tuple(path))
+        if not text:
+            return []
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return [f"{indent}//{line}" for line in lines]
+
+    def message(self, m, path, indent=""):
+        lines = self._comment(path, indent) + [f"{indent}message {m.name} {{"]
+        inner = indent + "  "
+        members = {}
+        for j, field in enumerate(m.field):
+            if field.HasField("oneof_index") and not field.proto3_optional:
+                members.setdefault(field.oneof_index, []).append((j, field))
+        printed = set()
+        for j, field in sorted(enumerate(m.field), key=lambda jf: jf[1].number):
+            if field.HasField("oneof_index") and not field.proto3_optional:
+                idx = field.oneof_index
+                if idx in printed:
+                    continue
+                printed.add(idx)
+                lines += self._comment(path + (8, idx), inner)
+                lines.append(f"{inner}oneof {m.oneof_decl[idx].name} {{")
+                for k, member in sorted(members[idx], key=lambda jf: jf[1].number):
+                    lines += self._comment(path + (2, k), inner + "  ")
+                    lines.append(inner + "  " + _field_line(self.fdp, member, m, None))
+                lines.append(f"{inner}}}")
+            else:
+                lines += self._comment(path + (2, j), inner)
+                lines.append(inner + _field_line(self.fdp, field, m, None))
+        for k, nested in sorted(enumerate(m.nested_type), key=lambda kn: kn[1].name):
+            if not nested.options.map_entry:
+                lines.append(self.message(nested, path + (3, k), inner))
+        for k, e in sorted(enumerate(m.enum_type), key=lambda ke: ke[1].name):
+            lines.append(self.enum(e, path + (4, k), inner))
+        lines.append(f"{indent}}}")
+        return "\n".join(lines)
+
+    def enum(self, e, path, indent=""):
+        lines = self._comment(path, indent) + [f"{indent}enum {e.name} {{"]
+        for k, v in sorted(enumerate(e.value), key=lambda kv: kv[1].number):
+            lines += self._comment(path + (2, k), indent + "  ")
+            lines.append(f"{indent}  {v.name} = {v.number};")
+        lines.append(f"{indent}}}")
+        return "\n".join(lines)
+
+    def method(self, m, path, indent=""):
+        cs = "stream " if m.client_streaming else ""
+        ss = "stream " if m.server_streaming else ""
+        return "\n".join(self._comment(path, indent) +
+                         [f"{indent}rpc {m.name} ( {cs}{m.input_type} ) returns ( {ss}{m.output_type} );"])
+
+    def service(self, s, path):
+        lines = self._comment(path, "") + [f"service {s.name} {{"]
+        for j, m in sorted(enumerate(s.method), key=lambda jm: jm[1].name):
+            lines.append(self.method(m, path + (2, j), "  "))
+        lines.append("}")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- main
+
+def split_method(symbol):
+    if "/" in symbol:
+        svc, _, mth = symbol.rpartition("/")
+    else:
+        svc, _, mth = symbol.rpartition(".")
+    return svc, mth
+
+
+def read_requests(data):
+    """Concatenated JSON values, as grpcurl's JSON request parser reads them."""
+    decoder = json.JSONDecoder()
+    values, pos = [], 0
+    while True:
+        while pos < len(data) and data[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(data):
+            return values
+        value, pos = decoder.raw_decode(data, pos)
+        values.append(value)
+
+
+def run(argv):
+    opts, args = parse_args(argv)
+    if opts["help"]:
+        sys.stderr.write(usage_text(PROG))
+        return 0
+    if opts["version"]:
+        sys.stderr.write(f"{PROG} {VERSION}\n")
+        return 0
+    for flag in ("max-time", "connect-timeout"):
+        if opts[flag] < 0:
+            usage_error(f"The -{flag} argument must not be negative.")
+    if not args:
+        usage_error("Too few arguments.")
+    target = ""
+    if args[0] not in ("list", "describe"):
+        target, args = args[0], args[1:]
+    if not args:
+        usage_error("Too few arguments.")
+    verb = "invoke"
+    if args[0] in ("list", "describe"):
+        verb, args = args[0], args[1:]
+    symbol = ""
+    if verb == "invoke":
+        if not args:
+            usage_error("Too few arguments.")
+        symbol, args = args[0], args[1:]
+    else:
+        if opts["d"]:
+            sys.stderr.write("Warning: The -d argument is not used with 'list' or 'describe' verb.\n")
+        if args:
+            symbol, args = args[0], args[1:]
+    if args:
+        usage_error("Too many arguments.")
+    if not target:
+        usage_error("No host:port specified.")
+    if not opts["plaintext"]:
+        raise Fail("this grpcurl stand-in supports only -plaintext connections (TLS is not implemented)")
+
+    start = time.monotonic()
+    deadline = start + opts["max-time"] if opts["max-time"] > 0 else None
+
+    def remaining():
+        return None if deadline is None else max(deadline - time.monotonic(), 0.001)
+
+    metadata = metadata_from_headers(opts["H"])
+    channel = grpc.insecure_channel(target, options=[("grpc.primary_user_agent", "grpcurl-standin/1.8")])
+    try:
+        dial_timeout = opts["connect-timeout"] or 10.0
+        if deadline is not None:
+            dial_timeout = min(dial_timeout, remaining())
+        try:
+            grpc.channel_ready_future(channel).result(timeout=dial_timeout)
+        except grpc.FutureTimeoutError:
+            raise Fail(f'Failed to dial target host "{target}": context deadline exceeded') from None
+        refl = ReflectionClient(channel, metadata, remaining)
+        if verb == "list":
+            return do_list(refl, symbol)
+        if verb == "describe":
+            return do_describe(refl, symbol)
+        return do_invoke(channel, refl, symbol, opts, metadata, remaining, deadline)
+    finally:
+        channel.close()
+
+
+def do_list(refl, symbol):
+    if not symbol:
+        try:
+            services = sorted(refl.list_services())
+        except ReflectionNotSupported as err:
+            raise Fail(f"Failed to list services: {err}") from None
+        print("\n".join(services) if services else "(No services)")
+        return 0
+    try:
+        fdp = refl.file_containing_symbol(symbol)
+    except (SymbolNotFound, ReflectionNotSupported, LinkError) as err:
+        raise Fail(f'Failed to list methods for service "{symbol}": {err}') from None
+    kind, svc, _ = find_in_file(fdp, symbol)
+    if kind != "service":
+        raise Fail(f'Failed to list methods for service "{symbol}": Service not found: {symbol}')
+    methods = sorted(f"{symbol}.{m.name}" for m in svc.method)
+    print("\n".join(methods) if methods else "(No methods)")
+    return 0
+
+
+def do_describe(refl, symbol):
+    if symbol:
+        symbols = [symbol[1:] if symbol.startswith(".") else symbol]
+    else:
+        try:
+            symbols = refl.list_services()
+        except ReflectionNotSupported as err:
+            raise Fail(f"Failed to list services: {err}") from None
+        if not symbols:
+            print("Server returned an empty list of exposed services")
+    for s in symbols:
+        try:
+            fdp = refl.file_containing_symbol(s)
+        except (SymbolNotFound, ReflectionNotSupported, LinkError) as err:
+            raise Fail(f'Failed to resolve symbol "{s}": {err}') from None
+        kind, proto, path = find_in_file(fdp, s)
+        d = Describer(fdp)
+        if kind == "service":
+            text, what = d.service(proto, path), "a service"
+        elif kind == "method":
+            text, what = d.method(proto, path), "a method"
+        elif kind == "message":
+            text, what = d.message(proto, path), "a message"
+        else:
+            text, what = d.enum(proto, path), "an enum"
+        print(f"{s} is {what}:")
+        print(text)
+    return 0
+
+
+def do_invoke(channel, refl, symbol, opts, metadata, remaining, deadline):
+    svc_name, mth_name = split_method(symbol)
+    if not svc_name or not mth_name:
+        raise Fail(f'Error invoking method "{symbol}": given method name "{symbol}" is not in expected format: '
+                   "'service/method' or 'service.method'")
+    try:
+        fdp = refl.file_containing_symbol(svc_name)
+    except SymbolNotFound:
+        raise Fail(f'Error invoking method "{symbol}": target server does not expose service "{svc_name}"') from None
+    except (ReflectionNotSupported, LinkError) as err:
+        raise Fail(f'Error invoking method "{symbol}": failed to query for service descriptor "{svc_name}": {err}') from None
+    kind, svc, _ = find_in_file(fdp, svc_name)
+    if kind != "service":
+        raise Fail(f'Error invoking method "{symbol}": target server does not expose service "{svc_name}"')
+    method = next((m for m in svc.method if m.name == mth_name), None)
+    if method is None:
+        raise Fail(f'Error invoking method "{symbol}": service "{svc_name}" does not include a method named "{mth_name}"')
+    if method.client_streaming:
+        raise Fail(f'Error invoking method "{symbol}": client-streaming methods are not implemented by this grpcurl stand-in')
+
+    req_cls = refl.message_class(method.input_type.lstrip("."))
+    resp_cls = refl.message_class(method.output_type.lstrip("."))
+    data = sys.stdin.read() if opts["d"] == "@" else opts["d"]
+    full_method = f"{svc_name}.{mth_name}"
+    try:
+        values = read_requests(data)
+    except ValueError as err:
+        raise Fail(f'Error invoking method "{symbol}": error getting request data: {err}') from None
+    if len(values) > 1:
+        kind_text = "a server-streaming RPC" if method.server_streaming else "a unary RPC"
+        raise Fail(f'Error invoking method "{symbol}": method "{full_method}" is {kind_text}, '
+                   "but request data contained more than 1 message")
+    request = req_cls()
+    if values:
+        try:
+            json_format.ParseDict(values[0], request)
+        except json_format.ParseError as err:
+            raise Fail(f'Error invoking method "{symbol}": error getting request data: {err}') from None
+
+    path = f"/{svc_name}/{mth_name}"
+    ser = lambda m: m.SerializeToString()  # noqa: E731
+    try:
+        if method.server_streaming:
+            call = channel.unary_stream(path, request_serializer=ser, response_deserializer=resp_cls.FromString)
+            for resp in call(request, metadata=metadata, timeout=remaining()):
+                sys.stdout.write(format_message(resp) + "\n")
+                sys.stdout.flush()
+        else:
+            call = channel.unary_unary(path, request_serializer=ser, response_deserializer=resp_cls.FromString)
+            resp = call(request, metadata=metadata, timeout=remaining())
+            sys.stdout.write(format_message(resp) + "\n")
+            sys.stdout.flush()
+    except grpc.RpcError as err:
+        hit = deadline is not None and time.monotonic() >= deadline - 0.01
+        code, message, details = status_of(err, hit)
+        print_status(code, message, details, refl)
+        return STATUS_CODE_OFFSET + code
+    return 0
+
+
+def main():
+    try:
+        code = run(sys.argv[1:])
+    except Fail as err:
+        sys.stdout.flush()
+        sys.stderr.write(f"{err}\n")
+        code = err.code
+    except KeyboardInterrupt:
+        code = 130
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
