@@ -209,14 +209,19 @@ class Journey:
         self.equal(info.reason, "ACTION_NOT_ALLOWED", "ErrorInfo.reason")
         self.equal(info.metadata.get("current_state"), "review", "ErrorInfo.metadata[current_state]")
         self.check("PreconditionFailure" in found, f"no google.rpc.PreconditionFailure among the details: {status}")
-        violations = found["PreconditionFailure"].violations
-        self.check(len(violations) >= 1, "PreconditionFailure has no violations")
-        self.check(any('"review"' in v.description for v in violations),
-                   f"PreconditionFailure should name the current state \"review\": {violations}")
-        # The allowed actions travel in the message only (see the report: no structured field carries them).
-        allowed = status.message.partition("allowed actions:")[2]
-        self.check("approve" in allowed and "reject" in allowed,
-                   f"the status message should list the allowed actions approve and reject: {status.message!r}")
+        current, allowed = self.current_state_violation(found["PreconditionFailure"])
+        self.equal(current, "review", "PreconditionFailure CURRENT_STATE subject")
+        self.equal(allowed, ["approve", "reject"], "PreconditionFailure CURRENT_STATE allowed actions")
+
+    def current_state_violation(self, failure):
+        """The CURRENT_STATE violation: subject = the current state, description = `allowed actions: a, b`."""
+        found = [v for v in failure.violations if v.type == "CURRENT_STATE"]
+        self.check(len(found) == 1, f"PreconditionFailure should hold one CURRENT_STATE violation: {failure}")
+        self.check(len(failure.violations) >= 2, f"PreconditionFailure should also name the failed condition: {failure}")
+        prefix, _, listed = found[0].description.partition("allowed actions:")
+        self.check(prefix == "" and listed != "", f"CURRENT_STATE description: {found[0].description!r}")
+        allowed = [a.strip() for a in listed.split(",") if a.strip() not in ("", "(none)")]
+        return found[0].subject, sorted(allowed)
 
     def version_conflict(self):
         status, found = self.expect_error("ExecuteAction", self.pb.ExecuteActionRequest(
@@ -279,6 +284,8 @@ class Journey:
             instance_id=self.instance_id, action_id="approve"), grpc.StatusCode.FAILED_PRECONDITION)
         self.equal(found["ErrorInfo"].reason, "INSTANCE_COMPLETED", "ErrorInfo.reason on a completed instance")
         self.check("PreconditionFailure" in found, f"no google.rpc.PreconditionFailure among the details: {status}")
+        current, allowed = self.current_state_violation(found["PreconditionFailure"])
+        self.equal((current, allowed), ("published", []), "CURRENT_STATE of a completed instance (state, allowed actions)")
 
     def run(self) -> None:
         for step in (self.create_definition, self.start_instance, self.execute, self.history, self.rejected_action,
