@@ -3,16 +3,14 @@
  * graceful shutdown. No side effects on import; src/main.ts is the only entry that reads the
  * environment and handles signals.
  */
-import { fileURLToPath } from "node:url";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import { DEFAULT_LIMITS, type Limits } from "./engine/limits.js";
 import { ChangeFeed, type ChangeFeedOptions } from "./feed/change-feed.js";
 import { DEFAULT_WATCH_PROGRESS_MS, WatchService } from "./feed/watch-service.js";
 import { WorkflowServiceService } from "./gen/workflow/v1/service.js";
 import { CallTracker } from "./grpc/call-adapter.js";
+import { addReflection } from "./grpc/reflection.js";
 import { withSharedWatchEncoding } from "./grpc/shared-watch-encoding.js";
 import { workflowHandlers } from "./grpc/workflow-handlers.js";
 import type { Logger } from "./logger.js";
@@ -20,8 +18,6 @@ import { WorkflowService } from "./service/workflow-service.js";
 import type { WorkflowStore } from "./store/store.js";
 
 export const SERVICE_NAME = "workflow.v1.WorkflowService";
-/** Directory holding the .proto contract (served through reflection). */
-export const PROTO_DIR = fileURLToPath(new URL("../proto", import.meta.url));
 
 export interface ServerOptions {
   /** host:port; port 0 picks a free port. */
@@ -49,18 +45,6 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-/** Package definition of everything the server exposes, for reflection. */
-function reflectionPackage() {
-  return loadSync([`${PROTO_DIR}/workflow/v1/service.proto`, healthProtoPath], {
-    includeDirs: [PROTO_DIR],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-  });
-}
-
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const log = options.logger;
   const service = new WorkflowService(options.store, { limits: options.limits ?? DEFAULT_LIMITS });
@@ -72,7 +56,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   server.addService(withSharedWatchEncoding(WorkflowServiceService), workflowHandlers(service, { log, tracker }, watch));
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
-  new ReflectionService(reflectionPackage()).addToServer(server);
+  addReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.listen, ServerCredentials.createInsecure(), (err, boundPort) =>

@@ -2,6 +2,7 @@
 import { status as Status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DefinitionInput } from "../../src/engine/types.js";
+import type { InstanceStatus } from "../../src/gen/workflow/v1/resources.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { action, approvalDefinition, state } from "../support/definitions.js";
 import { api, rejection, startTestServer, type Api, type TestServer } from "../support/test-server.js";
@@ -190,7 +191,7 @@ describe("bad input never crashes and never returns INTERNAL", () => {
     ["instance id with spaces", () => rpc.startInstance({ definitionId: "approval", instanceId: "a b" }), "instance_id"],
     ["overlong request id", () => rpc.startInstance({ definitionId: "approval", requestId: "r".repeat(129) }), "request_id"],
     ["negative definition version", () => rpc.startInstance({ definitionId: "approval", definitionVersion: -1 }), "definition_version"],
-    ["unknown status filter", () => rpc.listInstances({ status: 42 }), "status"],
+    ["unknown status filter", () => rpc.listInstances({ status: 42 as InstanceStatus }), "status"],
     ["malformed state filter", () => rpc.listInstances({ state: "no spaces allowed" }), "state"],
   ])("%s", async (_name, call, field) => {
     const e = await rejection(call());

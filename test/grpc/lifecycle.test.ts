@@ -104,6 +104,10 @@ describe("reflection", () => {
       const files: Buffer[] = responses[1].file_descriptor_response.file_descriptor_proto;
       const text = Buffer.concat(files).toString("latin1");
       for (const name of ["ExecuteAction", "WatchInstances", "GetServiceStats", "HistoryEntry"]) expect(text).toContain(name);
+      // Real files with their imports (grpcurl links by dependency list), not per-package merges.
+      for (const file of ["workflow/v1/service.proto", "workflow/v1/resources.proto", "google/protobuf/timestamp.proto"]) {
+        expect(text).toContain(file);
+      }
     });
   }
 });
