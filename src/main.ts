@@ -3,15 +3,20 @@
  * opens the store, serves, and shuts down gracefully on SIGTERM / SIGINT (exit 0).
  * Bad configuration: one clear line on stderr and exit code 2.
  */
-import { ConfigError, describeConfig, parseConfig } from "./config.js";
+import { ConfigError, describeConfig, parseConfig, usage } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startServer } from "./server.js";
 import { openStore } from "./store/open-store.js";
 
 async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
   let config;
   try {
-    config = parseConfig(process.argv.slice(2), process.env);
+    config = parseConfig(args, process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`workflow: ${err.message}\n`);

@@ -70,6 +70,16 @@ describe("configuration errors", () => {
   });
 });
 
+describe("help", () => {
+  it("--help prints every flag and its environment variable on stdout and exits 0", async () => {
+    const { code, stdout } = await exitOf(run(["--help"]));
+    expect(code).toBe(0);
+    for (const name of ["--listen", "WORKFLOW_LISTEN", "WORKFLOW_STORE", "WORKFLOW_DATA_DIR", "DATABASE_URL", "LOG_LEVEL"]) {
+      expect(stdout).toContain(name);
+    }
+  });
+});
+
 describe("signals", () => {
   it.each(["SIGTERM", "SIGINT"] as const)("%s: serves, then shuts down gracefully with exit code 0", async (signal) => {
     const child = run(["--store", "memory", "--listen", "127.0.0.1:0"]);
