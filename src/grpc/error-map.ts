@@ -74,12 +74,17 @@ export function toRpcStatus(err: WorkflowError): RpcStatus {
         PreconditionFailure.encode({
           violations: [
             ...err.precondition.violations,
-            // Machine-readable: where the instance is and what it accepts from there.
+            // Machine-readable: where the instance is, and one entry per action it accepts from there.
             {
               type: "CURRENT_STATE",
               subject: err.precondition.currentState,
-              description: `allowed actions: ${err.precondition.allowedActions.join(", ") || "(none)"}`,
+              description: `the instance is in state "${err.precondition.currentState}"`,
             },
+            ...err.precondition.allowedActions.map((id) => ({
+              type: "ALLOWED_ACTION",
+              subject: id,
+              description: `action "${id}" can be executed from state "${err.precondition.currentState}"`,
+            })),
           ],
         }).finish(),
       ),

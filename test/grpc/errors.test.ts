@@ -105,7 +105,12 @@ describe("error table", () => {
     expect(e.errorInfo?.reason).toBe(reason);
     const current = instanceId === "g1" ? "submitted" : "rejected";
     expect(e.errorInfo?.metadata.current_state).toBe(current);
-    expect(e.preconditionFailure?.violations.length).toBeGreaterThan(0);
+    const violations = e.preconditionFailure?.violations ?? [];
+    expect(violations.find((v) => v.type === "CURRENT_STATE")?.subject).toBe(current);
+    expect(violations.filter((v) => v.type === "ALLOWED_ACTION").map((v) => v.subject)).toEqual(
+      instanceId === "g1" ? ["approve", "reject", "cancel"] : [],
+    );
+    expect(violations.filter((v) => !["CURRENT_STATE", "ALLOWED_ACTION"].includes(v.type))).toHaveLength(1);
     expect(e.message).toContain(current);
     if (instanceId === "g1") expect(e.message).toMatch(/approve.*reject.*cancel|allowed/);
   });
