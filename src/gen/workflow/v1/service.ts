@@ -283,7 +283,7 @@ export interface WatchInstanceRequest {
   instanceId: string;
   /**
    * 0 = a SNAPSHOT event first, then live events. N >= 1 = replay from history version N, then live.
-   * Resume after a disconnect with the last version seen + 1.
+   * Resume after a disconnect with the last version seen + 1 (at most the current version + 1).
    */
   startVersion: number;
 }
@@ -296,7 +296,7 @@ export interface WatchInstanceResponse {
 
 /** Request of WatchInstances. */
 export interface WatchInstancesRequest {
-  /** Only events of instances of this definition. Empty = all. */
+  /** Only events of instances of this definition. Empty = all. It need not exist yet. */
   definitionId: string;
   /**
    * 0 = only events committed from now on. N = every event with revision >= N, then live.
@@ -305,7 +305,10 @@ export interface WatchInstancesRequest {
   startRevision: number;
 }
 
-/** Sent by WatchInstances while idle, so a client always knows how far it has read. */
+/**
+ * Sent by WatchInstances once live (after any replay) and then while idle, so a client always knows
+ * how far it has read, even when the filter matches nothing for a long time.
+ */
 export interface WatchProgress {
   /** Every event with a revision up to and including this one (and matching the filter) has been sent. */
   revision: number;
@@ -3191,11 +3194,19 @@ export const WorkflowServiceService = {
     responseDeserialize: (value: Buffer): ListInstanceHistoryResponse => ListInstanceHistoryResponse.decode(value),
   },
   /**
-   * Streams one instance's changes: start_version 0 sends a SNAPSHOT event first, then live events;
-   * N replays from history version N, then live. In order, no gaps, no duplicates. Completes with OK
-   * after the event that puts the instance in a final state.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND;
-   * OUT_OF_RANGE / INVALID_REQUEST (start_version beyond the current version); UNAVAILABLE on shutdown.
+   * Streams one instance's changes: start_version 0 sends a SNAPSHOT event first (the instance now, its
+   * latest history entry and revision), then live events; N replays from history version N, then live.
+   * Every version exactly once, in order, across the switch from replay to live: resume after a
+   * disconnect with the last version seen + 1. Completes with OK after the event that puts the
+   * instance in a final state; on an instance already completed, after the snapshot or the replay
+   * (at once for start_version = final version + 1).
+   * A watcher that reads slowly never delays writers: the server queues a bounded number of events for
+   * it and, when that overflows, re-reads the instance's history (kept whole) to catch it up, so a
+   * WatchInstance stream never ends for being slow.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed instance_id, negative start_version);
+   * NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE / START_VERSION_OUT_OF_RANGE (start_version above the
+   * current version + 1; ErrorInfo metadata current_version); UNAVAILABLE / SHUTTING_DOWN when the
+   * server shuts down (reconnect, to another replica, with the last version seen + 1).
    */
   watchInstance: {
     path: "/workflow.v1.WorkflowService/WatchInstance" as const,
@@ -3209,9 +3220,18 @@ export const WorkflowServiceService = {
   },
   /**
    * Streams every instance change (optionally of one definition) in revision order, from start_revision
-   * (0 = from now), with a progress message carrying the current revision while idle.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; OUT_OF_RANGE / HISTORY_COMPACTED (ErrorInfo metadata
-   * oldest_revision); RESOURCE_EXHAUSTED (watcher too slow; ErrorInfo metadata resume_revision); UNAVAILABLE on shutdown.
+   * (0 = from now; N = every event with revision >= N). Every event exactly once, in order, across the
+   * switch from replay to live. Once live, the stream sends a WatchProgress with the revision it is
+   * live from, then another after every idle interval (server setting WORKFLOW_WATCH_PROGRESS_MS,
+   * default 5 s), so a client always knows the revision to resume from.
+   * A slow watcher never delays writers: the server queues a bounded number of events for it and, when
+   * that overflows, catches it up from the store's event log. Only when the log no longer holds what
+   * it missed does the stream end, with RESOURCE_EXHAUSTED.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed definition_id, negative start_revision);
+   * OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained revision; ErrorInfo
+   * metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind past the retained
+   * log; ErrorInfo metadata resume_revision = the next revision it would have sent, oldest_revision);
+   * UNAVAILABLE / SHUTTING_DOWN when the server shuts down (reconnect with the last revision seen + 1).
    */
   watchInstances: {
     path: "/workflow.v1.WorkflowService/WatchInstances" as const,
@@ -3297,18 +3317,35 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    */
   listInstanceHistory: handleUnaryCall<ListInstanceHistoryRequest, ListInstanceHistoryResponse>;
   /**
-   * Streams one instance's changes: start_version 0 sends a SNAPSHOT event first, then live events;
-   * N replays from history version N, then live. In order, no gaps, no duplicates. Completes with OK
-   * after the event that puts the instance in a final state.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND;
-   * OUT_OF_RANGE / INVALID_REQUEST (start_version beyond the current version); UNAVAILABLE on shutdown.
+   * Streams one instance's changes: start_version 0 sends a SNAPSHOT event first (the instance now, its
+   * latest history entry and revision), then live events; N replays from history version N, then live.
+   * Every version exactly once, in order, across the switch from replay to live: resume after a
+   * disconnect with the last version seen + 1. Completes with OK after the event that puts the
+   * instance in a final state; on an instance already completed, after the snapshot or the replay
+   * (at once for start_version = final version + 1).
+   * A watcher that reads slowly never delays writers: the server queues a bounded number of events for
+   * it and, when that overflows, re-reads the instance's history (kept whole) to catch it up, so a
+   * WatchInstance stream never ends for being slow.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed instance_id, negative start_version);
+   * NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE / START_VERSION_OUT_OF_RANGE (start_version above the
+   * current version + 1; ErrorInfo metadata current_version); UNAVAILABLE / SHUTTING_DOWN when the
+   * server shuts down (reconnect, to another replica, with the last version seen + 1).
    */
   watchInstance: handleServerStreamingCall<WatchInstanceRequest, WatchInstanceResponse>;
   /**
    * Streams every instance change (optionally of one definition) in revision order, from start_revision
-   * (0 = from now), with a progress message carrying the current revision while idle.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; OUT_OF_RANGE / HISTORY_COMPACTED (ErrorInfo metadata
-   * oldest_revision); RESOURCE_EXHAUSTED (watcher too slow; ErrorInfo metadata resume_revision); UNAVAILABLE on shutdown.
+   * (0 = from now; N = every event with revision >= N). Every event exactly once, in order, across the
+   * switch from replay to live. Once live, the stream sends a WatchProgress with the revision it is
+   * live from, then another after every idle interval (server setting WORKFLOW_WATCH_PROGRESS_MS,
+   * default 5 s), so a client always knows the revision to resume from.
+   * A slow watcher never delays writers: the server queues a bounded number of events for it and, when
+   * that overflows, catches it up from the store's event log. Only when the log no longer holds what
+   * it missed does the stream end, with RESOURCE_EXHAUSTED.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed definition_id, negative start_revision);
+   * OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained revision; ErrorInfo
+   * metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind past the retained
+   * log; ErrorInfo metadata resume_revision = the next revision it would have sent, oldest_revision);
+   * UNAVAILABLE / SHUTTING_DOWN when the server shuts down (reconnect with the last revision seen + 1).
    */
   watchInstances: handleServerStreamingCall<WatchInstancesRequest, WatchInstancesResponse>;
   /** Counts definitions and instances, and reports the store's current revision. */
@@ -3514,11 +3551,19 @@ export interface WorkflowServiceClient extends Client {
     callback: (error: ServiceError | null, response: ListInstanceHistoryResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Streams one instance's changes: start_version 0 sends a SNAPSHOT event first, then live events;
-   * N replays from history version N, then live. In order, no gaps, no duplicates. Completes with OK
-   * after the event that puts the instance in a final state.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND;
-   * OUT_OF_RANGE / INVALID_REQUEST (start_version beyond the current version); UNAVAILABLE on shutdown.
+   * Streams one instance's changes: start_version 0 sends a SNAPSHOT event first (the instance now, its
+   * latest history entry and revision), then live events; N replays from history version N, then live.
+   * Every version exactly once, in order, across the switch from replay to live: resume after a
+   * disconnect with the last version seen + 1. Completes with OK after the event that puts the
+   * instance in a final state; on an instance already completed, after the snapshot or the replay
+   * (at once for start_version = final version + 1).
+   * A watcher that reads slowly never delays writers: the server queues a bounded number of events for
+   * it and, when that overflows, re-reads the instance's history (kept whole) to catch it up, so a
+   * WatchInstance stream never ends for being slow.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed instance_id, negative start_version);
+   * NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE / START_VERSION_OUT_OF_RANGE (start_version above the
+   * current version + 1; ErrorInfo metadata current_version); UNAVAILABLE / SHUTTING_DOWN when the
+   * server shuts down (reconnect, to another replica, with the last version seen + 1).
    */
   watchInstance(
     request: WatchInstanceRequest,
@@ -3531,9 +3576,18 @@ export interface WorkflowServiceClient extends Client {
   ): ClientReadableStream<WatchInstanceResponse>;
   /**
    * Streams every instance change (optionally of one definition) in revision order, from start_revision
-   * (0 = from now), with a progress message carrying the current revision while idle.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; OUT_OF_RANGE / HISTORY_COMPACTED (ErrorInfo metadata
-   * oldest_revision); RESOURCE_EXHAUSTED (watcher too slow; ErrorInfo metadata resume_revision); UNAVAILABLE on shutdown.
+   * (0 = from now; N = every event with revision >= N). Every event exactly once, in order, across the
+   * switch from replay to live. Once live, the stream sends a WatchProgress with the revision it is
+   * live from, then another after every idle interval (server setting WORKFLOW_WATCH_PROGRESS_MS,
+   * default 5 s), so a client always knows the revision to resume from.
+   * A slow watcher never delays writers: the server queues a bounded number of events for it and, when
+   * that overflows, catches it up from the store's event log. Only when the log no longer holds what
+   * it missed does the stream end, with RESOURCE_EXHAUSTED.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed definition_id, negative start_revision);
+   * OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained revision; ErrorInfo
+   * metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind past the retained
+   * log; ErrorInfo metadata resume_revision = the next revision it would have sent, oldest_revision);
+   * UNAVAILABLE / SHUTTING_DOWN when the server shuts down (reconnect with the last revision seen + 1).
    */
   watchInstances(
     request: WatchInstancesRequest,
