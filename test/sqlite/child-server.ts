@@ -96,6 +96,11 @@ export async function startChildServer(dataDir: string, env: Record<string, stri
     WORKFLOW_LISTEN: `127.0.0.1:${port}`,
     ...env,
   });
-  await waitUntilServing(server);
+  try {
+    await waitUntilServing(server);
+  } catch (err) {
+    server.child.kill("SIGKILL");
+    throw err;
+  }
   return server;
 }

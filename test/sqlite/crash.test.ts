@@ -150,9 +150,10 @@ describe("crash safety (SIGKILL under load, SQLite)", () => {
 
     /** Drives load from several channels until the server dies. */
     async function load(server: ChildServer, round: number): Promise<{ acked: number }> {
-      const clients = Array.from({ length: CHANNELS }, () =>
-        api(new WorkflowServiceClient(server.address, credentials.createInsecure(), FAST_RECONNECT)),
+      const channels = Array.from({ length: CHANNELS }, () =>
+        new WorkflowServiceClient(server.address, credentials.createInsecure(), FAST_RECONNECT),
       );
+      const clients = channels.map(api);
       let dead = false;
       void server.exited.then(() => (dead = true));
       let acked = 0;
@@ -201,31 +202,36 @@ describe("crash safety (SIGKILL under load, SQLite)", () => {
       const { signal } = await server.exited;
       expect(signal).toBe("SIGKILL");
       await workers;
-      for (const c of clients) (c as unknown as { close?: () => void }).close?.();
+      for (const c of channels) c.close();
       return { acked };
     }
 
     let server = await startChildServer(dataDir);
-    let client = new WorkflowServiceClient(server.address, credentials.createInsecure());
-    await api(client).createDefinition({ definition: ringDefinition() });
-    client.close();
-
-    for (let round = 0; round < KILL_POINTS; round++) {
-      const { acked } = await load(server, round);
-      expect(acked, "the kill should land while calls are being acknowledged").toBeGreaterThan(0);
-      eventsOnDisk = await checkFilesOnDisk(dataDir, join(root, `copy-${round}`));
-
-      server = await startChildServer(dataDir);
-      client = new WorkflowServiceClient(server.address, credentials.createInsecure());
-      await verify(api(client));
+    try {
+      let client = new WorkflowServiceClient(server.address, credentials.createInsecure());
+      await api(client).createDefinition({ definition: ringDefinition() });
       client.close();
-    }
-    expect(unexpected).toEqual([]);
-    expect(starts.length).toBeGreaterThan(0);
-    expect(actions.length).toBeGreaterThan(0);
 
-    server.child.kill("SIGTERM");
-    expect((await server.exited).code).toBe(0);
+      for (let round = 0; round < KILL_POINTS; round++) {
+        const { acked } = await load(server, round);
+        expect(acked, "the kill should land while calls are being acknowledged").toBeGreaterThan(0);
+        eventsOnDisk = await checkFilesOnDisk(dataDir, join(root, `copy-${round}`));
+
+        server = await startChildServer(dataDir);
+        client = new WorkflowServiceClient(server.address, credentials.createInsecure());
+        await verify(api(client));
+        client.close();
+      }
+      expect(unexpected).toEqual([]);
+      expect(starts.length).toBeGreaterThan(0);
+      expect(actions.length).toBeGreaterThan(0);
+
+      server.child.kill("SIGTERM");
+      expect((await server.exited).code).toBe(0);
+    } finally {
+      // A failed run must not leave the server behind.
+      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill("SIGKILL");
+    }
     await checkFilesOnDisk(dataDir, join(root, "copy-final"));
   });
 });
