@@ -248,11 +248,13 @@ function sqliteCode(err: unknown): string | undefined {
   return err instanceof Database.SqliteError ? err.code : undefined;
 }
 
-/** A database failure as the client sees it: nothing was stored, try again later. */
+/** A database failure as the client sees it: what failed, the SQLite code, retry later. */
 function unavailable(err: unknown, what: string): WorkflowError {
   const code = sqliteCode(err) ?? (err instanceof Error ? err.message : String(err));
-  return new WorkflowError("STORE_UNAVAILABLE", `the database could not ${what} (${code}); retry later`, { cause: err });
+  return new WorkflowError("STORE_UNAVAILABLE", `the database is unavailable: ${what} (${code}); retry later`, { cause: err });
 }
+
+const NOT_STORED = "the write was not stored";
 
 /** The snapshot an event row stores must be derivable from its entry; anything else is a bug. */
 function assertStorable(kind: "start" | "transition", instance: Instance, entry: HistoryEntry): void {
@@ -506,7 +508,7 @@ export class SqliteStore implements WorkflowStore {
     } catch (err) {
       if (err instanceof WorkflowError) throw err;
       this.onStoreError(err);
-      throw unavailable(err, what);
+      throw unavailable(err, `could not ${what}`);
     }
   }
 
@@ -698,7 +700,7 @@ export class SqliteStore implements WorkflowStore {
     try {
       this.stmts.begin.run();
     } catch (err) {
-      failAll(err, "start a transaction; nothing was stored");
+      failAll(err, NOT_STORED);
       return;
     }
 
@@ -718,7 +720,7 @@ export class SqliteStore implements WorkflowStore {
       } catch (err) {
         if (!this.db.inTransaction) {
           // SQLite rolled the whole transaction back (I/O error, disk full, ...): nothing is stored.
-          failAll(err, "write; nothing was stored");
+          failAll(err, NOT_STORED);
           return;
         }
         try {
@@ -726,13 +728,13 @@ export class SqliteStore implements WorkflowStore {
           this.stmts.release.run();
         } catch (undoErr) {
           this.abort();
-          failAll(undoErr, "write; nothing was stored");
+          failAll(undoErr, NOT_STORED);
           return;
         }
         // Only this write is undone; the others in the batch go on.
         if (sqliteCode(err) !== undefined && !sqliteCode(err)!.startsWith("SQLITE_CONSTRAINT")) {
           this.onStoreError(err);
-          settled.push({ item, error: unavailable(err, "store this write; it was not stored") });
+          settled.push({ item, error: unavailable(err, NOT_STORED) });
         } else {
           settled.push({ item, error: err });
         }
@@ -745,7 +747,7 @@ export class SqliteStore implements WorkflowStore {
       this.stmts.commit.run();
     } catch (err) {
       this.abort();
-      failAll(err, "commit; nothing was stored");
+      failAll(err, NOT_STORED);
       return;
     }
 

@@ -1,0 +1,47 @@
+// Proves that a write the database cannot complete (here: the disk is full) reaches the client as UNAVAILABLE / STORE_UNAVAILABLE, that every call answered OK is stored, and that a retry with the same request_id succeeds once there is room again.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { status as Status, type ServiceError } from "@grpc/grpc-js";
+import { afterAll, expect, it } from "vitest";
+import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { api, decodeStatus, startTestServer } from "../support/test-server.js";
+import { ringDefinition } from "./ring-definition.js";
+
+const root = mkdtempSync(join(tmpdir(), "workflow-full-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+it("a full disk fails writes with UNAVAILABLE / STORE_UNAVAILABLE and never acknowledges an unstored write", async () => {
+  const store = openSqliteStore({ dataDir: root });
+  const ts = await startTestServer({ store });
+  try {
+    const rpc = api(ts.client);
+    await rpc.createDefinition({ definition: ringDefinition() });
+    const db = store.database;
+    db.pragma(`max_page_count = ${db.pragma("page_count", { simple: true }) as number}`);
+
+    const ids = Array.from({ length: 300 }, (_, i) => `full-${i}`);
+    const results = await Promise.allSettled(ids.map((id) => rpc.startInstance({ definitionId: "ring", instanceId: id, requestId: `req-${id}` })));
+    const failed = ids.filter((_, i) => results[i]!.status === "rejected");
+    expect(failed.length).toBeGreaterThan(0);
+    for (const r of results) {
+      if (r.status === "fulfilled") continue;
+      const details = decodeStatus(r.reason as ServiceError);
+      expect(details.code).toBe(Status.UNAVAILABLE);
+      expect(details.errorInfo?.reason).toBe("STORE_UNAVAILABLE");
+      expect(details.message).toMatch(/the write was not stored \(SQLITE_FULL\)/);
+    }
+
+    db.pragma("max_page_count = 1073741823");
+    const stored = new Set((await rpc.listInstances({ pageSize: 1000 })).instances.map((x) => x.id));
+    expect([...stored].sort()).toEqual(ids.filter((_, i) => results[i]!.status === "fulfilled").sort());
+    // The client's retry (same request_id) now goes through.
+    for (const id of failed) {
+      const { instance } = await rpc.startInstance({ definitionId: "ring", instanceId: id, requestId: `req-${id}` });
+      expect(instance!.version).toBe(1);
+    }
+    expect((await rpc.getServiceStats({})).currentRevision).toBe(ids.length);
+  } finally {
+    await ts.close();
+  }
+});
