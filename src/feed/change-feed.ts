@@ -34,8 +34,10 @@ export interface ChangeFeedStats {
   storeListeners: number;
   /** Progress timers pending. */
   timers: number;
-  /** Watchers parked waiting for an event (each holds one abort listener on its call's signal). */
+  /** Watchers parked waiting for an event. */
   waiters: number;
+  /** Abort listeners held on calls' signals (one per open subscription that has a signal). */
+  signalListeners: number;
   /** Subscriptions currently reading the store instead of their queue (replaying or caught by an overflow). */
   laggingSubscriptions: number;
   /** Events held right now in queues and catch-up pages, over all subscriptions. */
@@ -67,6 +69,7 @@ export class ChangeFeed {
   private counters = {
     timers: 0,
     waiters: 0,
+    signalListeners: 0,
     bufferedEvents: 0,
     peakBufferedPerSubscription: 0,
     droppedEvents: 0,
@@ -89,6 +92,7 @@ export class ChangeFeed {
       dropped: (n) => (c.droppedEvents += n),
       timers: (delta) => (c.timers += delta),
       waiters: (delta) => (c.waiters += delta),
+      signalListeners: (delta) => (c.signalListeners += delta),
       catchUpRead: () => c.catchUpReads++,
       head: () => this.head,
       release: (sub) => this.remove(sub),
@@ -98,9 +102,9 @@ export class ChangeFeed {
   /**
    * Registers a watcher now, before the caller reads anything from the store, so no event committed
    * from this moment on can be missed. The caller then start()s it and reads it with next(), and
-   * must close() it when done (in a `finally`).
+   * must close() it when done (in a `finally`); an abort of `signal` closes it at once.
    */
-  subscribe(target: FeedTarget): FeedSubscription {
+  subscribe(target: FeedTarget, signal?: AbortSignal): FeedSubscription {
     if (this.closed) throw new WorkflowError("SHUTTING_DOWN", "the server is shutting down; reconnect to resume");
     const store = this.store;
     const source =
@@ -114,7 +118,8 @@ export class ChangeFeed {
             read: (from: number, limit: number) =>
               store.readEvents(from, limit, target.definitionId ? { definitionId: target.definitionId } : {}),
           };
-    const sub = new FeedSubscription(source, { bufferSize: this.bufferSize, pageSize: this.pageSize }, this.accounting);
+    const sub = new FeedSubscription(source, { bufferSize: this.bufferSize, pageSize: this.pageSize }, this.accounting, signal);
+    if (sub.isClosed) return sub; // the signal had already aborted: next() rejects with its reason
     this.targets.set(sub, target);
     if (target.kind === "instance") addTo(this.byInstance, target.instanceId, sub);
     else if (target.definitionId) addTo(this.byDefinition, target.definitionId, sub);
@@ -131,6 +136,7 @@ export class ChangeFeed {
       storeListeners: this.unlisten ? 1 : 0,
       timers: this.counters.timers,
       waiters: this.counters.waiters,
+      signalListeners: this.counters.signalListeners,
       laggingSubscriptions: lagging,
       bufferedEvents: this.counters.bufferedEvents,
       peakBufferedPerSubscription: this.counters.peakBufferedPerSubscription,

@@ -27,6 +27,7 @@ export interface SubscriptionAccounting {
   dropped(count: number): void;
   timers(delta: number): void;
   waiters(delta: number): void;
+  signalListeners(delta: number): void;
   catchUpRead(): void;
   /** Highest revision the hub has dispatched. */
   head(): number;
@@ -56,13 +57,24 @@ export class FeedSubscription {
   private wake: ((err?: unknown) => void) | undefined;
   private closedWith: unknown;
   private closed = false;
+  private readonly onAbort: (() => void) | undefined;
 
+  /** An abort of `signal` closes the subscription at once, with the signal's reason. */
   constructor(
     private readonly source: SubscriptionSource,
     private readonly limits: SubscriptionLimits,
     private readonly accounting: SubscriptionAccounting,
+    private readonly signal?: AbortSignal,
   ) {
     this.queue = new BoundedQueue(limits.bufferSize);
+    if (signal) {
+      // One listener for the subscription's life, not one per wait: EventTarget listeners are costly
+      // at thousands of deliveries per second.
+      this.onAbort = () => this.close(signal.reason);
+      signal.addEventListener("abort", this.onAbort, { once: true });
+      accounting.signalListeners(1);
+      if (signal.aborted) this.close(signal.reason);
+    }
   }
 
   /** Next position to deliver (the resume point); 0 before start(). */
@@ -75,7 +87,7 @@ export class FeedSubscription {
     return this.deliveredCount;
   }
 
-  /** True once the replay is done; false again never (a lagging watcher stays synced, it only reads ahead of the queue). */
+  /** True once the replay is done (stays true: a lagging watcher reads the store only until the queue bridges it again). */
   get isSynced(): boolean {
     return this.synced;
   }
@@ -83,6 +95,10 @@ export class FeedSubscription {
   /** True while the watcher must read the store because the queue evicted events it has not seen. */
   get isLagging(): boolean {
     return this.cursorValue !== undefined && (!this.synced || this.droppedUpTo >= this.cursorValue);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** Events held for this watcher (queue and current store page). */
@@ -118,12 +134,11 @@ export class FeedSubscription {
   /**
    * The next event in order. With `idleMs`, resolves undefined when the watcher is live and nothing
    * arrived for that long (0: at once when nothing is ready). Rejects with the signal's reason when
-   * it aborts, with the store's error when catching up fails, or with the error the feed closed with.
+   * it aborts, with the store's error when catching up fails, or with the reason it was closed with.
    */
-  async next(signal: AbortSignal, idleMs?: number): Promise<InstanceEvent | undefined> {
+  async next(idleMs?: number): Promise<InstanceEvent | undefined> {
     if (this.cursorValue === undefined) throw new Error("start() the subscription before reading it");
     for (;;) {
-      signal.throwIfAborted();
       if (this.closed) throw this.closedWith;
       if (this.pendingIndex < this.pending.length) {
         const event = this.pending[this.pendingIndex]!;
@@ -133,7 +148,7 @@ export class FeedSubscription {
         continue;
       }
       if (this.isLagging) {
-        await this.readPage(signal);
+        await this.readPage();
         continue;
       }
       const event = this.queue.shift();
@@ -143,7 +158,7 @@ export class FeedSubscription {
         continue;
       }
       if (idleMs === 0) return undefined;
-      if (!(await this.waitForPush(signal, idleMs))) return undefined;
+      if (!(await this.waitForPush(idleMs))) return undefined;
     }
   }
 
@@ -164,6 +179,10 @@ export class FeedSubscription {
     this.queue.clear();
     this.pending = [];
     this.pendingIndex = 0;
+    if (this.onAbort) {
+      this.signal!.removeEventListener("abort", this.onAbort);
+      this.accounting.signalListeners(-1);
+    }
     this.accounting.release(this);
     this.wake?.(this.closedWith);
   }
@@ -174,11 +193,10 @@ export class FeedSubscription {
     return event;
   }
 
-  private async readPage(signal: AbortSignal): Promise<void> {
+  private async readPage(): Promise<void> {
     const from = this.cursorValue!;
     const page = await this.source.read(from, this.limits.pageSize);
     this.accounting.catchUpRead();
-    signal.throwIfAborted();
     if (this.closed) throw this.closedWith;
     if (page.length < this.limits.pageSize) {
       // The store had nothing more when this read began, which was after registration: from
@@ -196,12 +214,11 @@ export class FeedSubscription {
   }
 
   /** Resolves true on a push, false after idleMs without one. */
-  private waitForPush(signal: AbortSignal, idleMs: number | undefined): Promise<boolean> {
+  private waitForPush(idleMs: number | undefined): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const settle = () => {
         this.wake = undefined;
-        signal.removeEventListener("abort", onAbort);
         this.accounting.waiters(-1);
         if (timer !== undefined) {
           clearTimeout(timer);
@@ -209,16 +226,11 @@ export class FeedSubscription {
           this.accounting.timers(-1);
         }
       };
-      const onAbort = () => {
-        settle();
-        reject(signal.reason);
-      };
       this.wake = (err?: unknown) => {
         settle();
         if (err === undefined) resolve(true);
         else reject(err);
       };
-      signal.addEventListener("abort", onAbort, { once: true });
       this.accounting.waiters(1);
       if (idleMs !== undefined) {
         timer = setTimeout(() => {

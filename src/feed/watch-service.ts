@@ -49,7 +49,7 @@ export class WatchService {
     ]);
     const store = this.service.store;
     // Subscribe first: everything committed after this line reaches the subscription.
-    const sub = this.feed.subscribe({ kind: "instance", instanceId: req.instanceId });
+    const sub = this.feed.subscribe({ kind: "instance", instanceId: req.instanceId }, signal);
     try {
       const instance = await this.service.loadInstance(req.instanceId);
       if (req.startVersion === 0) {
@@ -78,7 +78,7 @@ export class WatchService {
         sub.start(req.startVersion, { replay: true });
       }
       for (;;) {
-        const event = (await sub.next(signal))!;
+        const event = (await sub.next())!;
         yield { event, snapshot: false };
         if (event.instance.status === "completed") return;
       }
@@ -99,9 +99,7 @@ export class WatchService {
       req.definitionId ? this.idViolation("definition_id", req.definitionId) : undefined,
       versionViolation("start_revision", req.startRevision, "0 (from now) or the revision to replay from"),
     ]);
-    const sub = this.feed.subscribe(
-      req.definitionId ? { kind: "all", definitionId: req.definitionId } : { kind: "all" },
-    );
+    const sub = this.feed.subscribe(req.definitionId ? { kind: "all", definitionId: req.definitionId } : { kind: "all" }, signal);
     try {
       const bounds = await this.service.store.revisionBounds();
       if (req.startRevision === 0) {
@@ -115,7 +113,7 @@ export class WatchService {
       for (;;) {
         let event: InstanceEvent | undefined;
         try {
-          event = await sub.next(signal, idleMs);
+          event = await sub.next(idleMs);
         } catch (err) {
           if (!isWorkflowError(err, "HISTORY_COMPACTED")) throw err;
           // Nothing sent yet and still at the client's start point: that start point is gone.

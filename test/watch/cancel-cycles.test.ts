@@ -72,6 +72,7 @@ describe("open-then-cancel cycles", () => {
       storeListeners: 0,
       timers: 0,
       waiters: 0,
+      signalListeners: 0,
       laggingSubscriptions: 0,
       bufferedEvents: 0,
     });
@@ -102,7 +103,7 @@ describe("a client process that dies", () => {
     }
     await feed.whenIdle();
     await nextTurn();
-    expect(feed.stats()).toMatchObject({ subscriptions: 0, storeListeners: 0, timers: 0, waiters: 0 });
+    expect(feed.stats()).toMatchObject({ subscriptions: 0, storeListeners: 0, timers: 0, waiters: 0, signalListeners: 0 });
     expect(store.listenerCount).toBe(0);
     expect(ts.server.tracker.activeStreams).toBe(0);
   });

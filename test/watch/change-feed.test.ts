@@ -47,9 +47,9 @@ function racingStore(store: MemoryStore, when: "before" | "after", during: () =>
   });
 }
 
-async function take(sub: ReturnType<ChangeFeed["subscribe"]>, n: number, signal: AbortSignal): Promise<number[]> {
+async function take(sub: ReturnType<ChangeFeed["subscribe"]>, n: number): Promise<number[]> {
   const revisions: number[] = [];
-  while (revisions.length < n) revisions.push((await sub.next(signal))!.revision);
+  while (revisions.length < n) revisions.push((await sub.next())!.revision);
   return revisions;
 }
 
@@ -67,13 +67,12 @@ describe("ChangeFeed", () => {
         const feed = new ChangeFeed(racingStore(store, when, () => commit(5)), size);
         const sub = feed.subscribe({ kind: "all" });
         sub.start(1, { replay: true });
-        const controller = new AbortController();
-        const first = await take(sub, 16, controller.signal);
+        const first = await take(sub, 16);
         await commit(3);
-        const rest = await take(sub, 3, controller.signal);
+        const rest = await take(sub, 3);
         // Revision 1 is the start, 2-11 the first commits, 12-16 the racing ones, 17-19 live.
         expect([...first, ...rest]).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
-        expect(await sub.next(controller.signal, 0)).toBeUndefined();
+        expect(await sub.next(0)).toBeUndefined();
         expect(sub.progressRevision()).toBe(19);
         sub.close();
       }, 5_000); // a lost event would leave take() waiting: fail fast instead
@@ -88,12 +87,11 @@ describe("ChangeFeed", () => {
     await commit(500);
     expect(feed.stats()).toMatchObject({ bufferedEvents: 8, laggingSubscriptions: 1, droppedEvents: 492 });
     const versions: number[] = [];
-    const signal = new AbortController().signal;
     while (versions.length < 500) {
-      versions.push((await sub.next(signal))!.instance.version);
+      versions.push((await sub.next())!.instance.version);
       if (versions.length === 250) await commit(100); // more arrive while it catches up
     }
-    while (versions.length < 600) versions.push((await sub.next(signal))!.instance.version);
+    while (versions.length < 600) versions.push((await sub.next())!.instance.version);
     expect(versions).toEqual(Array.from({ length: 600 }, (_, i) => i + 2));
     const stats = feed.stats();
     expect(stats.peakBufferedPerSubscription).toBeLessThanOrEqual(stats.bufferBoundPerSubscription);
@@ -104,22 +102,35 @@ describe("ChangeFeed", () => {
   it("registers one store listener while watchers exist and releases it, waiters and timers on close or abort", async () => {
     const store = new MemoryStore();
     const feed = new ChangeFeed(store);
-    const a = feed.subscribe({ kind: "all" });
-    const b = feed.subscribe({ kind: "all", definitionId: "review" });
+    const controller = new AbortController();
+    const a = feed.subscribe({ kind: "all" }, controller.signal);
+    const b = feed.subscribe({ kind: "all", definitionId: "review" }, new AbortController().signal);
     expect(store.listenerCount).toBe(1);
     a.start(1, { replay: false });
     b.start(1, { replay: false });
-    const controller = new AbortController();
-    const waitingA = a.next(controller.signal, 60_000);
-    const waitingB = b.next(new AbortController().signal, 60_000);
-    expect(feed.stats()).toMatchObject({ subscriptions: 2, waiters: 2, timers: 2 });
+    const waitingA = a.next(60_000);
+    const waitingB = b.next(60_000);
+    expect(feed.stats()).toMatchObject({ subscriptions: 2, waiters: 2, timers: 2, signalListeners: 2 });
+    // An abort releases the subscription at once, before its reader even runs again.
     controller.abort(new Error("client went away"));
+    expect(feed.stats()).toMatchObject({ subscriptions: 1, waiters: 1, timers: 1, signalListeners: 1 });
     await expect(waitingA).rejects.toThrow("client went away");
-    a.close();
     b.close(new Error("feed closed"));
     await expect(waitingB).rejects.toThrow("feed closed");
     await feed.whenIdle();
-    expect(feed.stats()).toMatchObject({ subscriptions: 0, storeListeners: 0, waiters: 0, timers: 0, bufferedEvents: 0 });
+    expect(feed.stats()).toMatchObject({
+      subscriptions: 0,
+      storeListeners: 0,
+      waiters: 0,
+      timers: 0,
+      signalListeners: 0,
+      bufferedEvents: 0,
+    });
     expect(store.listenerCount).toBe(0);
+    // A signal that aborted before subscribing yields a closed subscription that never registers.
+    const late = feed.subscribe({ kind: "all" }, AbortSignal.abort(new Error("already gone")));
+    late.start(1, { replay: false });
+    await expect(late.next()).rejects.toThrow("already gone");
+    expect(feed.stats()).toMatchObject({ subscriptions: 0, storeListeners: 0, signalListeners: 0 });
   });
 });

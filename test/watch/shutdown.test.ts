@@ -34,7 +34,7 @@ describe("server shutdown", () => {
         expect(end.code).toBe(status.UNAVAILABLE);
         expect(decodeStatus(end.error!).errorInfo?.reason).toBe("SHUTTING_DOWN");
       }
-      expect(ts.server.feed.stats()).toMatchObject({ subscriptions: 0, storeListeners: 0, timers: 0, waiters: 0 });
+      expect(ts.server.feed.stats()).toMatchObject({ subscriptions: 0, storeListeners: 0, timers: 0, waiters: 0, signalListeners: 0 });
 
       // New watches are refused with UNAVAILABLE as well (the server is gone or going).
       const late = new StreamRecorder<WatchInstancesResponse>(ts.client.watchInstances({ definitionId: "", startRevision: 0 }));

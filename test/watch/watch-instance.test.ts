@@ -157,6 +157,6 @@ describe("WatchInstance", () => {
   it("releases the subscription when the stream ends, however it ends", async () => {
     const feed = ts.server.feed;
     await feed.whenIdle();
-    expect(feed.stats()).toMatchObject({ subscriptions: 0, storeListeners: 0, timers: 0, waiters: 0, bufferedEvents: 0 });
+    expect(feed.stats()).toMatchObject({ subscriptions: 0, storeListeners: 0, timers: 0, waiters: 0, signalListeners: 0, bufferedEvents: 0 });
   });
 });
