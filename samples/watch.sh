@@ -23,7 +23,11 @@ set -euo pipefail
 
 ADDR=${ADDR:-localhost:50051}
 SERVICE=workflow.v1.WorkflowService
-usage() { sed -n '5,9p' "$0" | sed 's/^#  //' >&2; exit 2; }
+# usage CODE: the examples above, on stdout for -h (CODE 0), on stderr for a mistake.
+usage() {
+  if [ "$1" -eq 0 ]; then sed -n '5,9p' "$0" | sed 's/^# *//'; else sed -n '5,9p' "$0" | sed 's/^# *//' >&2; fi
+  exit "$1"
+}
 
 definition="" revision=0 version=0
 while getopts "d:r:v:h" opt; do
@@ -31,11 +35,12 @@ while getopts "d:r:v:h" opt; do
     d) definition=$OPTARG ;;
     r) revision=$OPTARG ;;
     v) version=$OPTARG ;;
-    *) usage ;;
+    h) usage 0 ;;
+    *) usage 2 ;;
   esac
 done
 shift $((OPTIND - 1))
-[ $# -le 1 ] || usage
+[ $# -le 1 ] || usage 2
 for n in "$revision" "$version"; do
   [[ $n =~ ^[0-9]+$ ]] || { echo "watch.sh: -r and -v take a whole number, got \"$n\"" >&2; exit 2; }
 done
