@@ -67,23 +67,25 @@ export function toRpcStatus(err: WorkflowError): RpcStatus {
       ),
     );
   }
-  if (err.precondition) {
+  const precondition = err.precondition;
+  if (precondition) {
+    const current = precondition.currentState;
     details.push(
       pack(
         "google.rpc.PreconditionFailure",
         PreconditionFailure.encode({
           violations: [
-            ...err.precondition.violations,
+            ...precondition.violations,
             // Machine-readable: where the instance is, and one entry per action it accepts from there.
             {
               type: "CURRENT_STATE",
-              subject: err.precondition.currentState,
-              description: `the instance is in state "${err.precondition.currentState}"`,
+              subject: current,
+              description: `the instance is in state "${current}"`,
             },
-            ...err.precondition.allowedActions.map((id) => ({
+            ...precondition.allowedActions.map((id) => ({
               type: "ALLOWED_ACTION",
               subject: id,
-              description: `action "${id}" can be executed from state "${err.precondition.currentState}"`,
+              description: `action "${id}" can be executed from state "${current}"`,
             })),
           ],
         }).finish(),
