@@ -1,4 +1,4 @@
-// Proves WatchInstance's contract over a real server and client: snapshot then live, replay from a version, resume without gaps or duplicates, completion on a final state, and its error statuses.
+// Proves WatchInstance's contract over a real server and client, on the memory and SQLite stores: snapshot then live, replay from a version, resume without gaps or duplicates, completion on a final state, and its error statuses.
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventType, InstanceStatus } from "../../src/gen/workflow/v1/resources.js";
@@ -11,34 +11,35 @@ import {
   isolatedClient,
   startInstances,
   StreamRecorder,
+  WATCH_STORES,
 } from "./watch-support.js";
 
-let ts: TestServer;
-let client: WorkflowServiceClient;
+describe.each(WATCH_STORES)("WatchInstance (%s store)", (_store, makeStore) => {
+  let ts: TestServer;
+  let client: WorkflowServiceClient;
 
-beforeAll(async () => {
-  ts = await startTestServer();
-  client = ts.client;
-  await createReviewDefinition(client);
-});
+  beforeAll(async () => {
+    ts = await startTestServer({ store: makeStore() });
+    client = ts.client;
+    await createReviewDefinition(client);
+  });
 
-afterAll(async () => {
-  await ts?.close();
-});
+  afterAll(async () => {
+    await ts?.close();
+  });
 
-function watch(instanceId: string, startVersion = 0, c: WorkflowServiceClient = client) {
-  return new StreamRecorder<WatchInstanceResponse>(c.watchInstance({ instanceId, startVersion }));
-}
+  function watch(instanceId: string, startVersion = 0, c: WorkflowServiceClient = client) {
+    return new StreamRecorder<WatchInstanceResponse>(c.watchInstance({ instanceId, startVersion }));
+  }
 
-async function expectWatchError(instanceId: string, startVersion: number): Promise<ServiceError> {
-  const rec = watch(instanceId, startVersion);
-  const end = await rec.done;
-  expect(rec.messages).toEqual([]);
-  expect(end.error).toBeDefined();
-  return end.error!;
-}
+  async function expectWatchError(instanceId: string, startVersion: number): Promise<ServiceError> {
+    const rec = watch(instanceId, startVersion);
+    const end = await rec.done;
+    expect(rec.messages).toEqual([]);
+    expect(end.error).toBeDefined();
+    return end.error!;
+  }
 
-describe("WatchInstance", () => {
   it("sends a snapshot of the instance first, then every change live, in version order", async () => {
     await startInstances(client, ["wi-live"]);
     await execute(client, "wi-live", "submit");

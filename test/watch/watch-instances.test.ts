@@ -1,4 +1,4 @@
-// Proves WatchInstances' contract over a real server and client: from now or from a revision in revision order, the definition filter, progress while idle, resume without gaps or duplicates, and OUT_OF_RANGE / INVALID_ARGUMENT.
+// Proves WatchInstances' contract over a real server and client, on the memory and SQLite stores: from now or from a revision in revision order, the definition filter, progress while idle, resume without gaps or duplicates, and OUT_OF_RANGE / INVALID_ARGUMENT.
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventType } from "../../src/gen/workflow/v1/resources.js";
@@ -14,31 +14,32 @@ import {
   isolatedClient,
   startInstances,
   StreamRecorder,
+  WATCH_STORES,
 } from "./watch-support.js";
 
-const PROGRESS_MS = 50;
-let ts: TestServer;
-let client: WorkflowServiceClient;
+describe.each(WATCH_STORES)("WatchInstances (%s store)", (_store, makeStore) => {
+  const PROGRESS_MS = 50;
+  let ts: TestServer;
+  let client: WorkflowServiceClient;
 
-beforeAll(async () => {
-  ts = await startTestServer({ watchProgressMs: PROGRESS_MS });
-  client = ts.client;
-  await createReviewDefinition(client);
-});
+  beforeAll(async () => {
+    ts = await startTestServer({ store: makeStore(), watchProgressMs: PROGRESS_MS });
+    client = ts.client;
+    await createReviewDefinition(client);
+  });
 
-afterAll(async () => {
-  await ts?.close();
-});
+  afterAll(async () => {
+    await ts?.close();
+  });
 
-function watch(startRevision = 0, definitionId = "", c: WorkflowServiceClient = client) {
-  return new StreamRecorder<WatchInstancesResponse>(c.watchInstances({ definitionId, startRevision }));
-}
+  function watch(startRevision = 0, definitionId = "", c: WorkflowServiceClient = client) {
+    return new StreamRecorder<WatchInstancesResponse>(c.watchInstances({ definitionId, startRevision }));
+  }
 
-const progressCount = (rec: StreamRecorder<WatchInstancesResponse>) => rec.messages.filter((m) => m.progress).length;
+  const progressCount = (rec: StreamRecorder<WatchInstancesResponse>) => rec.messages.filter((m) => m.progress).length;
 
-const currentRevision = () => revisionOf(client);
+  const currentRevision = () => revisionOf(client);
 
-describe("WatchInstances", () => {
   it("from now: announces the revision it is live from, then sends every later event in revision order", async () => {
     await startInstances(client, ["wis-a"]);
     const before = await currentRevision();

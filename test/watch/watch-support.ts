@@ -1,6 +1,10 @@
 // Helpers for the watch tests: clients on their own connections, a recorder for server streams that
 // tests can await on (never sleep), and a load driver that runs review-flow transitions.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { credentials, Metadata, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { afterAll } from "vitest";
 import {
   WorkflowServiceClient,
   type ExecuteActionResponse,
@@ -8,8 +12,33 @@ import {
   type GetServiceStatsResponse,
 } from "../../src/gen/workflow/v1/service.js";
 import { EventType, type InstanceEvent } from "../../src/gen/workflow/v1/resources.js";
+import { MemoryStore } from "../../src/store/memory-store.js";
+import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import type { WorkflowStore } from "../../src/store/store.js";
 import { reviewDefinition } from "../support/definitions.js";
 import { unaryCall } from "../support/test-server.js";
+
+/**
+ * The stores the watch contract runs against: memory, and SQLite (whose group commit emits events in
+ * batches after each transaction) in a fresh directory, removed when the test file ends.
+ */
+export const WATCH_STORES: [string, () => WorkflowStore][] = [
+  ["memory", () => new MemoryStore()],
+  [
+    "sqlite",
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "workflow-watch-"));
+      sqliteDirs.push(dir);
+      return openSqliteStore({ dataDir: dir });
+    },
+  ],
+];
+const sqliteDirs: string[] = [];
+// Registered while the importing test file is collected, so it runs once that file's tests are done
+// (after its own afterAll hooks have closed the servers and their stores).
+afterAll(() => {
+  for (const dir of sqliteDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
 
 /**
  * A client on its own HTTP/2 connection. grpc-js shares one connection between clients with the same
