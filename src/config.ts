@@ -11,6 +11,8 @@ export interface Config {
   store: StoreKind;
   dataDir: string;
   databaseUrl: string | undefined;
+  /** PostgreSQL connections in the pool (the LISTEN connection is one more). */
+  databasePoolSize: number;
   logLevel: string;
   shutdownGraceMs: number;
   /** How often an idle WatchInstances stream gets a progress message. */
@@ -37,6 +39,11 @@ export const SETTINGS = {
   store: { flag: "--store", env: "WORKFLOW_STORE", help: "sqlite (default), memory or postgres" },
   dataDir: { flag: "--data-dir", env: "WORKFLOW_DATA_DIR", help: "directory of the SQLite database (default ./data)" },
   databaseUrl: { flag: "--database-url", env: "DATABASE_URL", help: "PostgreSQL connection URL (store postgres)" },
+  databasePoolSize: {
+    flag: "--database-pool-size",
+    env: "WORKFLOW_DATABASE_POOL_SIZE",
+    help: "PostgreSQL connections per server (default 10, plus one for LISTEN)",
+  },
   logLevel: { flag: "--log-level", env: "LOG_LEVEL", help: `pino level: ${LOG_LEVELS.join(", ")} (default info)` },
   shutdownGraceMs: {
     flag: "--shutdown-grace-ms",
@@ -120,6 +127,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     store,
     dataDir: values.get("dataDir") ?? "./data",
     databaseUrl,
+    databasePoolSize: int("databasePoolSize", 10, 1, 1_000),
     logLevel,
     shutdownGraceMs: int("shutdownGraceMs", 10_000, 0, 600_000),
     watchProgressMs: int("watchProgressMs", 5_000, 10, 3_600_000),

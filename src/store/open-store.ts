@@ -1,8 +1,8 @@
 /** Opens the store the configuration names. */
 import type { Config } from "../config.js";
-import { ConfigError } from "../config.js";
 import type { Logger } from "../logger.js";
 import { MemoryStore } from "./memory-store.js";
+import { openPostgresStore } from "./postgres-store.js";
 import { openSqliteStore } from "./sqlite-store.js";
 import type { WorkflowStore } from "./store.js";
 
@@ -21,7 +21,16 @@ export async function openStore(config: Config, log: Logger): Promise<WorkflowSt
       log.info({ file: store.file }, "sqlite store open");
       return store;
     }
-    case "postgres":
-      throw new ConfigError(`WORKFLOW_STORE=${config.store} is not available in this build; use sqlite or memory`);
+    case "postgres": {
+      // Throws PostgresOpenError with one line for a bad URL, an unreachable server, a refused login.
+      const store = await openPostgresStore({
+        url: config.databaseUrl!,
+        poolSize: config.databasePoolSize,
+        onListenerError,
+        onStoreError: (err) => log.error({ err }, "database failure"),
+      });
+      log.info({ poolSize: config.databasePoolSize }, "postgres store open");
+      return store;
+    }
   }
 }
