@@ -17,6 +17,8 @@ export interface TestDatabase {
   reset(): Promise<void>;
   /** Runs SQL on the test database over a connection of its own. */
   sql(text: string, params?: unknown[]): Promise<pg.QueryResult>;
+  /** Runs SQL on the maintenance database (ALTER DATABASE, ending the test database's connections). */
+  admin(text: string, params?: unknown[]): Promise<pg.QueryResult>;
   /** Drops the database, ending any connection still open on it. */
   drop(): Promise<void>;
 }
@@ -58,6 +60,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     name,
     url: url.toString(),
     sql,
+    admin: (text, params) => admin((c) => c.query(text, params)),
     async reset() {
       const { rows } = await sql("SELECT to_regclass('counters') IS NOT NULL AS migrated");
       if (!rows[0].migrated) return;

@@ -1,0 +1,171 @@
+// Proves the PostgreSQL store fails the way operators and clients can act on: one clear line and exit 2 when it cannot open, UNAVAILABLE (never INTERNAL) while the database refuses connections, and recovery once it is back.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { createInterface } from "node:readline";
+import { credentials, status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { WatchInstancesResponse } from "../../src/gen/workflow/v1/service.js";
+import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
+import { openPostgresStore, PostgresOpenError, type PostgresStore } from "../../src/store/postgres-store.js";
+import { reviewDefinition } from "../support/definitions.js";
+import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
+import { api, rejection, startTestServer, type TestServer } from "../support/test-server.js";
+import { StreamRecorder } from "../watch/watch-support.js";
+
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+/** A loopback port nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+function urlFor(database: string): string {
+  const u = new URL(db.url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+async function openError(url: string): Promise<PostgresOpenError> {
+  try {
+    const store = await openPostgresStore({ url, connectTimeoutMs: 3_000 });
+    await store.close();
+  } catch (err) {
+    expect(err).toBeInstanceOf(PostgresOpenError);
+    return err as PostgresOpenError;
+  }
+  throw new Error(`opening ${url} succeeded`);
+}
+
+describe("opening", () => {
+  it("says what is wrong with a malformed or non-PostgreSQL URL", async () => {
+    expect((await openError("not a url")).message).toMatch(/DATABASE_URL is not a URL; expected postgres:\/\//);
+    expect((await openError("mysql://root@127.0.0.1/test")).message).toMatch(/must start with postgres:\/\/ or postgresql:\/\//);
+  });
+
+  it("says the server is not running, without the password", async () => {
+    const port = await closedPort();
+    const err = await openError(`postgres://postgres:secret@127.0.0.1:${port}/test`);
+    expect(err.message).toBe(
+      `cannot connect to PostgreSQL at 127.0.0.1:${port}/test (connection refused); is the server running and DATABASE_URL right?`,
+    );
+    expect(err.message).not.toContain("secret");
+  });
+
+  it("says the database does not exist", async () => {
+    expect((await openError(urlFor(`${db.name}_missing`))).message).toMatch(/database ".*_missing" does not exist.*createdb/);
+  });
+
+  it("refuses a schema newer than this build and leaves it alone", async () => {
+    const store = await openPostgresStore({ url: db.url });
+    await store.close();
+    await db.sql("INSERT INTO schema_migrations (version, name, applied_time) VALUES (99, 'future', now())");
+    try {
+      expect((await openError(db.url)).message).toMatch(/schema is at version 99, newer than this build understands \(1\)/);
+    } finally {
+      await db.sql("DELETE FROM schema_migrations WHERE version = 99");
+    }
+  });
+
+  it("main.ts exits 2 with one line when PostgreSQL is unreachable, and serves when it is there", async () => {
+    const run = (url: string): ChildProcess =>
+      spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+        cwd: ROOT,
+        env: { ...process.env, WORKFLOW_STORE: "postgres", DATABASE_URL: url, WORKFLOW_LISTEN: "127.0.0.1:0", LOG_LEVEL: "info" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+
+    const down = run(`postgres://postgres@127.0.0.1:${await closedPort()}/test`);
+    let stderr = "";
+    down.stderr!.on("data", (d) => (stderr += d));
+    const [code] = await once(down, "exit");
+    expect(code).toBe(2);
+    expect(stderr.trim().split("\n")).toEqual([expect.stringMatching(/^workflow: cannot open the postgres store: cannot connect to PostgreSQL at /)]);
+
+    const up = run(db.url);
+    try {
+      let port = 0;
+      for await (const line of createInterface({ input: up.stdout! })) {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === "listening") {
+          port = entry.port!;
+          break;
+        }
+      }
+      const client = new WorkflowServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+      try {
+        const stats = await api(client).getServiceStats({});
+        expect(stats.currentRevision).toBeGreaterThanOrEqual(0);
+      } finally {
+        client.close();
+      }
+      up.kill("SIGTERM");
+      const [exit] = await once(up, "exit");
+      expect(exit).toBe(0);
+    } finally {
+      if (up.exitCode === null) up.kill("SIGKILL");
+    }
+  });
+});
+
+describe("while the database refuses connections", () => {
+  let ts: TestServer;
+  let store: PostgresStore;
+  const storeErrors: unknown[] = [];
+
+  beforeAll(async () => {
+    await db.reset();
+    store = await openPostgresStore({ url: db.url, connectTimeoutMs: 2_000, pollMs: 100, onStoreError: (err) => storeErrors.push(err) });
+    ts = await startTestServer({ store });
+    const rpc = api(ts.client);
+    await rpc.createDefinition({ definition: reviewDefinition() });
+    await rpc.startInstance({ definitionId: "review", instanceId: "down-1" });
+  });
+
+  afterAll(async () => {
+    await db.admin(`ALTER DATABASE ${db.name} WITH ALLOW_CONNECTIONS true`).catch(() => {});
+    await ts?.close();
+  });
+
+  it("fails calls with UNAVAILABLE, then serves again and feeds watchers once it is back", async () => {
+    const rpc = api(ts.client);
+    const watch = new StreamRecorder<WatchInstancesResponse>(ts.newClient().watchInstances({ definitionId: "", startRevision: 0 }));
+    await watch.waitForCount(1);
+
+    // Refuse new connections and end every open one (the pool's and the LISTEN connection).
+    await db.admin(`ALTER DATABASE ${db.name} WITH ALLOW_CONNECTIONS false`);
+    await db.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [db.name]);
+    for (const call of [
+      () => rpc.executeAction({ instanceId: "down-1", actionId: "submit", requestId: "down-submit" }),
+      () => rpc.startInstance({ definitionId: "review", instanceId: "down-2" }),
+      () => rpc.getInstance({ instanceId: "down-1" }),
+      () => rpc.getServiceStats({}),
+    ]) {
+      const err = await rejection(call());
+      expect(err.code, err.message).toBe(status.UNAVAILABLE);
+      expect(err.message).toMatch(/the database is unavailable/);
+    }
+    expect(storeErrors.length).toBeGreaterThan(0);
+
+    await db.admin(`ALTER DATABASE ${db.name} WITH ALLOW_CONNECTIONS true`);
+    const { instance } = await rpc.executeAction({ instanceId: "down-1", actionId: "submit", requestId: "down-submit" });
+    expect(instance?.version).toBe(2);
+    await watch.waitFor(() => watch.events.some((e) => e.instance!.id === "down-1" && e.instance!.version === 2), "the submit");
+    await vi.waitFor(() => expect(store.feedStats.listening).toBe(true), { timeout: 15_000, interval: 50 });
+    watch.cancel();
+  });
+});
