@@ -665,12 +665,16 @@ export class PostgresStore implements WorkflowStore {
       client.release();
       return result.value;
     } catch (err) {
-      // The connection may be mid-transaction or broken: roll back if it still answers, never reuse it.
-      await client.query("ROLLBACK").catch(() => {});
-      client.release(err instanceof Error ? err : true);
+      // Roll back if the connection still answers; a connection that does not is discarded, not reused.
+      const rolledBack = await client.query("ROLLBACK").then(
+        () => true,
+        () => false,
+      );
+      client.release(rolledBack ? undefined : err instanceof Error ? err : true);
       if (err instanceof WorkflowError || isBug(err)) throw err;
       this.onStoreError(err);
-      throw unavailable(err, committing ? MAYBE_STORED : NOT_STORED);
+      // A COMMIT the server answered with an error rolled back; one whose connection failed is in doubt.
+      throw unavailable(err, committing && !(err instanceof pg.DatabaseError) ? MAYBE_STORED : NOT_STORED);
     }
   }
 
@@ -826,7 +830,7 @@ export class PostgresStore implements WorkflowStore {
       if (revision > this.emitted) this.emitted = revision;
       return outcome;
     }
-    if (revision > this.emitted) {
+    if (revision > this.emitted && !this.closed) {
       await new Promise<void>((resolve) => {
         this.waiters.push({ revision, resolve });
         this.wake();
