@@ -1,21 +1,25 @@
 /**
  * PostgreSQL store (node-postgres): several server replicas share one database.
  *
- * Writes. Every commit is one transaction: the instance change (an INSERT for a start, a
- * compare-and-set `UPDATE ... WHERE id = $1 AND version = $2` for a transition), then one
- * statement that takes the next revision from the single counter row, appends the event, records
- * the request_id and queues `NOTIFY workflow_events, '<revision>'`, then COMMIT. Conflicts between
- * replicas are settled by the database: 0 rows from the compare-and-set is a version_conflict, an
- * existing instance id or request_id is instance_exists / request_exists, and nothing is written.
+ * Writes. Every commit is one call of a PL/pgSQL function (workflow_commit_start /
+ * workflow_commit_transition, created by migration 2), so one statement and one transaction that
+ * the server commits before it answers: check the request_id, change the instance (an INSERT for a
+ * start, a compare-and-set `UPDATE ... WHERE id = p_id AND version = p_from_version` for a
+ * transition), then take the next revision from the single counter row, append the event, record
+ * the request_id and queue `NOTIFY workflow_events, '<revision>'` (delivered only on commit).
+ * Conflicts between replicas are settled by the database: 0 rows from the compare-and-set is a
+ * version_conflict, an existing instance id or request_id is instance_exists / request_exists
+ * (a request_id recorded concurrently raises unique_violation), and nothing is written.
  *
  * Revision order is commit order. `UPDATE counters SET revision = revision + 1` locks the counter
  * row until the transaction ends, so the writer that takes revision r+1 waits until the holder of
  * r has committed (or rolled back, and then r+1 is r again: no gaps). A sequence would not do:
  * a transaction can draw a lower value and commit after one with a higher value, and a watcher
- * that has seen the higher one would later be shown the lower. The price is that commits from
- * every replica are serialized for the last statement and the COMMIT (its WAL flush), so write
- * throughput is bounded by one commit at a time; the instance compare-and-set and the request
- * check happen before the counter is taken, so that lock is held as briefly as possible.
+ * that has seen the higher one would later be shown the lower. The price: commits from every
+ * replica are serialized from the counter update to the end of COMMIT (its WAL flush), so they
+ * cannot share a flush and write throughput is bounded by one commit at a time, whatever the
+ * number of replicas. The counter is taken last, and the whole write runs on the server, so the
+ * lock is never held across a round trip to a client (keeping it there halved throughput).
  *
  * Events. Commit listeners are fed from the event table, never from the commit itself, so every
  * replica emits every replica's events in the same global order. One dedicated connection
@@ -30,7 +34,7 @@
 import pg from "pg";
 import type { CustomTypesConfig, PoolClient } from "pg";
 import { WorkflowError } from "../engine/errors.js";
-import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus } from "../engine/types.js";
+import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus, Transition } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
 import type {
   CommitListener,
@@ -148,6 +152,105 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO counters (id, revision, instances, completed) VALUES (TRUE, 0, 0, 0);
     `,
   },
+  {
+    version: 2,
+    name: "commit functions: one statement, one transaction per write",
+    // Each write is one call, so the transaction commits on the server right after the last
+    // statement: the counter row lock is never held across a round trip to the client.
+    sql: `
+      -- The serialized tail of every write: the next revision (locking the counter row until the
+      -- transaction ends), the event, the request record, the notification (delivered on commit).
+      -- A request_id recorded meanwhile raises unique_violation on requests_pkey: nothing is written.
+      CREATE FUNCTION workflow_append_event(
+        p_type text, p_instance_id text, p_definition_id text, p_definition_version integer, p_version integer,
+        p_status text, p_create_time timestamptz, p_action_id text, p_from_state text, p_to_state text,
+        p_time timestamptz, p_entry_request_id text, p_instances_delta integer, p_completed_delta integer,
+        p_request_id text, p_fingerprint text
+      ) RETURNS bigint LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_revision bigint;
+      BEGIN
+        UPDATE counters
+           SET revision = counters.revision + 1,
+               instances = counters.instances + p_instances_delta,
+               completed = counters.completed + p_completed_delta
+        RETURNING counters.revision INTO v_revision;
+        INSERT INTO events (revision, type, instance_id, definition_id, definition_version, version, status, create_time,
+                            action_id, from_state, to_state, time, request_id)
+        VALUES (v_revision, p_type, p_instance_id, p_definition_id, p_definition_version, p_version, p_status, p_create_time,
+                p_action_id, p_from_state, p_to_state, p_time, p_entry_request_id);
+        IF p_request_id IS NOT NULL THEN
+          INSERT INTO requests (request_id, fingerprint, revision, time) VALUES (p_request_id, p_fingerprint, v_revision, p_time);
+        END IF;
+        PERFORM pg_notify('${EVENTS_CHANNEL}', v_revision::text);
+        RETURN v_revision;
+      END
+      $fn$;
+
+      CREATE FUNCTION workflow_commit_start(
+        p_id text, p_definition_id text, p_definition_version integer, p_state text, p_status text,
+        p_create_time timestamptz, p_update_time timestamptz,
+        p_action_id text, p_from_state text, p_entry_request_id text,
+        p_request_id text, p_fingerprint text,
+        OUT o_outcome text, OUT o_revision bigint, OUT o_current_version integer
+      ) LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF p_request_id IS NOT NULL AND EXISTS (SELECT 1 FROM requests WHERE request_id = p_request_id) THEN
+          o_outcome := 'request_exists';
+          RETURN;
+        END IF;
+        -- Waits for a concurrent insert of the same id, then does nothing: no error, nothing written.
+        INSERT INTO instances (id, definition_id, definition_version, current_state, status, version, create_time, update_time)
+        VALUES (p_id, p_definition_id, p_definition_version, p_state, p_status, 1, p_create_time, p_update_time)
+        ON CONFLICT (id) DO NOTHING;
+        IF NOT FOUND THEN
+          o_outcome := 'instance_exists';
+          RETURN;
+        END IF;
+        o_outcome := 'ok';
+        o_revision := workflow_append_event(
+          'started', p_id, p_definition_id, p_definition_version, 1, p_status, p_create_time,
+          p_action_id, p_from_state, p_state, p_update_time, p_entry_request_id,
+          1, CASE WHEN p_status = 'completed' THEN 1 ELSE 0 END, p_request_id, p_fingerprint);
+      END
+      $fn$;
+
+      CREATE FUNCTION workflow_commit_transition(
+        p_id text, p_from_version integer, p_definition_id text, p_definition_version integer,
+        p_state text, p_status text, p_version integer, p_create_time timestamptz, p_update_time timestamptz,
+        p_action_id text, p_from_state text, p_entry_request_id text,
+        p_request_id text, p_fingerprint text,
+        OUT o_outcome text, OUT o_revision bigint, OUT o_current_version integer
+      ) LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_before text;
+      BEGIN
+        IF p_request_id IS NOT NULL AND EXISTS (SELECT 1 FROM requests WHERE request_id = p_request_id) THEN
+          o_outcome := 'request_exists';
+          RETURN;
+        END IF;
+        -- Compare-and-set. The self-join yields the status before the update (for the completed
+        -- count); a concurrent writer that moved the version makes the WHERE fail once it commits.
+        UPDATE instances AS i
+           SET current_state = p_state, status = p_status, version = p_version, update_time = p_update_time
+          FROM instances AS old
+         WHERE i.id = p_id AND i.version = p_from_version AND old.id = i.id
+        RETURNING old.status INTO v_before;
+        IF NOT FOUND THEN
+          o_outcome := 'version_conflict';
+          SELECT coalesce(max(version), 0) INTO o_current_version FROM instances WHERE id = p_id;
+          RETURN;
+        END IF;
+        o_outcome := 'ok';
+        o_revision := workflow_append_event(
+          'transitioned', p_id, p_definition_id, p_definition_version, p_version, p_status, p_create_time,
+          p_action_id, p_from_state, p_state, p_update_time, p_entry_request_id,
+          0, (CASE WHEN p_status = 'completed' THEN 1 ELSE 0 END) - (CASE WHEN v_before = 'completed' THEN 1 ELSE 0 END),
+          p_request_id, p_fingerprint);
+      END
+      $fn$;
+    `,
+  },
 ];
 
 /** pg_advisory_xact_lock key guarding migrations: "workflow" in ASCII. */
@@ -188,6 +291,13 @@ interface DefinitionRow {
 }
 
 type DefinitionResult = { ok: true } | { ok: false; existing: Definition };
+
+/** What workflow_commit_start / workflow_commit_transition return. */
+interface CommitRow {
+  o_outcome: "ok" | "version_conflict" | "instance_exists" | "request_exists";
+  o_revision: number | null;
+  o_current_version: number | null;
+}
 
 const EVENT_COLUMNS =
   "revision, type, instance_id, definition_id, definition_version, version, status, create_time, " +
@@ -701,121 +811,128 @@ export class PostgresStore implements WorkflowStore {
   async commitStart(commit: StartCommit): Promise<CommitOutcome> {
     const { instance, entry } = commit.transition;
     assertStorable("start", instance, entry);
-    const outcome = await this.transaction<CommitOutcome>(async (c) => {
-      const recorded = await requestExists(c, commit.requestKey);
-      if (recorded) return { commit: false, value: recorded };
-      // ON CONFLICT waits for a concurrent insert of the same id and then does nothing: no error, no abort.
-      const inserted = await c.query(
-        `INSERT INTO instances (${INSTANCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-        [
-          instance.id,
-          instance.definitionId,
-          instance.definitionVersion,
-          instance.currentState,
-          instance.status,
-          instance.version,
-          instance.createTime,
-          instance.updateTime,
-        ],
-      );
-      if (inserted.rowCount !== 1) {
-        const { rows } = await c.query<InstanceRow>(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE id = $1`, [instance.id]);
-        if (!rows[0]) throw new Error(`store: instance ${instance.id} conflicted on insert but cannot be read`);
-        return { commit: false, value: { ok: false, reason: "instance_exists", existing: instanceFromRow(rows[0]) } };
-      }
-      return this.appendEvent(c, "started", instance, entry, commit.requestKey, 1, instance.status === "completed" ? 1 : 0);
-    });
-    return this.settled(outcome);
+    const key = commit.requestKey;
+    const row = await this.commitCall(
+      "SELECT o_outcome, o_revision, o_current_version FROM workflow_commit_start(" +
+        "$1::text, $2::text, $3::integer, $4::text, $5::text, $6::timestamptz, $7::timestamptz, " +
+        "$8::text, $9::text, $10::text, $11::text, $12::text)",
+      [
+        instance.id,
+        instance.definitionId,
+        instance.definitionVersion,
+        instance.currentState,
+        instance.status,
+        instance.createTime,
+        instance.updateTime,
+        entry.actionId,
+        entry.fromState,
+        entry.requestId,
+        key?.requestId ?? null,
+        key?.fingerprint ?? null,
+      ],
+    );
+    return this.outcome(row, "started", commit.transition, key);
   }
 
   async commitTransition(commit: TransitionCommit): Promise<CommitOutcome> {
     const { instance, entry } = commit.transition;
     assertStorable("transition", instance, entry);
-    const outcome = await this.transaction<CommitOutcome>(async (c) => {
-      const recorded = await requestExists(c, commit.requestKey);
-      if (recorded) return { commit: false, value: recorded };
-      const conflict = async (): Promise<TxResult<CommitOutcome>> => {
-        const { rows } = await c.query<{ version: number }>("SELECT version FROM instances WHERE id = $1", [instance.id]);
-        return { commit: false, value: { ok: false, reason: "version_conflict", currentVersion: rows[0]?.version ?? 0 } };
-      };
-      if (instance.version !== commit.fromVersion + 1) return conflict();
-      // Compare-and-set. The self-join returns the status before the update (for the completed
-      // count); a concurrent writer that moved the version makes the WHERE fail after it commits.
-      const updated = await c.query<{ before: InstanceStatus }>(
-        "UPDATE instances AS i SET current_state = $3, status = $4, version = $5, update_time = $6 " +
-          "FROM instances AS old WHERE i.id = $1 AND i.version = $2 AND old.id = i.id RETURNING old.status AS before",
-        [instance.id, commit.fromVersion, instance.currentState, instance.status, instance.version, instance.updateTime],
-      );
-      const before = updated.rows[0]?.before;
-      if (updated.rowCount !== 1 || !before) return conflict();
-      const completedDelta = (instance.status === "completed" ? 1 : 0) - (before === "completed" ? 1 : 0);
-      return this.appendEvent(c, "transitioned", instance, entry, commit.requestKey, 0, completedDelta);
-    });
-    return this.settled(outcome);
+    const key = commit.requestKey;
+    if (instance.version !== commit.fromVersion + 1) {
+      // Not a transition from fromVersion: refused like a stale version, nothing written.
+      const current = await this.getInstance(instance.id);
+      return { ok: false, reason: "version_conflict", currentVersion: current?.version ?? 0 };
+    }
+    const row = await this.commitCall(
+      "SELECT o_outcome, o_revision, o_current_version FROM workflow_commit_transition(" +
+        "$1::text, $2::integer, $3::text, $4::integer, $5::text, $6::text, $7::integer, $8::timestamptz, $9::timestamptz, " +
+        "$10::text, $11::text, $12::text, $13::text, $14::text)",
+      [
+        instance.id,
+        commit.fromVersion,
+        instance.definitionId,
+        instance.definitionVersion,
+        instance.currentState,
+        instance.status,
+        instance.version,
+        instance.createTime,
+        instance.updateTime,
+        entry.actionId,
+        entry.fromState,
+        entry.requestId,
+        key?.requestId ?? null,
+        key?.fingerprint ?? null,
+      ],
+    );
+    return this.outcome(row, "transitioned", commit.transition, key);
   }
 
   /**
-   * The serialized tail of every write, one statement: take the next revision from the counter row
-   * (locking it until COMMIT), append the event, record the request_id, queue the notification
-   * (PostgreSQL delivers it only if the transaction commits). A request_id recorded meanwhile by
-   * another replica rolls the whole transaction back as request_exists.
+   * Runs one commit function: a single statement, so a single transaction that the server commits
+   * before it answers. Database failures become STORE_UNAVAILABLE, saying whether the write may have
+   * been stored (the connection failed while the statement ran) or certainly was not.
    */
-  private async appendEvent(
-    c: PoolClient,
-    type: InstanceEvent["type"],
-    instance: Instance,
-    entry: HistoryEntry,
-    requestKey: RequestKey | undefined,
-    instancesDelta: number,
-    completedDelta: number,
-  ): Promise<TxResult<CommitOutcome>> {
-    const { rows } = await c.query<{ revision: number; requests: number }>(
-      `WITH c AS (
-         UPDATE counters SET revision = revision + 1, instances = instances + $13, completed = completed + $14
-         RETURNING revision
-       ), e AS (
-         INSERT INTO events (${EVENT_COLUMNS})
-         SELECT c.revision, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM c
-       ), r AS (
-         INSERT INTO requests (request_id, fingerprint, revision, time)
-         SELECT $15::text, $16::text, c.revision, $11 FROM c WHERE $15::text IS NOT NULL
-         ON CONFLICT (request_id) DO NOTHING
-         RETURNING 1
-       )
-       SELECT c.revision, (SELECT count(*) FROM r)::int AS requests, pg_notify('${EVENTS_CHANNEL}', c.revision::text) FROM c`,
-      [
-        type,
-        instance.id,
-        instance.definitionId,
-        instance.definitionVersion,
-        instance.version,
-        instance.status,
-        instance.createTime,
-        entry.actionId,
-        entry.fromState,
-        entry.toState,
-        entry.time,
-        entry.requestId,
-        instancesDelta,
-        completedDelta,
-        requestKey?.requestId ?? null,
-        requestKey?.fingerprint ?? null,
-      ],
-    );
-    const row = rows[0];
-    if (!row) throw new Error("store: the counter row is missing");
-    if (requestKey && row.requests !== 1) {
-      const recorded = await requestExists(c, requestKey);
-      if (!recorded) throw new Error(`store: request ${requestKey.requestId} conflicted but cannot be read`);
-      return { commit: false, value: recorded };
+  private async commitCall(sql: string, params: unknown[]): Promise<CommitRow> {
+    if (this.closed) throw new WorkflowError("STORE_UNAVAILABLE", "the store is closed");
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      this.onStoreError(err);
+      throw unavailable(err, NOT_STORED);
     }
-    const event: InstanceEvent = {
-      revision: row.revision,
-      type,
-      instance: { ...instance, createTime: new Date(instance.createTime.getTime()), updateTime: new Date(instance.updateTime.getTime()) },
-      entry: { ...entry, time: new Date(entry.time.getTime()) },
-    };
-    return { commit: true, value: { ok: true, event } };
+    try {
+      const { rows } = await client.query<CommitRow>(sql, params);
+      client.release();
+      if (!rows[0]) throw new Error("store: a commit function returned no row");
+      return rows[0];
+    } catch (err) {
+      const answered = err instanceof pg.DatabaseError;
+      client.release(answered ? undefined : err instanceof Error ? err : true);
+      // Another commit recorded the same request_id after this one's check: this one wrote nothing.
+      if (answered && err.code === "23505" && err.constraint === "requests_pkey") {
+        return { o_outcome: "request_exists", o_revision: null, o_current_version: null };
+      }
+      if (isBug(err)) throw err;
+      this.onStoreError(err);
+      // The server reporting an error means the statement rolled back, unless the session itself
+      // was ended (57P..: terminated, shut down) or the connection broke, when it may have committed.
+      const inDoubt = !answered || /^(57P|08)/.test(err.code ?? "");
+      throw unavailable(err, inDoubt ? MAYBE_STORED : NOT_STORED);
+    }
+  }
+
+  /** Turns a commit function's row into the outcome, reading what a refusal needs to report. */
+  private async outcome(
+    row: CommitRow,
+    type: InstanceEvent["type"],
+    transition: Transition,
+    key: RequestKey | undefined,
+  ): Promise<CommitOutcome> {
+    switch (row.o_outcome) {
+      case "ok": {
+        const { instance, entry } = transition;
+        const event: InstanceEvent = {
+          revision: row.o_revision!,
+          type,
+          instance: { ...instance, createTime: new Date(instance.createTime.getTime()), updateTime: new Date(instance.updateTime.getTime()) },
+          entry: { ...entry, time: new Date(entry.time.getTime()) },
+        };
+        return this.settled({ ok: true, event });
+      }
+      case "version_conflict":
+        return { ok: false, reason: "version_conflict", currentVersion: row.o_current_version ?? 0 };
+      case "instance_exists": {
+        const existing = await this.getInstance(transition.instance.id);
+        if (!existing) throw new Error(`store: instance ${transition.instance.id} conflicted on insert but cannot be read`);
+        return { ok: false, reason: "instance_exists", existing };
+      }
+      case "request_exists": {
+        const record = key ? await this.getRequest(key.requestId) : undefined;
+        if (!record) throw new Error(`store: request ${key?.requestId} conflicted but cannot be read`);
+        return { ok: false, reason: "request_exists", record };
+      }
+    }
   }
 
   /**
@@ -1026,10 +1143,3 @@ async function requestRecord(q: pg.Pool | PoolClient, requestId: string): Promis
     time: row.request_time,
   };
 }
-
-async function requestExists(c: PoolClient, key: RequestKey | undefined): Promise<CommitOutcome | undefined> {
-  if (!key) return undefined;
-  const record = await requestRecord(c, key.requestId);
-  return record ? { ok: false, reason: "request_exists", record } : undefined;
-}
-

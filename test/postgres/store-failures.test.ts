@@ -7,7 +7,7 @@ import { credentials, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { WatchInstancesResponse } from "../../src/gen/workflow/v1/service.js";
 import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
-import { openPostgresStore, PostgresOpenError, type PostgresStore } from "../../src/store/postgres-store.js";
+import { MIGRATIONS, openPostgresStore, PostgresOpenError, type PostgresStore } from "../../src/store/postgres-store.js";
 import { reviewDefinition } from "../support/definitions.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { api, rejection, startTestServer, type TestServer } from "../support/test-server.js";
@@ -75,7 +75,9 @@ describe("opening", () => {
     await store.close();
     await db.sql("INSERT INTO schema_migrations (version, name, applied_time) VALUES (99, 'future', now())");
     try {
-      expect((await openError(db.url)).message).toMatch(/schema is at version 99, newer than this build understands \(1\)/);
+      expect((await openError(db.url)).message).toBe(
+        `the database schema is at version 99, newer than this build understands (${MIGRATIONS.at(-1)!.version}); run a newer server`,
+      );
     } finally {
       await db.sql("DELETE FROM schema_migrations WHERE version = 99");
     }
