@@ -1008,6 +1008,7 @@ export class PostgresStore implements WorkflowStore {
       if (row.revision < next) continue;
       if (row.revision > next) {
         gap = true;
+        this.pumpAgain = false; // not in a tight loop: the next poll or commit looks again
         this.reportGap(next, row.revision);
         break;
       }
