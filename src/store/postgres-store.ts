@@ -34,8 +34,21 @@
 import pg from "pg";
 import type { CustomTypesConfig, PoolClient } from "pg";
 import { WorkflowError } from "../engine/errors.js";
-import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus, Transition } from "../engine/types.js";
+import type { Definition, HistoryEntry, Instance, InstanceEvent, Transition } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
+import {
+  assertStorable,
+  definitionFromRow,
+  ENTRY_COLUMNS,
+  entryFromRow,
+  EVENT_COLUMNS,
+  eventFromRow,
+  INSTANCE_COLUMNS,
+  instanceFromRow,
+  type DefinitionRow,
+  type EventRow,
+  type InstanceRow,
+} from "./rows.js";
 import type {
   CommitListener,
   CommitOutcome,
@@ -256,40 +269,6 @@ export const MIGRATIONS: readonly Migration[] = [
 /** pg_advisory_xact_lock key guarding migrations: "workflow" in ASCII. */
 const MIGRATION_LOCK_KEY = "8606216600190023543";
 
-interface EventRow {
-  revision: number;
-  type: InstanceEvent["type"];
-  instance_id: string;
-  definition_id: string;
-  definition_version: number;
-  version: number;
-  status: InstanceStatus;
-  create_time: Date;
-  action_id: string;
-  from_state: string;
-  to_state: string;
-  time: Date;
-  request_id: string;
-}
-
-interface InstanceRow {
-  id: string;
-  definition_id: string;
-  definition_version: number;
-  current_state: string;
-  status: InstanceStatus;
-  version: number;
-  create_time: Date;
-  update_time: Date;
-}
-
-interface DefinitionRow {
-  id: string;
-  version: number;
-  body: Pick<Definition, "name" | "description" | "states" | "actions">;
-  create_time: Date;
-}
-
 type DefinitionResult = { ok: true } | { ok: false; existing: Definition };
 
 /** What workflow_commit_start / workflow_commit_transition return. */
@@ -298,12 +277,6 @@ interface CommitRow {
   o_revision: number | null;
   o_current_version: number | null;
 }
-
-const EVENT_COLUMNS =
-  "revision, type, instance_id, definition_id, definition_version, version, status, create_time, " +
-  "action_id, from_state, to_state, time, request_id";
-const ENTRY_COLUMNS = "version, action_id, from_state, to_state, time, request_id";
-const INSTANCE_COLUMNS = "id, definition_id, definition_version, current_state, status, version, create_time, update_time";
 
 /** BIGINT (revisions, counts) as a number; a value past 2^53 would be a corrupt counter, not data. */
 function parseInt8(value: string): number {
@@ -317,64 +290,6 @@ const TYPES: CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: "text" | "binary") =>
     oid === INT8_OID && format !== "binary" ? parseInt8 : pg.types.getTypeParser(oid, format)) as CustomTypesConfig["getTypeParser"],
 };
-
-function entryFromRow(row: Pick<EventRow, "version" | "action_id" | "from_state" | "to_state" | "time" | "request_id">): HistoryEntry {
-  return {
-    version: row.version,
-    actionId: row.action_id,
-    fromState: row.from_state,
-    toState: row.to_state,
-    time: row.time,
-    requestId: row.request_id,
-  };
-}
-
-function eventFromRow(row: EventRow): InstanceEvent {
-  return {
-    revision: row.revision,
-    type: row.type,
-    instance: {
-      id: row.instance_id,
-      definitionId: row.definition_id,
-      definitionVersion: row.definition_version,
-      currentState: row.to_state,
-      status: row.status,
-      version: row.version,
-      createTime: row.create_time,
-      updateTime: new Date(row.time.getTime()),
-    },
-    entry: entryFromRow(row),
-  };
-}
-
-function instanceFromRow(row: InstanceRow): Instance {
-  return {
-    id: row.id,
-    definitionId: row.definition_id,
-    definitionVersion: row.definition_version,
-    currentState: row.current_state,
-    status: row.status,
-    version: row.version,
-    createTime: row.create_time,
-    updateTime: row.update_time,
-  };
-}
-
-function definitionFromRow(row: DefinitionRow): Definition {
-  return { id: row.id, version: row.version, ...row.body, createTime: row.create_time };
-}
-
-/** The snapshot an event row stores must be derivable from its entry; anything else is a bug. */
-function assertStorable(kind: "start" | "transition", instance: Instance, entry: HistoryEntry): void {
-  if (
-    instance.version !== entry.version ||
-    instance.currentState !== entry.toState ||
-    instance.updateTime.getTime() !== entry.time.getTime() ||
-    (kind === "start" && instance.version !== 1)
-  ) {
-    throw new Error(`store: ${kind} of instance ${instance.id}: the instance snapshot does not match its history entry`);
-  }
-}
 
 /** The SQLSTATE of a server error, or the errno-style code of a socket error. */
 function errorCode(err: unknown): string | undefined {

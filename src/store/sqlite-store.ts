@@ -14,8 +14,20 @@ import { accessSync, constants as fsConstants, mkdirSync, statSync } from "node:
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { WorkflowError } from "../engine/errors.js";
-import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus } from "../engine/types.js";
+import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
+import {
+  assertStorable,
+  definitionFromRow,
+  ENTRY_COLUMNS,
+  entryFromRow,
+  EVENT_COLUMNS,
+  eventFromRow,
+  instanceFromRow,
+  type DefinitionRow,
+  type EventRow,
+  type InstanceRow,
+} from "./rows.js";
 import type {
   CommitListener,
   CommitOutcome,
@@ -137,40 +149,6 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-interface EventRow {
-  revision: number;
-  type: InstanceEvent["type"];
-  instance_id: string;
-  definition_id: string;
-  definition_version: number;
-  version: number;
-  status: InstanceStatus;
-  create_time: number;
-  action_id: string;
-  from_state: string;
-  to_state: string;
-  time: number;
-  request_id: string;
-}
-
-interface InstanceRow {
-  id: string;
-  definition_id: string;
-  definition_version: number;
-  current_state: string;
-  status: InstanceStatus;
-  version: number;
-  create_time: number;
-  update_time: number;
-}
-
-interface DefinitionRow {
-  id: string;
-  version: number;
-  body: string;
-  create_time: number;
-}
-
 type DefinitionResult = { ok: true } | { ok: false; existing: Definition };
 
 /** A write waiting for its batch. */
@@ -192,58 +170,6 @@ interface Applied {
   completedDelta: number;
 }
 
-const EVENT_COLUMNS =
-  "revision, type, instance_id, definition_id, definition_version, version, status, create_time, " +
-  "action_id, from_state, to_state, time, request_id";
-const ENTRY_COLUMNS = "version, action_id, from_state, to_state, time, request_id";
-
-function entryFromRow(row: Pick<EventRow, "version" | "action_id" | "from_state" | "to_state" | "time" | "request_id">): HistoryEntry {
-  return {
-    version: row.version,
-    actionId: row.action_id,
-    fromState: row.from_state,
-    toState: row.to_state,
-    time: new Date(row.time),
-    requestId: row.request_id,
-  };
-}
-
-function eventFromRow(row: EventRow): InstanceEvent {
-  return {
-    revision: row.revision,
-    type: row.type,
-    instance: {
-      id: row.instance_id,
-      definitionId: row.definition_id,
-      definitionVersion: row.definition_version,
-      currentState: row.to_state,
-      status: row.status,
-      version: row.version,
-      createTime: new Date(row.create_time),
-      updateTime: new Date(row.time),
-    },
-    entry: entryFromRow(row),
-  };
-}
-
-function instanceFromRow(row: InstanceRow): Instance {
-  return {
-    id: row.id,
-    definitionId: row.definition_id,
-    definitionVersion: row.definition_version,
-    currentState: row.current_state,
-    status: row.status,
-    version: row.version,
-    createTime: new Date(row.create_time),
-    updateTime: new Date(row.update_time),
-  };
-}
-
-function definitionFromRow(row: DefinitionRow): Definition {
-  const body = JSON.parse(row.body) as Pick<Definition, "name" | "description" | "states" | "actions">;
-  return { id: row.id, version: row.version, ...body, createTime: new Date(row.create_time) };
-}
-
 function sqliteCode(err: unknown): string | undefined {
   return err instanceof Database.SqliteError ? err.code : undefined;
 }
@@ -255,18 +181,6 @@ function unavailable(err: unknown, what: string): WorkflowError {
 }
 
 const NOT_STORED = "the write was not stored";
-
-/** The snapshot an event row stores must be derivable from its entry; anything else is a bug. */
-function assertStorable(kind: "start" | "transition", instance: Instance, entry: HistoryEntry): void {
-  if (
-    instance.version !== entry.version ||
-    instance.currentState !== entry.toState ||
-    instance.updateTime.getTime() !== entry.time.getTime() ||
-    (kind === "start" && instance.version !== 1)
-  ) {
-    throw new Error(`store: ${kind} of instance ${instance.id}: the instance snapshot does not match its history entry`);
-  }
-}
 
 /** Prepared statements, made once per connection. */
 function prepareStatements(db: Database.Database) {
