@@ -66,6 +66,8 @@ export class MemoryStore implements WorkflowStore {
   private events: InstanceEvent[] = [];
   private firstRetained = 1;
   private revision = 0;
+  /** Maintained on every commit so stats stay O(definitions), not O(instances). */
+  private completedCount = 0;
   private closed = false;
   private readonly retention: number;
   private readonly listeners: CommitListeners;
@@ -211,6 +213,9 @@ export class MemoryStore implements WorkflowStore {
       instance: structuredClone(instance),
       entry: structuredClone(entry),
     });
+    const before = this.instances.get(instance.id);
+    if (before?.status === "completed") this.completedCount--;
+    if (event.instance.status === "completed") this.completedCount++;
     this.instances.set(instance.id, event.instance);
     const history = this.histories.get(instance.id) ?? [];
     history.push(event);
@@ -266,16 +271,14 @@ export class MemoryStore implements WorkflowStore {
 
   async stats(): Promise<StoreStats> {
     this.check();
-    let active = 0;
-    for (const inst of this.instances.values()) if (inst.status === "active") active++;
     let versions = 0;
     for (const v of this.definitions.values()) versions += v.length;
     return {
       definitionCount: this.definitions.size,
       definitionVersionCount: versions,
       instanceCount: this.instances.size,
-      activeInstanceCount: active,
-      completedInstanceCount: this.instances.size - active,
+      activeInstanceCount: this.instances.size - this.completedCount,
+      completedInstanceCount: this.completedCount,
       currentRevision: this.revision,
     };
   }
