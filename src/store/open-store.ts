@@ -6,6 +6,27 @@ import { openPostgresStore } from "./postgres-store.js";
 import { openSqliteStore } from "./sqlite-store.js";
 import type { WorkflowStore } from "./store.js";
 
+/**
+ * Logs a database failure at most once per `intervalMs` for the same message, with the number
+ * of repeats it held back, so an outage (the PostgreSQL event reader polls every second) does not
+ * flood the log while each new kind of failure still shows at once.
+ */
+export function throttledErrorLog(log: Logger, msg: string, intervalMs = 10_000, now = () => Date.now()) {
+  const last = new Map<string, { at: number; suppressed: number }>();
+  return (err: unknown): void => {
+    const key = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const seen = last.get(key);
+    const t = now();
+    if (seen && t - seen.at < intervalMs) {
+      seen.suppressed++;
+      return;
+    }
+    if (last.size > 100) last.clear();
+    last.set(key, { at: t, suppressed: 0 });
+    log.error({ err, repeatsSinceLastLogged: seen?.suppressed ?? 0 }, msg);
+  };
+}
+
 export async function openStore(config: Config, log: Logger): Promise<WorkflowStore> {
   const onListenerError = (err: unknown) => log.error({ err }, "commit listener failed");
   switch (config.store) {
@@ -16,7 +37,7 @@ export async function openStore(config: Config, log: Logger): Promise<WorkflowSt
       const store = openSqliteStore({
         dataDir: config.dataDir,
         onListenerError,
-        onStoreError: (err) => log.error({ err }, "database failure; the call failed with UNAVAILABLE"),
+        onStoreError: throttledErrorLog(log, "database failure; the call failed with UNAVAILABLE"),
       });
       log.info({ file: store.file }, "sqlite store open");
       return store;
@@ -27,7 +48,7 @@ export async function openStore(config: Config, log: Logger): Promise<WorkflowSt
         url: config.databaseUrl!,
         poolSize: config.databasePoolSize,
         onListenerError,
-        onStoreError: (err) => log.error({ err }, "database failure"),
+        onStoreError: throttledErrorLog(log, "database failure"),
       });
       log.info({ poolSize: config.databasePoolSize }, "postgres store open");
       return store;
