@@ -70,12 +70,32 @@ interface Analysis {
  */
 export function diagnoseDefinition(def: DefinitionInput, limits: Limits, path = "definition"): Diagnostic[] {
   const { errors, warnings } = analyze(def, limits, path);
-  return capDiagnostics(errors, warnings, path);
+  return capDiagnostics(inDocumentOrder(errors, path), inDocumentOrder(warnings, path), path);
+}
+
+/** Top-level fields in the order the contract declares them. */
+const FIELD_RANK: Record<string, number> = { id: 1, name: 2, description: 3, version: 4, states: 5, actions: 6 };
+
+/**
+ * Sorts diagnostics the way a reader scans the definition: by top-level field, then by item
+ * index (`states[2]` before `states[10]`); ties keep the order the rules found them (stable sort).
+ */
+function inDocumentOrder(diagnostics: Diagnostic[], path: string): Diagnostic[] {
+  const key = (d: Diagnostic): [number, number] => {
+    const rest = d.field.startsWith(path) ? d.field.slice(path.length) : d.field;
+    const m = /^\.(\w+)(?:\[(\d+)\])?/.exec(rest);
+    if (!m) return [0, -1];
+    return [FIELD_RANK[m[1]!] ?? 99, m[2] === undefined ? -1 : Number(m[2])];
+  };
+  return diagnostics
+    .map((d, i) => ({ d, i, k: key(d) }))
+    .sort((a, b) => a.k[0] - b.k[0] || a.k[1] - b.k[1] || a.i - b.i)
+    .map((x) => x.d);
 }
 
 /** Throws DEFINITION_INVALID with one field violation per error diagnostic; warnings are ignored. */
 export function assertValidDefinition(def: DefinitionInput, limits: Limits, path = "definition"): void {
-  const { errors } = analyze(def, limits, path);
+  const errors = inDocumentOrder(analyze(def, limits, path).errors, path);
   const first = errors[0];
   if (!first) return;
   const fieldViolations: FieldViolation[] = capDiagnostics(errors, [], path).map((d) => ({

@@ -214,8 +214,8 @@ describe("several violations at once", () => {
     expect(pairs(all.filter((d) => d.severity === "error"))).toEqual([
       "INVALID_ID definition.id",
       "NEGATIVE_VERSION definition.version",
-      "MULTIPLE_INITIAL_STATES definition.states[2].initial",
       "DUPLICATE_STATE_ID definition.states[1].id",
+      "MULTIPLE_INITIAL_STATES definition.states[2].initial",
       "MISSING_ID definition.states[2].id",
       "EMPTY_FROM_STATES definition.actions[0].from_states",
       "DUPLICATE_ACTION_ID definition.actions[1].id",
@@ -279,9 +279,9 @@ describe("warnings", () => {
       d.actions.push(action("reopen", ["approved"], "after_final"));
     });
     expect(pairs(warningsOf(def))).toEqual([
-      "ACTION_FROM_FINAL_STATE definition.actions[4].from_states[0]",
       "UNREACHABLE_STATE definition.states[2]",
       "UNREACHABLE_STATE definition.states[4]",
+      "ACTION_FROM_FINAL_STATE definition.actions[4].from_states[0]",
     ]);
   });
 
