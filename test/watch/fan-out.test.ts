@@ -26,6 +26,7 @@ const WATCHER_CONNECTIONS = 4;
 const runs = [
   { store: WATCH_STORES[0]!, watchersPerKind: 200, transitions: 2_000 },
   { store: WATCH_STORES[1]!, watchersPerKind: 20, transitions: 500 },
+  { store: WATCH_STORES[2]!, watchersPerKind: 20, transitions: 500 },
 ];
 
 describe.each(runs)("fan-out ($store.0 store)", ({ store: [, makeStore], watchersPerKind: WATCHERS_PER_KIND, transitions: TRANSITIONS }) => {
@@ -33,7 +34,7 @@ describe.each(runs)("fan-out ($store.0 store)", ({ store: [, makeStore], watcher
   const clients: WorkflowServiceClient[] = [];
 
   beforeAll(async () => {
-    ts = await startTestServer({ store: makeStore() });
+    ts = await startTestServer({ store: await makeStore() });
     await createReviewDefinition(ts.client);
   });
 

@@ -19,7 +19,7 @@ describe.each(WATCH_STORES)("WatchInstance (%s store)", (_store, makeStore) => {
   let client: WorkflowServiceClient;
 
   beforeAll(async () => {
-    ts = await startTestServer({ store: makeStore() });
+    ts = await startTestServer({ store: await makeStore() });
     client = ts.client;
     await createReviewDefinition(client);
   });

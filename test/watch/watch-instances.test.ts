@@ -23,7 +23,7 @@ describe.each(WATCH_STORES)("WatchInstances (%s store)", (_store, makeStore) => 
   let client: WorkflowServiceClient;
 
   beforeAll(async () => {
-    ts = await startTestServer({ store: makeStore(), watchProgressMs: PROGRESS_MS });
+    ts = await startTestServer({ store: await makeStore(), watchProgressMs: PROGRESS_MS });
     client = ts.client;
     await createReviewDefinition(client);
   });

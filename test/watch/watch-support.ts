@@ -13,16 +13,19 @@ import {
 } from "../../src/gen/workflow/v1/service.js";
 import { EventType, type InstanceEvent } from "../../src/gen/workflow/v1/resources.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
+import { openPostgresStore } from "../../src/store/postgres-store.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { WorkflowStore } from "../../src/store/store.js";
 import { reviewDefinition } from "../support/definitions.js";
+import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { unaryCall } from "../support/test-server.js";
 
 /**
- * The stores the watch contract runs against: memory, and SQLite (whose group commit emits events in
- * batches after each transaction) in a fresh directory, removed when the test file ends.
+ * The stores the watch contract runs against: memory; SQLite (whose group commit emits events in
+ * batches after each transaction) in a fresh directory; PostgreSQL (whose events reach the feed
+ * through LISTEN/NOTIFY and the event table) in a fresh database. Both are removed when the file ends.
  */
-export const WATCH_STORES: [string, () => WorkflowStore][] = [
+export const WATCH_STORES: [string, () => WorkflowStore | Promise<WorkflowStore>][] = [
   ["memory", () => new MemoryStore()],
   [
     "sqlite",
@@ -32,12 +35,22 @@ export const WATCH_STORES: [string, () => WorkflowStore][] = [
       return openSqliteStore({ dataDir: dir });
     },
   ],
+  [
+    "postgres",
+    async () => {
+      const db = await createTestDatabase();
+      databases.push(db);
+      return openPostgresStore({ url: db.url });
+    },
+  ],
 ];
 const sqliteDirs: string[] = [];
+const databases: TestDatabase[] = [];
 // Registered while the importing test file is collected, so it runs once that file's tests are done
 // (after its own afterAll hooks have closed the servers and their stores).
-afterAll(() => {
+afterAll(async () => {
   for (const dir of sqliteDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  for (const db of databases.splice(0)) await db.drop();
 });
 
 /**
