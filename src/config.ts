@@ -3,6 +3,7 @@
  * Every flag mirrors a variable: --listen = WORKFLOW_LISTEN, --store = WORKFLOW_STORE, ...
  */
 import { DEFAULT_LIMITS, type Limits } from "./engine/limits.js";
+import { parseTokenGrants, type TokenGrant } from "./grpc/auth.js";
 
 export type StoreKind = "memory" | "sqlite" | "postgres";
 
@@ -17,6 +18,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** How often an idle WatchInstances stream gets a progress message. */
   watchProgressMs: number;
+  /** Bearer tokens and their roles; undefined = authentication off. */
+  authTokens: TokenGrant[] | undefined;
   limits: Limits;
 }
 
@@ -54,6 +57,11 @@ export const SETTINGS = {
     flag: "--watch-progress-ms",
     env: "WORKFLOW_WATCH_PROGRESS_MS",
     help: "progress message interval on idle WatchInstances streams (default 5000)",
+  },
+  authTokens: {
+    flag: "--auth-tokens",
+    env: "WORKFLOW_AUTH_TOKENS",
+    help: "require bearer tokens: token=writer,token=reader (default: no authentication)",
   },
   maxStates: { flag: "--max-states", env: "WORKFLOW_MAX_STATES", help: `states per definition (default ${DEFAULT_LIMITS.maxStates})` },
   maxActions: { flag: "--max-actions", env: "WORKFLOW_MAX_ACTIONS", help: `actions per definition (default ${DEFAULT_LIMITS.maxActions})` },
@@ -131,8 +139,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     logLevel,
     shutdownGraceMs: int("shutdownGraceMs", 10_000, 0, 600_000),
     watchProgressMs: int("watchProgressMs", 5_000, 10, 3_600_000),
+    authTokens: parseAuthTokens(values.get("authTokens")),
     limits,
   };
+}
+
+function parseAuthTokens(raw: string | undefined): TokenGrant[] | undefined {
+  try {
+    return parseTokenGrants(raw);
+  } catch (err) {
+    throw new ConfigError(`${SETTINGS.authTokens.flag} / ${SETTINGS.authTokens.env}: ${(err as Error).message}`);
+  }
 }
 
 /** The configuration as logged at start (no secrets: the database URL's password is masked). */
@@ -140,5 +157,8 @@ export function describeConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
     databaseUrl: config.databaseUrl?.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@"),
+    authTokens: config.authTokens
+      ? { writers: config.authTokens.filter((g) => g.role === "writer").length, readers: config.authTokens.filter((g) => g.role === "reader").length }
+      : "off",
   };
 }

@@ -45,6 +45,7 @@ async function main(): Promise<void> {
       limits: config.limits,
       shutdownGraceMs: config.shutdownGraceMs,
       watchProgressMs: config.watchProgressMs,
+      authTokens: config.authTokens,
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

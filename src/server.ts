@@ -13,6 +13,7 @@ import { CallTracker } from "./grpc/call-adapter.js";
 import { addReflection } from "./grpc/reflection.js";
 import { withSharedWatchEncoding } from "./grpc/shared-watch-encoding.js";
 import { workflowHandlers } from "./grpc/workflow-handlers.js";
+import { tokenAuthorizer, type TokenGrant } from "./grpc/auth.js";
 import type { Logger } from "./logger.js";
 import { WorkflowService } from "./service/workflow-service.js";
 import type { WorkflowStore } from "./store/store.js";
@@ -29,6 +30,8 @@ export interface ServerOptions {
   shutdownGraceMs?: number;
   /** Progress message interval on idle WatchInstances streams. */
   watchProgressMs?: number;
+  /** Bearer tokens and roles; omitted = no authentication. Health and reflection stay open. */
+  authTokens?: TokenGrant[];
   /** Per-watcher queue and catch-up page sizes of the change feed. */
   watchFeed?: ChangeFeedOptions;
 }
@@ -53,7 +56,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const feed = new ChangeFeed(options.store, options.watchFeed);
   const watch = new WatchService(service, feed, { progressMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS });
-  server.addService(withSharedWatchEncoding(WorkflowServiceService), workflowHandlers(service, { log, tracker }, watch));
+  server.addService(withSharedWatchEncoding(WorkflowServiceService), workflowHandlers(
+      service,
+      { log, tracker, authorize: options.authTokens ? tokenAuthorizer(options.authTokens) : undefined },
+      watch,
+    ));
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   addReflection(server);

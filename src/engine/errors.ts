@@ -22,6 +22,9 @@ export const ERROR_CODES = [
   "WATCHER_TOO_SLOW",
   "SHUTTING_DOWN",
   "STORE_UNAVAILABLE",
+  "CREDENTIALS_MISSING",
+  "CREDENTIALS_INVALID",
+  "PERMISSION_DENIED",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

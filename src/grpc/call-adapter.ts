@@ -16,6 +16,7 @@ import {
 } from "@grpc/grpc-js";
 import { WorkflowError } from "../engine/errors.js";
 import type { Logger } from "../logger.js";
+import type { Authorizer } from "./auth.js";
 import { toServiceError } from "./error-map.js";
 
 export interface CallContext {
@@ -85,6 +86,19 @@ export class CallTracker {
 export interface AdapterDeps {
   log: Logger;
   tracker: CallTracker;
+  /** Checks credentials before a call runs (throws UNAUTHENTICATED / PERMISSION_DENIED errors); none = open. */
+  authorize?: Authorizer;
+}
+
+/** Why a new call may not start (shutting down, or refused credentials), or undefined to run it. */
+function refusal(method: string, deps: AdapterDeps, metadata: Metadata): unknown {
+  if (deps.tracker.isDraining) return UNAVAILABLE_SHUTDOWN;
+  try {
+    deps.authorize?.(method, metadata);
+  } catch (err) {
+    return err;
+  }
+  return undefined;
 }
 
 const UNAVAILABLE_SHUTDOWN = new WorkflowError("SHUTTING_DOWN", "the server is shutting down; retry on another replica or later");
@@ -113,9 +127,11 @@ export function unary<Req, Res>(
         { method, code: codeName(code), durationMs: +(performance.now() - started).toFixed(3), requestId },
         "call",
       );
-    if (deps.tracker.isDraining) {
-      callback(toServiceError(UNAVAILABLE_SHUTDOWN, deps.log, method));
-      finish(Status.UNAVAILABLE);
+    const refused = refusal(method, deps, call.metadata);
+    if (refused) {
+      const serviceError = toServiceError(refused, deps.log, method);
+      callback(serviceError);
+      finish(serviceError.code);
       return;
     }
     const controller = new AbortController();
@@ -189,8 +205,9 @@ export function serverStream<Req, Res>(
       call.emit("error", serviceError);
       finish(serviceError.code);
     };
-    if (deps.tracker.isDraining) {
-      fail(UNAVAILABLE_SHUTDOWN);
+    const refused = refusal(method, deps, call.metadata);
+    if (refused) {
+      fail(refused);
       return;
     }
     const onCancel = () => {

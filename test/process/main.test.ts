@@ -70,6 +70,25 @@ describe("configuration errors", () => {
   });
 });
 
+describe("secrets in the start-up log", () => {
+  it("logs how many tokens of each role, never the tokens, and masks the database password", async () => {
+    const token = "very-secret-token-0123456789";
+    const child = run(["--store", "memory", "--listen", "127.0.0.1:0"], {
+      WORKFLOW_AUTH_TOKENS: `${token}=writer`,
+      DATABASE_URL: "postgres://app:hunter2@db.example:5432/wf",
+    });
+    const exited = exitOf(child);
+    await listeningPort(child);
+    child.kill("SIGTERM");
+    const { stdout } = await exited;
+    expect(stdout).not.toContain(token);
+    expect(stdout).not.toContain("hunter2");
+    const config = JSON.parse(stdout.split("\n")[0]!) as { config: { authTokens: unknown; databaseUrl: string } };
+    expect(config.config.authTokens).toEqual({ writers: 1, readers: 0 });
+    expect(config.config.databaseUrl).toBe("postgres://app:***@db.example:5432/wf");
+  });
+});
+
 describe("help", () => {
   it("--help prints every flag and its environment variable on stdout and exits 0", async () => {
     const { code, stdout } = await exitOf(run(["--help"]));

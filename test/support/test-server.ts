@@ -22,6 +22,7 @@ import {
   WorkflowServiceClient,
 } from "../../src/gen/workflow/v1/service.js";
 import { createLogger, type Logger } from "../../src/logger.js";
+import type { TokenGrant } from "../../src/grpc/auth.js";
 import { startServer, type RunningServer } from "../../src/server.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import type { WorkflowStore } from "../../src/store/store.js";
@@ -33,6 +34,8 @@ export interface TestServerOptions {
   watchProgressMs?: number;
   /** Change-feed queue and page sizes (small values force watchers to catch up from the store). */
   watchFeed?: ChangeFeedOptions;
+  /** Bearer tokens and roles (authentication on). */
+  authTokens?: TokenGrant[];
   logger?: Logger;
 }
 
@@ -57,6 +60,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     shutdownGraceMs: options.shutdownGraceMs ?? 2_000,
     watchProgressMs: options.watchProgressMs,
     watchFeed: options.watchFeed,
+    authTokens: options.authTokens,
   });
   const address = `127.0.0.1:${server.port}`;
   const clients: WorkflowServiceClient[] = [];

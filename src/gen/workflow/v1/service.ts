@@ -3039,6 +3039,9 @@ export const GetServiceStatsResponse: MessageFns<GetServiceStatsResponse> = {
  * google.rpc.BadRequest (field paths such as `definition.states[2].id`) or a
  * google.rpc.PreconditionFailure (current state and the actions allowed from it).
  * UNAVAILABLE means the server is shutting down or its store is unreachable: retry elsewhere or later.
+ * When the server requires tokens (WORKFLOW_AUTH_TOKENS), calls without `authorization: Bearer <token>`
+ * get UNAUTHENTICATED (CREDENTIALS_MISSING / CREDENTIALS_INVALID), and reader tokens calling
+ * CreateDefinition, StartInstance or ExecuteAction get PERMISSION_DENIED.
  */
 export type WorkflowServiceService = typeof WorkflowServiceService;
 export const WorkflowServiceService = {
