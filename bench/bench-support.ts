@@ -1,9 +1,13 @@
-/** Shared by the SQLite benchmarks: child processes, a health client, a timed closed-loop load. */
+/** Shared by the store benchmarks: child processes, a health client, a timed closed-loop load. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { credentials, loadPackageDefinition, type Client, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
+import { randomUUID } from "node:crypto";
+import { WorkflowServiceClient } from "../src/gen/workflow/v1/service.js";
+import { ringDefinition } from "../test/sqlite/ring-definition.js";
+import { api } from "../test/support/test-server.js";
 
 export const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -126,4 +130,63 @@ export function numericFlags<T extends Record<string, number>>(defaults: T, argv
     out[name] = Number(argv[++i]);
   }
   return out as T;
+}
+
+/** The ring's next state from each state, so every closed-loop ExecuteAction applies. */
+const NEXT: Record<string, string> = { s0: "s1", s1: "s2", s2: "s0" };
+
+export interface ExecuteVsHealth {
+  /** grpc.health.v1 Check calls per second: the baseline that touches no store. */
+  health: number;
+  /** ExecuteAction calls per second (expected_version and a request_id each). */
+  execute: number;
+}
+
+/**
+ * Measures, in one run, health Check and ExecuteAction closed loops against the servers at
+ * `addresses` (channels alternate between them), each worker on its own ring instance so no two
+ * calls conflict. Warms both paths first; closes every client it made.
+ */
+export async function measureExecuteVsHealth(
+  addresses: string[],
+  opts: { seconds: number; concurrency: number; channels: number },
+): Promise<ExecuteVsHealth> {
+  const at = (i: number) => addresses[i % addresses.length]!;
+  const channels = Array.from(
+    { length: opts.channels },
+    (_, i) => new WorkflowServiceClient(at(i), credentials.createInsecure(), FAST_RECONNECT),
+  );
+  const rpcs = channels.map(api);
+  const health = Array.from({ length: opts.channels }, (_, i) => healthClient(at(i)));
+  try {
+    await rpcs[0]!.createDefinition({ definition: ringDefinition() });
+    const known = await Promise.all(
+      Array.from({ length: opts.concurrency }, async (_, w) => {
+        const { instance } = await rpcs[w % rpcs.length]!.startInstance({ definitionId: "ring", instanceId: `bench-${w}` });
+        return { state: instance!.currentState, version: instance!.version };
+      }),
+    );
+    const execute = async (w: number) => {
+      const k = known[w]!;
+      const res = await rpcs[w % rpcs.length]!.executeAction({
+        instanceId: `bench-${w}`,
+        actionId: `go_${NEXT[k.state]}`,
+        expectedVersion: k.version,
+        requestId: randomUUID(),
+      });
+      k.state = res.instance!.currentState;
+      k.version = res.instance!.version;
+    };
+    const healthCheck = async (w: number) => {
+      await check(health[w % health.length]!);
+    };
+    // Warm up both paths (JIT, connections, page cache), then measure.
+    await closedLoop(0.5, opts.concurrency, healthCheck);
+    await closedLoop(0.5, opts.concurrency, execute);
+    const healthRate = await closedLoop(opts.seconds, opts.concurrency, healthCheck);
+    const executeRate = await closedLoop(opts.seconds, opts.concurrency, execute);
+    return { health: healthRate, execute: executeRate };
+  } finally {
+    for (const c of [...channels, ...health]) c.close();
+  }
 }

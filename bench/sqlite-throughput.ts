@@ -9,18 +9,12 @@
  * dir per server), the load generator here: closed loops, each on its own instance (no version
  * conflicts), ExecuteAction with expected_version and a request_id, as a careful client sends it.
  */
-import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { credentials } from "@grpc/grpc-js";
-import { WorkflowServiceClient } from "../src/gen/workflow/v1/service.js";
-import { api } from "../test/support/test-server.js";
-import { ringDefinition } from "../test/sqlite/ring-definition.js";
-import { check, closedLoop, FAST_RECONNECT, healthClient, median, numericFlags, spawnTsx, waitServing } from "./bench-support.js";
+import { measureExecuteVsHealth, median, numericFlags, spawnTsx, waitServing } from "./bench-support.js";
 
 const flags = numericFlags({ seconds: 3, concurrency: 64, repeats: 3, channels: 8 });
-const NEXT: Record<string, string> = { s0: "s1", s1: "s2", s2: "s0" };
 
 interface Sample {
   health: number;
@@ -36,41 +30,10 @@ async function runOnce(groupCommit: "on" | "off"): Promise<Sample> {
     const address = `127.0.0.1:${port}`;
     await waitServing(address);
 
-    const channels = Array.from({ length: flags.channels }, () => new WorkflowServiceClient(address, credentials.createInsecure(), FAST_RECONNECT));
-    const rpcs = channels.map(api);
-    const health = Array.from({ length: flags.channels }, () => healthClient(address));
-    await rpcs[0]!.createDefinition({ definition: ringDefinition() });
-    const known = await Promise.all(
-      Array.from({ length: flags.concurrency }, async (_, w) => {
-        const { instance } = await rpcs[w % rpcs.length]!.startInstance({ definitionId: "ring", instanceId: `bench-${w}` });
-        return { state: instance!.currentState, version: instance!.version };
-      }),
-    );
-    const execute = async (w: number) => {
-      const k = known[w]!;
-      const res = await rpcs[w % rpcs.length]!.executeAction({
-        instanceId: `bench-${w}`,
-        actionId: `go_${NEXT[k.state]}`,
-        expectedVersion: k.version,
-        requestId: randomUUID(),
-      });
-      k.state = res.instance!.currentState;
-      k.version = res.instance!.version;
-    };
-    const healthCheck = async (w: number) => {
-      await check(health[w % health.length]!);
-    };
-
-    // Warm up both paths (JIT, connections, page cache), then measure.
-    await closedLoop(0.5, flags.concurrency, healthCheck);
-    await closedLoop(0.5, flags.concurrency, execute);
-    const healthRate = await closedLoop(flags.seconds, flags.concurrency, healthCheck);
-    const executeRate = await closedLoop(flags.seconds, flags.concurrency, execute);
-
-    for (const c of [...channels, ...health]) c.close();
+    const { health, execute } = await measureExecuteVsHealth([address], flags);
     server.child.kill("SIGTERM");
     const { writeStats } = (await server.nextLine()) as { writeStats: { transactions: number; writes: number } };
-    return { health: healthRate, execute: executeRate, meanBatch: writeStats.writes / writeStats.transactions };
+    return { health, execute, meanBatch: writeStats.writes / writeStats.transactions };
   } finally {
     await server.stop();
     rmSync(dataDir, { recursive: true, force: true });
