@@ -43,7 +43,7 @@ export async function openStore(config: Config, log: Logger): Promise<WorkflowSt
       return store;
     }
     case "postgres": {
-      // Throws PostgresOpenError with one line for a bad URL, an unreachable server, a refused login.
+      // Throws StoreOpenError with one line for a bad URL, an unreachable server, a refused login.
       const store = await openPostgresStore({
         url: config.databaseUrl!,
         poolSize: config.databasePoolSize,

@@ -48,19 +48,21 @@ import {
   type DefinitionRow,
   type EventRow,
   type InstanceRow,
+  type Migration,
 } from "./rows.js";
-import type {
-  CommitListener,
-  CommitOutcome,
-  EventFilter,
-  InstanceFilter,
-  RequestKey,
-  RequestRecord,
-  RevisionBounds,
-  StartCommit,
-  StoreStats,
-  TransitionCommit,
-  WorkflowStore,
+import {
+  type CommitListener,
+  type CommitOutcome,
+  type EventFilter,
+  type InstanceFilter,
+  type RequestKey,
+  type RequestRecord,
+  type RevisionBounds,
+  type StartCommit,
+  type StoreStats,
+  type TransitionCommit,
+  type WorkflowStore,
+  StoreOpenError,
 } from "./store.js";
 
 /** The NOTIFY channel every replica of one database shares. */
@@ -80,17 +82,6 @@ export interface PostgresStoreOptions {
   onListenerError?: (err: unknown) => void;
   /** Told about every database failure: calls that failed with STORE_UNAVAILABLE, the LISTEN connection, the event reader. */
   onStoreError?: (err: unknown) => void;
-}
-
-/** Why the store could not be opened, phrased for the operator (main.ts prints it and exits 2). */
-export class PostgresOpenError extends Error {
-  override name = "PostgresOpenError";
-}
-
-interface Migration {
-  version: number;
-  name: string;
-  sql: string;
 }
 
 /**
@@ -338,32 +329,32 @@ function describeTarget(url: string): string {
 
 /** Turns an error met while opening into one line that tells the operator what to do. */
 function openError(err: unknown, url: string): Error {
-  if (err instanceof PostgresOpenError) return err;
+  if (err instanceof StoreOpenError) return err;
   const target = describeTarget(url);
   const code = errorCode(err);
   const message = err instanceof Error ? err.message : String(err);
   switch (code) {
     case "ECONNREFUSED":
-      return new PostgresOpenError(`cannot connect to PostgreSQL at ${target} (connection refused); is the server running and DATABASE_URL right?`);
+      return new StoreOpenError(`cannot connect to PostgreSQL at ${target} (connection refused); is the server running and DATABASE_URL right?`);
     case "ENOTFOUND":
     case "EAI_AGAIN":
-      return new PostgresOpenError(`cannot resolve the host of DATABASE_URL (${target}); check the host name`);
+      return new StoreOpenError(`cannot resolve the host of DATABASE_URL (${target}); check the host name`);
     case "ETIMEDOUT":
     case "EHOSTUNREACH":
     case "ENETUNREACH":
-      return new PostgresOpenError(`cannot reach PostgreSQL at ${target} (${code}); check the host, port and network`);
+      return new StoreOpenError(`cannot reach PostgreSQL at ${target} (${code}); check the host, port and network`);
     case "28P01":
     case "28000":
-      return new PostgresOpenError(`PostgreSQL at ${target} refused the login (${message}); check the user and password in DATABASE_URL`);
+      return new StoreOpenError(`PostgreSQL at ${target} refused the login (${message}); check the user and password in DATABASE_URL`);
     case "3D000":
-      return new PostgresOpenError(`${message} at ${target}; create it (createdb) or fix the database name in DATABASE_URL`);
+      return new StoreOpenError(`${message} at ${target}; create it (createdb) or fix the database name in DATABASE_URL`);
     case "57P03":
-      return new PostgresOpenError(`PostgreSQL at ${target} is starting up or shutting down; try again shortly`);
+      return new StoreOpenError(`PostgreSQL at ${target} is starting up or shutting down; try again shortly`);
     default:
       if (/timeout/i.test(message)) {
-        return new PostgresOpenError(`timed out connecting to PostgreSQL at ${target}; check the host, port and that the server accepts connections`);
+        return new StoreOpenError(`timed out connecting to PostgreSQL at ${target}; check the host, port and that the server accepts connections`);
       }
-      return new PostgresOpenError(`cannot use PostgreSQL at ${target}: ${message}${code ? ` (${code})` : ""}`);
+      return new StoreOpenError(`cannot use PostgreSQL at ${target}: ${message}${code ? ` (${code})` : ""}`);
   }
 }
 
@@ -373,12 +364,12 @@ function checkUrl(url: string): void {
   try {
     u = new URL(url);
   } catch {
-    throw new PostgresOpenError(
+    throw new StoreOpenError(
       "DATABASE_URL is not a URL; expected postgres://user[:password]@host[:port]/database, e.g. postgres://postgres@127.0.0.1:5432/test",
     );
   }
   if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
-    throw new PostgresOpenError(
+    throw new StoreOpenError(
       `DATABASE_URL must start with postgres:// or postgresql:// (got ${u.protocol}//); e.g. postgres://postgres@127.0.0.1:5432/test`,
     );
   }
@@ -398,7 +389,7 @@ async function migrate(client: PoolClient): Promise<void> {
     const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM schema_migrations");
     const current = rows[0]?.v ?? 0;
     if (current > latest) {
-      throw new PostgresOpenError(
+      throw new StoreOpenError(
         `the database schema is at version ${current}, newer than this build understands (${latest}); run a newer server`,
       );
     }
@@ -415,7 +406,7 @@ async function migrate(client: PoolClient): Promise<void> {
 }
 
 /**
- * Connects, migrates and starts listening. Throws PostgresOpenError with an operator-facing
+ * Connects, migrates and starts listening. Throws StoreOpenError with an operator-facing
  * message for a malformed URL, an unreachable server, a refused login, a missing database or a
  * schema newer than this build.
  */

@@ -5,6 +5,13 @@
  */
 import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus } from "../engine/types.js";
 
+/** One numbered schema change of a SQL store; released migrations are never edited. */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
 /** A time as a driver returns it: ms since the epoch (SQLite) or a Date (PostgreSQL). */
 export type RowTime = number | Date;
 

@@ -27,19 +27,21 @@ import {
   type DefinitionRow,
   type EventRow,
   type InstanceRow,
+  type Migration,
 } from "./rows.js";
-import type {
-  CommitListener,
-  CommitOutcome,
-  EventFilter,
-  InstanceFilter,
-  RequestKey,
-  RequestRecord,
-  RevisionBounds,
-  StartCommit,
-  StoreStats,
-  TransitionCommit,
-  WorkflowStore,
+import {
+  type CommitListener,
+  type CommitOutcome,
+  type EventFilter,
+  type InstanceFilter,
+  type RequestKey,
+  type RequestRecord,
+  type RevisionBounds,
+  type StartCommit,
+  type StoreStats,
+  type TransitionCommit,
+  type WorkflowStore,
+  StoreOpenError,
 } from "./store.js";
 
 /** Name of the database file inside the data directory. */
@@ -62,17 +64,6 @@ export interface SqliteStoreOptions {
   onListenerError?: (err: unknown) => void;
   /** Told about every database failure that made a call fail with STORE_UNAVAILABLE. */
   onStoreError?: (err: unknown) => void;
-}
-
-/** Why the store could not be opened, phrased for the operator (main.ts prints it and exits 2). */
-export class StoreOpenError extends Error {
-  override name = "StoreOpenError";
-}
-
-interface Migration {
-  version: number;
-  name: string;
-  sql: string;
 }
 
 /**

@@ -122,3 +122,8 @@ export interface WorkflowStore {
   /** Flushes pending work and releases resources. Later calls fail with STORE_UNAVAILABLE. */
   close(): Promise<void>;
 }
+
+/** Why a store could not be opened, phrased for the operator (main.ts prints it and exits 2). */
+export class StoreOpenError extends Error {
+  override name = "StoreOpenError";
+}

@@ -7,7 +7,8 @@ import { credentials, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { WatchInstancesResponse } from "../../src/gen/workflow/v1/service.js";
 import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
-import { MIGRATIONS, openPostgresStore, PostgresOpenError, type PostgresStore } from "../../src/store/postgres-store.js";
+import { MIGRATIONS, openPostgresStore, type PostgresStore } from "../../src/store/postgres-store.js";
+import { StoreOpenError } from "../../src/store/store.js";
 import { reviewDefinition } from "../support/definitions.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { api, rejection, startTestServer, type TestServer } from "../support/test-server.js";
@@ -40,13 +41,13 @@ function urlFor(database: string): string {
   return u.toString();
 }
 
-async function openError(url: string): Promise<PostgresOpenError> {
+async function openError(url: string): Promise<StoreOpenError> {
   try {
     const store = await openPostgresStore({ url, connectTimeoutMs: 3_000 });
     await store.close();
   } catch (err) {
-    expect(err).toBeInstanceOf(PostgresOpenError);
-    return err as PostgresOpenError;
+    expect(err).toBeInstanceOf(StoreOpenError);
+    return err as StoreOpenError;
   }
   throw new Error(`opening ${url} succeeded`);
 }
