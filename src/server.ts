@@ -56,11 +56,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const feed = new ChangeFeed(options.store, options.watchFeed);
   const watch = new WatchService(service, feed, { progressMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS });
-  server.addService(withSharedWatchEncoding(WorkflowServiceService), workflowHandlers(
-      service,
-      { log, tracker, authorize: options.authTokens ? tokenAuthorizer(options.authTokens) : undefined },
-      watch,
-    ));
+  const authorize = options.authTokens ? tokenAuthorizer(options.authTokens) : undefined;
+  const handlers = workflowHandlers(service, { log, tracker, authorize }, watch);
+  server.addService(withSharedWatchEncoding(WorkflowServiceService), handlers);
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   addReflection(server);
