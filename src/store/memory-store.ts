@@ -1,10 +1,16 @@
 /**
  * In-memory store: for tests and for users who ask for it (WORKFLOW_STORE=memory).
  * Nothing survives a restart. Every commit is one synchronous step, so it is atomic.
+ *
+ * Every event is kept, as each instance's history and as the store-wide log in revision order
+ * (the log holds references to the same objects), so nothing is ever compacted: readEvents serves
+ * any revision from 1. Instances are indexed by id and by every combination of ListInstances
+ * filters in ordered sets, so no call costs more with more instances.
  */
-import { WorkflowError } from "../engine/errors.js";
 import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
+import { SortedStringSet } from "./sorted-set.js";
+import { storeClosed } from "./sql-common.js";
 import type {
   CommitListener,
   CommitOutcome,
@@ -19,33 +25,7 @@ import type {
 } from "./store.js";
 
 export interface MemoryStoreOptions {
-  /** How many of the latest events readEvents keeps serving (instance histories are always kept). */
-  eventRetention?: number;
   onListenerError?: (err: unknown) => void;
-}
-
-/** Inserts `value` into the ascending array `sorted` unless present. */
-function insertSorted(sorted: string[], value: string): void {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < value) lo = mid + 1;
-    else hi = mid;
-  }
-  if (sorted[lo] !== value) sorted.splice(lo, 0, value);
-}
-
-/** Index of the first element of `sorted` strictly greater than `value`. */
-function upperBound(sorted: string[], value: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! <= value) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function freezeEvent(event: InstanceEvent): InstanceEvent {
@@ -54,35 +34,54 @@ function freezeEvent(event: InstanceEvent): InstanceEvent {
   return Object.freeze(event);
 }
 
+/** The index key of one filter combination for an instance, or for a ListInstances filter. */
+type FilterKey = string;
+const FILTER_FIELDS = ["definitionId", "state", "status"] as const;
+/** Every non-empty combination of filters, as bit masks over FILTER_FIELDS. */
+const COMBINATIONS = [1, 2, 3, 4, 5, 6, 7];
+
+function filterValues(instance: Instance): [string, string, string] {
+  return [instance.definitionId, instance.currentState, instance.status];
+}
+
+function keyOf(mask: number, values: readonly (string | undefined)[]): FilterKey {
+  let key = String(mask);
+  for (let f = 0; f < FILTER_FIELDS.length; f++) if (mask & (1 << f)) key += `\u0000${values[f]}`;
+  return key;
+}
+
 export class MemoryStore implements WorkflowStore {
   readonly kind = "memory";
+  readonly exclusive = true;
   private readonly definitions = new Map<string, Definition[]>();
-  private readonly definitionIds: string[] = [];
+  private readonly definitionIds = new SortedStringSet();
   private readonly instances = new Map<string, Instance>();
-  private readonly instanceIds: string[] = [];
+  private readonly instanceIds = new SortedStringSet();
+  /** Instance ids by filter combination (see keyOf). */
+  private readonly byFilter = new Map<FilterKey, SortedStringSet>();
   private readonly histories = new Map<string, InstanceEvent[]>();
   private readonly requests = new Map<string, RequestRecord>();
-  /** Retained tail of the global event log: events[i].revision === firstRetained + i. */
-  private events: InstanceEvent[] = [];
-  private firstRetained = 1;
-  private revision = 0;
+  /** Every event: events[r - 1].revision === r. */
+  private readonly events: InstanceEvent[] = [];
+  /** Every event of each definition id, ascending by revision (for filtered replays). */
+  private readonly eventsByDefinition = new Map<string, InstanceEvent[]>();
   /** Maintained on every commit so stats stay O(definitions), not O(instances). */
   private completedCount = 0;
+  private definitionVersions = 0;
   private closed = false;
-  private readonly retention: number;
   private readonly listeners: CommitListeners;
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.retention = Math.max(1, options.eventRetention ?? 1_000_000);
     this.listeners = new CommitListeners(options.onListenerError);
   }
 
-  private check(): void {
-    if (this.closed) throw new WorkflowError("STORE_UNAVAILABLE", "the store is closed");
+  private check(signal: AbortSignal | undefined, write = false): void {
+    if (this.closed) throw storeClosed(write);
+    if (signal?.aborted) throw signal.reason;
   }
 
-  async putDefinition(def: Definition): Promise<{ ok: true } | { ok: false; existing: Definition }> {
-    this.check();
+  async putDefinition(def: Definition, signal?: AbortSignal): Promise<{ ok: true } | { ok: false; existing: Definition }> {
+    this.check(signal, true);
     const versions = this.definitions.get(def.id) ?? [];
     const existing = versions[def.version - 1];
     if (existing) return { ok: false, existing: structuredClone(existing) };
@@ -91,37 +90,34 @@ export class MemoryStore implements WorkflowStore {
     }
     versions.push(structuredClone(def));
     this.definitions.set(def.id, versions);
-    insertSorted(this.definitionIds, def.id);
+    this.definitionIds.add(def.id);
+    this.definitionVersions++;
     return { ok: true };
   }
 
-  async getDefinition(id: string, version: number): Promise<Definition | undefined> {
-    this.check();
+  async getDefinition(id: string, version: number, signal?: AbortSignal): Promise<Definition | undefined> {
+    this.check(signal);
     const versions = this.definitions.get(id);
     if (!versions) return undefined;
     const def = version === 0 ? versions[versions.length - 1] : versions[version - 1];
     return def ? structuredClone(def) : undefined;
   }
 
-  async listDefinitions(opts: {
-    after?: { id: string; version: number };
-    limit: number;
-    allVersions: boolean;
-  }): Promise<Definition[]> {
-    this.check();
+  async listDefinitions(
+    opts: { after?: { id: string; version: number }; limit: number; allVersions: boolean },
+    signal?: AbortSignal,
+  ): Promise<Definition[]> {
+    this.check(signal);
     const out: Definition[] = [];
-    let start = 0;
-    if (opts.after) {
+    if (opts.after && opts.allVersions) {
       // Resume inside the `after` id's versions, then continue with later ids.
-      start = upperBound(this.definitionIds, opts.after.id);
-      if (opts.allVersions) {
-        for (const def of this.definitions.get(opts.after.id) ?? []) {
-          if (def.version > opts.after.version && out.length < opts.limit) out.push(structuredClone(def));
-        }
+      for (const def of this.definitions.get(opts.after.id) ?? []) {
+        if (def.version > opts.after.version && out.length < opts.limit) out.push(structuredClone(def));
       }
     }
-    for (let i = start; i < this.definitionIds.length && out.length < opts.limit; i++) {
-      const versions = this.definitions.get(this.definitionIds[i]!)!;
+    for (const id of this.definitionIds.after(opts.after?.id)) {
+      if (out.length >= opts.limit) break;
+      const versions = this.definitions.get(id)!;
       if (opts.allVersions) {
         for (const def of versions) {
           if (out.length >= opts.limit) break;
@@ -134,44 +130,48 @@ export class MemoryStore implements WorkflowStore {
     return out;
   }
 
-  async getInstance(id: string): Promise<Instance | undefined> {
-    this.check();
+  async getInstance(id: string, signal?: AbortSignal): Promise<Instance | undefined> {
+    this.check(signal);
     return this.instances.get(id);
   }
 
-  async listInstances(filter: InstanceFilter, afterId: string | undefined, limit: number): Promise<Instance[]> {
-    this.check();
+  async listInstances(filter: InstanceFilter, afterId: string | undefined, limit: number, signal?: AbortSignal): Promise<Instance[]> {
+    this.check(signal);
+    let mask = 0;
+    FILTER_FIELDS.forEach((f, i) => {
+      if (filter[f]) mask |= 1 << i;
+    });
+    const ids =
+      mask === 0 ? this.instanceIds : this.byFilter.get(keyOf(mask, [filter.definitionId, filter.state, filter.status]));
     const out: Instance[] = [];
-    const start = afterId === undefined ? 0 : upperBound(this.instanceIds, afterId);
-    for (let i = start; i < this.instanceIds.length && out.length < limit; i++) {
-      const inst = this.instances.get(this.instanceIds[i]!)!;
-      if (filter.definitionId && inst.definitionId !== filter.definitionId) continue;
-      if (filter.state && inst.currentState !== filter.state) continue;
-      if (filter.status && inst.status !== filter.status) continue;
-      out.push(inst);
+    if (!ids) return out;
+    for (const id of ids.after(afterId)) {
+      if (out.length >= limit) break;
+      out.push(this.instances.get(id)!);
     }
     return out;
   }
 
-  async listHistory(instanceId: string, afterVersion: number, limit: number): Promise<HistoryEntry[]> {
-    this.check();
+  async listHistory(instanceId: string, afterVersion: number, limit: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
+    this.check(signal);
     const events = this.histories.get(instanceId) ?? [];
     return events.slice(afterVersion, afterVersion + limit).map((e) => e.entry);
   }
 
-  async recentHistory(instanceId: string, count: number): Promise<HistoryEntry[]> {
-    this.check();
+  async recentHistory(instanceId: string, count: number, upToVersion?: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
+    this.check(signal);
     const events = this.histories.get(instanceId) ?? [];
-    return events.slice(Math.max(0, events.length - count)).map((e) => e.entry);
+    const end = Math.min(events.length, upToVersion ?? events.length);
+    return events.slice(Math.max(0, end - count), end).map((e) => e.entry);
   }
 
-  async getRequest(requestId: string): Promise<RequestRecord | undefined> {
-    this.check();
+  async getRequest(requestId: string, signal?: AbortSignal): Promise<RequestRecord | undefined> {
+    this.check(signal);
     return this.requests.get(requestId);
   }
 
-  async commitStart(commit: StartCommit): Promise<CommitOutcome> {
-    this.check();
+  async commitStart(commit: StartCommit, signal?: AbortSignal): Promise<CommitOutcome> {
+    this.check(signal, true);
     const { instance, entry } = commit.transition;
     if (commit.requestKey) {
       const record = this.requests.get(commit.requestKey.requestId);
@@ -180,13 +180,12 @@ export class MemoryStore implements WorkflowStore {
     const existing = this.instances.get(instance.id);
     if (existing) return { ok: false, reason: "instance_exists", existing };
     const event = this.append("started", instance, entry, commit.requestKey);
-    insertSorted(this.instanceIds, instance.id);
     this.listeners.emit([event]);
     return { ok: true, event };
   }
 
-  async commitTransition(commit: TransitionCommit): Promise<CommitOutcome> {
-    this.check();
+  async commitTransition(commit: TransitionCommit, signal?: AbortSignal): Promise<CommitOutcome> {
+    this.check(signal, true);
     const { instance, entry } = commit.transition;
     if (commit.requestKey) {
       const record = this.requests.get(commit.requestKey.requestId);
@@ -208,7 +207,7 @@ export class MemoryStore implements WorkflowStore {
     requestKey: StartCommit["requestKey"],
   ): InstanceEvent {
     const event = freezeEvent({
-      revision: ++this.revision,
+      revision: this.events.length + 1,
       type,
       instance: structuredClone(instance),
       entry: structuredClone(entry),
@@ -216,10 +215,11 @@ export class MemoryStore implements WorkflowStore {
     const before = this.instances.get(instance.id);
     if (before?.status === "completed") this.completedCount--;
     if (event.instance.status === "completed") this.completedCount++;
+    this.reindex(before, event.instance);
     this.instances.set(instance.id, event.instance);
-    const history = this.histories.get(instance.id) ?? [];
-    history.push(event);
-    this.histories.set(instance.id, history);
+    const history = this.histories.get(instance.id);
+    if (history) history.push(event);
+    else this.histories.set(instance.id, [event]);
     if (requestKey) {
       this.requests.set(requestKey.requestId, {
         ...requestKey,
@@ -228,58 +228,68 @@ export class MemoryStore implements WorkflowStore {
       });
     }
     this.events.push(event);
-    if (this.events.length > this.retention) {
-      // Drop in chunks so trimming stays amortised O(1) per event.
-      const drop = Math.max(1, Math.floor(this.retention / 10), this.events.length - this.retention);
-      const n = Math.min(drop, this.events.length - 1);
-      this.events = this.events.slice(n);
-      this.firstRetained += n;
-    }
+    const ofDefinition = this.eventsByDefinition.get(instance.definitionId);
+    if (ofDefinition) ofDefinition.push(event);
+    else this.eventsByDefinition.set(instance.definitionId, [event]);
     return event;
   }
 
+  /** Moves an instance between the filter indexes whose values changed. */
+  private reindex(before: Instance | undefined, after: Instance): void {
+    if (!before) this.instanceIds.add(after.id);
+    const old = before ? filterValues(before) : undefined;
+    const now = filterValues(after);
+    for (const mask of COMBINATIONS) {
+      const newKey = keyOf(mask, now);
+      if (old) {
+        const oldKey = keyOf(mask, old);
+        if (oldKey === newKey) continue;
+        const set = this.byFilter.get(oldKey)!;
+        set.delete(after.id);
+        if (set.size === 0) this.byFilter.delete(oldKey);
+      }
+      let set = this.byFilter.get(newKey);
+      if (!set) this.byFilter.set(newKey, (set = new SortedStringSet()));
+      set.add(after.id);
+    }
+  }
+
   async readEvents(fromRevision: number, limit: number, filter: EventFilter = {}): Promise<InstanceEvent[]> {
-    this.check();
+    this.check(undefined);
     const from = Math.max(1, fromRevision);
-    if (from < this.firstRetained) {
-      throw new WorkflowError(
-        "HISTORY_COMPACTED",
-        `revision ${from} is no longer retained; the oldest available revision is ${this.firstRetained}`,
-        { metadata: { oldest_revision: String(this.firstRetained), requested_revision: String(from) } },
-      );
+    if (!filter.definitionId) return this.events.slice(from - 1, from - 1 + limit);
+    const events = this.eventsByDefinition.get(filter.definitionId) ?? [];
+    let lo = 0;
+    let hi = events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (events[mid]!.revision < from) lo = mid + 1;
+      else hi = mid;
     }
-    const out: InstanceEvent[] = [];
-    for (let i = from - this.firstRetained; i < this.events.length && out.length < limit; i++) {
-      const event = this.events[i]!;
-      if (filter.definitionId && event.instance.definitionId !== filter.definitionId) continue;
-      out.push(event);
-    }
-    return out;
+    return events.slice(lo, lo + limit);
   }
 
   async readInstanceEvents(instanceId: string, fromVersion: number, limit: number): Promise<InstanceEvent[]> {
-    this.check();
+    this.check(undefined);
     const history = this.histories.get(instanceId) ?? [];
     const start = Math.max(0, fromVersion - 1);
     return history.slice(start, start + limit);
   }
 
   async revisionBounds(): Promise<RevisionBounds> {
-    this.check();
-    return { oldest: this.events.length ? this.firstRetained : this.revision + 1, current: this.revision };
+    this.check(undefined);
+    return { oldest: 1, current: this.events.length };
   }
 
   async stats(): Promise<StoreStats> {
-    this.check();
-    let versions = 0;
-    for (const v of this.definitions.values()) versions += v.length;
+    this.check(undefined);
     return {
       definitionCount: this.definitions.size,
-      definitionVersionCount: versions,
+      definitionVersionCount: this.definitionVersions,
       instanceCount: this.instances.size,
       activeInstanceCount: this.instances.size - this.completedCount,
       completedInstanceCount: this.completedCount,
-      currentRevision: this.revision,
+      currentRevision: this.events.length,
     };
   }
 

@@ -1,21 +1,22 @@
 /**
  * Embedded SQLite store (better-sqlite3 12): the default store. One file, `<dataDir>/workflow.db`,
- * in WAL mode with synchronous=FULL, so a commit that returned is on disk.
+ * in WAL mode with synchronous=FULL, so a commit that returned is on disk (sqlite-open.ts).
  *
- * Writes go through group commit: every commit that arrives in the same event-loop turn joins
- * one transaction, each inside its own SAVEPOINT, so one failing write does not fail the others
- * and one fsync acknowledges them all. Promises settle and listeners run only after COMMIT.
+ * Writes go through group commit (group-commit.ts): every write that arrives in the same
+ * event-loop turn joins one transaction, each inside its own SAVEPOINT, so one failing write does
+ * not fail the others and one fsync acknowledges them all. Promises settle and listeners run only
+ * after COMMIT.
  *
  * The process holds the database in exclusive locking mode for its whole life: a second server
  * on the same file is refused at start, and the kernel releases the lock when the process dies
- * (even on SIGKILL), so there is no stale lock file to clean up.
+ * (even on SIGKILL), so there is no stale lock file to clean up. Being the only writer, the
+ * process may keep what it committed in memory (`exclusive`).
  */
-import { accessSync, constants as fsConstants, mkdirSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import { WorkflowError } from "../engine/errors.js";
 import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
+import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
 import {
   assertStorable,
   definitionFromRow,
@@ -23,29 +24,41 @@ import {
   entryFromRow,
   EVENT_COLUMNS,
   eventFromRow,
+  INSTANCE_COLUMNS,
   instanceFromRow,
   type DefinitionRow,
   type EventRow,
   type InstanceRow,
-  type Migration,
 } from "./rows.js";
 import {
-  type CommitListener,
-  type CommitOutcome,
-  type EventFilter,
-  type InstanceFilter,
-  type RequestKey,
-  type RequestRecord,
-  type RevisionBounds,
-  type StartCommit,
-  type StoreStats,
-  type TransitionCommit,
-  type WorkflowStore,
-  StoreOpenError,
+  committedEvent,
+  instanceListQuery,
+  NOT_STORED,
+  MAYBE_STORED,
+  requestRecordFromRow,
+  requestRecordQuery,
+  storeClosed,
+  storeUnavailable,
+  type RequestRow,
+  type WriteOutcome,
+} from "./sql-common.js";
+import { openDatabase, sqliteCode } from "./sqlite-open.js";
+import type {
+  CommitListener,
+  CommitOutcome,
+  EventFilter,
+  InstanceFilter,
+  RequestKey,
+  RequestRecord,
+  RevisionBounds,
+  StartCommit,
+  StoreStats,
+  TransitionCommit,
+  WorkflowStore,
 } from "./store.js";
 
-/** Name of the database file inside the data directory. */
-export const DATABASE_FILE = "workflow.db";
+export { DATABASE_FILE } from "./sqlite-open.js";
+export { MIGRATIONS } from "./sqlite-migrations.js";
 
 export interface SqliteStoreOptions {
   /** Directory holding the database; created when missing. */
@@ -66,92 +79,13 @@ export interface SqliteStoreOptions {
   onStoreError?: (err: unknown) => void;
 }
 
-/**
- * Schema history. Applied in order at start, each in the transaction that records it in
- * schema_migrations; never edit a released migration, add a new one.
- */
-export const MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    name: "definitions, instances, events, requests, counters",
-    sql: `
-      CREATE TABLE definitions (
-        id          TEXT    NOT NULL,
-        version     INTEGER NOT NULL,
-        body        TEXT    NOT NULL, -- JSON: name, description, states, actions
-        create_time INTEGER NOT NULL, -- ms since epoch
-        PRIMARY KEY (id, version)
-      ) WITHOUT ROWID;
-
-      CREATE TABLE instances (
-        id                 TEXT    NOT NULL PRIMARY KEY,
-        definition_id      TEXT    NOT NULL,
-        definition_version INTEGER NOT NULL,
-        current_state      TEXT    NOT NULL,
-        status             TEXT    NOT NULL CHECK (status IN ('active', 'completed')),
-        version            INTEGER NOT NULL,
-        create_time        INTEGER NOT NULL,
-        update_time        INTEGER NOT NULL
-      ) WITHOUT ROWID;
-      CREATE INDEX instances_by_definition ON instances (definition_id, id);
-      CREATE INDEX instances_by_state      ON instances (current_state, id);
-      CREATE INDEX instances_by_status     ON instances (status, id);
-
-      -- The event log and every instance's history in one table: a row is the entry plus the
-      -- instance snapshot after it (current_state = to_state, update_time = time).
-      CREATE TABLE events (
-        revision           INTEGER NOT NULL PRIMARY KEY,
-        type               TEXT    NOT NULL CHECK (type IN ('started', 'transitioned')),
-        instance_id        TEXT    NOT NULL,
-        definition_id      TEXT    NOT NULL,
-        definition_version INTEGER NOT NULL,
-        version            INTEGER NOT NULL,
-        status             TEXT    NOT NULL CHECK (status IN ('active', 'completed')),
-        create_time        INTEGER NOT NULL,
-        action_id          TEXT    NOT NULL,
-        from_state         TEXT    NOT NULL,
-        to_state           TEXT    NOT NULL,
-        time               INTEGER NOT NULL,
-        request_id         TEXT    NOT NULL
-      );
-      CREATE UNIQUE INDEX events_by_instance   ON events (instance_id, version);
-      CREATE INDEX        events_by_definition ON events (definition_id, revision);
-
-      -- request_id -> the event its request produced (the response is rebuilt from that row).
-      CREATE TABLE requests (
-        request_id  TEXT    NOT NULL PRIMARY KEY,
-        fingerprint TEXT    NOT NULL,
-        revision    INTEGER NOT NULL,
-        time        INTEGER NOT NULL
-      ) WITHOUT ROWID;
-
-      -- Kept in the commit's transaction so stats() and start-up never count a million rows.
-      CREATE TABLE counters (
-        name  TEXT    NOT NULL PRIMARY KEY,
-        value INTEGER NOT NULL
-      ) WITHOUT ROWID;
-      INSERT INTO counters (name, value) VALUES ('instances', 0), ('completed', 0);
-
-      CREATE TABLE meta (
-        key   TEXT NOT NULL PRIMARY KEY,
-        value TEXT NOT NULL
-      ) WITHOUT ROWID;
-    `,
-  },
-];
-
 type DefinitionResult = { ok: true } | { ok: false; existing: Definition };
 
 /** A write waiting for its batch. */
-type Pending =
-  | { kind: "start"; commit: StartCommit; settle: Settle<CommitOutcome> }
-  | { kind: "transition"; commit: TransitionCommit; settle: Settle<CommitOutcome> }
-  | { kind: "definition"; def: Definition; settle: Settle<DefinitionResult> };
-
-interface Settle<T> {
-  resolve(value: T): void;
-  reject(err: unknown): void;
-}
+type Write =
+  | { kind: "start"; commit: StartCommit }
+  | { kind: "transition"; commit: TransitionCommit }
+  | { kind: "definition"; def: Definition };
 
 /** What applying one write did inside the transaction. */
 interface Applied {
@@ -161,17 +95,12 @@ interface Applied {
   completedDelta: number;
 }
 
-function sqliteCode(err: unknown): string | undefined {
-  return err instanceof Database.SqliteError ? err.code : undefined;
-}
+const NOTHING = { instancesDelta: 0, completedDelta: 0 };
 
-/** A database failure as the client sees it: what failed, the SQLite code, retry later. */
-function unavailable(err: unknown, what: string): WorkflowError {
-  const code = sqliteCode(err) ?? (err instanceof Error ? err.message : String(err));
-  return new WorkflowError("STORE_UNAVAILABLE", `the database is unavailable: ${what} (${code}); retry later`, { cause: err });
+/** A failed COMMIT: an I/O error may have left a complete commit in the WAL that recovery applies. */
+function commitOutcome(err: unknown): WriteOutcome {
+  return sqliteCode(err)?.startsWith("SQLITE_IOERR") ? "UNKNOWN" : "NOT_APPLIED";
 }
-
-const NOT_STORED = "the write was not stored";
 
 /** Prepared statements, made once per connection. */
 function prepareStatements(db: Database.Database) {
@@ -201,10 +130,9 @@ function prepareStatements(db: Database.Database) {
       "SELECT count(DISTINCT id) AS ids, count(*) AS versions FROM definitions",
     ),
 
-    instance: db.prepare<[string], InstanceRow>("SELECT * FROM instances WHERE id = ?"),
+    instance: db.prepare<[string], InstanceRow>(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE id = ?`),
     insertInstance: db.prepare<[string, string, number, string, string, number, number, number]>(
-      "INSERT INTO instances (id, definition_id, definition_version, current_state, status, version, create_time, update_time) " +
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      `INSERT INTO instances (${INSTANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     updateInstance: db.prepare<[string, string, number, number, string, number]>(
       "UPDATE instances SET current_state = ?, status = ?, version = ?, update_time = ? WHERE id = ? AND version = ?",
@@ -214,8 +142,8 @@ function prepareStatements(db: Database.Database) {
     history: db.prepare<[string, number, number], EventRow>(
       `SELECT ${ENTRY_COLUMNS} FROM events WHERE instance_id = ? AND version > ? ORDER BY version LIMIT ?`,
     ),
-    recentHistory: db.prepare<[string, number], EventRow>(
-      `SELECT ${ENTRY_COLUMNS} FROM events WHERE instance_id = ? ORDER BY version DESC LIMIT ?`,
+    recentHistory: db.prepare<[string, number, number], EventRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM events WHERE instance_id = ? AND version <= ? ORDER BY version DESC LIMIT ?`,
     ),
     instanceEvents: db.prepare<[string, number, number], EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM events WHERE instance_id = ? AND version >= ? ORDER BY version LIMIT ?`,
@@ -229,12 +157,7 @@ function prepareStatements(db: Database.Database) {
     minRevision: db.prepare<[], { r: number | null }>("SELECT min(revision) AS r FROM events"),
     maxRevision: db.prepare<[], { r: number | null }>("SELECT max(revision) AS r FROM events"),
 
-    request: db.prepare<[string], EventRow & { fingerprint: string; request_time: number; rid: string }>(
-      `SELECT r.request_id AS rid, r.fingerprint, r.time AS request_time, ${EVENT_COLUMNS
-        .split(", ")
-        .map((c) => `e.${c}`)
-        .join(", ")} FROM requests r JOIN events e ON e.revision = r.revision WHERE r.request_id = ?`,
-    ),
+    request: db.prepare<[string], RequestRow>(requestRecordQuery("?")),
     insertRequest: db.prepare<[string, string, number, number]>(
       "INSERT INTO requests (request_id, fingerprint, revision, time) VALUES (?, ?, ?, ?)",
     ),
@@ -246,130 +169,30 @@ function prepareStatements(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepareStatements>;
 
-/** Applies the migrations the file lacks. Refuses a file written by a newer build. */
-function migrate(db: Database.Database): void {
-  db.exec(
-    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL)",
-  );
-  const row = db.prepare<[], { v: number | null }>("SELECT max(version) AS v FROM schema_migrations").get();
-  const current = row?.v ?? 0;
-  const latest = MIGRATIONS[MIGRATIONS.length - 1]!.version;
-  if (current > latest) {
-    throw new StoreOpenError(
-      `the database schema is at version ${current}, newer than this build understands (${latest}); run a newer server`,
-    );
-  }
-  const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_time) VALUES (?, ?, ?)");
-  for (const m of MIGRATIONS) {
-    if (m.version <= current) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      record.run(m.version, m.name, Date.now());
-    }).immediate();
-  }
-}
-
-/** Turns an error met while opening into a message that tells the operator what to do. */
-function openError(err: unknown, file: string): Error {
-  if (err instanceof StoreOpenError) return err;
-  switch (sqliteCode(err)) {
-    case "SQLITE_BUSY":
-    case "SQLITE_LOCKED":
-      return new StoreOpenError(
-        `${file} is locked by another process (is another workflow server using this data directory?); stop it or use another WORKFLOW_DATA_DIR`,
-      );
-    case "SQLITE_NOTADB":
-    case "SQLITE_CORRUPT":
-      return new StoreOpenError(
-        `${file} is not a valid SQLite database (corrupt or not a database file); restore it from a backup or move it aside to start empty`,
-      );
-    case "SQLITE_READONLY":
-    case "SQLITE_CANTOPEN":
-    case "SQLITE_PERM":
-    case "SQLITE_AUTH":
-      return new StoreOpenError(`cannot write ${file} (${sqliteCode(err)}); check the file and directory permissions`);
-    case "SQLITE_FULL":
-      return new StoreOpenError(`the disk holding ${file} is full; free space and start again`);
-    default: {
-      const message = err instanceof Error ? err.message : String(err);
-      return new StoreOpenError(`cannot open ${file}: ${message}`);
-    }
-  }
-}
-
-/** Creates the data directory and checks that this process can write in it. */
-function prepareDataDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    if (code !== "EEXIST") {
-      throw new StoreOpenError(`cannot create the data directory ${dir} (${code}); set WORKFLOW_DATA_DIR to a writable directory`);
-    }
-  }
-  if (!statSync(dir).isDirectory()) {
-    throw new StoreOpenError(`the data directory ${dir} is not a directory; set WORKFLOW_DATA_DIR to a writable directory`);
-  }
-  try {
-    accessSync(dir, fsConstants.W_OK | fsConstants.X_OK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new StoreOpenError(`the data directory ${dir} is not writable (${code}); fix its permissions or set WORKFLOW_DATA_DIR`);
-  }
-}
-
 /**
  * Opens (creating when needed) the database under `options.dataDir`. Throws StoreOpenError
  * with an operator-facing message when the directory is unwritable, the file is locked by
  * another process, corrupt, or of a newer schema.
  */
 export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
-  const dir = resolve(options.dataDir);
-  prepareDataDir(dir);
-  const file = join(dir, DATABASE_FILE);
-  const busyTimeoutMs = options.busyTimeoutMs ?? 2_000;
-  let db: Database.Database | undefined;
-  try {
-    db = new Database(file, { timeout: busyTimeoutMs });
-    // Exclusive before the first read: the WAL index then lives in process memory (no -shm file)
-    // and the lock taken below is held until the connection closes or the process dies.
-    db.pragma("locking_mode = EXCLUSIVE");
-    const mode = db.pragma("journal_mode = WAL", { simple: true });
-    if (mode !== "wal") throw new StoreOpenError(`cannot switch ${file} to WAL mode (got ${String(mode)})`);
-    db.pragma("synchronous = FULL");
-    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
-    db.exec("BEGIN EXCLUSIVE; COMMIT");
-    migrate(db);
-    // A real write at every start, so a read-only file or a full disk is reported now, not on the first call.
-    db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_open_time', ?)").run(new Date().toISOString());
-    return new SqliteStore(db, file, options);
-  } catch (err) {
-    try {
-      db?.close();
-    } catch {
-      // Already failing; the original error is the one to report.
-    }
-    throw openError(err, file);
-  }
+  const { db, file } = openDatabase(options.dataDir, options.busyTimeoutMs ?? 2_000);
+  return new SqliteStore(db, file, options);
 }
 
 export class SqliteStore implements WorkflowStore {
   readonly kind = "sqlite";
+  readonly exclusive = true;
   /** Absolute path of the database file. */
   readonly file: string;
   private readonly stmts: Statements;
   private readonly listeners: CommitListeners;
-  private readonly groupCommit: boolean;
-  private readonly windowMs: number;
-  private readonly maxBatchSize: number;
+  private readonly committer: GroupCommitter<Write>;
   private readonly onStoreError: (err: unknown) => void;
   private readonly listInstanceStatements = new Map<string, Database.Statement>();
   /** Latest committed revision; advanced only after COMMIT returns. */
   private revision: number;
   private instanceCount: number;
   private completedCount: number;
-  private queue: Pending[] = [];
-  private flushScheduled = false;
   private closed = false;
   private transactions = 0;
   private writes = 0;
@@ -383,9 +206,11 @@ export class SqliteStore implements WorkflowStore {
     this.file = file;
     this.stmts = prepareStatements(db);
     this.listeners = new CommitListeners(options.onListenerError);
-    this.groupCommit = options.groupCommit ?? true;
-    this.windowMs = Math.max(0, options.groupCommitWindowMs ?? 0);
-    this.maxBatchSize = Math.max(1, options.maxBatchSize ?? 1_000);
+    this.committer = new GroupCommitter<Write>((batch) => this.writeBatch(batch), {
+      enabled: options.groupCommit ?? true,
+      windowMs: options.groupCommitWindowMs,
+      maxBatchSize: options.maxBatchSize,
+    });
     this.onStoreError = options.onStoreError ?? (() => {});
     this.revision = this.stmts.maxRevision.get()?.r ?? 0;
     const counters = new Map(this.stmts.counters.all().map((c) => [c.name, c.value]));
@@ -393,7 +218,7 @@ export class SqliteStore implements WorkflowStore {
     this.completedCount = counters.get("completed") ?? 0;
   }
 
-  /** The connection, for tests that inject failures (triggers, max_page_count). */
+  /** The connection, for tests that inject failures (triggers, max_page_count) and read settings back. */
   get database(): Database.Database {
     return this.db;
   }
@@ -405,31 +230,31 @@ export class SqliteStore implements WorkflowStore {
 
   // ---------------------------------------------------------------- reads
 
-  /** Runs a read; a closed store or a database failure becomes STORE_UNAVAILABLE. */
-  private read<T>(what: string, fn: () => T): T {
-    if (this.closed) throw new WorkflowError("STORE_UNAVAILABLE", "the store is closed");
+  /** Runs a read; a closed store, an aborted call or a database failure becomes an error for the client. */
+  private read<T>(what: string, signal: AbortSignal | undefined, fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(storeClosed(false));
+    if (signal?.aborted) return Promise.reject(signal.reason);
     try {
-      return fn();
+      return Promise.resolve(fn());
     } catch (err) {
-      if (err instanceof WorkflowError) throw err;
+      if (err instanceof WorkflowError) return Promise.reject(err);
       this.onStoreError(err);
-      throw unavailable(err, `could not ${what}`);
+      return Promise.reject(storeUnavailable(err, `could not ${what}`, sqliteCode(err)));
     }
   }
 
-  async getDefinition(id: string, version: number): Promise<Definition | undefined> {
-    return this.read("read a definition", () => {
+  getDefinition(id: string, version: number, signal?: AbortSignal): Promise<Definition | undefined> {
+    return this.read("read a definition", signal, () => {
       const row = version === 0 ? this.stmts.latestDefinition.get(id) : this.stmts.definition.get(id, version);
       return row ? definitionFromRow(row) : undefined;
     });
   }
 
-  async listDefinitions(opts: {
-    after?: { id: string; version: number };
-    limit: number;
-    allVersions: boolean;
-  }): Promise<Definition[]> {
-    return this.read("list definitions", () => {
+  listDefinitions(
+    opts: { after?: { id: string; version: number }; limit: number; allVersions: boolean },
+    signal?: AbortSignal,
+  ): Promise<Definition[]> {
+    return this.read("list definitions", signal, () => {
       const rows = opts.allVersions
         ? this.stmts.definitionsAll.all(opts.after?.id ?? "", opts.after?.version ?? 0, opts.limit)
         : this.stmts.definitionsLatest.all(opts.after?.id ?? "", opts.limit);
@@ -437,79 +262,50 @@ export class SqliteStore implements WorkflowStore {
     });
   }
 
-  async getInstance(id: string): Promise<Instance | undefined> {
-    return this.read("read an instance", () => {
+  getInstance(id: string, signal?: AbortSignal): Promise<Instance | undefined> {
+    return this.read("read an instance", signal, () => {
       const row = this.stmts.instance.get(id);
       return row ? instanceFromRow(row) : undefined;
     });
   }
 
-  async listInstances(filter: InstanceFilter, afterId: string | undefined, limit: number): Promise<Instance[]> {
-    return this.read("list instances", () => {
-      const where: string[] = [];
-      const params: (string | number)[] = [];
-      if (filter.definitionId) {
-        where.push("definition_id = ?");
-        params.push(filter.definitionId);
-      }
-      if (filter.state) {
-        where.push("current_state = ?");
-        params.push(filter.state);
-      }
-      if (filter.status) {
-        where.push("status = ?");
-        params.push(filter.status);
-      }
-      if (afterId !== undefined) {
-        where.push("id > ?");
-        params.push(afterId);
-      }
-      const sql =
-        `SELECT * FROM instances${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
+  listInstances(filter: InstanceFilter, afterId: string | undefined, limit: number, signal?: AbortSignal): Promise<Instance[]> {
+    return this.read("list instances", signal, () => {
+      const { sql, params } = instanceListQuery(INSTANCE_COLUMNS, filter, afterId, limit, () => "?");
       let stmt = this.listInstanceStatements.get(sql);
       if (!stmt) {
         stmt = this.db.prepare(sql);
         this.listInstanceStatements.set(sql, stmt);
       }
-      return (stmt.all(...params, limit) as InstanceRow[]).map(instanceFromRow);
+      return (stmt.all(...params) as InstanceRow[]).map(instanceFromRow);
     });
   }
 
-  async listHistory(instanceId: string, afterVersion: number, limit: number): Promise<HistoryEntry[]> {
-    return this.read("read history", () => this.stmts.history.all(instanceId, afterVersion, limit).map(entryFromRow));
+  listHistory(instanceId: string, afterVersion: number, limit: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
+    return this.read("read history", signal, () => this.stmts.history.all(instanceId, afterVersion, limit).map(entryFromRow));
   }
 
-  async recentHistory(instanceId: string, count: number): Promise<HistoryEntry[]> {
-    return this.read("read history", () => this.stmts.recentHistory.all(instanceId, count).map(entryFromRow).reverse());
+  recentHistory(instanceId: string, count: number, upToVersion?: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
+    return this.read("read history", signal, () =>
+      this.stmts.recentHistory
+        .all(instanceId, upToVersion ?? Number.MAX_SAFE_INTEGER, count)
+        .map(entryFromRow)
+        .reverse(),
+    );
   }
 
-  async getRequest(requestId: string): Promise<RequestRecord | undefined> {
-    return this.read("read a request record", () => this.requestRecord(requestId));
+  getRequest(requestId: string, signal?: AbortSignal): Promise<RequestRecord | undefined> {
+    return this.read("read a request record", signal, () => this.requestRecord(requestId));
   }
 
   private requestRecord(requestId: string): RequestRecord | undefined {
     const row = this.stmts.request.get(requestId);
-    if (!row) return undefined;
-    const event = eventFromRow(row);
-    return {
-      requestId: row.rid,
-      fingerprint: row.fingerprint,
-      result: { instance: event.instance, entry: event.entry },
-      time: new Date(row.request_time),
-    };
+    return row ? requestRecordFromRow(row) : undefined;
   }
 
-  async readEvents(fromRevision: number, limit: number, filter: EventFilter = {}): Promise<InstanceEvent[]> {
-    return this.read("read events", () => {
+  readEvents(fromRevision: number, limit: number, filter: EventFilter = {}): Promise<InstanceEvent[]> {
+    return this.read("read events", undefined, () => {
       const from = Math.max(1, fromRevision);
-      const oldest = this.oldestRevision();
-      if (from < oldest) {
-        throw new WorkflowError(
-          "HISTORY_COMPACTED",
-          `revision ${from} is no longer retained; the oldest available revision is ${oldest}`,
-          { metadata: { oldest_revision: String(oldest), requested_revision: String(from) } },
-        );
-      }
       const rows = filter.definitionId
         ? this.stmts.definitionEvents.all(filter.definitionId, from, limit)
         : this.stmts.events.all(from, limit);
@@ -517,23 +313,22 @@ export class SqliteStore implements WorkflowStore {
     });
   }
 
-  async readInstanceEvents(instanceId: string, fromVersion: number, limit: number): Promise<InstanceEvent[]> {
-    return this.read("read events", () =>
+  readInstanceEvents(instanceId: string, fromVersion: number, limit: number): Promise<InstanceEvent[]> {
+    return this.read("read events", undefined, () =>
       this.stmts.instanceEvents.all(instanceId, Math.max(1, fromVersion), limit).map(eventFromRow),
     );
   }
 
-  /** Every event is kept (instance histories are needed forever), so this is 1 once anything exists. */
-  private oldestRevision(): number {
-    return this.stmts.minRevision.get()?.r ?? this.revision + 1;
+  /** Every event is kept (instance histories are needed forever): oldest is 1 once anything exists. */
+  revisionBounds(): Promise<RevisionBounds> {
+    return this.read("read revisions", undefined, () => ({
+      oldest: this.stmts.minRevision.get()?.r ?? this.revision + 1,
+      current: this.revision,
+    }));
   }
 
-  async revisionBounds(): Promise<RevisionBounds> {
-    return this.read("read revisions", () => ({ oldest: this.oldestRevision(), current: this.revision }));
-  }
-
-  async stats(): Promise<StoreStats> {
-    return this.read("read stats", () => {
+  stats(): Promise<StoreStats> {
+    return this.read("read stats", undefined, () => {
       const defs = this.stmts.definitionCounts.get()!;
       return {
         definitionCount: defs.ids,
@@ -557,66 +352,45 @@ export class SqliteStore implements WorkflowStore {
 
   // ---------------------------------------------------------------- writes
 
-  putDefinition(def: Definition): Promise<DefinitionResult> {
-    return new Promise((resolve, reject) => this.enqueue({ kind: "definition", def, settle: { resolve, reject } }));
+  putDefinition(def: Definition, signal?: AbortSignal): Promise<DefinitionResult> {
+    return this.submit({ kind: "definition", def }, signal);
   }
 
-  commitStart(commit: StartCommit): Promise<CommitOutcome> {
-    return new Promise((resolve, reject) => this.enqueue({ kind: "start", commit, settle: { resolve, reject } }));
+  commitStart(commit: StartCommit, signal?: AbortSignal): Promise<CommitOutcome> {
+    return this.submit({ kind: "start", commit }, signal);
   }
 
-  commitTransition(commit: TransitionCommit): Promise<CommitOutcome> {
-    return new Promise((resolve, reject) => this.enqueue({ kind: "transition", commit, settle: { resolve, reject } }));
+  commitTransition(commit: TransitionCommit, signal?: AbortSignal): Promise<CommitOutcome> {
+    return this.submit({ kind: "transition", commit }, signal);
   }
 
-  private enqueue(item: Pending): void {
-    if (this.closed) {
-      item.settle.reject(new WorkflowError("STORE_UNAVAILABLE", "the store is closed"));
-      return;
-    }
-    this.queue.push(item);
-    if (!this.groupCommit || this.queue.length >= this.maxBatchSize) {
-      this.flush();
-      return;
-    }
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    // setImmediate runs after the I/O callbacks of this loop turn: every call that arrived with
-    // this one (and those that queued up while the previous batch was syncing) joins the batch.
-    if (this.windowMs > 0) setTimeout(() => this.flush(), this.windowMs);
-    else setImmediate(() => this.flush());
+  private submit<R>(write: Write, signal: AbortSignal | undefined): Promise<R> {
+    if (this.closed) return Promise.reject(storeClosed(true));
+    return this.committer.submit<R>(write, signal);
   }
 
-  /** Writes everything queued, one transaction per maxBatchSize commits. Synchronous. */
-  private flush(): void {
-    this.flushScheduled = false;
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatchSize);
-      this.writeBatch(batch);
-    }
-  }
-
-  private writeBatch(batch: Pending[]): void {
-    const failAll = (err: unknown, what: string) => {
+  /** Writes one batch in one transaction, each write in a savepoint of its own. Synchronous. */
+  private writeBatch(batch: QueuedWrite<Write>[]): void {
+    const failAll = (err: unknown, outcome: WriteOutcome) => {
       this.onStoreError(err);
-      const error = unavailable(err, what);
-      for (const item of batch) item.settle.reject(error);
+      const error = storeUnavailable(err, outcome === "UNKNOWN" ? MAYBE_STORED : NOT_STORED, sqliteCode(err), outcome);
+      for (const item of batch) item.reject(error);
     };
     try {
       this.stmts.begin.run();
     } catch (err) {
-      failAll(err, NOT_STORED);
+      failAll(err, "NOT_APPLIED");
       return;
     }
 
-    const settled: { item: Pending; applied?: Applied; error?: unknown }[] = [];
+    const settled: { item: QueuedWrite<Write>; applied?: Applied; error?: unknown }[] = [];
     let revision = this.revision;
     let instancesDelta = 0;
     let completedDelta = 0;
     for (const item of batch) {
       try {
         this.stmts.savepoint.run();
-        const applied = this.apply(item, revision + 1);
+        const applied = this.apply(item.write, revision + 1);
         this.stmts.release.run();
         if (applied.event) revision = applied.event.revision;
         instancesDelta += applied.instancesDelta;
@@ -625,7 +399,8 @@ export class SqliteStore implements WorkflowStore {
       } catch (err) {
         if (!this.db.inTransaction) {
           // SQLite rolled the whole transaction back (I/O error, disk full, ...): nothing is stored.
-          failAll(err, NOT_STORED);
+          this.abort();
+          failAll(err, "NOT_APPLIED");
           return;
         }
         try {
@@ -633,13 +408,14 @@ export class SqliteStore implements WorkflowStore {
           this.stmts.release.run();
         } catch (undoErr) {
           this.abort();
-          failAll(undoErr, NOT_STORED);
+          failAll(undoErr, "NOT_APPLIED");
           return;
         }
         // Only this write is undone; the others in the batch go on.
-        if (sqliteCode(err) !== undefined && !sqliteCode(err)!.startsWith("SQLITE_CONSTRAINT")) {
+        const code = sqliteCode(err);
+        if (code !== undefined && !code.startsWith("SQLITE_CONSTRAINT")) {
           this.onStoreError(err);
-          settled.push({ item, error: unavailable(err, NOT_STORED) });
+          settled.push({ item, error: storeUnavailable(err, NOT_STORED, code, "NOT_APPLIED") });
         } else {
           settled.push({ item, error: err });
         }
@@ -649,10 +425,16 @@ export class SqliteStore implements WorkflowStore {
     try {
       if (instancesDelta !== 0) this.stmts.addCounter.run(instancesDelta, "instances");
       if (completedDelta !== 0) this.stmts.addCounter.run(completedDelta, "completed");
+    } catch (err) {
+      this.abort();
+      failAll(err, "NOT_APPLIED");
+      return;
+    }
+    try {
       this.stmts.commit.run();
     } catch (err) {
       this.abort();
-      failAll(err, NOT_STORED);
+      failAll(err, commitOutcome(err));
       return;
     }
 
@@ -665,8 +447,8 @@ export class SqliteStore implements WorkflowStore {
     for (const s of settled) if (s.applied?.event) events.push(s.applied.event);
     this.listeners.emit(events);
     for (const s of settled) {
-      if (s.applied) (s.item.settle.resolve as (v: unknown) => void)(s.applied.result);
-      else s.item.settle.reject(s.error);
+      if (s.applied) s.item.resolve(s.applied.result);
+      else s.item.reject(s.error);
     }
   }
 
@@ -684,35 +466,34 @@ export class SqliteStore implements WorkflowStore {
     }
   }
 
-  private apply(item: Pending, revision: number): Applied {
-    switch (item.kind) {
+  private apply(write: Write, revision: number): Applied {
+    switch (write.kind) {
       case "definition":
-        return this.applyDefinition(item.def);
+        return this.applyDefinition(write.def);
       case "start":
-        return this.applyStart(item.commit, revision);
+        return this.applyStart(write.commit, revision);
       case "transition":
-        return this.applyTransition(item.commit, revision);
+        return this.applyTransition(write.commit, revision);
     }
   }
 
   private applyDefinition(def: Definition): Applied {
-    const none = { instancesDelta: 0, completedDelta: 0 };
     const existing = this.stmts.definition.get(def.id, def.version);
-    if (existing) return { result: { ok: false, existing: definitionFromRow(existing) }, ...none };
+    if (existing) return { result: { ok: false, existing: definitionFromRow(existing) }, ...NOTHING };
     const latest = this.stmts.latestDefinition.get(def.id)?.version ?? 0;
     if (def.version !== latest + 1) {
       throw new Error(`store: definition ${def.id} version ${def.version} is not the next version`);
     }
     const body = JSON.stringify({ name: def.name, description: def.description, states: def.states, actions: def.actions });
     this.stmts.insertDefinition.run(def.id, def.version, body, def.createTime.getTime());
-    return { result: { ok: true }, ...none };
+    return { result: { ok: true }, ...NOTHING };
   }
 
   private requestConflict(key: RequestKey | undefined): Applied | undefined {
     if (!key) return undefined;
     const record = this.requestRecord(key.requestId);
     if (!record) return undefined;
-    return { result: { ok: false, reason: "request_exists", record }, instancesDelta: 0, completedDelta: 0 };
+    return { result: { ok: false, reason: "request_exists", record }, ...NOTHING };
   }
 
   private applyStart(commit: StartCommit, revision: number): Applied {
@@ -721,13 +502,7 @@ export class SqliteStore implements WorkflowStore {
     const conflict = this.requestConflict(commit.requestKey);
     if (conflict) return conflict;
     const existing = this.stmts.instance.get(instance.id);
-    if (existing) {
-      return {
-        result: { ok: false, reason: "instance_exists", existing: instanceFromRow(existing) },
-        instancesDelta: 0,
-        completedDelta: 0,
-      };
-    }
+    if (existing) return { result: { ok: false, reason: "instance_exists", existing: instanceFromRow(existing) }, ...NOTHING };
     this.stmts.insertInstance.run(
       instance.id,
       instance.definitionId,
@@ -739,12 +514,7 @@ export class SqliteStore implements WorkflowStore {
       instance.updateTime.getTime(),
     );
     const event = this.insertEvent("started", revision, instance, entry, commit.requestKey);
-    return {
-      result: { ok: true, event },
-      event,
-      instancesDelta: 1,
-      completedDelta: instance.status === "completed" ? 1 : 0,
-    };
+    return { result: { ok: true, event }, event, instancesDelta: 1, completedDelta: instance.status === "completed" ? 1 : 0 };
   }
 
   private applyTransition(commit: TransitionCommit, revision: number): Applied {
@@ -754,11 +524,7 @@ export class SqliteStore implements WorkflowStore {
     if (conflict) return conflict;
     const current = this.stmts.instance.get(instance.id);
     if (!current || current.version !== commit.fromVersion || instance.version !== commit.fromVersion + 1) {
-      return {
-        result: { ok: false, reason: "version_conflict", currentVersion: current?.version ?? 0 },
-        instancesDelta: 0,
-        completedDelta: 0,
-      };
+      return { result: { ok: false, reason: "version_conflict", currentVersion: current?.version ?? 0 }, ...NOTHING };
     }
     const changed = this.stmts.updateInstance.run(
       instance.currentState,
@@ -798,12 +564,7 @@ export class SqliteStore implements WorkflowStore {
       entry.requestId,
     );
     if (requestKey) this.stmts.insertRequest.run(requestKey.requestId, requestKey.fingerprint, revision, entry.time.getTime());
-    return {
-      revision,
-      type,
-      instance: { ...instance, createTime: new Date(instance.createTime.getTime()), updateTime: new Date(instance.updateTime.getTime()) },
-      entry: { ...entry, time: new Date(entry.time.getTime()) },
-    };
+    return committedEvent(type, revision, instance, entry);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -811,7 +572,7 @@ export class SqliteStore implements WorkflowStore {
   /** Writes what is queued, then closes the connection (checkpointing the WAL and releasing the lock). */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flush();
+    await this.committer.flush();
     this.closed = true;
     try {
       this.db.close();

@@ -5,6 +5,12 @@
  * Stores are dumb on purpose: they never decide whether a transition is valid (the engine
  * does), they only commit atomically with a compare-and-set on the instance version, so the
  * same service code is correct on one process or on several replicas sharing a database.
+ * Writes that arrive together are committed together (group commit): a transition computed
+ * from another write of the same batch commits after it, in submission order.
+ *
+ * Every method takes an optional AbortSignal: a read or a write still waiting (for a
+ * connection, or for its batch) when the signal aborts is abandoned and rejects with the
+ * signal's reason; a write already handed to the database is not taken back.
  */
 import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus, Transition } from "../engine/types.js";
 
@@ -78,32 +84,48 @@ export type CommitListener = (events: InstanceEvent[]) => void;
 export interface WorkflowStore {
   /** "memory", "sqlite" or "postgres". */
   readonly kind: string;
+  /**
+   * True when this process is the only writer of the store (memory; SQLite, whose exclusive lock
+   * keeps every other process out): what the service last committed is then the truth, and it may
+   * answer reads from memory. False when other processes write too (PostgreSQL replicas).
+   */
+  readonly exclusive: boolean;
 
   /** Stores a definition version unless (id, version) exists; then returns what is stored. */
-  putDefinition(def: Definition): Promise<{ ok: true } | { ok: false; existing: Definition }>;
+  putDefinition(def: Definition, signal?: AbortSignal): Promise<{ ok: true } | { ok: false; existing: Definition }>;
   /** version 0 = the latest version. */
-  getDefinition(id: string, version: number): Promise<Definition | undefined>;
+  getDefinition(id: string, version: number, signal?: AbortSignal): Promise<Definition | undefined>;
   /** Ordered by (id, version); only the latest version of each id unless allVersions. Keys strictly after `after`. */
-  listDefinitions(opts: {
-    after?: { id: string; version: number };
-    limit: number;
-    allVersions: boolean;
-  }): Promise<Definition[]>;
+  listDefinitions(
+    opts: {
+      after?: { id: string; version: number };
+      limit: number;
+      allVersions: boolean;
+    },
+    signal?: AbortSignal,
+  ): Promise<Definition[]>;
 
-  getInstance(id: string): Promise<Instance | undefined>;
-  /** Ordered by id; ids strictly greater than `afterId`. */
-  listInstances(filter: InstanceFilter, afterId: string | undefined, limit: number): Promise<Instance[]>;
+  getInstance(id: string, signal?: AbortSignal): Promise<Instance | undefined>;
+  /**
+   * Ordered by id; ids strictly greater than `afterId`. Every combination of filters is served by an
+   * index of its own, so the cost of a page does not grow with the number of stored instances.
+   */
+  listInstances(filter: InstanceFilter, afterId: string | undefined, limit: number, signal?: AbortSignal): Promise<Instance[]>;
   /** Oldest first; versions strictly greater than afterVersion. */
-  listHistory(instanceId: string, afterVersion: number, limit: number): Promise<HistoryEntry[]>;
-  /** The last `count` entries, oldest first. */
-  recentHistory(instanceId: string, count: number): Promise<HistoryEntry[]>;
+  listHistory(instanceId: string, afterVersion: number, limit: number, signal?: AbortSignal): Promise<HistoryEntry[]>;
+  /**
+   * The last `count` entries with a version up to `upToVersion` (no bound when omitted), oldest
+   * first. Bounding it by the version of an instance read just before makes the pair a snapshot
+   * even when another writer commits in between.
+   */
+  recentHistory(instanceId: string, count: number, upToVersion?: number, signal?: AbortSignal): Promise<HistoryEntry[]>;
 
-  getRequest(requestId: string): Promise<RequestRecord | undefined>;
+  getRequest(requestId: string, signal?: AbortSignal): Promise<RequestRecord | undefined>;
 
   /** Inserts instance, start entry, event and request record atomically. */
-  commitStart(commit: StartCommit): Promise<CommitOutcome>;
+  commitStart(commit: StartCommit, signal?: AbortSignal): Promise<CommitOutcome>;
   /** Compare-and-set on the instance version; appends entry, event and request record atomically. */
-  commitTransition(commit: TransitionCommit): Promise<CommitOutcome>;
+  commitTransition(commit: TransitionCommit, signal?: AbortSignal): Promise<CommitOutcome>;
 
   /**
    * Events with revision >= fromRevision, ascending, at most `limit`.

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isWorkflowError } from "../../src/engine/errors.js";
 import { executeAction, startInstance } from "../../src/engine/transition.js";
 import type { Definition, Instance, InstanceEvent, Transition } from "../../src/engine/types.js";
-import type { CommitOutcome, RequestKey, WorkflowStore } from "../../src/store/store.js";
+import type { CommitOutcome, RequestKey, TransitionCommit, WorkflowStore } from "../../src/store/store.js";
 import { approvalDefinition, reviewDefinition, stored } from "../support/definitions.js";
 
 export type StoreFactory = () => WorkflowStore | Promise<WorkflowStore>;
@@ -164,6 +164,60 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
       });
     });
 
+    describe("group commit", () => {
+      it("commits a chain of transitions on one instance submitted together, in order, each from the previous one", async () => {
+        const first = okEvent(await start(review, "chain"));
+        let instance = first.instance;
+        const chain: TransitionCommit[] = [];
+        for (const actionId of ["submit", "request_changes", "resubmit", "request_changes", "resubmit"]) {
+          const transition = executeAction(review, instance, { actionId, now: now(), requestId: `chain-${chain.length}` });
+          chain.push({ transition, fromVersion: instance.version, requestKey: { requestId: `chain-${chain.length}`, fingerprint: "f" } });
+          instance = transition.instance;
+        }
+        // Submitted in one turn: the stores may put them in one transaction, but never out of order.
+        const outcomes = await Promise.all(chain.map((c) => store.commitTransition(c)));
+        expect(outcomes.map((o) => okEvent(o).instance.version)).toEqual([2, 3, 4, 5, 6]);
+        const revisions = outcomes.map((o) => okEvent(o).revision);
+        expect(revisions).toEqual([...revisions].sort((a, b) => a - b));
+        expect((await store.listHistory("chain", 0, 10)).map((e) => e.actionId)).toEqual([
+          "",
+          "submit",
+          "request_changes",
+          "resubmit",
+          "request_changes",
+          "resubmit",
+        ]);
+        expect(await store.getInstance("chain")).toEqual(outcomes[4]!.ok && outcomes[4]!.event.instance);
+      });
+
+      it("refuses the rest of a chain whose first link is refused: versions move only through commits", async () => {
+        const started = okEvent(await start(review, "chain"));
+        const key = { requestId: "used-before", fingerprint: "f" };
+        const other = okEvent(await start(review, "other", key)); // the chain's first link reuses this request_id
+        const t1 = executeAction(review, started.instance, { actionId: "submit", now: now(), requestId: key.requestId });
+        const t2 = executeAction(review, t1.instance, { actionId: "request_changes", now: now(), requestId: "" });
+        const outcomes = await Promise.all([
+          store.commitTransition({ transition: t1, fromVersion: 1, requestKey: key }),
+          store.commitTransition({ transition: t2, fromVersion: 2 }),
+        ]);
+        expect(outcomes[0]).toMatchObject({ ok: false, reason: "request_exists" });
+        expect(outcomes[1]).toEqual({ ok: false, reason: "version_conflict", currentVersion: 1 });
+        expect((await store.listHistory("chain", 0, 10)).map((e) => e.actionId)).toEqual([""]);
+        expect((await store.revisionBounds()).current).toBe(other.revision);
+      });
+
+      it("drops a write whose signal aborted before it was written: it rejects with the reason and is never stored", async () => {
+        const controller = new AbortController();
+        const reason = new Error("the caller gave up");
+        controller.abort(reason);
+        const transition = startInstance(approval, { instanceId: "given-up", now: now(), requestId: "" });
+        await expect(store.commitStart({ transition }, controller.signal)).rejects.toBe(reason);
+        await expect(store.getInstance("x", controller.signal)).rejects.toBe(reason);
+        expect(await store.getInstance("given-up")).toBeUndefined();
+        expect((await store.revisionBounds()).current).toBe(0);
+      });
+    });
+
     it("stores copies: changing the objects passed in or returned changes nothing stored", async () => {
       const transition = startInstance(approval, { instanceId: "i1", now: now(), requestId: "" });
       okEvent(await store.commitStart({ transition }));
@@ -262,6 +316,9 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         expect((await store.recentHistory("doc", 3)).map((e) => e.version)).toEqual([5, 6, 7]);
         expect((await store.recentHistory("doc", 100)).map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
         expect(await store.recentHistory("nope", 3)).toEqual([]);
+        // Bounded by a version read before: a snapshot even if the instance moved on since.
+        expect((await store.recentHistory("doc", 3, 4)).map((e) => e.version)).toEqual([2, 3, 4]);
+        expect((await store.recentHistory("doc", 3, 1)).map((e) => e.version)).toEqual([1]);
       });
 
       it("keeps each entry's from_state equal to the previous to_state", async () => {
@@ -380,23 +437,48 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
     });
 
     describe("onCommit", () => {
-      it("tells listeners about committed events in revision order, never about failed commits", async () => {
+      /**
+       * Records the revisions a listener is told about. A store may tell listeners after the commit
+       * call has resolved (PostgreSQL feeds them from the event table), so tests wait for a count.
+       */
+      const recordRevisions = () => {
         const seen: number[] = [];
-        const off = store.onCommit((evs) => seen.push(...evs.map((e) => e.revision)));
+        let waiting: { count: number; resolve: () => void } | undefined;
+        const off = store.onCommit((evs) => {
+          seen.push(...evs.map((e) => e.revision));
+          if (waiting && seen.length >= waiting.count) waiting.resolve();
+        });
+        const until = (count: number) =>
+          seen.length >= count ? Promise.resolve() : new Promise<void>((resolve) => (waiting = { count, resolve }));
+        return { seen, off, until };
+      };
+
+      it("tells listeners about committed events in revision order, never about failed commits", async () => {
+        const first = recordRevisions();
         await start(approval, "a");
         await start(approval, "a"); // instance_exists: no event
         const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => start(review, `r${i}`)));
         expect(outcomes.every((o) => o.ok)).toBe(true);
-        expect(seen).toEqual(Array.from({ length: 31 }, (_, i) => i + 1));
-        off();
+        await first.until(31);
+        expect(first.seen).toEqual(Array.from({ length: 31 }, (_, i) => i + 1));
+        first.off();
+        const second = recordRevisions();
         await start(approval, "late");
-        expect(seen).toHaveLength(31);
+        await second.until(1);
+        expect(second.seen).toEqual([32]);
+        expect(first.seen).toHaveLength(31);
       });
 
-      it("has events committed before the listener runs and the call resolves", async () => {
+      it("tells listeners only once the event is committed: a listener can read it back", async () => {
         const readBack: Promise<InstanceEvent[]>[] = [];
-        store.onCommit((evs) => readBack.push(store.readEvents(evs[0]!.revision, evs.length)));
+        let told!: () => void;
+        const toldOnce = new Promise<void>((resolve) => (told = resolve));
+        store.onCommit((evs) => {
+          readBack.push(store.readEvents(evs[0]!.revision, evs.length));
+          told();
+        });
         const event = okEvent(await start(approval, "a"));
+        await toldOnce;
         expect(await readBack[0]).toEqual([event]);
       });
 
@@ -404,11 +486,11 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         store.onCommit(() => {
           throw new Error("listener bug");
         });
-        const seen: number[] = [];
-        store.onCommit((evs) => seen.push(...evs.map((e) => e.revision)));
+        const rec = recordRevisions();
         okEvent(await start(approval, "a"));
         okEvent(await act("a", "submit"));
-        expect(seen).toEqual([1, 2]);
+        await rec.until(2);
+        expect(rec.seen).toEqual([1, 2]);
       });
     });
 

@@ -34,7 +34,8 @@ it("holds listeners at a missing revision, reports it, and delivers in order onc
   store.onCommit((events) => seen.push(...events.map((e) => e.revision)));
   const first = await store.commitStart({ transition: startInstance(approval, { instanceId: "real-1", now: new Date(), requestId: "" }) });
   expect(first.ok && first.event.revision).toBe(1);
-  expect(seen).toEqual([1]);
+  // Commits answer when COMMIT succeeds; listeners get the event from the table right after.
+  await vi.waitFor(() => expect(seen).toEqual([1]), { timeout: 5_000, interval: 20 });
 
   // Revision 3 appears while 2 does not exist.
   await db.sql("UPDATE counters SET revision = 3");
@@ -51,5 +52,5 @@ it("holds listeners at a missing revision, reports it, and delivers in order onc
   // And the store's own commits carry on from there.
   const next = await store.commitStart({ transition: startInstance(approval, { instanceId: "real-2", now: new Date(), requestId: "" }) });
   expect(next.ok && next.event.revision).toBe(4);
-  expect(seen).toEqual([1, 2, 3, 4]);
+  await vi.waitFor(() => expect(seen).toEqual([1, 2, 3, 4]), { timeout: 5_000, interval: 20 });
 });

@@ -1,0 +1,333 @@
+/**
+ * The PostgreSQL store's schema history, the same tables and indexes as the SQLite store, plus
+ * the commit functions. Applied in order at start, all in one transaction under an advisory lock,
+ * so replicas starting together apply each migration once. Never edit a released migration; add
+ * a new one.
+ */
+import type { PoolClient } from "pg";
+import type { Migration } from "./rows.js";
+import { pendingMigrations } from "./sql-common.js";
+
+/** The NOTIFY channel every replica of one database shares. */
+export const EVENTS_CHANNEL = "workflow_events";
+
+/**
+ * Namespace of the two-key advisory locks a batch takes on its request_ids, so two replicas
+ * committing the same request_id at once are serialized (the second sees the first's record).
+ */
+export const REQUEST_LOCK_NAMESPACE = 1464;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "definitions, instances, events, requests, counters",
+    sql: `
+      -- Ids compare byte-wise (COLLATE "C") so ordering and paging match the other stores.
+      CREATE TABLE definitions (
+        id          TEXT COLLATE "C" NOT NULL,
+        version     INTEGER          NOT NULL,
+        body        JSONB            NOT NULL, -- name, description, states, actions
+        create_time TIMESTAMPTZ      NOT NULL,
+        PRIMARY KEY (id, version)
+      );
+
+      CREATE TABLE instances (
+        id                 TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        definition_id      TEXT COLLATE "C" NOT NULL,
+        definition_version INTEGER          NOT NULL,
+        current_state      TEXT COLLATE "C" NOT NULL,
+        status             TEXT             NOT NULL CHECK (status IN ('active', 'completed')),
+        version            INTEGER          NOT NULL,
+        create_time        TIMESTAMPTZ      NOT NULL,
+        update_time        TIMESTAMPTZ      NOT NULL
+      );
+      CREATE INDEX instances_by_definition ON instances (definition_id, id);
+      CREATE INDEX instances_by_state      ON instances (current_state, id);
+      CREATE INDEX instances_by_status     ON instances (status, id);
+
+      -- The event log and every instance's history in one table: a row is the entry plus the
+      -- instance snapshot after it (current_state = to_state, update_time = time).
+      CREATE TABLE events (
+        revision           BIGINT           NOT NULL PRIMARY KEY,
+        type               TEXT             NOT NULL CHECK (type IN ('started', 'transitioned')),
+        instance_id        TEXT COLLATE "C" NOT NULL,
+        definition_id      TEXT COLLATE "C" NOT NULL,
+        definition_version INTEGER          NOT NULL,
+        version            INTEGER          NOT NULL,
+        status             TEXT             NOT NULL CHECK (status IN ('active', 'completed')),
+        create_time        TIMESTAMPTZ      NOT NULL,
+        action_id          TEXT             NOT NULL,
+        from_state         TEXT             NOT NULL,
+        to_state           TEXT             NOT NULL,
+        time               TIMESTAMPTZ      NOT NULL,
+        request_id         TEXT             NOT NULL
+      );
+      CREATE UNIQUE INDEX events_by_instance   ON events (instance_id, version);
+      CREATE INDEX        events_by_definition ON events (definition_id, revision);
+
+      -- request_id -> the event its request produced (the response is rebuilt from that row).
+      CREATE TABLE requests (
+        request_id  TEXT        NOT NULL PRIMARY KEY,
+        fingerprint TEXT        NOT NULL,
+        revision    BIGINT      NOT NULL,
+        time        TIMESTAMPTZ NOT NULL
+      );
+
+      -- One row: the latest revision and the instance counts. Every write transaction updates it,
+      -- which serializes commits and makes revision order equal commit order (see the file header).
+      CREATE TABLE counters (
+        id        BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
+        revision  BIGINT  NOT NULL,
+        instances BIGINT  NOT NULL,
+        completed BIGINT  NOT NULL
+      );
+      INSERT INTO counters (id, revision, instances, completed) VALUES (TRUE, 0, 0, 0);
+    `,
+  },
+  {
+    version: 2,
+    name: "commit functions: one statement, one transaction per write",
+    // Each write is one call, so the transaction commits on the server right after the last
+    // statement: the counter row lock is never held across a round trip to the client.
+    sql: `
+      -- The serialized tail of every write: the next revision (locking the counter row until the
+      -- transaction ends), the event, the request record, the notification (delivered on commit).
+      -- A request_id recorded meanwhile raises unique_violation on requests_pkey: nothing is written.
+      CREATE FUNCTION workflow_append_event(
+        p_type text, p_instance_id text, p_definition_id text, p_definition_version integer, p_version integer,
+        p_status text, p_create_time timestamptz, p_action_id text, p_from_state text, p_to_state text,
+        p_time timestamptz, p_entry_request_id text, p_instances_delta integer, p_completed_delta integer,
+        p_request_id text, p_fingerprint text
+      ) RETURNS bigint LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_revision bigint;
+      BEGIN
+        UPDATE counters
+           SET revision = counters.revision + 1,
+               instances = counters.instances + p_instances_delta,
+               completed = counters.completed + p_completed_delta
+        RETURNING counters.revision INTO v_revision;
+        INSERT INTO events (revision, type, instance_id, definition_id, definition_version, version, status, create_time,
+                            action_id, from_state, to_state, time, request_id)
+        VALUES (v_revision, p_type, p_instance_id, p_definition_id, p_definition_version, p_version, p_status, p_create_time,
+                p_action_id, p_from_state, p_to_state, p_time, p_entry_request_id);
+        IF p_request_id IS NOT NULL THEN
+          INSERT INTO requests (request_id, fingerprint, revision, time) VALUES (p_request_id, p_fingerprint, v_revision, p_time);
+        END IF;
+        PERFORM pg_notify('${EVENTS_CHANNEL}', v_revision::text);
+        RETURN v_revision;
+      END
+      $fn$;
+
+      CREATE FUNCTION workflow_commit_start(
+        p_id text, p_definition_id text, p_definition_version integer, p_state text, p_status text,
+        p_create_time timestamptz, p_update_time timestamptz,
+        p_action_id text, p_from_state text, p_entry_request_id text,
+        p_request_id text, p_fingerprint text,
+        OUT o_outcome text, OUT o_revision bigint, OUT o_current_version integer
+      ) LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF p_request_id IS NOT NULL AND EXISTS (SELECT 1 FROM requests WHERE request_id = p_request_id) THEN
+          o_outcome := 'request_exists';
+          RETURN;
+        END IF;
+        -- Waits for a concurrent insert of the same id, then does nothing: no error, nothing written.
+        INSERT INTO instances (id, definition_id, definition_version, current_state, status, version, create_time, update_time)
+        VALUES (p_id, p_definition_id, p_definition_version, p_state, p_status, 1, p_create_time, p_update_time)
+        ON CONFLICT (id) DO NOTHING;
+        IF NOT FOUND THEN
+          o_outcome := 'instance_exists';
+          RETURN;
+        END IF;
+        o_outcome := 'ok';
+        o_revision := workflow_append_event(
+          'started', p_id, p_definition_id, p_definition_version, 1, p_status, p_create_time,
+          p_action_id, p_from_state, p_state, p_update_time, p_entry_request_id,
+          1, CASE WHEN p_status = 'completed' THEN 1 ELSE 0 END, p_request_id, p_fingerprint);
+      END
+      $fn$;
+
+      CREATE FUNCTION workflow_commit_transition(
+        p_id text, p_from_version integer, p_definition_id text, p_definition_version integer,
+        p_state text, p_status text, p_version integer, p_create_time timestamptz, p_update_time timestamptz,
+        p_action_id text, p_from_state text, p_entry_request_id text,
+        p_request_id text, p_fingerprint text,
+        OUT o_outcome text, OUT o_revision bigint, OUT o_current_version integer
+      ) LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_before text;
+      BEGIN
+        IF p_request_id IS NOT NULL AND EXISTS (SELECT 1 FROM requests WHERE request_id = p_request_id) THEN
+          o_outcome := 'request_exists';
+          RETURN;
+        END IF;
+        -- Compare-and-set. The self-join yields the status before the update (for the completed
+        -- count); a concurrent writer that moved the version makes the WHERE fail once it commits.
+        UPDATE instances AS i
+           SET current_state = p_state, status = p_status, version = p_version, update_time = p_update_time
+          FROM instances AS old
+         WHERE i.id = p_id AND i.version = p_from_version AND old.id = i.id
+        RETURNING old.status INTO v_before;
+        IF NOT FOUND THEN
+          o_outcome := 'version_conflict';
+          SELECT coalesce(max(version), 0) INTO o_current_version FROM instances WHERE id = p_id;
+          RETURN;
+        END IF;
+        o_outcome := 'ok';
+        o_revision := workflow_append_event(
+          'transitioned', p_id, p_definition_id, p_definition_version, p_version, p_status, p_create_time,
+          p_action_id, p_from_state, p_state, p_update_time, p_entry_request_id,
+          0, (CASE WHEN p_status = 'completed' THEN 1 ELSE 0 END) - (CASE WHEN v_before = 'completed' THEN 1 ELSE 0 END),
+          p_request_id, p_fingerprint);
+      END
+      $fn$;
+    `,
+  },
+  {
+    version: 3,
+    name: "an index for every combination of ListInstances filters",
+    // With migration 1's (definition_id, id), (current_state, id) and (status, id), each filter
+    // combination has an index that ends in id: a filtered page is a range scan in id order.
+    sql: `
+      CREATE INDEX instances_by_definition_state        ON instances (definition_id, current_state, id);
+      CREATE INDEX instances_by_definition_status       ON instances (definition_id, status, id);
+      CREATE INDEX instances_by_state_status            ON instances (current_state, status, id);
+      CREATE INDEX instances_by_definition_state_status ON instances (definition_id, current_state, status, id);
+    `,
+  },
+  {
+    version: 4,
+    name: "group commit: one call, one transaction for a batch of writes",
+    // The writes that arrive together on a replica go to the database as one call: arrays, one
+    // element per write. No subtransactions (each would cost a subxact, and more than 64 in one
+    // transaction slow every session's snapshots): every check comes before anything is written.
+    // Lock order, the same on every replica, so two batches never deadlock: the request_ids'
+    // advisory locks (sorted), then instance rows in id order (writes are applied sorted by id,
+    // stably, so a chain of transitions on one instance keeps its order), then the counter row.
+    sql: `
+      CREATE FUNCTION workflow_commit_batch(
+        p_kind text[], p_id text[], p_from_version integer[], p_definition_id text[], p_definition_version integer[],
+        p_state text[], p_status text[], p_version integer[], p_create_time timestamptz[], p_update_time timestamptz[],
+        p_action_id text[], p_from_state text[], p_entry_request_id text[], p_request_id text[], p_fingerprint text[]
+      ) RETURNS TABLE (o_index integer, o_outcome text, o_revision bigint, o_current_version integer)
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_n integer := coalesce(array_length(p_id, 1), 0);
+        v_order integer[];
+        v_ok integer[] := '{}';
+        v_used text[] := '{}';
+        v_outcome text[];
+        v_current integer[];
+        v_revision bigint[];
+        v_before text;
+        v_instances integer := 0;
+        v_completed integer := 0;
+        v_head bigint;
+        v_k integer;
+        i integer;
+      BEGIN
+        IF v_n = 0 THEN
+          RETURN;
+        END IF;
+        v_outcome := array_fill(NULL::text, ARRAY[v_n]);
+        v_current := array_fill(NULL::integer, ARRAY[v_n]);
+        v_revision := array_fill(NULL::bigint, ARRAY[v_n]);
+        -- A request_id committed meanwhile by another replica is visible once its lock is ours.
+        PERFORM pg_advisory_xact_lock(${REQUEST_LOCK_NAMESPACE}, h)
+           FROM (SELECT DISTINCT hashtext(r) AS h FROM unnest(p_request_id) AS r WHERE r IS NOT NULL ORDER BY 1) AS locks;
+        SELECT array_agg(ord ORDER BY p_id[ord] COLLATE "C", ord) INTO v_order FROM generate_subscripts(p_id, 1) AS ord;
+        FOREACH i IN ARRAY v_order LOOP
+          IF p_request_id[i] IS NOT NULL THEN
+            IF p_request_id[i] = ANY (v_used) OR EXISTS (SELECT 1 FROM requests WHERE request_id = p_request_id[i]) THEN
+              v_outcome[i] := 'request_exists';
+              CONTINUE;
+            END IF;
+          END IF;
+          IF p_kind[i] = 'start' THEN
+            -- Waits for a concurrent insert of the same id, then does nothing: nothing written.
+            INSERT INTO instances (id, definition_id, definition_version, current_state, status, version, create_time, update_time)
+            VALUES (p_id[i], p_definition_id[i], p_definition_version[i], p_state[i], p_status[i], 1, p_create_time[i], p_update_time[i])
+            ON CONFLICT (id) DO NOTHING;
+            IF NOT FOUND THEN
+              v_outcome[i] := 'instance_exists';
+              CONTINUE;
+            END IF;
+            v_instances := v_instances + 1;
+            IF p_status[i] = 'completed' THEN
+              v_completed := v_completed + 1;
+            END IF;
+          ELSE
+            -- Compare-and-set; the self-join yields the status before the update (for the completed count).
+            UPDATE instances AS t
+               SET current_state = p_state[i], status = p_status[i], version = p_version[i], update_time = p_update_time[i]
+              FROM instances AS old
+             WHERE t.id = p_id[i] AND t.version = p_from_version[i] AND old.id = t.id
+            RETURNING old.status INTO v_before;
+            IF NOT FOUND THEN
+              v_outcome[i] := 'version_conflict';
+              v_current[i] := (SELECT coalesce(max(version), 0) FROM instances WHERE id = p_id[i]);
+              CONTINUE;
+            END IF;
+            v_completed := v_completed + (CASE WHEN p_status[i] = 'completed' THEN 1 ELSE 0 END)
+                                       - (CASE WHEN v_before = 'completed' THEN 1 ELSE 0 END);
+          END IF;
+          v_outcome[i] := 'ok';
+          v_ok := v_ok || i;
+          IF p_request_id[i] IS NOT NULL THEN
+            v_used := v_used || p_request_id[i];
+          END IF;
+        END LOOP;
+        v_k := coalesce(array_length(v_ok, 1), 0);
+        IF v_k > 0 THEN
+          -- The serialized tail: the counter row is locked from here to COMMIT, so revisions are
+          -- handed out in commit order across replicas.
+          UPDATE counters
+             SET revision = counters.revision + v_k,
+                 instances = counters.instances + v_instances,
+                 completed = counters.completed + v_completed
+          RETURNING counters.revision INTO v_head;
+          FOR j IN 1..v_k LOOP
+            v_revision[v_ok[j]] := v_head - v_k + j;
+          END LOOP;
+          INSERT INTO events (revision, type, instance_id, definition_id, definition_version, version, status, create_time,
+                              action_id, from_state, to_state, time, request_id)
+          SELECT v_revision[w], CASE WHEN p_kind[w] = 'start' THEN 'started' ELSE 'transitioned' END,
+                 p_id[w], p_definition_id[w], p_definition_version[w], p_version[w], p_status[w], p_create_time[w],
+                 p_action_id[w], p_from_state[w], p_state[w], p_update_time[w], p_entry_request_id[w]
+            FROM unnest(v_ok) AS w;
+          INSERT INTO requests (request_id, fingerprint, revision, time)
+          SELECT p_request_id[w], p_fingerprint[w], v_revision[w], p_update_time[w]
+            FROM unnest(v_ok) AS w WHERE p_request_id[w] IS NOT NULL;
+          PERFORM pg_notify('${EVENTS_CHANNEL}', v_head::text);
+        END IF;
+        RETURN QUERY SELECT ord, v_outcome[ord], v_revision[ord], v_current[ord] FROM generate_subscripts(p_id, 1) AS ord;
+      END
+      $fn$;
+    `,
+  },
+];
+
+/** pg_advisory_xact_lock key guarding migrations: "workflow" in ASCII. */
+const MIGRATION_LOCK_KEY = "8606216600190023543";
+
+/** Applies the migrations the database lacks, under an advisory lock. Refuses a newer schema. */
+export async function migrate(client: PoolClient): Promise<void> {
+  await client.query("BEGIN");
+  try {
+    // Held to the end of this transaction: a replica starting at the same moment waits here,
+    // then sees the migrations recorded and applies nothing.
+    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY]);
+    await client.query(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_time TIMESTAMPTZ NOT NULL)",
+    );
+    const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM schema_migrations");
+    for (const m of pendingMigrations(MIGRATIONS, rows[0]?.v ?? 0)) {
+      await client.query(m.sql);
+      await client.query("INSERT INTO schema_migrations (version, name, applied_time) VALUES ($1, $2, now())", [m.version, m.name]);
+    }
+    await client.query("COMMIT");
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The SQLite store's schema history. Applied in order at start, each in the transaction that
+ * records it in schema_migrations; never edit a released migration, add a new one.
+ */
+import type Database from "better-sqlite3";
+import type { Migration } from "./rows.js";
+import { pendingMigrations } from "./sql-common.js";
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "definitions, instances, events, requests, counters",
+    sql: `
+      CREATE TABLE definitions (
+        id          TEXT    NOT NULL,
+        version     INTEGER NOT NULL,
+        body        TEXT    NOT NULL, -- JSON: name, description, states, actions
+        create_time INTEGER NOT NULL, -- ms since epoch
+        PRIMARY KEY (id, version)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE instances (
+        id                 TEXT    NOT NULL PRIMARY KEY,
+        definition_id      TEXT    NOT NULL,
+        definition_version INTEGER NOT NULL,
+        current_state      TEXT    NOT NULL,
+        status             TEXT    NOT NULL CHECK (status IN ('active', 'completed')),
+        version            INTEGER NOT NULL,
+        create_time        INTEGER NOT NULL,
+        update_time        INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX instances_by_definition ON instances (definition_id, id);
+      CREATE INDEX instances_by_state      ON instances (current_state, id);
+      CREATE INDEX instances_by_status     ON instances (status, id);
+
+      -- The event log and every instance's history in one table: a row is the entry plus the
+      -- instance snapshot after it (current_state = to_state, update_time = time).
+      CREATE TABLE events (
+        revision           INTEGER NOT NULL PRIMARY KEY,
+        type               TEXT    NOT NULL CHECK (type IN ('started', 'transitioned')),
+        instance_id        TEXT    NOT NULL,
+        definition_id      TEXT    NOT NULL,
+        definition_version INTEGER NOT NULL,
+        version            INTEGER NOT NULL,
+        status             TEXT    NOT NULL CHECK (status IN ('active', 'completed')),
+        create_time        INTEGER NOT NULL,
+        action_id          TEXT    NOT NULL,
+        from_state         TEXT    NOT NULL,
+        to_state           TEXT    NOT NULL,
+        time               INTEGER NOT NULL,
+        request_id         TEXT    NOT NULL
+      );
+      CREATE UNIQUE INDEX events_by_instance   ON events (instance_id, version);
+      CREATE INDEX        events_by_definition ON events (definition_id, revision);
+
+      -- request_id -> the event its request produced (the response is rebuilt from that row).
+      CREATE TABLE requests (
+        request_id  TEXT    NOT NULL PRIMARY KEY,
+        fingerprint TEXT    NOT NULL,
+        revision    INTEGER NOT NULL,
+        time        INTEGER NOT NULL
+      ) WITHOUT ROWID;
+
+      -- Kept in the commit's transaction so stats() and start-up never count a million rows.
+      CREATE TABLE counters (
+        name  TEXT    NOT NULL PRIMARY KEY,
+        value INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      INSERT INTO counters (name, value) VALUES ('instances', 0), ('completed', 0);
+
+      CREATE TABLE meta (
+        key   TEXT NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
+  {
+    version: 2,
+    name: "an index for every combination of ListInstances filters",
+    // With migration 1's (definition_id, id), (current_state, id) and (status, id), each filter
+    // combination has an index that ends in id: a filtered page is a range scan in id order.
+    sql: `
+      CREATE INDEX instances_by_definition_state        ON instances (definition_id, current_state, id);
+      CREATE INDEX instances_by_definition_status       ON instances (definition_id, status, id);
+      CREATE INDEX instances_by_state_status            ON instances (current_state, status, id);
+      CREATE INDEX instances_by_definition_state_status ON instances (definition_id, current_state, status, id);
+    `,
+  },
+];
+
+/** Applies the migrations the file lacks. Refuses a file written by a newer build (StoreOpenError). */
+export function migrate(db: Database.Database): void {
+  db.exec(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_time INTEGER NOT NULL)",
+  );
+  const row = db.prepare<[], { v: number | null }>("SELECT max(version) AS v FROM schema_migrations").get();
+  const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_time) VALUES (?, ?, ?)");
+  for (const m of pendingMigrations(MIGRATIONS, row?.v ?? 0)) {
+    db.transaction(() => {
+      db.exec(m.sql);
+      record.run(m.version, m.name, Date.now());
+    }).immediate();
+  }
+}
