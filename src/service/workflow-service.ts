@@ -1,7 +1,9 @@
 /**
- * The application layer: validates requests, applies the pure engine, and commits through the
- * store with compare-and-set, idempotency by request_id and retries on lost races.
- * Transport-free: gRPC handlers call it with plain objects and an AbortSignal-free API.
+ * The application layer: validates requests, applies the pure engine through the live-instance
+ * sequencer (src/live: per-instance ordering, state in memory, group commit), and pages reads.
+ * Idempotency by request_id is decided where the write is made (the store records the request_id
+ * in the transaction of its change). Transport-free: handlers call it with plain objects and the
+ * call's AbortSignal, which abandons work still waiting (for a lane, a batch or a connection).
  */
 import { randomUUID } from "node:crypto";
 import { invalidRequest, WorkflowError, type FieldViolation } from "../engine/errors.js";
@@ -18,8 +20,11 @@ import type {
   Transition,
 } from "../engine/types.js";
 import { assertValidDefinition, diagnoseDefinition } from "../engine/validate-definition.js";
-import { availableActions, executeAction, findState, startInstance } from "../engine/transition.js";
-import type { CommitOutcome, InstanceFilter, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
+import { availableActions, findState } from "../engine/transition.js";
+import { DefinitionCache } from "../live/definition-cache.js";
+import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../live/live-instances.js";
+import { instanceNotFound } from "../live/refusals.js";
+import type { InstanceFilter, StoreStats, WorkflowStore } from "../store/store.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 export interface Page<T> {
@@ -48,16 +53,25 @@ export interface InstanceView {
   recentHistory: HistoryEntry[];
 }
 
+export interface StartedInstance extends Transition {
+  /** False when the instance already existed (a replayed request_id, or a repeated start). */
+  created: boolean;
+}
+
 export interface WorkflowServiceOptions {
   limits?: Limits;
   now?: () => Date;
   newId?: () => string;
   /** Entries GetInstance returns as recent history. */
   recentHistoryCount?: number;
+  /** The live-instance cache and sequencer (capacity, chain length, retries). */
+  live?: Omit<LiveInstancesOptions, "now" | "recentHistoryCount">;
+  /** Definition versions kept in memory. */
+  definitionCacheSize?: number;
 }
 
-/** How often an ExecuteAction without expected_version re-reads and re-validates after losing a race. */
-const MAX_COMMIT_ATTEMPTS = 64;
+/** How often CreateDefinition decides again after another writer stored the same version first. */
+const MAX_DEFINITION_ATTEMPTS = 64;
 
 /** Canonical form of a definition's content, for "identical content" comparisons. */
 function canonicalContent(def: DefinitionInput): string {
@@ -104,9 +118,10 @@ export class WorkflowService {
   readonly limits: Limits;
   private readonly now: () => Date;
   private readonly newId: () => string;
-  private readonly recentHistoryCount: number;
-  /** Definition versions are immutable, so they are cached forever once read. */
-  private readonly definitionCache = new Map<string, Definition>();
+  readonly definitions: DefinitionCache;
+  readonly live: LiveInstances;
+  /** GetInstance views, computed once per committed state (the same object for every reader). */
+  private readonly views = new WeakMap<LiveState, InstanceView>();
 
   constructor(
     readonly store: WorkflowStore,
@@ -115,18 +130,26 @@ export class WorkflowService {
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.now = options.now ?? (() => new Date());
     this.newId = options.newId ?? randomUUID;
-    this.recentHistoryCount = options.recentHistoryCount ?? 10;
+    this.definitions = new DefinitionCache(store, options.definitionCacheSize);
+    this.live = new LiveInstances(store, this.definitions, {
+      ...options.live,
+      now: this.now,
+      recentHistoryCount: options.recentHistoryCount ?? 10,
+    });
   }
 
   // ---------------------------------------------------------------- definitions
 
-  async createDefinition(input: DefinitionInput | undefined): Promise<{ definition: Definition; created: boolean }> {
+  async createDefinition(
+    input: DefinitionInput | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ definition: Definition; created: boolean }> {
     if (!input) throw invalidRequest([{ field: "definition", description: "is required" }]);
     const def = normalizeDefinition(input);
     assertValidDefinition(def, this.limits);
     const content = canonicalContent(def);
-    for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-      const latest = await this.store.getDefinition(def.id, 0);
+    for (let attempt = 0; attempt < MAX_DEFINITION_ATTEMPTS; attempt++) {
+      const latest = await this.store.getDefinition(def.id, 0, signal);
       let version = def.version;
       if (version === 0) {
         if (latest && canonicalContent(latest) === content) return { definition: latest, created: false };
@@ -140,7 +163,7 @@ export class WorkflowService {
         }
         version = 1;
       } else {
-        const existing = latest && version <= latest.version ? await this.store.getDefinition(def.id, version) : undefined;
+        const existing = latest && version <= latest.version ? await this.store.getDefinition(def.id, version, signal) : undefined;
         if (existing) {
           if (canonicalContent(existing) === content) return { definition: existing, created: false };
           throw new WorkflowError(
@@ -161,26 +184,34 @@ export class WorkflowService {
         }
       }
       const stored: Definition = { ...def, version, createTime: this.now() };
-      const result = await this.store.putDefinition(stored);
+      const result = await this.store.putDefinition(stored, signal);
       if (result.ok) return { definition: stored, created: true };
       // Lost a race with another writer of the same (id, version): decide again against what won.
     }
-    throw new WorkflowError("STORE_UNAVAILABLE", "too much contention creating the definition; retry");
+    throw new WorkflowError(
+      "CONTENTION",
+      `definition "${def.id}" was changed by other writers ${MAX_DEFINITION_ATTEMPTS} times while this call was deciding its version; ` +
+        "nothing was stored, retry",
+      { metadata: { definition_id: def.id, attempts: String(MAX_DEFINITION_ATTEMPTS), write_outcome: "NOT_APPLIED" } },
+    );
   }
 
-  async getDefinition(definitionId: string, version: number): Promise<Definition> {
+  async getDefinition(definitionId: string, version: number, signal?: AbortSignal): Promise<Definition> {
     this.requireValid([
       this.idViolation("definition_id", definitionId),
       version < 0 ? { field: "version", description: "must be 0 (latest) or a positive version" } : undefined,
     ]);
-    return this.loadDefinition(definitionId, version);
+    return this.definitions.get(definitionId, version, signal);
   }
 
-  async listDefinitions(req: { pageSize: number; pageToken: string; allVersions: boolean }): Promise<Page<Definition>> {
+  async listDefinitions(
+    req: { pageSize: number; pageToken: string; allVersions: boolean },
+    signal?: AbortSignal,
+  ): Promise<Page<Definition>> {
     const limit = this.pageSize(req.pageSize);
     const query = { rpc: "ListDefinitions", allVersions: !!req.allVersions };
     const after = decodePageToken(req.pageToken, query, isDefinitionKey);
-    const items = await this.store.listDefinitions({ after, limit: limit + 1, allVersions: !!req.allVersions });
+    const items = await this.store.listDefinitions({ after, limit: limit + 1, allVersions: !!req.allVersions }, signal);
     return this.page(items, limit, (d) => encodePageToken({ id: d.id, version: d.version }, query));
   }
 
@@ -192,7 +223,7 @@ export class WorkflowService {
 
   // ---------------------------------------------------------------- instances
 
-  async startInstance(cmd: StartInstanceCommand): Promise<Transition> {
+  async startInstance(cmd: StartInstanceCommand, signal?: AbortSignal): Promise<StartedInstance> {
     this.requireValid([
       this.idViolation("definition_id", cmd.definitionId),
       cmd.definitionVersion < 0
@@ -203,59 +234,42 @@ export class WorkflowService {
     ]);
     const fingerprint = JSON.stringify(["start", cmd.definitionId, cmd.definitionVersion, cmd.instanceId]);
     const requestKey = cmd.requestId ? { requestId: cmd.requestId, fingerprint } : undefined;
-    const replay = await this.replayRequest(requestKey);
-    if (replay) return replay;
-
-    const def = await this.loadDefinition(cmd.definitionId, cmd.definitionVersion);
-    const transition = startInstance(def, {
-      instanceId: cmd.instanceId || this.newId(),
-      now: this.now(),
-      requestId: cmd.requestId,
-    });
-    const outcome = await this.store.commitStart({ transition, requestKey });
-    if (outcome.ok) return { instance: outcome.event.instance, entry: outcome.event.entry };
-    if (outcome.reason === "request_exists") return this.replayOrReject(requestKey!, outcome.record.fingerprint, outcome.record.result);
-    if (outcome.reason === "instance_exists") {
-      const existing = outcome.existing;
-      if (existing.definitionId === def.id && existing.definitionVersion === def.version) {
-        // Starting the same instance of the same definition again is a no-op: return it as it is.
-        const [start] = await this.store.listHistory(existing.id, 0, 1);
-        if (start && (start.requestId === cmd.requestId || !cmd.requestId)) {
-          const [last] = await this.store.recentHistory(existing.id, 1);
-          return { instance: existing, entry: last ?? start };
-        }
-      }
-      throw new WorkflowError(
-        "INSTANCE_EXISTS",
-        `instance "${existing.id}" already exists (definition "${existing.definitionId}" version ${existing.definitionVersion}); ` +
-          "choose another instance_id or omit it to get a generated one",
-        { metadata: { instance_id: existing.id } },
-      );
-    }
-    throw new Error(`unexpected commit outcome ${outcome.reason} for a start`);
+    const definition = await this.definitions.get(cmd.definitionId, cmd.definitionVersion, signal);
+    const { transition, created } = await this.live.start(
+      { definition, instanceId: cmd.instanceId || this.newId(), requestId: cmd.requestId, requestKey },
+      signal,
+    );
+    return { ...transition, created };
   }
 
-  async getInstance(instanceId: string): Promise<InstanceView> {
+  async getInstance(instanceId: string, signal?: AbortSignal): Promise<InstanceView> {
     this.requireValid([this.idViolation("instance_id", instanceId)]);
-    const instance = await this.loadInstance(instanceId);
-    const def = await this.loadDefinition(instance.definitionId, instance.definitionVersion);
-    const state = findState(def, instance.currentState);
-    if (!state) throw new Error(`instance ${instance.id} is in state ${instance.currentState}, unknown to its definition`);
-    return {
-      instance,
-      currentState: state,
-      availableActions: availableActions(def, instance),
-      recentHistory: await this.store.recentHistory(instance.id, this.recentHistoryCount),
-    };
+    const live = await this.liveInstance(instanceId, signal);
+    let view = this.views.get(live);
+    if (!view) {
+      const state = findState(live.definition, live.instance.currentState);
+      if (!state) throw new Error(`instance ${live.instance.id} is in state ${live.instance.currentState}, unknown to its definition`);
+      view = Object.freeze({
+        instance: live.instance,
+        currentState: state,
+        availableActions: availableActions(live.definition, live.instance),
+        recentHistory: [...live.recentHistory],
+      });
+      this.views.set(live, view);
+    }
+    return view;
   }
 
-  async listInstances(req: {
-    definitionId: string;
-    state: string;
-    status: InstanceStatus | undefined;
-    pageSize: number;
-    pageToken: string;
-  }): Promise<Page<Instance>> {
+  async listInstances(
+    req: {
+      definitionId: string;
+      state: string;
+      status: InstanceStatus | undefined;
+      pageSize: number;
+      pageToken: string;
+    },
+    signal?: AbortSignal,
+  ): Promise<Page<Instance>> {
     this.requireValid([
       req.definitionId ? this.idViolation("definition_id", req.definitionId) : undefined,
       req.state ? this.idViolation("state", req.state) : undefined,
@@ -267,11 +281,11 @@ export class WorkflowService {
     if (req.status) filter.status = req.status;
     const query = { rpc: "ListInstances", ...filter };
     const after = decodePageToken(req.pageToken, query, isString);
-    const items = await this.store.listInstances(filter, after, limit + 1);
+    const items = await this.store.listInstances(filter, after, limit + 1, signal);
     return this.page(items, limit, (i) => encodePageToken(i.id, query));
   }
 
-  async executeAction(cmd: ExecuteActionCommand): Promise<Transition> {
+  async executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal): Promise<Transition> {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       this.idViolation("action_id", cmd.actionId),
@@ -282,126 +296,51 @@ export class WorkflowService {
     ]);
     const fingerprint = JSON.stringify(["execute", cmd.instanceId, cmd.actionId, cmd.expectedVersion]);
     const requestKey = cmd.requestId ? { requestId: cmd.requestId, fingerprint } : undefined;
-    const replay = await this.replayRequest(requestKey);
-    if (replay) return replay;
-
-    for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-      const instance = await this.loadInstance(cmd.instanceId);
-      if (cmd.expectedVersion !== 0 && instance.version !== cmd.expectedVersion) {
-        throw this.versionMismatch(instance, cmd.expectedVersion);
-      }
-      const def = await this.loadDefinition(instance.definitionId, instance.definitionVersion);
-      const transition = executeAction(def, instance, {
-        actionId: cmd.actionId,
-        now: this.now(),
-        requestId: cmd.requestId,
-      });
-      const outcome: CommitOutcome = await this.store.commitTransition({
-        transition,
-        fromVersion: instance.version,
-        requestKey,
-      });
-      if (outcome.ok) return { instance: outcome.event.instance, entry: outcome.event.entry };
-      if (outcome.reason === "request_exists") return this.replayOrReject(requestKey!, outcome.record.fingerprint, outcome.record.result);
-      if (outcome.reason === "version_conflict") {
-        if (cmd.expectedVersion !== 0) {
-          const current = await this.loadInstance(cmd.instanceId);
-          throw this.versionMismatch(current, cmd.expectedVersion);
-        }
-        continue; // Someone else moved the instance: validate again against the state it is really in.
-      }
-      throw new Error(`unexpected commit outcome ${outcome.reason} for a transition`);
-    }
-    throw new WorkflowError(
-      "VERSION_MISMATCH",
-      `instance "${cmd.instanceId}" changed ${MAX_COMMIT_ATTEMPTS} times while this action was being applied; retry`,
-      { metadata: { instance_id: cmd.instanceId } },
+    return this.live.execute(
+      { instanceId: cmd.instanceId, actionId: cmd.actionId, expectedVersion: cmd.expectedVersion, requestId: cmd.requestId, requestKey },
+      signal,
     );
   }
 
-  async listAvailableActions(instanceId: string): Promise<{ actions: ActionDef[]; instance: Instance }> {
-    this.requireValid([this.idViolation("instance_id", instanceId)]);
-    const instance = await this.loadInstance(instanceId);
-    const def = await this.loadDefinition(instance.definitionId, instance.definitionVersion);
-    return { actions: availableActions(def, instance), instance };
+  async listAvailableActions(instanceId: string, signal?: AbortSignal): Promise<{ actions: ActionDef[]; instance: Instance; state: StateDef }> {
+    const view = await this.getInstance(instanceId, signal);
+    return { actions: view.availableActions, instance: view.instance, state: view.currentState };
   }
 
-  async listInstanceHistory(req: { instanceId: string; pageSize: number; pageToken: string }): Promise<Page<HistoryEntry>> {
+  async listInstanceHistory(
+    req: { instanceId: string; pageSize: number; pageToken: string },
+    signal?: AbortSignal,
+  ): Promise<Page<HistoryEntry>> {
     this.requireValid([this.idViolation("instance_id", req.instanceId)]);
     const limit = this.pageSize(req.pageSize);
     const query = { rpc: "ListInstanceHistory", instanceId: req.instanceId };
     const after = decodePageToken(req.pageToken, query, isNumber) ?? 0;
-    await this.loadInstance(req.instanceId);
-    const items = await this.store.listHistory(req.instanceId, after, limit + 1);
+    await this.liveInstance(req.instanceId, signal);
+    const items = await this.store.listHistory(req.instanceId, after, limit + 1, signal);
     return this.page(items, limit, (e) => encodePageToken(e.version, query));
   }
 
-  stats(): Promise<StoreStats> {
+  stats(signal?: AbortSignal): Promise<StoreStats> {
+    signal?.throwIfAborted();
     return this.store.stats();
   }
 
   // ---------------------------------------------------------------- helpers
 
-  /** Loads a definition version (0 = latest), NOT_FOUND when absent. */
-  async loadDefinition(id: string, version: number): Promise<Definition> {
-    if (version > 0) {
-      const cached = this.definitionCache.get(`${id}@${version}`);
-      if (cached) return cached;
-    }
-    const def = await this.store.getDefinition(id, version);
-    if (!def) {
-      const which = version > 0 ? ` version ${version}` : "";
-      throw new WorkflowError(
-        "DEFINITION_NOT_FOUND",
-        `definition "${id}"${which} not found; create it with CreateDefinition or check ListDefinitions`,
-        { metadata: { definition_id: id, ...(version > 0 ? { version: String(version) } : {}) } },
-      );
-    }
-    this.definitionCache.set(`${def.id}@${def.version}`, def);
-    return def;
+  /** Loads a definition version (0 = latest), NOT_FOUND when absent. Frozen: shared by every caller. */
+  loadDefinition(id: string, version: number, signal?: AbortSignal): Promise<Definition> {
+    return this.definitions.get(id, version, signal);
   }
 
-  /** Loads an instance, NOT_FOUND when absent. */
-  async loadInstance(id: string): Promise<Instance> {
-    const instance = await this.store.getInstance(id);
-    if (!instance) {
-      throw new WorkflowError("INSTANCE_NOT_FOUND", `instance "${id}" not found; check ListInstances`, {
-        metadata: { instance_id: id },
-      });
-    }
-    return instance;
+  /** Loads an instance as committed now, NOT_FOUND when absent. */
+  async loadInstance(id: string, signal?: AbortSignal): Promise<Instance> {
+    return (await this.liveInstance(id, signal)).instance;
   }
 
-  private versionMismatch(instance: Instance, expected: number): WorkflowError {
-    return new WorkflowError(
-      "VERSION_MISMATCH",
-      `instance "${instance.id}" is at version ${instance.version}, not the expected ${expected}; ` +
-        "read it again (GetInstance) and decide whether the action still applies",
-      {
-        metadata: {
-          instance_id: instance.id,
-          current_version: String(instance.version),
-          expected_version: String(expected),
-          current_state: instance.currentState,
-        },
-      },
-    );
-  }
-
-  private async replayRequest(requestKey: RequestKey | undefined): Promise<Transition | undefined> {
-    if (!requestKey) return undefined;
-    const record = await this.store.getRequest(requestKey.requestId);
-    if (!record) return undefined;
-    return this.replayOrReject(requestKey, record.fingerprint, record.result);
-  }
-
-  private replayOrReject(requestKey: RequestKey, recordedFingerprint: string, result: Transition): Transition {
-    if (recordedFingerprint === requestKey.fingerprint) return result;
-    throw new WorkflowError(
-      "REQUEST_ID_REUSED",
-      `request_id "${requestKey.requestId}" was already used for a different request; use a new request_id for a new request`,
-      { metadata: { request_id: requestKey.requestId } },
-    );
+  private async liveInstance(id: string, signal?: AbortSignal): Promise<LiveState> {
+    const live = await this.live.view(id, signal);
+    if (!live) throw instanceNotFound(id);
+    return live;
   }
 
   private pageSize(requested: number): number {

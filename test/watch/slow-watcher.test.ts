@@ -2,8 +2,8 @@
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WatchInstancesResponse, WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
-import { MemoryStore } from "../../src/store/memory-store.js";
 import { decodeStatus, startTestServer, type TestServer } from "../support/test-server.js";
+import { CompactingStore } from "../support/compacting-store.js";
 import {
   createReviewDefinition,
   currentRevision,
@@ -88,7 +88,7 @@ describe("a stalled watcher", () => {
 
 describe("a stalled watcher whose missed events are compacted away", () => {
   it("ends with RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW carrying the revision to resume from", async () => {
-    const ts = await startTestServer({ store: new MemoryStore({ eventRetention: 500 }) });
+    const ts = await startTestServer({ store: new CompactingStore(500) });
     const watcherClient = isolatedClient(ts.address);
     try {
       await createReviewDefinition(ts.client);

@@ -3,9 +3,9 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventType } from "../../src/gen/workflow/v1/resources.js";
 import type { WatchInstancesResponse, WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
-import { MemoryStore } from "../../src/store/memory-store.js";
 import { approvalDefinition } from "../support/definitions.js";
 import { decodeStatus, startTestServer, unaryCall, type TestServer } from "../support/test-server.js";
+import { CompactingStore } from "../support/compacting-store.js";
 import {
   createReviewDefinition,
   currentRevision as revisionOf,
@@ -135,7 +135,7 @@ describe.each(WATCH_STORES)("WatchInstances (%s store)", (_store, makeStore) => 
 
 describe("WatchInstances on a store that compacted its event log", () => {
   it("answers OUT_OF_RANGE / HISTORY_COMPACTED with the oldest available revision", async () => {
-    const small = await startTestServer({ store: new MemoryStore({ eventRetention: 10 }) });
+    const small = await startTestServer({ store: new CompactingStore(10) });
     try {
       await createReviewDefinition(small.client);
       const ids = Array.from({ length: 5 }, (_, i) => `compact-${i}`);

@@ -1,0 +1,66 @@
+/**
+ * Definition versions as the service uses them: immutable once stored, so a version read once is
+ * served from memory afterwards. Bounded (least recently used versions are dropped and read
+ * again when needed) and deeply frozen, so no caller can change what another one sees.
+ */
+import { WorkflowError } from "../engine/errors.js";
+import type { Definition } from "../engine/types.js";
+import type { WorkflowStore } from "../store/store.js";
+import { LruMap } from "./lru-map.js";
+
+export const DEFAULT_DEFINITION_CACHE_SIZE = 1_000;
+
+/** Freezes a definition and everything in it (states, actions, their from_states). */
+export function freezeDefinition(def: Definition): Definition {
+  for (const s of def.states) Object.freeze(s);
+  for (const a of def.actions) {
+    Object.freeze(a.fromStates);
+    Object.freeze(a);
+  }
+  Object.freeze(def.states);
+  Object.freeze(def.actions);
+  return Object.freeze(def);
+}
+
+export class DefinitionCache {
+  private readonly versions: LruMap<string, Definition>;
+
+  constructor(
+    private readonly store: WorkflowStore,
+    capacity = DEFAULT_DEFINITION_CACHE_SIZE,
+  ) {
+    this.versions = new LruMap(capacity);
+  }
+
+  get size(): number {
+    return this.versions.size;
+  }
+
+  /** A definition version (0 = the latest, always read from the store), frozen; NOT_FOUND when absent. */
+  async get(id: string, version: number, signal?: AbortSignal): Promise<Definition> {
+    if (version > 0) {
+      const cached = this.versions.get(`${id}@${version}`);
+      if (cached) return cached;
+    }
+    const def = await this.store.getDefinition(id, version, signal);
+    if (!def) {
+      const which = version > 0 ? ` version ${version}` : "";
+      throw new WorkflowError(
+        "DEFINITION_NOT_FOUND",
+        `definition "${id}"${which} not found; create it with CreateDefinition or check ListDefinitions`,
+        { metadata: { definition_id: id, ...(version > 0 ? { version: String(version) } : {}) } },
+      );
+    }
+    return this.remember(def);
+  }
+
+  /** Keeps a version just stored or read; returns the frozen copy every caller shares. */
+  remember(def: Definition): Definition {
+    const key = `${def.id}@${def.version}`;
+    const known = this.versions.get(key);
+    if (known) return known;
+    const frozen = freezeDefinition(structuredClone(def));
+    this.versions.set(key, frozen);
+    return frozen;
+  }
+}

@@ -1,0 +1,431 @@
+/**
+ * Live instances: the layer between the service and the store that sequences writes per instance
+ * and keeps what reads and writes need in memory.
+ *
+ * Sequencing. Every StartInstance and ExecuteAction for one instance id joins that id's lane and
+ * is applied in arrival order, each validated against the state the previous one left; calls on
+ * different instances never wait for each other. A call fails only for its own reason (a rule, a
+ * version it asked for, the store): never because another call won a race. While one write of a
+ * lane is being committed, later calls queue; the next round validates them all against the
+ * committed state and (on a store this process writes alone) submits them together as a chain,
+ * which the store's group commit puts in one transaction: a hot instance gets many transitions
+ * per fsync. A refusal is decided only against committed state: a call whose predecessor in the
+ * chain has not committed yet waits for the next round rather than be refused on a guess.
+ *
+ * Live state. On stores this process writes alone (`store.exclusive`: memory, SQLite) the
+ * committed state of recently used instances (the instance, its definition version, its recent
+ * history) is kept in a bounded LRU cache and is the truth: reads and writes of a cached instance
+ * touch no store, misses are read from the store. A change becomes visible here only after its
+ * commit resolved; a failed commit leaves the cache as it was. On a shared store (PostgreSQL
+ * replicas) reads always go to the store; writes start from the cached state (one round trip)
+ * and a compare-and-set conflict with another replica re-reads and re-validates, up to
+ * `maxAttempts`, and only then fails with CONTENTION; writes are never chained there (one write
+ * per instance per round), because the store cannot tell a chain from independent writes.
+ */
+import { isWorkflowError, WorkflowError } from "../engine/errors.js";
+import { executeAction, startInstance } from "../engine/transition.js";
+import type { Definition, HistoryEntry, Instance, Transition } from "../engine/types.js";
+import type { CommitOutcome, RequestKey, WorkflowStore } from "../store/store.js";
+import type { DefinitionCache } from "./definition-cache.js";
+import { LruMap } from "./lru-map.js";
+import { contention, instanceNotFound, replayOrReject, versionMismatch } from "./refusals.js";
+
+/** An instance as committed, with what a read or a write needs. Frozen: shared by every caller. */
+export interface LiveState {
+  readonly instance: Instance;
+  readonly definition: Definition;
+  /** The latest history entries (at most recentHistoryCount), oldest first. */
+  readonly recentHistory: readonly HistoryEntry[];
+}
+
+export interface StartCommand {
+  definition: Definition;
+  instanceId: string;
+  requestId: string;
+  requestKey?: RequestKey;
+}
+
+export interface ExecuteCommand {
+  instanceId: string;
+  actionId: string;
+  /** 0 = no check. */
+  expectedVersion: number;
+  requestId: string;
+  requestKey?: RequestKey;
+}
+
+export interface StartResult {
+  transition: Transition;
+  /** False when the instance already existed (a replayed request_id, or a repeated start). */
+  created: boolean;
+}
+
+export interface LiveInstancesOptions {
+  /** Instances kept in memory (default 50,000). */
+  capacity?: number;
+  /** History entries kept per instance for GetInstance (default 10). */
+  recentHistoryCount?: number;
+  /** Most calls of one instance committed in one round (default 256). */
+  maxChain?: number;
+  /** Re-validations after losing a race to another writer before CONTENTION (default 100). */
+  maxAttempts?: number;
+  now?: () => Date;
+}
+
+export const DEFAULT_LIVE_CAPACITY = 50_000;
+
+/** Counters for tests, the bench and operators. */
+export interface LiveStats {
+  cached: number;
+  capacity: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+  /** Instances with calls queued or being committed now. */
+  activeLanes: number;
+  /** Calls waiting in lanes now. */
+  queued: number;
+  /** Commit rounds and the calls they carried (calls / rounds = mean chain length). */
+  rounds: number;
+  roundCalls: number;
+  /** Re-validations after a conflict. */
+  retries: number;
+}
+
+interface Waiting<C, R> {
+  kind: C;
+  resolve(result: R): void;
+  reject(err: unknown): void;
+  signal?: AbortSignal;
+  onAbort?: () => void;
+  attempts: number;
+}
+
+type Queued =
+  | (Waiting<"start", StartResult> & { cmd: StartCommand })
+  | (Waiting<"execute", Transition> & { cmd: ExecuteCommand });
+
+/** A call planned into this round, the write it makes and the state it leaves. */
+interface Planned {
+  q: Queued;
+  commit: () => Promise<CommitOutcome>;
+  definition: Definition;
+}
+
+type Decision = { write: Transition } | { refusal: WorkflowError } | { exists: true };
+
+function freezeState(instance: Instance, definition: Definition, recentHistory: readonly HistoryEntry[]): LiveState {
+  Object.freeze(instance);
+  for (const e of recentHistory) Object.freeze(e);
+  return Object.freeze({ instance, definition, recentHistory: Object.freeze([...recentHistory]) });
+}
+
+export class LiveInstances {
+  private readonly cache: LruMap<string, LiveState>;
+  private readonly lanes = new Map<string, Queued[]>();
+  private readonly recentCount: number;
+  private readonly maxChain: number;
+  private readonly maxAttempts: number;
+  private readonly now: () => Date;
+  private readonly counters = { hits: 0, misses: 0, rounds: 0, roundCalls: 0, retries: 0 };
+
+  constructor(
+    private readonly store: WorkflowStore,
+    private readonly definitions: DefinitionCache,
+    options: LiveInstancesOptions = {},
+  ) {
+    this.cache = new LruMap(options.capacity ?? DEFAULT_LIVE_CAPACITY);
+    this.recentCount = options.recentHistoryCount ?? 10;
+    this.maxChain = store.exclusive ? Math.max(1, options.maxChain ?? 256) : 1;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 100);
+    this.now = options.now ?? (() => new Date());
+  }
+
+  stats(): LiveStats {
+    let queued = 0;
+    for (const lane of this.lanes.values()) queued += lane.length;
+    return {
+      cached: this.cache.size,
+      capacity: this.cache.capacity,
+      hits: this.counters.hits,
+      misses: this.counters.misses,
+      evictions: this.cache.evictions,
+      activeLanes: this.lanes.size,
+      queued,
+      rounds: this.counters.rounds,
+      roundCalls: this.counters.roundCalls,
+      retries: this.counters.retries,
+    };
+  }
+
+  /**
+   * The instance as committed now, or undefined when it does not exist. From memory on a store
+   * this process writes alone; read from the store (a snapshot) on a shared one.
+   */
+  async view(instanceId: string, signal?: AbortSignal): Promise<LiveState | undefined> {
+    if (this.store.exclusive) {
+      const hit = this.cache.get(instanceId);
+      if (hit) {
+        this.counters.hits++;
+        return hit;
+      }
+    }
+    return this.read(instanceId, signal);
+  }
+
+  /** Starts an instance, in arrival order with every other call on the same instance id. */
+  start(cmd: StartCommand, signal?: AbortSignal): Promise<StartResult> {
+    return new Promise((resolve, reject) => this.enqueue(cmd.instanceId, { kind: "start", cmd, resolve, reject, signal, attempts: 0 }));
+  }
+
+  /** Executes an action, in arrival order with every other call on the same instance. */
+  execute(cmd: ExecuteCommand, signal?: AbortSignal): Promise<Transition> {
+    return new Promise((resolve, reject) =>
+      this.enqueue(cmd.instanceId, { kind: "execute", cmd, resolve, reject, signal, attempts: 0 }),
+    );
+  }
+
+  // ---------------------------------------------------------------- state
+
+  /** Reads an instance from the store and keeps it (unless memory already holds a later version). */
+  private async read(instanceId: string, signal?: AbortSignal): Promise<LiveState | undefined> {
+    this.counters.misses++;
+    const instance = await this.store.getInstance(instanceId, signal);
+    if (!instance) return undefined;
+    const [definition, recent] = await Promise.all([
+      this.definitions.get(instance.definitionId, instance.definitionVersion, signal),
+      // Bounded by the version just read: a snapshot even if another replica commits meanwhile.
+      this.store.recentHistory(instanceId, this.recentCount, instance.version, signal),
+    ]);
+    const known = this.cache.peek(instanceId);
+    if (known && known.instance.version >= instance.version) return known;
+    const state = freezeState({ ...instance }, definition, recent);
+    this.cache.set(instanceId, state);
+    return state;
+  }
+
+  /** The state after a committed change of `before` (undefined for a start). */
+  private committed(before: LiveState | undefined, definition: Definition, instance: Instance, entry: HistoryEntry): LiveState {
+    const recent = before ? [...before.recentHistory, entry].slice(-this.recentCount) : [entry];
+    const state = freezeState(instance, definition, recent);
+    this.cache.set(instance.id, state);
+    return state;
+  }
+
+  // ---------------------------------------------------------------- lanes
+
+  private enqueue(instanceId: string, q: Queued): void {
+    const signal = q.signal;
+    if (signal?.aborted) {
+      q.reject(signal.reason);
+      return;
+    }
+    const settle = <T>(fn: (v: T) => void) => (v: T) => {
+      if (q.onAbort) signal!.removeEventListener("abort", q.onAbort);
+      fn(v);
+    };
+    q.resolve = settle(q.resolve as (v: unknown) => void) as never;
+    q.reject = settle(q.reject);
+    let lane = this.lanes.get(instanceId);
+    if (signal) {
+      q.onAbort = () => {
+        // Still waiting in the lane: leave it, nothing is written. Already planned: the store decides.
+        const l = this.lanes.get(instanceId);
+        const i = l ? l.indexOf(q) : -1;
+        if (i >= 0) {
+          l!.splice(i, 1);
+          q.reject(signal.reason);
+        }
+      };
+      signal.addEventListener("abort", q.onAbort, { once: true });
+    }
+    if (lane) {
+      lane.push(q);
+      return;
+    }
+    lane = [q];
+    this.lanes.set(instanceId, lane);
+    void this.drain(instanceId, lane);
+  }
+
+  /** Applies a lane's calls round after round until it is empty. */
+  private async drain(instanceId: string, lane: Queued[]): Promise<void> {
+    let mustRead = false;
+    try {
+      while (lane.length > 0) {
+        const cached = mustRead ? undefined : this.cache.get(instanceId);
+        let state: LiveState | undefined;
+        try {
+          state = cached ?? (await this.read(instanceId));
+        } catch (err) {
+          // Without the instance's state nothing queued can be decided: each call fails with the store's error.
+          for (const q of lane.splice(0)) q.reject(err);
+          return;
+        }
+        // Memory is the truth on a store written by this process alone; elsewhere only a fresh read is.
+        mustRead = await this.round(instanceId, lane, state, this.store.exclusive || cached === undefined);
+      }
+    } finally {
+      this.lanes.delete(instanceId);
+    }
+  }
+
+  /**
+   * One round: plans calls from the head of the lane against `state`, commits them, settles them.
+   * Returns true when the next round must re-read the instance from the store first.
+   */
+  private async round(instanceId: string, lane: Queued[], state: LiveState | undefined, stateIsTruth: boolean): Promise<boolean> {
+    const planned: Planned[] = [];
+    let tentative = state;
+    while (lane.length > 0 && planned.length < this.maxChain) {
+      const q = lane[0]!;
+      let decision: Decision;
+      try {
+        decision = this.decide(q, tentative);
+      } catch (err) {
+        lane.shift();
+        q.reject(err); // a bug: INTERNAL for this call only
+        continue;
+      }
+      if ("write" in decision) {
+        lane.shift();
+        const transition = decision.write;
+        const definition = q.kind === "start" ? q.cmd.definition : tentative!.definition;
+        const fromVersion = tentative?.instance.version ?? 0;
+        const requestKey = q.cmd.requestKey;
+        planned.push({
+          q,
+          definition,
+          commit:
+            q.kind === "start"
+              ? () => this.store.commitStart({ transition, requestKey }, q.signal)
+              : () => this.store.commitTransition({ transition, fromVersion, requestKey }, q.signal),
+        });
+        tentative = { instance: transition.instance, definition, recentHistory: [] };
+        continue;
+      }
+      // A refusal (or an existing instance for a start) is only decided against committed state.
+      if (planned.length > 0) break;
+      if (!stateIsTruth) return true; // a shared store and a cached state: read it again first
+      lane.shift();
+      await this.settleRefused(q, tentative, decision);
+    }
+    if (planned.length === 0) return false;
+
+    this.counters.rounds++;
+    this.counters.roundCalls += planned.length;
+    // Submitted in one turn, in order: the store commits them in order (in one transaction when it can).
+    const outcomes = await Promise.allSettled(planned.map((p) => p.commit()));
+    let committed = state;
+    const again: Queued[] = [];
+    for (let k = 0; k < planned.length; k++) {
+      const { q, definition } = planned[k]!;
+      const result = outcomes[k]!;
+      if (result.status === "rejected") {
+        q.reject(result.reason);
+        continue;
+      }
+      const outcome = result.value;
+      if (outcome.ok) {
+        committed = this.committed(committed, definition, outcome.event.instance, outcome.event.entry);
+        this.settleWritten(q, { instance: outcome.event.instance, entry: outcome.event.entry });
+      } else if (outcome.reason === "request_exists") {
+        this.settleReplay(q, outcome.record.fingerprint, outcome.record.result);
+      } else {
+        // version_conflict / instance_exists: another writer moved the instance (a shared store), or
+        // an earlier call of this chain was not written. Validate again against what is stored.
+        again.push(q);
+      }
+    }
+    if (again.length === 0) return false;
+    this.cache.delete(instanceId);
+    for (let i = again.length - 1; i >= 0; i--) {
+      const q = again[i]!;
+      if (++q.attempts >= this.maxAttempts) {
+        q.reject(contention(instanceId, q.attempts));
+        continue;
+      }
+      this.counters.retries++;
+      lane.unshift(q);
+    }
+    return true;
+  }
+
+  /** What a call would do from `state`: a write, a refusal, or (a start) meeting an existing instance. */
+  private decide(q: Queued, state: LiveState | undefined): Decision {
+    if (q.kind === "start") {
+      if (state) return { exists: true };
+      const { definition, instanceId, requestId } = q.cmd;
+      return { write: startInstance(definition, { instanceId, now: this.now(), requestId }) };
+    }
+    const { cmd } = q;
+    if (!state) return { refusal: instanceNotFound(cmd.instanceId) };
+    if (cmd.expectedVersion !== 0 && state.instance.version !== cmd.expectedVersion) {
+      return { refusal: versionMismatch(state.instance, cmd.expectedVersion) };
+    }
+    try {
+      return { write: executeAction(state.definition, state.instance, { actionId: cmd.actionId, now: this.now(), requestId: cmd.requestId }) };
+    } catch (err) {
+      if (isWorkflowError(err)) return { refusal: err };
+      throw err;
+    }
+  }
+
+  /**
+   * Settles a call refused against committed state. A request_id already recorded wins over the
+   * refusal: the call is a retry, and gets the original result.
+   */
+  private async settleRefused(q: Queued, state: LiveState | undefined, decision: Decision): Promise<void> {
+    try {
+      const key = q.cmd.requestKey;
+      const record = key ? await this.store.getRequest(key.requestId, q.signal) : undefined;
+      if (record) {
+        this.settleReplay(q, record.fingerprint, record.result);
+        return;
+      }
+      if ("refusal" in decision) {
+        q.reject(decision.refusal);
+        return;
+      }
+      // A start meeting an existing instance.
+      if (q.kind !== "start" || !state) throw new Error("live: an existing-instance decision without a start and a state");
+      q.resolve(await this.startExisting(q.cmd, state.instance, q.signal));
+    } catch (err) {
+      q.reject(err);
+    }
+  }
+
+  /**
+   * Starting an id that exists: with the same definition version and the same (or no) request_id
+   * as its own start, the instance is returned as it is; otherwise INSTANCE_EXISTS.
+   */
+  private async startExisting(cmd: StartCommand, existing: Instance, signal?: AbortSignal): Promise<StartResult> {
+    if (existing.definitionId === cmd.definition.id && existing.definitionVersion === cmd.definition.version) {
+      const [start] = await this.store.listHistory(existing.id, 0, 1, signal);
+      if (start && (start.requestId === cmd.requestId || !cmd.requestId)) {
+        return { transition: { instance: existing, entry: start }, created: false };
+      }
+    }
+    throw new WorkflowError(
+      "INSTANCE_EXISTS",
+      `instance "${existing.id}" already exists (definition "${existing.definitionId}" version ${existing.definitionVersion}); ` +
+        "choose another instance_id or omit it to get a generated one",
+      { metadata: { instance_id: existing.id } },
+    );
+  }
+
+  private settleWritten(q: Queued, transition: Transition): void {
+    if (q.kind === "start") q.resolve({ transition, created: true });
+    else q.resolve(transition);
+  }
+
+  private settleReplay(q: Queued, fingerprint: string, result: Transition): void {
+    try {
+      const transition = replayOrReject(q.cmd.requestKey!, fingerprint, result);
+      if (q.kind === "start") q.resolve({ transition, created: false });
+      else q.resolve(transition);
+    } catch (err) {
+      q.reject(err);
+    }
+  }
+}
