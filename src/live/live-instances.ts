@@ -18,9 +18,11 @@
  * touch no store, misses are read from the store. A change becomes visible here only after its
  * commit resolved; a failed commit leaves the cache as it was. On a shared store (PostgreSQL
  * replicas) reads always go to the store; writes start from the cached state (one round trip)
- * and a compare-and-set conflict with another replica re-reads and re-validates, up to
- * `maxAttempts`, and only then fails with CONTENTION; writes are never chained there (one write
- * per instance per round), because the store cannot tell a chain from independent writes.
+ * and a compare-and-set conflict with another replica validates again against the instance the
+ * conflict reported (no extra read), until the call commits, its signal aborts (its deadline), or
+ * `maxAttempts` races were lost (then CONTENTION, never VERSION_MISMATCH). Writes are never
+ * chained there (one write per instance per round), because the store cannot tell a chain from
+ * independent writes.
  */
 import { isWorkflowError, WorkflowError } from "../engine/errors.js";
 import { executeAction, startInstance } from "../engine/transition.js";
@@ -67,7 +69,10 @@ export interface LiveInstancesOptions {
   recentHistoryCount?: number;
   /** Most calls of one instance committed in one round (default 256). */
   maxChain?: number;
-  /** Re-validations after losing a race to another writer before CONTENTION (default 100). */
+  /**
+   * Re-validations after losing a race to another writer before CONTENTION (default 1,000); a
+   * call's deadline usually ends it first.
+   */
   maxAttempts?: number;
   now?: () => Date;
 }
@@ -137,7 +142,7 @@ export class LiveInstances {
     this.cache = new LruMap(options.capacity ?? DEFAULT_LIVE_CAPACITY);
     this.recentCount = options.recentHistoryCount ?? 10;
     this.maxChain = store.exclusive ? Math.max(1, options.maxChain ?? 256) : 1;
-    this.maxAttempts = Math.max(1, options.maxAttempts ?? 100);
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 1_000);
     this.now = options.now ?? (() => new Date());
   }
 
@@ -318,6 +323,7 @@ export class LiveInstances {
     const outcomes = await Promise.allSettled(planned.map((p) => p.commit()));
     let committed = state;
     const again: Queued[] = [];
+    let storedNow: Instance | undefined;
     for (let k = 0; k < planned.length; k++) {
       const { q, definition } = planned[k]!;
       const result = outcomes[k]!;
@@ -334,11 +340,25 @@ export class LiveInstances {
       } else {
         // version_conflict / instance_exists: another writer moved the instance (a shared store), or
         // an earlier call of this chain was not written. Validate again against what is stored.
+        if (outcome.reason === "version_conflict" && outcome.current) storedNow = outcome.current;
         again.push(q);
       }
     }
     if (again.length === 0) return false;
     this.cache.delete(instanceId);
+    // On a shared store memory only starts writes (reads go to the store), so the instance the
+    // conflict reported is enough to validate again at once: no extra read, and the loser of a race
+    // between replicas is as quick on its next attempt as the winner.
+    let mustRead = true;
+    if (!this.store.exclusive && storedNow) {
+      try {
+        const definition = await this.definitions.get(storedNow.definitionId, storedNow.definitionVersion);
+        this.cache.set(instanceId, freezeState({ ...storedNow }, definition, []));
+        mustRead = false;
+      } catch {
+        // Read it all again next round.
+      }
+    }
     for (let i = again.length - 1; i >= 0; i--) {
       const q = again[i]!;
       if (++q.attempts >= this.maxAttempts) {
@@ -348,7 +368,7 @@ export class LiveInstances {
       this.counters.retries++;
       lane.unshift(q);
     }
-    return true;
+    return mustRead;
   }
 
   /** What a call would do from `state`: a write, a refusal, or (a start) meeting an existing instance. */

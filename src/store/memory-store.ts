@@ -52,7 +52,7 @@ function keyOf(mask: number, values: readonly (string | undefined)[]): FilterKey
 
 export class MemoryStore implements WorkflowStore {
   readonly kind = "memory";
-  readonly exclusive = true;
+  readonly exclusive: boolean = true;
   private readonly definitions = new Map<string, Definition[]>();
   private readonly definitionIds = new SortedStringSet();
   private readonly instances = new Map<string, Instance>();
@@ -193,7 +193,7 @@ export class MemoryStore implements WorkflowStore {
     }
     const current = this.instances.get(instance.id);
     if (!current || current.version !== commit.fromVersion || instance.version !== commit.fromVersion + 1) {
-      return { ok: false, reason: "version_conflict", currentVersion: current?.version ?? 0 };
+      return { ok: false, reason: "version_conflict", currentVersion: current?.version ?? 0, ...(current ? { current } : {}) };
     }
     const event = this.append("transitioned", instance, entry, commit.requestKey);
     this.listeners.emit([event]);

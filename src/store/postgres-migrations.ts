@@ -209,7 +209,9 @@ export const MIGRATIONS: readonly Migration[] = [
         p_kind text[], p_id text[], p_from_version integer[], p_definition_id text[], p_definition_version integer[],
         p_state text[], p_status text[], p_version integer[], p_create_time timestamptz[], p_update_time timestamptz[],
         p_action_id text[], p_from_state text[], p_entry_request_id text[], p_request_id text[], p_fingerprint text[]
-      ) RETURNS TABLE (o_index integer, o_outcome text, o_revision bigint, o_current_version integer)
+      ) RETURNS TABLE (o_index integer, o_outcome text, o_revision bigint, o_current_version integer,
+                       o_current_state text, o_current_status text, o_current_definition_version integer,
+                       o_current_update_time timestamptz)
       LANGUAGE plpgsql AS $fn$
       DECLARE
         v_n integer := coalesce(array_length(p_id, 1), 0);
@@ -218,6 +220,8 @@ export const MIGRATIONS: readonly Migration[] = [
         v_used text[] := '{}';
         v_outcome text[];
         v_current integer[];
+        v_row instances%ROWTYPE;
+        v_current_row instances[];
         v_revision bigint[];
         v_before text;
         v_instances integer := 0;
@@ -231,6 +235,7 @@ export const MIGRATIONS: readonly Migration[] = [
         END IF;
         v_outcome := array_fill(NULL::text, ARRAY[v_n]);
         v_current := array_fill(NULL::integer, ARRAY[v_n]);
+        v_current_row := array_fill(NULL::instances, ARRAY[v_n]);
         v_revision := array_fill(NULL::bigint, ARRAY[v_n]);
         -- A request_id committed meanwhile by another replica is visible once its lock is ours.
         PERFORM pg_advisory_xact_lock(${REQUEST_LOCK_NAMESPACE}, h)
@@ -264,8 +269,15 @@ export const MIGRATIONS: readonly Migration[] = [
              WHERE t.id = p_id[i] AND t.version = p_from_version[i] AND old.id = t.id
             RETURNING old.status INTO v_before;
             IF NOT FOUND THEN
+              -- The instance as stored now, so the caller can validate again without another read.
               v_outcome[i] := 'version_conflict';
-              v_current[i] := (SELECT coalesce(max(version), 0) FROM instances WHERE id = p_id[i]);
+              SELECT * INTO v_row FROM instances WHERE id = p_id[i];
+              IF FOUND THEN
+                v_current[i] := v_row.version;
+                v_current_row[i] := v_row;
+              ELSE
+                v_current[i] := 0;
+              END IF;
               CONTINUE;
             END IF;
             v_completed := v_completed + (CASE WHEN p_status[i] = 'completed' THEN 1 ELSE 0 END)
@@ -300,7 +312,10 @@ export const MIGRATIONS: readonly Migration[] = [
             FROM unnest(v_ok) AS w WHERE p_request_id[w] IS NOT NULL;
           PERFORM pg_notify('${EVENTS_CHANNEL}', v_head::text);
         END IF;
-        RETURN QUERY SELECT ord, v_outcome[ord], v_revision[ord], v_current[ord] FROM generate_subscripts(p_id, 1) AS ord;
+        RETURN QUERY SELECT ord, v_outcome[ord], v_revision[ord], v_current[ord],
+                            (v_current_row[ord]).current_state::text, (v_current_row[ord]).status,
+                            (v_current_row[ord]).definition_version, (v_current_row[ord]).update_time
+                       FROM generate_subscripts(p_id, 1) AS ord;
       END
       $fn$;
     `,

@@ -110,10 +110,15 @@ interface BatchRow {
   o_outcome: "ok" | "version_conflict" | "instance_exists" | "request_exists";
   o_revision: number | null;
   o_current_version: number | null;
+  o_current_state: string | null;
+  o_current_status: Instance["status"] | null;
+  o_current_definition_version: number | null;
+  o_current_update_time: Date | null;
 }
 
 const BATCH_SQL =
-  "SELECT o_index, o_outcome, o_revision, o_current_version FROM workflow_commit_batch(" +
+  "SELECT o_index, o_outcome, o_revision, o_current_version, o_current_state, o_current_status, " +
+  "o_current_definition_version, o_current_update_time FROM workflow_commit_batch(" +
   "$1::text[], $2::text[], $3::integer[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::integer[], " +
   "$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])";
 
@@ -536,9 +541,23 @@ export class PostgresStore implements WorkflowStore {
           item.resolve({ ok: true, event });
           break;
         }
-        case "version_conflict":
-          item.resolve({ ok: false, reason: "version_conflict", currentVersion: row.o_current_version ?? 0 });
+        case "version_conflict": {
+          const mine = commit.transition.instance;
+          const current: Instance | undefined =
+            row.o_current_state === null
+              ? undefined
+              : {
+                  ...mine,
+                  createTime: new Date(mine.createTime.getTime()),
+                  version: row.o_current_version!,
+                  currentState: row.o_current_state,
+                  status: row.o_current_status!,
+                  definitionVersion: row.o_current_definition_version!,
+                  updateTime: row.o_current_update_time!,
+                };
+          item.resolve({ ok: false, reason: "version_conflict", currentVersion: row.o_current_version ?? 0, ...(current ? { current } : {}) });
           break;
+        }
         case "instance_exists":
           settleAfterRead(item, this.getInstance(commit.transition.instance.id), (existing) => {
             if (!existing) throw new Error(`store: instance ${commit.transition.instance.id} conflicted on insert but cannot be read`);

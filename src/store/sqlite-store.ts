@@ -524,7 +524,10 @@ export class SqliteStore implements WorkflowStore {
     if (conflict) return conflict;
     const current = this.stmts.instance.get(instance.id);
     if (!current || current.version !== commit.fromVersion || instance.version !== commit.fromVersion + 1) {
-      return { result: { ok: false, reason: "version_conflict", currentVersion: current?.version ?? 0 }, ...NOTHING };
+      const outcome: CommitOutcome = current
+        ? { ok: false, reason: "version_conflict", currentVersion: current.version, current: instanceFromRow(current) }
+        : { ok: false, reason: "version_conflict", currentVersion: 0 };
+      return { result: outcome, ...NOTHING };
     }
     const changed = this.stmts.updateInstance.run(
       instance.currentState,

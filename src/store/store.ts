@@ -45,8 +45,11 @@ export interface TransitionCommit {
 
 export type CommitOutcome =
   | { ok: true; event: InstanceEvent }
-  /** Another writer changed the instance since fromVersion (or it vanished: currentVersion 0). */
-  | { ok: false; reason: "version_conflict"; currentVersion: number }
+  /**
+   * Another writer changed the instance since fromVersion (or it does not exist: currentVersion 0).
+   * `current` is the instance as stored now, when the store knows it without another read.
+   */
+  | { ok: false; reason: "version_conflict"; currentVersion: number; current?: Instance }
   /** StartCommit for an id that already exists. */
   | { ok: false; reason: "instance_exists"; existing: Instance }
   /** The request_id is already recorded (by this request or another). Nothing was written. */

@@ -136,7 +136,8 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         const stale = executeAction(approval, instance, { actionId: "cancel", now: now(), requestId: "" });
         okEvent(await act("i1", "submit"));
         const outcome = await store.commitTransition({ transition: stale, fromVersion: 1 });
-        expect(outcome).toEqual({ ok: false, reason: "version_conflict", currentVersion: 2 });
+        // With the instance as stored now, so a caller can validate again without reading it.
+        expect(outcome).toEqual({ ok: false, reason: "version_conflict", currentVersion: 2, current: await store.getInstance("i1") });
         expect((await store.getInstance("i1"))!.currentState).toBe("submitted");
         expect((await store.revisionBounds()).current).toBe(2);
       });
@@ -159,7 +160,8 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         );
         const outcomes = await Promise.all(transitions.map((transition) => store.commitTransition({ transition, fromVersion: 1 })));
         expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
-        for (const o of outcomes.filter((x) => !x.ok)) expect(o).toEqual({ ok: false, reason: "version_conflict", currentVersion: 2 });
+        const stored = await store.getInstance("i1");
+        for (const o of outcomes.filter((x) => !x.ok)) expect(o).toEqual({ ok: false, reason: "version_conflict", currentVersion: 2, current: stored });
         expect(await store.listHistory("i1", 0, 100)).toHaveLength(2);
       });
     });
@@ -201,7 +203,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
           store.commitTransition({ transition: t2, fromVersion: 2 }),
         ]);
         expect(outcomes[0]).toMatchObject({ ok: false, reason: "request_exists" });
-        expect(outcomes[1]).toEqual({ ok: false, reason: "version_conflict", currentVersion: 1 });
+        expect(outcomes[1]).toEqual({ ok: false, reason: "version_conflict", currentVersion: 1, current: started.instance });
         expect((await store.listHistory("chain", 0, 10)).map((e) => e.actionId)).toEqual([""]);
         expect((await store.revisionBounds()).current).toBe(other.revision);
       });
