@@ -20,6 +20,8 @@ export interface Config {
   watchProgressMs: number;
   /** Bearer tokens and their roles; undefined = authentication off. */
   authTokens: TokenGrant[] | undefined;
+  /** Instances whose committed state the server keeps in memory (memory and SQLite stores). */
+  cacheInstances: number;
   limits: Limits;
 }
 
@@ -62,6 +64,11 @@ export const SETTINGS = {
     flag: "--auth-tokens",
     env: "WORKFLOW_AUTH_TOKENS",
     help: "require bearer tokens: token=writer,token=reader (default: no authentication)",
+  },
+  cacheInstances: {
+    flag: "--cache-instances",
+    env: "WORKFLOW_CACHE_INSTANCES",
+    help: "instances kept in memory for reads and writes (default 50000; about 2 KB each)",
   },
   maxStates: { flag: "--max-states", env: "WORKFLOW_MAX_STATES", help: `states per definition (default ${DEFAULT_LIMITS.maxStates})` },
   maxActions: { flag: "--max-actions", env: "WORKFLOW_MAX_ACTIONS", help: `actions per definition (default ${DEFAULT_LIMITS.maxActions})` },
@@ -140,6 +147,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     shutdownGraceMs: int("shutdownGraceMs", 10_000, 0, 600_000),
     watchProgressMs: int("watchProgressMs", 5_000, 10, 3_600_000),
     authTokens: parseAuthTokens(values.get("authTokens")),
+    cacheInstances: int("cacheInstances", 50_000, 1, 10_000_000),
     limits,
   };
 }
@@ -152,11 +160,32 @@ function parseAuthTokens(raw: string | undefined): TokenGrant[] | undefined {
   }
 }
 
-/** The configuration as logged at start (no secrets: the database URL's password is masked). */
+/** Query-string parameters of a PostgreSQL URL that carry secrets (pg-connection-string passes them on). */
+const SECRET_URL_PARAMETERS = ["password", "sslpassword", "pass", "token"];
+
+/**
+ * A database URL safe to log: the password in `user:password@` and every secret query-string
+ * parameter replaced by ***. An unparsable URL is not shown at all (it may be nothing but a secret).
+ */
+export function maskDatabaseUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return "(not a URL; not shown)";
+  }
+  if (u.password) u.password = "***";
+  for (const key of [...u.searchParams.keys()]) {
+    if (SECRET_URL_PARAMETERS.includes(key.toLowerCase())) u.searchParams.set(key, "***");
+  }
+  return u.toString().replace(/%2A%2A%2A/g, "***");
+}
+
+/** The configuration as logged at start (no secrets: the database URL's passwords are masked). */
 export function describeConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
-    databaseUrl: config.databaseUrl?.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@"),
+    databaseUrl: config.databaseUrl === undefined ? undefined : maskDatabaseUrl(config.databaseUrl),
     authTokens: config.authTokens
       ? { writers: config.authTokens.filter((g) => g.role === "writer").length, readers: config.authTokens.filter((g) => g.role === "reader").length }
       : "off",

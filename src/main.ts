@@ -46,6 +46,7 @@ async function main(): Promise<void> {
       shutdownGraceMs: config.shutdownGraceMs,
       watchProgressMs: config.watchProgressMs,
       authTokens: config.authTokens,
+      cacheInstances: config.cacheInstances,
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

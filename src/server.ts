@@ -11,7 +11,7 @@ import { DEFAULT_WATCH_PROGRESS_MS, WatchService } from "./feed/watch-service.js
 import { WorkflowServiceService } from "./gen/workflow/v1/service.js";
 import { CallTracker } from "./grpc/call-adapter.js";
 import { addReflection } from "./grpc/reflection.js";
-import { withSharedWatchEncoding } from "./grpc/shared-watch-encoding.js";
+import { withSharedEncoding } from "./grpc/shared-encoding.js";
 import { workflowHandlers } from "./grpc/workflow-handlers.js";
 import { tokenAuthorizer, type TokenGrant } from "./grpc/auth.js";
 import type { Logger } from "./logger.js";
@@ -34,6 +34,8 @@ export interface ServerOptions {
   authTokens?: TokenGrant[];
   /** Per-watcher queue and catch-up page sizes of the change feed. */
   watchFeed?: ChangeFeedOptions;
+  /** Instances whose committed state is kept in memory (see src/live). */
+  cacheInstances?: number;
 }
 
 export interface RunningServer {
@@ -50,7 +52,10 @@ export interface RunningServer {
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const log = options.logger;
-  const service = new WorkflowService(options.store, { limits: options.limits ?? DEFAULT_LIMITS });
+  const service = new WorkflowService(options.store, {
+    limits: options.limits ?? DEFAULT_LIMITS,
+    live: { capacity: options.cacheInstances },
+  });
   const tracker = new CallTracker();
   const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
 
@@ -58,7 +63,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const watch = new WatchService(service, feed, { progressMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS });
   const authorize = options.authTokens ? tokenAuthorizer(options.authTokens) : undefined;
   const handlers = workflowHandlers(service, { log, tracker, authorize }, watch);
-  server.addService(withSharedWatchEncoding(WorkflowServiceService), handlers);
+  server.addService(withSharedEncoding(WorkflowServiceService), handlers);
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   addReflection(server);

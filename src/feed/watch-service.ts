@@ -106,6 +106,9 @@ export class WatchService {
         sub.start(bounds.current + 1, { replay: false });
       } else {
         if (req.startRevision < bounds.oldest) throw compacted(req.startRevision, bounds.oldest);
+        // A revision from the future (a restored or reset database, another deployment) would
+        // silently skip every event up to it: refuse it, as etcd does.
+        if (req.startRevision > bounds.current + 1) throw futureRevision(req.startRevision, bounds.current);
         sub.start(req.startRevision, { replay: true });
       }
       // The first idle moment is announced at once, so the client learns where it is live from.
@@ -154,6 +157,16 @@ function compacted(requested: number, oldest: number): WorkflowError {
     `revision ${requested} is no longer retained; the oldest available revision is ${oldest}. ` +
       "Re-read the instances you follow (ListInstances) and watch from start_revision 0, or from the oldest revision",
     { metadata: { oldest_revision: String(oldest), requested_revision: String(requested) } },
+  );
+}
+
+function futureRevision(requested: number, current: number): WorkflowError {
+  return new WorkflowError(
+    "START_REVISION_OUT_OF_RANGE",
+    `start_revision ${requested} is beyond the store's current revision ${current}; use 0 (from now) or a revision ` +
+      `from 1 to ${current + 1} (the last revision you saw + 1). A revision from another database or from before a ` +
+      "restore is not valid here: re-read the instances you follow and watch from 0",
+    { metadata: { current_revision: String(current), start_revision: String(requested) } },
   );
 }
 

@@ -92,7 +92,7 @@ export interface AdapterDeps {
 
 /** Why a new call may not start (shutting down, or refused credentials), or undefined to run it. */
 function refusal(method: string, deps: AdapterDeps, metadata: Metadata): unknown {
-  if (deps.tracker.isDraining) return UNAVAILABLE_SHUTDOWN;
+  if (deps.tracker.isDraining) return WRITE_METHODS.has(method) ? UNAVAILABLE_SHUTDOWN_WRITE : UNAVAILABLE_SHUTDOWN;
   try {
     deps.authorize?.(method, metadata);
   } catch (err) {
@@ -101,7 +101,25 @@ function refusal(method: string, deps: AdapterDeps, metadata: Metadata): unknown
   return undefined;
 }
 
-const UNAVAILABLE_SHUTDOWN = new WorkflowError("SHUTTING_DOWN", "the server is shutting down; retry on another replica or later");
+const SHUTDOWN_MESSAGE = "the server is shutting down; retry on another replica or later";
+const UNAVAILABLE_SHUTDOWN = new WorkflowError("SHUTTING_DOWN", SHUTDOWN_MESSAGE);
+const UNAVAILABLE_SHUTDOWN_WRITE = new WorkflowError("SHUTTING_DOWN", SHUTDOWN_MESSAGE, { metadata: { write_outcome: "NOT_APPLIED" } });
+
+/** The RPCs that write: their UNAVAILABLE errors say whether anything was stored (write_outcome). */
+const WRITE_METHODS: ReadonlySet<string> = new Set(["CreateDefinition", "StartInstance", "ExecuteAction"]);
+
+/**
+ * Why a call's signal aborted: its deadline passed, or the client cancelled it. Work still waiting
+ * (for its instance's turn, a batch, a connection) is abandoned with this reason.
+ */
+function cancellation(call: { getDeadline(): Date | number }): WorkflowError {
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  if (Number.isFinite(ms) && Date.now() >= ms) {
+    return new WorkflowError("DEADLINE_EXCEEDED", "the call's deadline passed before it finished");
+  }
+  return new WorkflowError("CANCELLED", "the client cancelled the call");
+}
 
 /** Pulls the request_id out of a request for the log line, when it has one. */
 function requestIdOf(request: unknown): string | undefined {
@@ -135,7 +153,7 @@ export function unary<Req, Res>(
       return;
     }
     const controller = new AbortController();
-    const onCancel = () => controller.abort(new Error("cancelled by the client"));
+    const onCancel = () => controller.abort(cancellation(call));
     call.on("cancelled", onCancel);
     deps.tracker.beginUnary();
     const ctx: CallContext = { signal: controller.signal, metadata: call.metadata, log: deps.log };
@@ -212,7 +230,7 @@ export function serverStream<Req, Res>(
     }
     const onCancel = () => {
       cancelled = true;
-      controller.abort(new Error("cancelled by the client"));
+      controller.abort(cancellation(call));
     };
     call.on("cancelled", onCancel);
     const untrack = deps.tracker.addStream(controller);

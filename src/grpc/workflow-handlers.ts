@@ -15,21 +15,21 @@ import {
   instanceToProto,
   statusFilterFromProto,
 } from "./mappers.js";
-import { sharedEventResponse } from "./shared-watch-encoding.js";
+import { sharedEventResponse, sharedInstanceResponse } from "./shared-encoding.js";
 
 export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, watch: WatchService): WorkflowServiceServer {
   return {
-    createDefinition: unary("CreateDefinition", deps, async (req) => {
-      const { definition, created } = await service.createDefinition(definitionFromProto(req.definition));
+    createDefinition: unary("CreateDefinition", deps, async (req, ctx) => {
+      const { definition, created } = await service.createDefinition(definitionFromProto(req.definition), ctx.signal);
       return { definition: definitionToProto(definition), created };
     }),
 
-    getDefinition: unary("GetDefinition", deps, async (req) => ({
-      definition: definitionToProto(await service.getDefinition(req.definitionId, req.version)),
+    getDefinition: unary("GetDefinition", deps, async (req, ctx) => ({
+      definition: definitionToProto(await service.getDefinition(req.definitionId, req.version, ctx.signal)),
     })),
 
-    listDefinitions: unary("ListDefinitions", deps, async (req) => {
-      const page = await service.listDefinitions(req);
+    listDefinitions: unary("ListDefinitions", deps, async (req, ctx) => {
+      const page = await service.listDefinitions(req, ctx.signal);
       return { definitions: page.items.map(definitionToProto), nextPageToken: page.nextPageToken };
     }),
 
@@ -38,41 +38,35 @@ export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, wa
       return { valid: result.valid, diagnostics: result.diagnostics.map(diagnosticToProto) };
     }),
 
-    startInstance: unary("StartInstance", deps, async (req) => ({
-      instance: instanceToProto((await service.startInstance(req)).instance),
-    })),
-
-    getInstance: unary("GetInstance", deps, async (req) => {
-      const view = await service.getInstance(req.instanceId);
-      return {
-        instance: instanceToProto(view.instance),
-        currentState: { ...view.currentState },
-        availableActions: view.availableActions.map((a) => ({ ...a })),
-        recentHistory: view.recentHistory.map(historyEntryToProto),
-      };
+    startInstance: unary("StartInstance", deps, async (req, ctx) => {
+      const started = await service.startInstance(req, ctx.signal);
+      return { instance: instanceToProto(started.instance), created: started.created, transition: historyEntryToProto(started.entry) };
     }),
 
-    listInstances: unary("ListInstances", deps, async (req) => {
-      const page = await service.listInstances({ ...req, status: statusFilterFromProto(req.status) });
+    getInstance: unary("GetInstance", deps, async (req, ctx) => sharedInstanceResponse(await service.getInstance(req.instanceId, ctx.signal))),
+
+    listInstances: unary("ListInstances", deps, async (req, ctx) => {
+      const page = await service.listInstances({ ...req, status: statusFilterFromProto(req.status) }, ctx.signal);
       return { instances: page.items.map(instanceToProto), nextPageToken: page.nextPageToken };
     }),
 
-    executeAction: unary("ExecuteAction", deps, async (req) => {
-      const { instance, entry } = await service.executeAction(req);
+    executeAction: unary("ExecuteAction", deps, async (req, ctx) => {
+      const { instance, entry } = await service.executeAction(req, ctx.signal);
       return { instance: instanceToProto(instance), transition: historyEntryToProto(entry) };
     }),
 
-    listAvailableActions: unary("ListAvailableActions", deps, async (req) => {
-      const { actions, instance } = await service.listAvailableActions(req.instanceId);
+    listAvailableActions: unary("ListAvailableActions", deps, async (req, ctx) => {
+      const { actions, instance, state } = await service.listAvailableActions(req.instanceId, ctx.signal);
       return {
         actions: actions.map((a) => ({ ...a })),
         currentState: instance.currentState,
         instanceVersion: instance.version,
+        state: { ...state },
       };
     }),
 
-    listInstanceHistory: unary("ListInstanceHistory", deps, async (req) => {
-      const page = await service.listInstanceHistory(req);
+    listInstanceHistory: unary("ListInstanceHistory", deps, async (req, ctx) => {
+      const page = await service.listInstanceHistory(req, ctx.signal);
       return { entries: page.items.map(historyEntryToProto), nextPageToken: page.nextPageToken };
     }),
 
@@ -88,6 +82,6 @@ export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, wa
       }
     }),
 
-    getServiceStats: unary("GetServiceStats", deps, async () => service.stats()),
+    getServiceStats: unary("GetServiceStats", deps, async (_req, ctx) => service.stats(ctx.signal)),
   };
 }

@@ -284,6 +284,11 @@ export class LiveInstances {
     let tentative = state;
     while (lane.length > 0 && planned.length < this.maxChain) {
       const q = lane[0]!;
+      if (q.signal?.aborted) {
+        lane.shift();
+        q.reject(q.signal.reason);
+        continue;
+      }
       let decision: Decision;
       try {
         decision = this.decide(q, tentative);

@@ -162,8 +162,11 @@ describe("instances", () => {
 describe("idempotency and concurrency control", () => {
   it("StartInstance replayed with the same request_id returns the original response and changes nothing", async () => {
     const first = await rpc.startInstance({ definitionId: "approval", requestId: "start-once" });
+    expect(first.created).toBe(true);
+    expect(first.transition).toMatchObject({ version: 1, actionId: "", fromState: "", toState: "draft", requestId: "start-once" });
     const replay = await rpc.startInstance({ definitionId: "approval", requestId: "start-once" });
-    expect(replay).toEqual(first);
+    // The original response, marked as not created by this call.
+    expect(replay).toEqual({ ...first, created: false });
     const stats = await rpc.getServiceStats();
     const replay2 = await rpc.startInstance({ definitionId: "approval", requestId: "start-once" });
     expect(replay2.instance!.id).toBe(first.instance!.id);

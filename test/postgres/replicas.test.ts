@@ -176,7 +176,7 @@ describe("two replicas on one PostgreSQL database", () => {
 
   it("a request_id used on one replica replays the original response on the other", async () => {
     const started = await rpcA.startInstance({ definitionId: "review", instanceId: "replay-1", requestId: "replay-start" });
-    expect(await rpcB.startInstance({ definitionId: "review", instanceId: "replay-1", requestId: "replay-start" })).toEqual(started);
+    expect(await rpcB.startInstance({ definitionId: "review", instanceId: "replay-1", requestId: "replay-start" })).toEqual({ ...started, created: false });
 
     const submitted = await rpcA.executeAction({ instanceId: "replay-1", actionId: "submit", requestId: "replay-submit" });
     await rpcA.executeAction({ instanceId: "replay-1", actionId: "request_changes" });

@@ -87,6 +87,22 @@ describe("secrets in the start-up log", () => {
     expect(config.config.authTokens).toEqual({ writers: 1, readers: 0 });
     expect(config.config.databaseUrl).toBe("postgres://app:***@db.example:5432/wf");
   });
+
+  it("masks a password given in the database URL's query string, which the pg driver also accepts", async () => {
+    const child = run(["--store", "memory", "--listen", "127.0.0.1:0"], {
+      DATABASE_URL: "postgres://app@db.example:5432/wf?sslmode=require&password=hunter2&sslpassword=keypass9&application_name=wf",
+    });
+    const exited = exitOf(child);
+    await listeningPort(child);
+    child.kill("SIGTERM");
+    const { stdout } = await exited;
+    expect(stdout).not.toContain("hunter2");
+    expect(stdout).not.toContain("keypass9");
+    const config = JSON.parse(stdout.split("\n")[0]!) as { config: { databaseUrl: string } };
+    expect(config.config.databaseUrl).toBe(
+      "postgres://app@db.example:5432/wf?sslmode=require&password=***&sslpassword=***&application_name=wf",
+    );
+  });
 });
 
 describe("help", () => {

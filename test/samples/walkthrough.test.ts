@@ -99,7 +99,10 @@ describe("samples/walkthrough.sh", () => {
 
     const second = await runShell(`"${WALKTHROUGH}" 2>&1`, { ADDR: server.address, RUN_ID: "second" }, 120_000);
     expect(second.code, second.stdout).toBe(0);
-    expect(second.stdout, "re-applied definitions must not be created again").not.toContain('"created": true');
+    // Step 3 re-applies the definitions: none is created again (the second run's instances are new, and are).
+    const step3 = second.stdout.slice(second.stdout.indexOf("### 3."), second.stdout.indexOf("### 4."));
+    expect(step3).toContain("CreateDefinition");
+    expect(step3, "re-applied definitions must not be created again").not.toContain('"created": true');
     expect(second.stdout).toContain('"instanceCount": "4"');
   }, 240_000);
 });

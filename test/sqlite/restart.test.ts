@@ -79,7 +79,7 @@ describe("restart on the same SQLite file", () => {
     expect(replayAfter.instance!.version).toBe(2);
     expect(replayAfter.transition!.time).toEqual(submitted.transition!.time);
     const startReplay = await rpc.startInstance({ definitionId: "approval", instanceId: "a-1", requestId: "start-a-1" });
-    expect(startReplay).toEqual(started);
+    expect(startReplay).toEqual({ ...started, created: false });
     expect((await rpc.getServiceStats({})).currentRevision).toBe(5);
 
     // Reuse for a different request is still refused.

@@ -124,6 +124,26 @@ describe.each(WATCH_STORES)("WatchInstances (%s store)", (_store, makeStore) => 
     expect(union).toEqual(Array.from({ length: end - start + 1 }, (_, i) => start + i));
   });
 
+  it("refuses a start_revision beyond the current revision + 1 with OUT_OF_RANGE / START_REVISION_OUT_OF_RANGE, and accepts current + 1", async () => {
+    await startInstances(client, ["wis-future"]);
+    const current = await currentRevision();
+    const future = watch(1_000_000);
+    const end = await future.done;
+    expect(future.messages).toEqual([]);
+    expect(end.code).toBe(status.OUT_OF_RANGE);
+    const info = decodeStatus(end.error!).errorInfo!;
+    expect(info.reason).toBe("START_REVISION_OUT_OF_RANGE");
+    expect(info.metadata).toMatchObject({ current_revision: String(current), start_revision: "1000000" });
+
+    // The next revision is a valid resume point, and its event arrives.
+    const next = watch(current + 1);
+    await next.waitForCount(1);
+    await execute(client, "wis-future", "submit");
+    await next.waitFor(() => next.events.length === 1, "the next event");
+    expect(next.events[0]!.revision).toBe(current + 1);
+    next.cancel();
+  });
+
   it("answers INVALID_ARGUMENT with field violations for a malformed definition_id and a negative start_revision", async () => {
     const rec = watch(-5, "no spaces allowed");
     const end = await rec.done;

@@ -170,8 +170,21 @@ export interface StartInstanceRequest {
 
 /** Response of StartInstance. */
 export interface StartInstanceResponse {
-  /** The started instance (version 1). */
-  instance?: Instance | undefined;
+  /** The instance: version 1 when this call started it; as it is now when it already existed. */
+  instance?:
+    | Instance
+    | undefined;
+  /**
+   * True when this call started the instance; false when it already existed: a retry with a
+   * request_id already used (the original instance is returned) or a repeated start of the same
+   * instance_id (see StartInstanceRequest.instance_id). Like CreateDefinitionResponse.created.
+   */
+  created: boolean;
+  /**
+   * The history entry of the start (version 1, no action), as ExecuteActionResponse.transition is
+   * the entry of a transition.
+   */
+  transition?: HistoryEntry | undefined;
 }
 
 /** Request of GetInstance. */
@@ -253,10 +266,12 @@ export interface ListAvailableActionsRequest {
 export interface ListAvailableActionsResponse {
   /** Actions that can be executed from the current state now. */
   actions: Action[];
-  /** The instance's current state id. */
+  /** The instance's current state id (as Instance.current_state). The full state is in `state`. */
   currentState: string;
   /** The instance's version, usable as expected_version. */
   instanceVersion: number;
+  /** The definition's state the instance is in: the same State message as GetInstanceResponse.current_state. */
+  state?: State | undefined;
 }
 
 /** Request of ListInstanceHistory. */
@@ -1269,13 +1284,19 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
 };
 
 function createBaseStartInstanceResponse(): StartInstanceResponse {
-  return { instance: undefined };
+  return { instance: undefined, created: false, transition: undefined };
 }
 
 export const StartInstanceResponse: MessageFns<StartInstanceResponse> = {
   encode(message: StartInstanceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.instance !== undefined) {
       Instance.encode(message.instance, writer.uint32(10).fork()).join();
+    }
+    if (message.created !== false) {
+      writer.uint32(16).bool(message.created);
+    }
+    if (message.transition !== undefined) {
+      HistoryEntry.encode(message.transition, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1301,6 +1322,22 @@ export const StartInstanceResponse: MessageFns<StartInstanceResponse> = {
             message.instance = Instance.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.created = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.transition = HistoryEntry.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1314,13 +1351,23 @@ export const StartInstanceResponse: MessageFns<StartInstanceResponse> = {
   },
 
   fromJSON(object: any): StartInstanceResponse {
-    return { instance: isSet(object.instance) ? Instance.fromJSON(object.instance) : undefined };
+    return {
+      instance: isSet(object.instance) ? Instance.fromJSON(object.instance) : undefined,
+      created: isSet(object.created) ? globalThis.Boolean(object.created) : false,
+      transition: isSet(object.transition) ? HistoryEntry.fromJSON(object.transition) : undefined,
+    };
   },
 
   toJSON(message: StartInstanceResponse): unknown {
     const obj: any = {};
     if (message.instance !== undefined) {
       obj.instance = Instance.toJSON(message.instance);
+    }
+    if (message.created !== false) {
+      obj.created = message.created;
+    }
+    if (message.transition !== undefined) {
+      obj.transition = HistoryEntry.toJSON(message.transition);
     }
     return obj;
   },
@@ -1332,6 +1379,10 @@ export const StartInstanceResponse: MessageFns<StartInstanceResponse> = {
     const message = createBaseStartInstanceResponse();
     message.instance = (object.instance !== undefined && object.instance !== null)
       ? Instance.fromPartial(object.instance)
+      : undefined;
+    message.created = object.created ?? false;
+    message.transition = (object.transition !== undefined && object.transition !== null)
+      ? HistoryEntry.fromPartial(object.transition)
       : undefined;
     return message;
   },
@@ -2075,7 +2126,7 @@ export const ListAvailableActionsRequest: MessageFns<ListAvailableActionsRequest
 };
 
 function createBaseListAvailableActionsResponse(): ListAvailableActionsResponse {
-  return { actions: [], currentState: "", instanceVersion: 0 };
+  return { actions: [], currentState: "", instanceVersion: 0, state: undefined };
 }
 
 export const ListAvailableActionsResponse: MessageFns<ListAvailableActionsResponse> = {
@@ -2088,6 +2139,9 @@ export const ListAvailableActionsResponse: MessageFns<ListAvailableActionsRespon
     }
     if (message.instanceVersion !== 0) {
       writer.uint32(24).int32(message.instanceVersion);
+    }
+    if (message.state !== undefined) {
+      State.encode(message.state, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -2129,6 +2183,14 @@ export const ListAvailableActionsResponse: MessageFns<ListAvailableActionsRespon
             message.instanceVersion = reader.int32();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.state = State.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2154,6 +2216,7 @@ export const ListAvailableActionsResponse: MessageFns<ListAvailableActionsRespon
         : isSet(object.instance_version)
         ? globalThis.Number(object.instance_version)
         : 0,
+      state: isSet(object.state) ? State.fromJSON(object.state) : undefined,
     };
   },
 
@@ -2168,6 +2231,9 @@ export const ListAvailableActionsResponse: MessageFns<ListAvailableActionsRespon
     if (message.instanceVersion !== 0) {
       obj.instanceVersion = Math.round(message.instanceVersion);
     }
+    if (message.state !== undefined) {
+      obj.state = State.toJSON(message.state);
+    }
     return obj;
   },
 
@@ -2179,6 +2245,7 @@ export const ListAvailableActionsResponse: MessageFns<ListAvailableActionsRespon
     message.actions = object.actions?.map((e) => Action.fromPartial(e)) || [];
     message.currentState = object.currentState ?? "";
     message.instanceVersion = object.instanceVersion ?? 0;
+    message.state = (object.state !== undefined && object.state !== null) ? State.fromPartial(object.state) : undefined;
     return message;
   },
 };
@@ -3039,6 +3106,12 @@ export const GetServiceStatsResponse: MessageFns<GetServiceStatsResponse> = {
  * google.rpc.BadRequest (field paths such as `definition.states[2].id`) or a
  * google.rpc.PreconditionFailure (current state and the actions allowed from it).
  * UNAVAILABLE means the server is shutting down or its store is unreachable: retry elsewhere or later.
+ * On a write (CreateDefinition, StartInstance, ExecuteAction), its ErrorInfo metadata `write_outcome`
+ * says what happened: NOT_APPLIED (nothing was stored) or UNKNOWN (the store failed while committing,
+ * so the write may have been stored). Only a retry with the same request_id is safe after UNKNOWN:
+ * it returns the original result if the write was stored, and applies it once if it was not. The
+ * same holds for a write whose call ended with DEADLINE_EXCEEDED or CANCELLED: one still waiting
+ * for its turn is abandoned, but one already handed to the store may commit.
  * When the server requires tokens (WORKFLOW_AUTH_TOKENS), calls without `authorization: Bearer <token>`
  * get UNAUTHENTICATED (CREDENTIALS_MISSING / CREDENTIALS_INVALID), and reader tokens calling
  * CreateDefinition, StartInstance or ExecuteAction get PERMISSION_DENIED.
@@ -3109,7 +3182,8 @@ export const WorkflowServiceService = {
    * Starts an instance in the definition's initial state (history version 1).
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / DEFINITION_NOT_FOUND;
    * ALREADY_EXISTS / INSTANCE_EXISTS (instance_id taken by a different start);
-   * ALREADY_EXISTS / REQUEST_ID_REUSED (request_id used for a different request).
+   * ALREADY_EXISTS / REQUEST_ID_REUSED (request_id used for a different request);
+   * UNAVAILABLE / STORE_UNAVAILABLE or SHUTTING_DOWN (see write_outcome above).
    */
   startInstance: {
     path: "/workflow.v1.WorkflowService/StartInstance" as const,
@@ -3150,11 +3224,17 @@ export const WorkflowServiceService = {
   },
   /**
    * Executes an action on an instance: one validated transition, recorded in history.
+   * Concurrent calls on one instance are applied one after the other in arrival order, each validated
+   * against the state the previous one left: without expected_version a call fails only for its own
+   * reason, never because another call changed the instance first.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or ACTION_NOT_FOUND;
    * FAILED_PRECONDITION / ACTION_DISABLED, ACTION_NOT_ALLOWED, INSTANCE_COMPLETED or STATE_DISABLED
    * (with a PreconditionFailure naming the current state and the allowed actions);
-   * ABORTED / VERSION_MISMATCH (expected_version is stale; ErrorInfo metadata current_version);
-   * ALREADY_EXISTS / REQUEST_ID_REUSED.
+   * ABORTED / VERSION_MISMATCH (expected_version is stale; ErrorInfo metadata current_version,
+   * expected_version, current_state); ABORTED / CONTENTION (only with several server replicas: other
+   * replicas changed the instance on every one of many attempts; nothing was written, retry);
+   * ALREADY_EXISTS / REQUEST_ID_REUSED; UNAVAILABLE / STORE_UNAVAILABLE or SHUTTING_DOWN (see
+   * write_outcome above).
    */
   executeAction: {
     path: "/workflow.v1.WorkflowService/ExecuteAction" as const,
@@ -3231,9 +3311,12 @@ export const WorkflowServiceService = {
    * that overflows, catches it up from the store's event log. Only when the log no longer holds what
    * it missed does the stream end, with RESOURCE_EXHAUSTED.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed definition_id, negative start_revision);
-   * OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained revision; ErrorInfo
-   * metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind past the retained
-   * log; ErrorInfo metadata resume_revision = the next revision it would have sent, oldest_revision);
+   * OUT_OF_RANGE / START_REVISION_OUT_OF_RANGE (start_revision above the current revision + 1, e.g. a
+   * revision remembered from another database or from before a restore; ErrorInfo metadata
+   * current_revision); OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained
+   * revision; ErrorInfo metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind
+   * past the retained log; ErrorInfo metadata resume_revision = the next revision it would have sent,
+   * oldest_revision). The stores shipped today keep every event, so the last two do not occur with them;
    * UNAVAILABLE / SHUTTING_DOWN when the server shuts down (reconnect with the last revision seen + 1).
    */
   watchInstances: {
@@ -3287,7 +3370,8 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    * Starts an instance in the definition's initial state (history version 1).
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / DEFINITION_NOT_FOUND;
    * ALREADY_EXISTS / INSTANCE_EXISTS (instance_id taken by a different start);
-   * ALREADY_EXISTS / REQUEST_ID_REUSED (request_id used for a different request).
+   * ALREADY_EXISTS / REQUEST_ID_REUSED (request_id used for a different request);
+   * UNAVAILABLE / STORE_UNAVAILABLE or SHUTTING_DOWN (see write_outcome above).
    */
   startInstance: handleUnaryCall<StartInstanceRequest, StartInstanceResponse>;
   /**
@@ -3302,11 +3386,17 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
   listInstances: handleUnaryCall<ListInstancesRequest, ListInstancesResponse>;
   /**
    * Executes an action on an instance: one validated transition, recorded in history.
+   * Concurrent calls on one instance are applied one after the other in arrival order, each validated
+   * against the state the previous one left: without expected_version a call fails only for its own
+   * reason, never because another call changed the instance first.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or ACTION_NOT_FOUND;
    * FAILED_PRECONDITION / ACTION_DISABLED, ACTION_NOT_ALLOWED, INSTANCE_COMPLETED or STATE_DISABLED
    * (with a PreconditionFailure naming the current state and the allowed actions);
-   * ABORTED / VERSION_MISMATCH (expected_version is stale; ErrorInfo metadata current_version);
-   * ALREADY_EXISTS / REQUEST_ID_REUSED.
+   * ABORTED / VERSION_MISMATCH (expected_version is stale; ErrorInfo metadata current_version,
+   * expected_version, current_state); ABORTED / CONTENTION (only with several server replicas: other
+   * replicas changed the instance on every one of many attempts; nothing was written, retry);
+   * ALREADY_EXISTS / REQUEST_ID_REUSED; UNAVAILABLE / STORE_UNAVAILABLE or SHUTTING_DOWN (see
+   * write_outcome above).
    */
   executeAction: handleUnaryCall<ExecuteActionRequest, ExecuteActionResponse>;
   /**
@@ -3345,9 +3435,12 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    * that overflows, catches it up from the store's event log. Only when the log no longer holds what
    * it missed does the stream end, with RESOURCE_EXHAUSTED.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed definition_id, negative start_revision);
-   * OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained revision; ErrorInfo
-   * metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind past the retained
-   * log; ErrorInfo metadata resume_revision = the next revision it would have sent, oldest_revision);
+   * OUT_OF_RANGE / START_REVISION_OUT_OF_RANGE (start_revision above the current revision + 1, e.g. a
+   * revision remembered from another database or from before a restore; ErrorInfo metadata
+   * current_revision); OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained
+   * revision; ErrorInfo metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind
+   * past the retained log; ErrorInfo metadata resume_revision = the next revision it would have sent,
+   * oldest_revision). The stores shipped today keep every event, so the last two do not occur with them;
    * UNAVAILABLE / SHUTTING_DOWN when the server shuts down (reconnect with the last revision seen + 1).
    */
   watchInstances: handleServerStreamingCall<WatchInstancesRequest, WatchInstancesResponse>;
@@ -3437,7 +3530,8 @@ export interface WorkflowServiceClient extends Client {
    * Starts an instance in the definition's initial state (history version 1).
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / DEFINITION_NOT_FOUND;
    * ALREADY_EXISTS / INSTANCE_EXISTS (instance_id taken by a different start);
-   * ALREADY_EXISTS / REQUEST_ID_REUSED (request_id used for a different request).
+   * ALREADY_EXISTS / REQUEST_ID_REUSED (request_id used for a different request);
+   * UNAVAILABLE / STORE_UNAVAILABLE or SHUTTING_DOWN (see write_outcome above).
    */
   startInstance(
     request: StartInstanceRequest,
@@ -3494,11 +3588,17 @@ export interface WorkflowServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Executes an action on an instance: one validated transition, recorded in history.
+   * Concurrent calls on one instance are applied one after the other in arrival order, each validated
+   * against the state the previous one left: without expected_version a call fails only for its own
+   * reason, never because another call changed the instance first.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or ACTION_NOT_FOUND;
    * FAILED_PRECONDITION / ACTION_DISABLED, ACTION_NOT_ALLOWED, INSTANCE_COMPLETED or STATE_DISABLED
    * (with a PreconditionFailure naming the current state and the allowed actions);
-   * ABORTED / VERSION_MISMATCH (expected_version is stale; ErrorInfo metadata current_version);
-   * ALREADY_EXISTS / REQUEST_ID_REUSED.
+   * ABORTED / VERSION_MISMATCH (expected_version is stale; ErrorInfo metadata current_version,
+   * expected_version, current_state); ABORTED / CONTENTION (only with several server replicas: other
+   * replicas changed the instance on every one of many attempts; nothing was written, retry);
+   * ALREADY_EXISTS / REQUEST_ID_REUSED; UNAVAILABLE / STORE_UNAVAILABLE or SHUTTING_DOWN (see
+   * write_outcome above).
    */
   executeAction(
     request: ExecuteActionRequest,
@@ -3587,9 +3687,12 @@ export interface WorkflowServiceClient extends Client {
    * that overflows, catches it up from the store's event log. Only when the log no longer holds what
    * it missed does the stream end, with RESOURCE_EXHAUSTED.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed definition_id, negative start_revision);
-   * OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained revision; ErrorInfo
-   * metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind past the retained
-   * log; ErrorInfo metadata resume_revision = the next revision it would have sent, oldest_revision);
+   * OUT_OF_RANGE / START_REVISION_OUT_OF_RANGE (start_revision above the current revision + 1, e.g. a
+   * revision remembered from another database or from before a restore; ErrorInfo metadata
+   * current_revision); OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained
+   * revision; ErrorInfo metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind
+   * past the retained log; ErrorInfo metadata resume_revision = the next revision it would have sent,
+   * oldest_revision). The stores shipped today keep every event, so the last two do not occur with them;
    * UNAVAILABLE / SHUTTING_DOWN when the server shuts down (reconnect with the last revision seen + 1).
    */
   watchInstances(
