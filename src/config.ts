@@ -4,6 +4,7 @@
  */
 import { DEFAULT_LIMITS, type Limits } from "./engine/limits.js";
 import { parseTokenGrants, type TokenGrant } from "./grpc/auth.js";
+import { describeCors, parseCorsOrigins, type CorsPolicy } from "./http/cors.js";
 
 export type StoreKind = "memory" | "sqlite" | "postgres";
 
@@ -21,6 +22,10 @@ export interface Config {
   /** Bearer tokens and their roles; undefined = authentication off. */
   authTokens: TokenGrant[] | undefined;
   limits: Limits;
+  /** host:port of the HTTP listener (REST API, /v1 JSON API, SSE, OpenAPI); undefined = off. */
+  httpListen: string | undefined;
+  /** Origins browsers may call the HTTP APIs from. */
+  corsOrigins: CorsPolicy;
 }
 
 export class ConfigError extends Error {
@@ -62,6 +67,16 @@ export const SETTINGS = {
     flag: "--auth-tokens",
     env: "WORKFLOW_AUTH_TOKENS",
     help: "require bearer tokens: token=writer,token=reader (default: no authentication)",
+  },
+  httpListen: {
+    flag: "--http-listen",
+    env: "WORKFLOW_HTTP_LISTEN",
+    help: "host:port of the HTTP/JSON API (default 0.0.0.0:8080; off disables it)",
+  },
+  corsOrigins: {
+    flag: "--cors-origins",
+    env: "WORKFLOW_CORS_ORIGINS",
+    help: "origins browsers may call the HTTP API from: * (default), a comma-separated list, or off",
   },
   maxStates: { flag: "--max-states", env: "WORKFLOW_MAX_STATES", help: `states per definition (default ${DEFAULT_LIMITS.maxStates})` },
   maxActions: { flag: "--max-actions", env: "WORKFLOW_MAX_ACTIONS", help: `actions per definition (default ${DEFAULT_LIMITS.maxActions})` },
@@ -107,6 +122,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (!m || Number(m[2]) > 65535) {
     throw new ConfigError(`${SETTINGS.listen.flag} / ${SETTINGS.listen.env}: "${listen}" is not host:port (e.g. 0.0.0.0:50051)`);
   }
+  const httpListen = values.get("httpListen") ?? "0.0.0.0:8080";
+  const h = /^(.+):(\d+)$/.exec(httpListen);
+  if (httpListen !== "off" && (!h || Number(h[2]) > 65535)) {
+    throw new ConfigError(
+      `${SETTINGS.httpListen.flag} / ${SETTINGS.httpListen.env}: "${httpListen}" is not host:port (e.g. 0.0.0.0:8080) or off`,
+    );
+  }
   const store = (values.get("store") ?? "sqlite") as StoreKind;
   if (!STORES.includes(store)) {
     throw new ConfigError(`${SETTINGS.store.flag} / ${SETTINGS.store.env}: "${store}" is not one of ${STORES.join(", ")}`);
@@ -141,7 +163,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     watchProgressMs: int("watchProgressMs", 5_000, 10, 3_600_000),
     authTokens: parseAuthTokens(values.get("authTokens")),
     limits,
+    httpListen: httpListen === "off" ? undefined : httpListen,
+    corsOrigins: parseCors(values.get("corsOrigins")),
   };
+}
+
+function parseCors(raw: string | undefined): CorsPolicy {
+  try {
+    return parseCorsOrigins(raw);
+  } catch (err) {
+    throw new ConfigError(`${SETTINGS.corsOrigins.flag} / ${SETTINGS.corsOrigins.env}: ${(err as Error).message}`);
+  }
 }
 
 function parseAuthTokens(raw: string | undefined): TokenGrant[] | undefined {
@@ -160,5 +192,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     authTokens: config.authTokens
       ? { writers: config.authTokens.filter((g) => g.role === "writer").length, readers: config.authTokens.filter((g) => g.role === "reader").length }
       : "off",
+    httpListen: config.httpListen ?? "off",
+    corsOrigins: describeCors(config.corsOrigins),
   };
 }
