@@ -44,13 +44,14 @@ const SHUTTING_DOWN = new WorkflowError("SHUTTING_DOWN", "the server is shutting
 
 /**
  * Throws what gRPC would answer before running `rpc`: UNAVAILABLE while shutting down, or the
- * Authorizer's UNAUTHENTICATED / PERMISSION_DENIED, fed the Authorization header as gRPC metadata.
+ * Authorizer's UNAUTHENTICATED / PERMISSION_DENIED, fed the Authorization header (or the value
+ * given in its place) as gRPC `authorization` metadata.
  */
-export function admit(deps: FaceDeps, rpc: string, req: IncomingMessage): void {
+export function admit(deps: FaceDeps, rpc: string, req: IncomingMessage, authorization = req.headers.authorization): void {
   if (deps.tracker.isDraining) throw SHUTTING_DOWN;
   if (!deps.authorize) return;
   const metadata = new Metadata();
-  const header = req.headers.authorization;
+  const header = authorization;
   try {
     if (header !== undefined) metadata.set("authorization", header);
   } catch {

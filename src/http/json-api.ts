@@ -66,7 +66,7 @@ export class JsonApi {
     try {
       const { route, params } = this.route(ex);
       ex.rpc = route.method.name;
-      admit(this.options, route.method.name, ex.req);
+      admit(this.options, route.method.name, ex.req, authorizationOf(ex, route));
       const key = methodKey(route.method.name);
       const definition = WorkflowServiceService[key] as unknown as {
         requestDeserialize(b: Buffer): unknown;
@@ -196,6 +196,27 @@ export class JsonApi {
     }
     return { body: json, ifMatch: ifMatch !== undefined && ifMatch.trim() !== "*" };
   }
+}
+
+/**
+ * The credentials of a request: the Authorization header, or on the watch routes the RFC 6750
+ * `access_token` query parameter, because a browser's EventSource cannot send headers. The
+ * parameter is taken out of the query (it is no request field) and never logged (log lines carry
+ * the path only).
+ */
+function authorizationOf(ex: Exchange, route: Route): string | undefined {
+  const token = ex.url.searchParams.get("access_token");
+  if (token === null) return ex.req.headers.authorization;
+  if (route.method.methodKind !== "server_streaming") {
+    throw invalidRequest([
+      { field: "access_token", description: "is accepted only on the :watch routes (EventSource cannot send headers); send Authorization: Bearer <token>" },
+    ]);
+  }
+  if (ex.req.headers.authorization !== undefined || ex.url.searchParams.getAll("access_token").length > 1) {
+    throw invalidRequest([{ field: "access_token", description: "send the token once: in the Authorization header or in access_token, not both" }]);
+  }
+  ex.url.searchParams.delete("access_token");
+  return `Bearer ${token}`;
 }
 
 function header(ex: Exchange, name: string): string | undefined {

@@ -199,6 +199,14 @@ function operation(route: Route, schemas: SchemaBuilder): Obj {
   const streaming = method.methodKind === "server_streaming";
   if (streaming) {
     parameters.push({
+      name: "access_token",
+      in: "query",
+      required: false,
+      description:
+        "The bearer token, for EventSource, which cannot send an Authorization header (RFC 6750 section 2.3). Not with an Authorization header; only on the watch routes.",
+      schema: { type: "string" },
+    });
+    parameters.push({
       name: "Last-Event-ID",
       in: "header",
       required: false,

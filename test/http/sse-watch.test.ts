@@ -1,6 +1,7 @@
 // Proves the watches over server-sent events keep the gRPC streams' guarantees: one event per message in proto3 JSON with id = version or revision, every event once and in order across a resume by Last-Event-ID, progress events, the instance stream's end after the final state (and 204 on a resume after it), errors before the first event as plain HTTP errors, keep-alive comments, release on disconnect, and a clean end on shutdown.
 import { status as Code } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "../../src/logger.js";
 import { approvalDefinition } from "../support/definitions.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { client, expectStatus, SseReader } from "./http-support.js";
@@ -183,6 +184,32 @@ describe("shutdown", () => {
       expect(last.event).toBe("status");
       expect(JSON.parse(last.data)).toMatchObject({ code: Code.UNAVAILABLE, details: [expect.objectContaining({ reason: "SHUTTING_DOWN" })] });
       expect(sse.error).toBeUndefined();
+    }
+  });
+});
+
+describe("watches with authentication on", () => {
+  it("EventSource cannot send headers: the token may come as access_token on the watch routes only, and is never logged", async () => {
+    const token = "watch-reader-token-0123";
+    const lines: string[] = [];
+    const logger = createLogger("info", { write: (l: string) => lines.push(l) } as unknown as NodeJS.WritableStream);
+    const secured = await startTestServer({ http: {}, authTokens: [{ token, role: "reader" }], logger });
+    try {
+      const c = client(secured.httpUrl);
+      expectStatus(await c.get("/v1/instances:watch"), 401, Code.UNAUTHENTICATED, "CREDENTIALS_MISSING");
+      expectStatus(await c.get("/v1/instances:watch?access_token=wrong-token-0000000"), 401, Code.UNAUTHENTICATED, "CREDENTIALS_INVALID");
+      const sse = new SseReader(`${secured.httpUrl}/v1/instances:watch?access_token=${token}`);
+      await sse.waitFor(() => sse.events.some((e) => e.event === "progress"), "progress");
+      expect(sse.status).toBe(200);
+      sse.close();
+      const both = await c.get(`/v1/instances:watch?access_token=${token}`, { headers: { authorization: `Bearer ${token}` } });
+      expectStatus(both, 400, Code.INVALID_ARGUMENT, "INVALID_REQUEST");
+      const elsewhere = await c.get(`/v1/stats?access_token=${token}`);
+      expectStatus(elsewhere, 400, Code.INVALID_ARGUMENT, "INVALID_REQUEST");
+      expect(elsewhere.json.message).toMatch(/Authorization: Bearer/);
+      expect(lines.join("\n")).not.toContain(token);
+    } finally {
+      await secured.close();
     }
   });
 });
