@@ -50,11 +50,11 @@ function allowedOrigin(policy: CorsPolicy, origin: string | undefined): string |
 
 /** Adds the CORS headers of an actual (non-preflight) response. */
 export function applyCors(policy: CorsPolicy, req: IncomingMessage, res: ServerResponse): void {
-  if (policy.kind === "list") res.setHeader("Vary", "Origin");
+  if (policy.kind === "list") res.setHeader("vary", "Origin");
   const allow = allowedOrigin(policy, req.headers.origin);
   if (!allow) return;
-  res.setHeader("Access-Control-Allow-Origin", allow);
-  res.setHeader("Access-Control-Expose-Headers", CORS_EXPOSED_HEADERS.join(", "));
+  res.setHeader("access-control-allow-origin", allow);
+  res.setHeader("access-control-expose-headers", CORS_EXPOSED_HEADERS.join(", "));
 }
 
 export function isPreflight(req: IncomingMessage): boolean {
@@ -66,7 +66,7 @@ export function isPreflight(req: IncomingMessage): boolean {
  * otherwise (the browser then refuses the real request).
  */
 export function answerPreflight(policy: CorsPolicy, req: IncomingMessage, res: ServerResponse): void {
-  if (policy.kind === "list") res.setHeader("Vary", "Origin");
+  if (policy.kind === "list") res.setHeader("vary", "Origin");
   const allow = allowedOrigin(policy, req.headers.origin);
   if (!allow) {
     res.writeHead(403, { "content-type": "text/plain; charset=utf-8" });

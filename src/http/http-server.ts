@@ -78,12 +78,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
 
   const handle = async (ex: Exchange): Promise<void> => {
     const { req, res, url } = ex;
-    applyCors(options.cors, req, res);
     if (isPreflight(req)) {
       ex.code = "OK";
       answerPreflight(options.cors, req, res);
       return;
     }
+    applyCors(options.cors, req, res);
     if (url.pathname.startsWith("/v1/")) return jsonApi.handle(ex);
     if (isLegacyPath(url.pathname)) return legacyApi.handle(ex);
     if (url.pathname === "/openapi.json") {
