@@ -257,7 +257,9 @@ export class LegacyApi {
       if (candidates.length === 0) {
         throw new HttpError(404, Code.NOT_FOUND, "ROUTE_NOT_FOUND", `no route ${path}`);
       }
-      const hit = candidates.find((c) => c.r.verb === ex.req.method);
+      // Flask answered HEAD on every GET route: monitors may rely on HEAD /health.
+      const verb = ex.req.method === "HEAD" ? "GET" : ex.req.method;
+      const hit = candidates.find((c) => c.r.verb === verb);
       if (!hit) {
         const allow = candidates.map((c) => c.r.verb).join(", ");
         throw new HttpError(405, Code.UNIMPLEMENTED, "METHOD_NOT_ALLOWED", `${ex.req.method} is not allowed on ${path}; use ${allow}`, { allow });

@@ -40,8 +40,11 @@ afterAll(async () => {
 });
 
 describe("the old API's shapes", () => {
-  it("GET /health and GET /api/health", async () => {
+  it("GET /health and GET /api/health (and HEAD, as Flask answered it)", async () => {
     expect((await api.get("/health")).json).toEqual({ service: "workflow-engine", status: "healthy" });
+    const head = await api.request("HEAD", "/health");
+    expect(head.status).toBe(200);
+    expect(head.text).toBe("");
     const res = await api.get("/api/health");
     expect(res.status).toBe(200);
     expect(res.json).toEqual({
