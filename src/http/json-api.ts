@@ -180,6 +180,9 @@ export class JsonApi {
       if (!input.fields.some((f) => f.name === "request_id")) {
         throw invalidRequest([{ field: "Idempotency-Key", description: `${route.method.name} changes nothing; Idempotency-Key applies to StartInstance and ExecuteAction` }]);
       }
+      if (idempotencyKey.trim() === "") {
+        throw invalidRequest([{ field: "Idempotency-Key", description: "must not be empty; omit the header for no idempotency" }]);
+      }
       bind(json, input, "request_id", idempotencyKey, "the Idempotency-Key header");
     }
     if (route.method.methodKind === "server_streaming") {
@@ -228,7 +231,8 @@ function header(ex: Exchange, name: string): string | undefined {
 function parseIfMatch(value: string): string | undefined {
   const v = value.trim();
   if (v === "*") return undefined;
-  const m = /^"(\d{1,10})"$/.exec(v) ?? /^(\d{1,10})$/.exec(v);
+  // Versions start at 1: "0" would read as expected_version 0, which means "no check".
+  const m = /^"([1-9]\d{0,9})"$/.exec(v) ?? /^([1-9]\d{0,9})$/.exec(v);
   if (!m) {
     throw invalidRequest([
       { field: "If-Match", description: `must be one ETag from GetInstance, such as "3" (with the quotes), or *; got ${v}` },

@@ -165,9 +165,11 @@ describe("ETag, If-Match and Idempotency-Key", () => {
 
   it("a malformed If-Match, or one that disagrees with the body, is 400; If-Match where there is no version is 400", async () => {
     await api.post("/v1/instances", { definitionId: "approval", instanceId: "etag-3" });
-    const bad = await api.post("/v1/instances/etag-3/actions/submit", undefined, { headers: { "if-match": "W/\"1\"" } });
-    expectStatus(bad, 400, Code.INVALID_ARGUMENT, "INVALID_REQUEST");
-    expect(fieldViolations(bad)[0]!.field).toBe("If-Match");
+    for (const value of ['W/"1"', '"1", "2"', '"0"', "abc"]) {
+      const bad = await api.post("/v1/instances/etag-3/actions/submit", undefined, { headers: { "if-match": value } });
+      expectStatus(bad, 400, Code.INVALID_ARGUMENT, "INVALID_REQUEST");
+      expect(fieldViolations(bad)[0]!.field).toBe("If-Match");
+    }
     const conflict = await api.post("/v1/instances/etag-3/actions/submit", { expectedVersion: 2 }, { headers: { "if-match": '"1"' } });
     expectStatus(conflict, 400, Code.INVALID_ARGUMENT, "INVALID_REQUEST");
     const onGet = await api.get("/v1/instances/etag-3", { headers: { "if-match": '"1"' } });
@@ -191,6 +193,10 @@ describe("ETag, If-Match and Idempotency-Key", () => {
     const s1 = await api.post("/v1/instances", { definitionId: "approval" }, { headers: start });
     const s2 = await api.post("/v1/instances", { definitionId: "approval" }, { headers: start });
     expect(s2.json.instance.id).toBe(s1.json.instance.id);
+    const empty = await api.post("/v1/instances", { definitionId: "approval" }, { headers: { "idempotency-key": "" } });
+    expectStatus(empty, 400, Code.INVALID_ARGUMENT, "INVALID_REQUEST");
+    const tooLong = await api.post("/v1/instances", { definitionId: "approval" }, { headers: { "idempotency-key": "k".repeat(200) } });
+    expect(fieldViolations(tooLong)[0]!.field).toBe("request_id");
     const onRead = await api.get("/v1/stats", { headers: { "idempotency-key": "x" } });
     expectStatus(onRead, 400, Code.INVALID_ARGUMENT, "INVALID_REQUEST");
   });
