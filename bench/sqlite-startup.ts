@@ -82,6 +82,7 @@ async function timeServerStart(dataDir: string) {
     WORKFLOW_STORE: "sqlite",
     WORKFLOW_DATA_DIR: dataDir,
     WORKFLOW_LISTEN: `127.0.0.1:${port}`,
+    WORKFLOW_HTTP_LISTEN: "off",
     LOG_LEVEL: "warn",
   });
   await waitServing(`127.0.0.1:${port}`);

@@ -4,6 +4,7 @@
  */
 import { DEFAULT_LIMITS, type Limits } from "./engine/limits.js";
 import { parseTokenGrants, type TokenGrant } from "./grpc/auth.js";
+import { describeCors, parseCorsOrigins, type CorsPolicy } from "./http/cors.js";
 
 export type StoreKind = "memory" | "sqlite" | "postgres";
 
@@ -23,6 +24,10 @@ export interface Config {
   /** Instances whose committed state the server keeps in memory (memory and SQLite stores). */
   cacheInstances: number;
   limits: Limits;
+  /** host:port of the HTTP listener (REST API, /v1 JSON API, SSE, OpenAPI); undefined = off. */
+  httpListen: string | undefined;
+  /** Origins browsers may call the HTTP APIs from. */
+  corsOrigins: CorsPolicy;
 }
 
 export class ConfigError extends Error {
@@ -70,6 +75,16 @@ export const SETTINGS = {
     env: "WORKFLOW_CACHE_INSTANCES",
     help: "instances kept in memory for reads and writes (default 50000; about 2 KB each)",
   },
+  httpListen: {
+    flag: "--http-listen",
+    env: "WORKFLOW_HTTP_LISTEN",
+    help: "host:port of the HTTP/JSON API (default 0.0.0.0:8080; off disables it)",
+  },
+  corsOrigins: {
+    flag: "--cors-origins",
+    env: "WORKFLOW_CORS_ORIGINS",
+    help: "origins browsers may call the HTTP API from: * (default), a comma-separated list, or off",
+  },
   maxStates: { flag: "--max-states", env: "WORKFLOW_MAX_STATES", help: `states per definition (default ${DEFAULT_LIMITS.maxStates})` },
   maxActions: { flag: "--max-actions", env: "WORKFLOW_MAX_ACTIONS", help: `actions per definition (default ${DEFAULT_LIMITS.maxActions})` },
   maxPageSize: { flag: "--max-page-size", env: "WORKFLOW_MAX_PAGE_SIZE", help: `largest page size (default ${DEFAULT_LIMITS.maxPageSize})` },
@@ -114,6 +129,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (!m || Number(m[2]) > 65535) {
     throw new ConfigError(`${SETTINGS.listen.flag} / ${SETTINGS.listen.env}: "${listen}" is not host:port (e.g. 0.0.0.0:50051)`);
   }
+  const httpListen = values.get("httpListen") ?? "0.0.0.0:8080";
+  const h = /^(.+):(\d+)$/.exec(httpListen);
+  if (httpListen !== "off" && (!h || Number(h[2]) > 65535)) {
+    throw new ConfigError(
+      `${SETTINGS.httpListen.flag} / ${SETTINGS.httpListen.env}: "${httpListen}" is not host:port (e.g. 0.0.0.0:8080) or off`,
+    );
+  }
   const store = (values.get("store") ?? "sqlite") as StoreKind;
   if (!STORES.includes(store)) {
     throw new ConfigError(`${SETTINGS.store.flag} / ${SETTINGS.store.env}: "${store}" is not one of ${STORES.join(", ")}`);
@@ -149,7 +171,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     authTokens: parseAuthTokens(values.get("authTokens")),
     cacheInstances: int("cacheInstances", 50_000, 1, 10_000_000),
     limits,
+    httpListen: httpListen === "off" ? undefined : httpListen,
+    corsOrigins: parseCors(values.get("corsOrigins")),
   };
+}
+
+function parseCors(raw: string | undefined): CorsPolicy {
+  try {
+    return parseCorsOrigins(raw);
+  } catch (err) {
+    throw new ConfigError(`${SETTINGS.corsOrigins.flag} / ${SETTINGS.corsOrigins.env}: ${(err as Error).message}`);
+  }
 }
 
 function parseAuthTokens(raw: string | undefined): TokenGrant[] | undefined {
@@ -189,5 +221,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     authTokens: config.authTokens
       ? { writers: config.authTokens.filter((g) => g.role === "writer").length, readers: config.authTokens.filter((g) => g.role === "reader").length }
       : "off",
+    httpListen: config.httpListen ?? "off",
+    corsOrigins: describeCors(config.corsOrigins),
   };
 }

@@ -5,7 +5,7 @@
  */
 import { ConfigError, describeConfig, parseConfig, usage } from "./config.js";
 import { createLogger } from "./logger.js";
-import { startServer } from "./server.js";
+import { ListenError, startServer } from "./server.js";
 import { openStore } from "./store/open-store.js";
 
 async function main(): Promise<void> {
@@ -47,10 +47,12 @@ async function main(): Promise<void> {
       watchProgressMs: config.watchProgressMs,
       authTokens: config.authTokens,
       cacheInstances: config.cacheInstances,
+      http: config.httpListen ? { listen: config.httpListen, cors: config.corsOrigins } : undefined,
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`workflow: cannot listen on ${config.listen}: ${message}\n`);
+    const address = err instanceof ListenError ? err.address : config.listen;
+    process.stderr.write(`workflow: cannot listen on ${address}: ${message}\n`);
     await store.close();
     process.exit(2);
   }

@@ -14,6 +14,8 @@ import { addReflection } from "./grpc/reflection.js";
 import { withSharedEncoding } from "./grpc/shared-encoding.js";
 import { workflowHandlers } from "./grpc/workflow-handlers.js";
 import { tokenAuthorizer, type TokenGrant } from "./grpc/auth.js";
+import type { CorsPolicy } from "./http/cors.js";
+import { startHttpServer, type RunningHttpServer } from "./http/http-server.js";
 import type { Logger } from "./logger.js";
 import { WorkflowService } from "./service/workflow-service.js";
 import type { WorkflowStore } from "./store/store.js";
@@ -36,11 +38,35 @@ export interface ServerOptions {
   watchFeed?: ChangeFeedOptions;
   /** Instances whose committed state is kept in memory (see src/live). */
   cacheInstances?: number;
+  /** The HTTP listener (REST API, /v1 JSON API, SSE, OpenAPI) beside gRPC; omitted = none. */
+  http?: HttpListenerOptions;
+}
+
+export interface HttpListenerOptions {
+  /** host:port; port 0 picks a free port. */
+  listen: string;
+  /** Default: any origin. */
+  cors?: CorsPolicy;
+  /** Largest request body; default 4 MiB. */
+  maxBodyBytes?: number;
+}
+
+/** The HTTP listener could not start: `address` says where it tried. */
+export class ListenError extends Error {
+  override name = "ListenError";
+  constructor(
+    readonly address: string,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
 }
 
 export interface RunningServer {
   /** The bound port (useful with port 0). */
   port: number;
+  /** The HTTP listener's bound port, when it runs. */
+  httpPort?: number;
   service: WorkflowService;
   tracker: CallTracker;
   health: HealthImplementation;
@@ -74,6 +100,27 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     );
   });
 
+  // HTTP: the same service, watch service, tracker (so shutdown drains both) and authorizer.
+  let http: RunningHttpServer | undefined;
+  if (options.http) {
+    try {
+      http = await startHttpServer({
+        listen: options.http.listen,
+        service,
+        watch,
+        tracker,
+        logger: log,
+        authorize,
+        cors: options.http.cors ?? { kind: "any" },
+        maxBodyBytes: options.http.maxBodyBytes,
+        heartbeatMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS,
+      });
+    } catch (err) {
+      server.forceShutdown();
+      throw new ListenError(options.http.listen, err);
+    }
+  }
+
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     shuttingDown ??= (async () => {
@@ -85,6 +132,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       feed.close();
       const finished = await tracker.waitForUnary(grace);
       if (!finished) log.warn({ inFlight: tracker.activeUnary }, "grace period over; cancelling in-flight calls");
+      const httpClosed = http?.close(finished ? 500 : 0);
       await new Promise<void>((resolve) => {
         // Health Watch streams keep tryShutdown waiting; after a short wait they are cut.
         const timer = setTimeout(() => {
@@ -96,6 +144,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           resolve();
         });
       });
+      await httpClosed;
       await options.store.close();
       log.info("stopped");
     })();
@@ -103,5 +152,5 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   log.info({ port, store: options.store.kind }, "listening");
-  return { port, service, tracker, health, feed, shutdown };
+  return { port, httpPort: http?.port, service, tracker, health, feed, shutdown };
 }

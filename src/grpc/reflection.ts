@@ -49,6 +49,32 @@ export function loadFileDescriptors(): Uint8Array[] {
 
 export function addReflection(server: Pick<Server, "addService">): void {
   // @grpc/reflection reads `fileDescriptorProtos` off each entry of a proto-loader package definition.
-  const pkg = { all: { fileDescriptorProtos: loadFileDescriptors().map((f) => Buffer.from(f)) } };
-  new ReflectionService(pkg as never).addToServer(server);
+  const files = loadFileDescriptors();
+  const pkg = { all: { fileDescriptorProtos: files.map((f) => Buffer.from(f)) } };
+  const reflection = new ReflectionService(pkg as never);
+  serveAsCompiled(reflection, files);
+  reflection.addToServer(server);
+}
+
+/** The private parts of @grpc/reflection 1.x's v1 and v1alpha implementations this relies on. */
+interface ReflectionInternals {
+  files: Record<string, object>;
+  fileEncodings: Map<object, Uint8Array>;
+}
+
+/**
+ * @grpc/reflection decodes each file with protobufjs and serves it re-encoded, which drops the
+ * custom options protobufjs does not know, such as the google.api.http routes on the RPCs. Serve
+ * every file byte for byte as buf compiled it instead (its index of symbols stays as built).
+ */
+function serveAsCompiled(reflection: ReflectionService, files: Uint8Array[]): void {
+  for (const impl of [(reflection as unknown as { v1: ReflectionInternals }).v1, (reflection as unknown as { v1Alpha: ReflectionInternals }).v1Alpha]) {
+    if (!impl?.files || !(impl.fileEncodings instanceof Map)) {
+      throw new Error("@grpc/reflection internals changed: files / fileEncodings not found; see serveAsCompiled in src/grpc/reflection.ts");
+    }
+    for (const bytes of files) {
+      const file = impl.files[fileNameOf(bytes)];
+      if (file) impl.fileEncodings.set(file, bytes);
+    }
+  }
 }

@@ -1,87 +1,29 @@
 /**
- * WorkflowService handlers: thin. Each maps the request to a service call and the result back to
- * the contract; validation and rules live in the service and the engine, errors in error-map.ts.
+ * WorkflowService handlers: thin. Each RPC of rpc-methods.ts (the mapping both transports share)
+ * wrapped by the call adapter (log line, shutdown gate, credentials, cancellation, error table).
  */
 import type { WatchService } from "../feed/watch-service.js";
 import type { WorkflowServiceServer } from "../gen/workflow/v1/service.js";
 import type { WorkflowService } from "../service/workflow-service.js";
 import { serverStream, unary, type AdapterDeps } from "./call-adapter.js";
-import {
-  definitionFromProto,
-  definitionToProto,
-  diagnosticToProto,
-  eventToProto,
-  historyEntryToProto,
-  instanceToProto,
-  statusFilterFromProto,
-} from "./mappers.js";
-import { sharedEventResponse, sharedInstanceResponse } from "./shared-encoding.js";
+import { streamRpcs, unaryRpcs } from "./rpc-methods.js";
 
 export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, watch: WatchService): WorkflowServiceServer {
+  const rpc = unaryRpcs(service);
+  const streams = streamRpcs(watch);
   return {
-    createDefinition: unary("CreateDefinition", deps, async (req, ctx) => {
-      const { definition, created } = await service.createDefinition(definitionFromProto(req.definition), ctx.signal);
-      return { definition: definitionToProto(definition), created };
-    }),
-
-    getDefinition: unary("GetDefinition", deps, async (req, ctx) => ({
-      definition: definitionToProto(await service.getDefinition(req.definitionId, req.version, ctx.signal)),
-    })),
-
-    listDefinitions: unary("ListDefinitions", deps, async (req, ctx) => {
-      const page = await service.listDefinitions(req, ctx.signal);
-      return { definitions: page.items.map(definitionToProto), nextPageToken: page.nextPageToken };
-    }),
-
-    validateDefinition: unary("ValidateDefinition", deps, async (req) => {
-      const result = service.validateDefinition(definitionFromProto(req.definition));
-      return { valid: result.valid, diagnostics: result.diagnostics.map(diagnosticToProto) };
-    }),
-
-    startInstance: unary("StartInstance", deps, async (req, ctx) => {
-      const started = await service.startInstance(req, ctx.signal);
-      return { instance: instanceToProto(started.instance), created: started.created, transition: historyEntryToProto(started.entry) };
-    }),
-
-    getInstance: unary("GetInstance", deps, async (req, ctx) => sharedInstanceResponse(await service.getInstance(req.instanceId, ctx.signal))),
-
-    listInstances: unary("ListInstances", deps, async (req, ctx) => {
-      const page = await service.listInstances({ ...req, status: statusFilterFromProto(req.status) }, ctx.signal);
-      return { instances: page.items.map(instanceToProto), nextPageToken: page.nextPageToken };
-    }),
-
-    executeAction: unary("ExecuteAction", deps, async (req, ctx) => {
-      const { instance, entry } = await service.executeAction(req, ctx.signal);
-      return { instance: instanceToProto(instance), transition: historyEntryToProto(entry) };
-    }),
-
-    listAvailableActions: unary("ListAvailableActions", deps, async (req, ctx) => {
-      const { actions, instance, state } = await service.listAvailableActions(req.instanceId, ctx.signal);
-      return {
-        actions: actions.map((a) => ({ ...a })),
-        currentState: instance.currentState,
-        instanceVersion: instance.version,
-        state: { ...state },
-      };
-    }),
-
-    listInstanceHistory: unary("ListInstanceHistory", deps, async (req, ctx) => {
-      const page = await service.listInstanceHistory(req, ctx.signal);
-      return { entries: page.items.map(historyEntryToProto), nextPageToken: page.nextPageToken };
-    }),
-
-    watchInstance: serverStream("WatchInstance", deps, async function* (req, ctx) {
-      for await (const item of watch.watchInstance(req, ctx.signal)) {
-        yield item.snapshot ? { event: eventToProto(item.event, true) } : sharedEventResponse(item.event);
-      }
-    }),
-
-    watchInstances: serverStream("WatchInstances", deps, async function* (req, ctx) {
-      for await (const item of watch.watchInstances(req, ctx.signal)) {
-        yield item.kind === "event" ? sharedEventResponse(item.event) : { progress: { revision: item.revision } };
-      }
-    }),
-
-    getServiceStats: unary("GetServiceStats", deps, async (_req, ctx) => service.stats(ctx.signal)),
+    createDefinition: unary("CreateDefinition", deps, (req, ctx) => rpc.createDefinition(req, ctx.signal)),
+    getDefinition: unary("GetDefinition", deps, (req, ctx) => rpc.getDefinition(req, ctx.signal)),
+    listDefinitions: unary("ListDefinitions", deps, (req, ctx) => rpc.listDefinitions(req, ctx.signal)),
+    validateDefinition: unary("ValidateDefinition", deps, (req, ctx) => rpc.validateDefinition(req, ctx.signal)),
+    startInstance: unary("StartInstance", deps, (req, ctx) => rpc.startInstance(req, ctx.signal)),
+    getInstance: unary("GetInstance", deps, (req, ctx) => rpc.getInstance(req, ctx.signal)),
+    listInstances: unary("ListInstances", deps, (req, ctx) => rpc.listInstances(req, ctx.signal)),
+    executeAction: unary("ExecuteAction", deps, (req, ctx) => rpc.executeAction(req, ctx.signal)),
+    listAvailableActions: unary("ListAvailableActions", deps, (req, ctx) => rpc.listAvailableActions(req, ctx.signal)),
+    listInstanceHistory: unary("ListInstanceHistory", deps, (req, ctx) => rpc.listInstanceHistory(req, ctx.signal)),
+    watchInstance: serverStream("WatchInstance", deps, (req, ctx) => streams.watchInstance(req, ctx.signal)),
+    watchInstances: serverStream("WatchInstances", deps, (req, ctx) => streams.watchInstances(req, ctx.signal)),
+    getServiceStats: unary("GetServiceStats", deps, (req, ctx) => rpc.getServiceStats(req, ctx.signal)),
   };
 }

@@ -88,7 +88,7 @@ describe("opening", () => {
     const run = (url: string): ChildProcess =>
       spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
         cwd: ROOT,
-        env: { ...process.env, WORKFLOW_STORE: "postgres", DATABASE_URL: url, WORKFLOW_LISTEN: "127.0.0.1:0", LOG_LEVEL: "info" },
+        env: { ...process.env, WORKFLOW_STORE: "postgres", DATABASE_URL: url, WORKFLOW_LISTEN: "127.0.0.1:0", WORKFLOW_HTTP_LISTEN: "off", LOG_LEVEL: "info" },
         stdio: ["ignore", "pipe", "pipe"],
       });
 

@@ -13,7 +13,8 @@ const ROOT = new URL("../..", import.meta.url).pathname;
 function run(args: string[], env: Record<string, string> = {}): ChildProcess {
   return spawn(process.execPath, ["--import", "tsx", "src/main.ts", ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    // HTTP on a free port: its default 8080 would collide between the processes these tests start.
+    env: { ...process.env, LOG_LEVEL: "info", WORKFLOW_HTTP_LISTEN: "127.0.0.1:0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
 }
@@ -159,5 +160,81 @@ describe("signals", () => {
     ]);
     expect(calls[1]!.requestId).toBe("req-log-1");
     expect(calls.every((c) => typeof c.durationMs === "number")).toBe(true);
+  });
+});
+
+// ---- the HTTP listener (issue 10): configuration, serving beside gRPC, shutdown of SSE streams
+describe("the HTTP listener", () => {
+  /** Resolves with both ports from the start-up log ("http listening" comes before "listening"). */
+  async function ports(child: ChildProcess): Promise<{ grpc: number; http: number }> {
+    let http = 0;
+    for await (const line of createInterface({ input: child.stdout! })) {
+      const entry = JSON.parse(line) as { msg?: string; port?: number };
+      if (entry.msg === "http listening") http = entry.port!;
+      if (entry.msg === "listening") return { grpc: entry.port!, http };
+    }
+    throw new Error("server exited before listening");
+  }
+
+  it.each([
+    [["--http-listen", "nonsense"], /WORKFLOW_HTTP_LISTEN.*host:port/],
+    [["--cors-origins", "example.com"], /WORKFLOW_CORS_ORIGINS.*not an origin/],
+  ])("%j exits 2 with one line", async (args, pattern) => {
+    const { code, stderr } = await exitOf(run(args as string[]));
+    expect(code).toBe(2);
+    expect(stderr.trim().split("\n")).toHaveLength(1);
+    expect(stderr).toMatch(pattern);
+  });
+
+  it("an HTTP port already in use exits 2 with one line naming the HTTP address", async () => {
+    const first = run(["--store", "memory", "--listen", "127.0.0.1:0"]);
+    const { http } = await ports(first);
+    const { code, stderr } = await exitOf(run(["--store", "memory", "--listen", "127.0.0.1:0", "--http-listen", `127.0.0.1:${http}`]));
+    first.kill("SIGTERM");
+    await once(first, "exit");
+    expect(code).toBe(2);
+    expect(stderr.trim().split("\n")).toEqual([expect.stringMatching(new RegExp(`^workflow: cannot listen on 127\\.0\\.0\\.1:${http}: .*EADDRINUSE`))]);
+  });
+
+  it("serves HTTP and gRPC from one process over one store; SIGTERM ends an open SSE stream cleanly and exits 0", async () => {
+    const child = run(["--store", "memory", "--listen", "127.0.0.1:0"]);
+    const exited = exitOf(child);
+    const { grpc, http } = await ports(child);
+    const base = `http://127.0.0.1:${http}`;
+    const created = await fetch(`${base}/api/definitions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ id: "p", name: "P", states: [{ id: "a", is_initial: true }, { id: "b", is_final: true }], actions: [{ id: "go", from_states: ["a"], to_state: "b" }] }),
+    });
+    expect(created.status).toBe(200);
+    // What HTTP created, gRPC reads.
+    const client = new WorkflowServiceClient(`127.0.0.1:${grpc}`, credentials.createInsecure());
+    expect((await api(client).getDefinition({ definitionId: "p" })).definition?.states.map((s) => s.id)).toEqual(["a", "b"]);
+    client.close();
+
+    const res = await fetch(`${base}/v1/instances:watch`);
+    expect(res.status).toBe(200);
+    const body = res.body!.getReader();
+    let text = "";
+    const decoder = new TextDecoder();
+    while (!text.includes("event: progress")) text += decoder.decode((await body.read()).value);
+    child.kill("SIGTERM");
+    for (;;) {
+      const { done, value } = await body.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    expect(text).toMatch(/event: status\ndata: \{"code":14,/);
+    const { code, stdout } = await exited;
+    expect(code).toBe(0);
+    const httpLines = stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((e) => e.msg === "http");
+    expect(httpLines.map((e) => [e.http, e.code])).toEqual([
+      ["POST /api/definitions", "OK"],
+      ["GET /v1/instances:watch", "UNAVAILABLE"],
+    ]);
   });
 });

@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 GOOGLE_PROTOS = REPO / "node_modules" / "google-proto-files"
 RPC_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
 WORKFLOW_PROTOS = ["workflow/v1/resources.proto", "workflow/v1/service.proto"]
+# service.proto imports these for its google.api.http options (the HTTP routes); buf puts them in the workflow set.
+HTTP_ANNOTATION_PROTOS = ["google/api/annotations.proto", "google/api/http.proto"]
 DOMAIN = "workflow.v1"
 
 
@@ -61,6 +63,7 @@ def generate_stubs(buf: str, out: Path) -> None:
         f"--python_out={out}",
         f"--grpc_python_out={out}",
         *WORKFLOW_PROTOS,
+        *HTTP_ANNOTATION_PROTOS,
         *RPC_PROTOS,
     ]
     if protoc.main(args) != 0:

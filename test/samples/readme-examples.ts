@@ -53,8 +53,11 @@ function quotesOpen(text: string): boolean {
   return open;
 }
 
-/** Finds every grpcurl example in the README text (see the rule above). */
-export function parseExamples(markdown: string): Example[] {
+/**
+ * Finds every grpcurl example in the README text (see the rule above). `tool` names another command
+ * whose examples to find by the same rule (test/samples/curl-examples.ts passes "curl").
+ */
+export function parseExamples(markdown: string, tool = "grpcurl"): Example[] {
   const lines = markdown.split("\n");
   const examples: Example[] = [];
   let inBlock = false;
@@ -84,7 +87,7 @@ export function parseExamples(markdown: string): Example[] {
     if (!inBlock || skip) continue;
     if (line.startsWith("$ ")) {
       finish(i);
-      if (!line.startsWith("$ grpcurl ")) continue;
+      if (!line.startsWith(`$ ${tool} `)) continue;
       let command = line.slice(2);
       const start = i;
       while ((command.endsWith("\\") || quotesOpen(command)) && i + 1 < lines.length) {

@@ -51,7 +51,8 @@ export interface ChildServer {
 export function spawnMain(env: Record<string, string>, args: string[] = []): ChildServer & { port?: number } {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", ...args], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: "warn", ...env },
+    // No HTTP listener: its default port 8080 would collide between children.
+    env: { ...process.env, LOG_LEVEL: "warn", WORKFLOW_HTTP_LISTEN: "off", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";

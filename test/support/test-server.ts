@@ -23,7 +23,7 @@ import {
 } from "../../src/gen/workflow/v1/service.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import type { TokenGrant } from "../../src/grpc/auth.js";
-import { startServer, type RunningServer } from "../../src/server.js";
+import { startServer, type HttpListenerOptions, type RunningServer } from "../../src/server.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import type { WorkflowStore } from "../../src/store/store.js";
 
@@ -37,6 +37,8 @@ export interface TestServerOptions {
   /** Bearer tokens and roles (authentication on). */
   authTokens?: TokenGrant[];
   logger?: Logger;
+  /** Start the HTTP listener too (`listen` defaults to 127.0.0.1:0). */
+  http?: Partial<HttpListenerOptions>;
 }
 
 export interface TestServer {
@@ -44,6 +46,8 @@ export interface TestServer {
   store: WorkflowStore;
   address: string;
   client: WorkflowServiceClient;
+  /** `http://127.0.0.1:PORT` of the HTTP listener, when started. */
+  httpUrl: string;
   /** A new client (its own channel) to the same server. */
   newClient(): WorkflowServiceClient;
   /** Shuts the server down and closes every client made here. */
@@ -61,6 +65,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     watchProgressMs: options.watchProgressMs,
     watchFeed: options.watchFeed,
     authTokens: options.authTokens,
+    http: options.http ? { listen: "127.0.0.1:0", ...options.http } : undefined,
   });
   const address = `127.0.0.1:${server.port}`;
   const clients: WorkflowServiceClient[] = [];
@@ -75,6 +80,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     store,
     address,
     client,
+    httpUrl: server.httpPort ? `http://127.0.0.1:${server.httpPort}` : "",
     newClient,
     async close() {
       for (const c of clients) c.close();

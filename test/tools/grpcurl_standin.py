@@ -280,7 +280,7 @@ class ReflectionClient:
             self.pool.Add(fdp)
             self.files[name] = fdp
 
-        for name in protos:
+        for name in list(protos):  # add() may register more files while this runs
             add(name)
 
     def file_containing_symbol(self, symbol):

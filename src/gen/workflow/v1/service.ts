@@ -3115,6 +3115,8 @@ export const GetServiceStatsResponse: MessageFns<GetServiceStatsResponse> = {
  * When the server requires tokens (WORKFLOW_AUTH_TOKENS), calls without `authorization: Bearer <token>`
  * get UNAUTHENTICATED (CREDENTIALS_MISSING / CREDENTIALS_INVALID), and reader tokens calling
  * CreateDefinition, StartInstance or ExecuteAction get PERMISSION_DENIED.
+ * Over HTTP (WORKFLOW_HTTP_LISTEN) each RPC is also served at the route of its google.api.http option,
+ * in proto3 JSON; the same google.rpc.Status is then the JSON error body (docs/http.md).
  */
 export type WorkflowServiceService = typeof WorkflowServiceService;
 export const WorkflowServiceService = {

@@ -1,0 +1,102 @@
+/**
+ * Every WorkflowService RPC as a plain async function (or async generator for the watches) over
+ * the service layer, in the contract's messages: the one mapping both transports use (the gRPC
+ * handlers in workflow-handlers.ts and the HTTP JSON API in src/http). Validation and rules live in
+ * the service and the engine; field mapping in mappers.ts. The table is typed from the generated
+ * service definition, so an RPC without an entry here is a compile error.
+ */
+import type { WatchService } from "../feed/watch-service.js";
+import type { WorkflowServiceService } from "../gen/workflow/v1/service.js";
+import type { WorkflowService } from "../service/workflow-service.js";
+import {
+  definitionFromProto,
+  definitionToProto,
+  diagnosticToProto,
+  eventToProto,
+  historyEntryToProto,
+  instanceToProto,
+  statusFilterFromProto,
+} from "./mappers.js";
+import { sharedEventResponse, sharedInstanceResponse } from "./shared-encoding.js";
+
+type Service = typeof WorkflowServiceService;
+type Key = keyof Service;
+export type RequestOf<K extends Key> = ReturnType<Service[K]["requestDeserialize"]>;
+export type ResponseOf<K extends Key> = Parameters<Service[K]["responseSerialize"]>[0];
+type UnaryKey = { [K in Key]: Service[K]["responseStream"] extends false ? K : never }[Key];
+type StreamKey = Exclude<Key, UnaryKey>;
+
+/** `signal` aborts work still waiting (for the instance's turn, a batch, a connection). */
+export type UnaryRpcs = { [K in UnaryKey]: (request: RequestOf<K>, signal?: AbortSignal) => Promise<ResponseOf<K>> };
+export type StreamRpcs = {
+  [K in StreamKey]: (request: RequestOf<K>, signal: AbortSignal) => AsyncIterable<ResponseOf<K>>;
+};
+
+export function unaryRpcs(service: WorkflowService): UnaryRpcs {
+  return {
+    async createDefinition(req, signal) {
+      const { definition, created } = await service.createDefinition(definitionFromProto(req.definition), signal);
+      return { definition: definitionToProto(definition), created };
+    },
+    async getDefinition(req, signal) {
+      return { definition: definitionToProto(await service.getDefinition(req.definitionId, req.version, signal)) };
+    },
+    async listDefinitions(req, signal) {
+      const page = await service.listDefinitions(req, signal);
+      return { definitions: page.items.map(definitionToProto), nextPageToken: page.nextPageToken };
+    },
+    async validateDefinition(req) {
+      const result = service.validateDefinition(definitionFromProto(req.definition));
+      return { valid: result.valid, diagnostics: result.diagnostics.map(diagnosticToProto) };
+    },
+    async startInstance(req, signal) {
+      const started = await service.startInstance(req, signal);
+      return { instance: instanceToProto(started.instance), created: started.created, transition: historyEntryToProto(started.entry) };
+    },
+    async getInstance(req, signal) {
+      return sharedInstanceResponse(await service.getInstance(req.instanceId, signal));
+    },
+    async listInstances(req, signal) {
+      const page = await service.listInstances({ ...req, status: statusFilterFromProto(req.status) }, signal);
+      return { instances: page.items.map(instanceToProto), nextPageToken: page.nextPageToken };
+    },
+    async executeAction(req, signal) {
+      const { instance, entry } = await service.executeAction(req, signal);
+      return { instance: instanceToProto(instance), transition: historyEntryToProto(entry) };
+    },
+    async listAvailableActions(req, signal) {
+      const { actions, instance, state } = await service.listAvailableActions(req.instanceId, signal);
+      return {
+        actions: actions.map((a) => ({ ...a })),
+        currentState: instance.currentState,
+        instanceVersion: instance.version,
+        state: { ...state },
+      };
+    },
+    async listInstanceHistory(req, signal) {
+      const page = await service.listInstanceHistory(req, signal);
+      return { entries: page.items.map(historyEntryToProto), nextPageToken: page.nextPageToken };
+    },
+    getServiceStats: (_req, signal) => service.stats(signal),
+  };
+}
+
+/**
+ * The watches. A committed event fanned out to many watchers becomes one response object, so
+ * whoever encodes it (grpc-js through shared-encoding.ts, src/http/sse.ts) encodes it once per
+ * event instead of once per watcher.
+ */
+export function streamRpcs(watch: WatchService): StreamRpcs {
+  return {
+    async *watchInstance(req, signal) {
+      for await (const item of watch.watchInstance(req, signal)) {
+        yield item.snapshot ? { event: eventToProto(item.event, true) } : sharedEventResponse(item.event);
+      }
+    },
+    async *watchInstances(req, signal) {
+      for await (const item of watch.watchInstances(req, signal)) {
+        yield item.kind === "event" ? sharedEventResponse(item.event) : { progress: { revision: item.revision } };
+      }
+    },
+  };
+}

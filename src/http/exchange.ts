@@ -1,0 +1,72 @@
+/**
+ * One HTTP request and its response, with what the per-request log line reports, and the pieces
+ * every face shares: sending JSON, the shutdown gate and authentication through the same
+ * Authorizer as gRPC.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Metadata } from "@grpc/grpc-js";
+import { WorkflowError } from "../engine/errors.js";
+import type { Authorizer } from "../grpc/auth.js";
+import type { CallTracker } from "../grpc/call-adapter.js";
+import type { Logger } from "../logger.js";
+
+export interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  /** For the log line: the RPC the request maps to, its outcome, its request_id, SSE messages sent. */
+  rpc?: string;
+  code?: string;
+  requestId?: string;
+  messages?: number;
+}
+
+/** What the faces need from the server around them. */
+export interface FaceDeps {
+  log: Logger;
+  tracker: CallTracker;
+  authorize?: Authorizer;
+  maxBodyBytes: number;
+}
+
+export function sendJson(res: ServerResponse, httpStatus: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(httpStatus, {
+    ...headers,
+    "content-type": "application/json; charset=utf-8",
+    "content-length": String(Buffer.byteLength(text)),
+    "cache-control": "no-store",
+  });
+  res.end(text);
+}
+
+const SHUTTING_DOWN = new WorkflowError("SHUTTING_DOWN", "the server is shutting down; retry on another replica or later");
+
+/**
+ * Throws what gRPC would answer before running `rpc`: UNAVAILABLE while shutting down, or the
+ * Authorizer's UNAUTHENTICATED / PERMISSION_DENIED, fed the Authorization header (or the value
+ * given in its place) as gRPC `authorization` metadata.
+ */
+export function admit(deps: FaceDeps, rpc: string, req: IncomingMessage, authorization = req.headers.authorization): void {
+  if (deps.tracker.isDraining) throw SHUTTING_DOWN;
+  if (!deps.authorize) return;
+  const metadata = new Metadata();
+  const header = authorization;
+  try {
+    if (header !== undefined) metadata.set("authorization", header);
+  } catch {
+    // grpc-js refuses metadata values outside printable ASCII; no valid credential looks like that.
+    throw new WorkflowError("CREDENTIALS_INVALID", "the Authorization header must be 'Bearer <token>' in printable ASCII");
+  }
+  deps.authorize(rpc, metadata);
+}
+
+/** Runs a unary handler counted as in flight, so shutdown waits for it. */
+export async function inFlight<T>(tracker: CallTracker, fn: () => Promise<T>): Promise<T> {
+  tracker.beginUnary();
+  try {
+    return await fn();
+  } finally {
+    tracker.endUnary();
+  }
+}
