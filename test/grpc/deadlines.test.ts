@@ -2,22 +2,9 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { afterEach, expect, it, vi } from "vitest";
 import type { ExecuteActionResponse } from "../../src/gen/workflow/v1/service.js";
-import { MemoryStore } from "../../src/store/memory-store.js";
-import type { CommitOutcome, TransitionCommit } from "../../src/store/store.js";
 import { ringDefinition } from "../sqlite/ring-definition.js";
+import { GatedStore } from "../support/gated-store.js";
 import { api, startTestServer, type TestServer } from "../support/test-server.js";
-
-/** Transition commits wait at the gate while it is closed. */
-class GatedStore extends MemoryStore {
-  gate: Promise<void> | undefined;
-  committed: string[] = [];
-  override async commitTransition(commit: TransitionCommit, signal?: AbortSignal): Promise<CommitOutcome> {
-    if (this.gate) await this.gate;
-    const outcome = await super.commitTransition(commit, signal);
-    if (outcome.ok) this.committed.push(commit.transition.entry.actionId);
-    return outcome;
-  }
-}
 
 let ts: TestServer | undefined;
 afterEach(async () => {
@@ -31,11 +18,10 @@ async function setUp() {
   const rpc = api(ts.client);
   await rpc.createDefinition({ definition: ringDefinition() });
   await rpc.startInstance({ definitionId: "ring", instanceId: "r" });
-  let open!: () => void;
-  store.gate = new Promise((resolve) => (open = resolve));
+  store.holdCommits();
   // Holds the instance's lane: calls behind it wait for its commit.
   const held = rpc.executeAction({ instanceId: "r", actionId: "go_s1" });
-  return { store, rpc, held, open: () => { store.gate = undefined; open(); } };
+  return { store, rpc, held, open: () => store.open() };
 }
 
 function executeWith(options: { deadline?: number }, cancelAfter?: Promise<unknown>): Promise<ExecuteActionResponse> {

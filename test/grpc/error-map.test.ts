@@ -1,4 +1,4 @@
-// Proves the error table is complete and exact: every engine error code maps to exactly the status DESIGN.md names, and the details encode as google.rpc.Status.
+// Proves the error table is complete and exact: every engine error code maps to exactly the status of the documented error table (the proto's comments and docs/errors.md), and the details encode as google.rpc.Status.
 import { status as Status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES, WorkflowError, type ErrorCode } from "../../src/engine/errors.js";

@@ -1,4 +1,4 @@
-// Proves every row of DESIGN.md's error table and every kind of bad input reaches a real client as the right status, ErrorInfo reason and field paths, never INTERNAL and never a stack trace.
+// Proves every row of the documented error table (the proto's comments and docs/errors.md) and every kind of bad input reaches a real client as the right status, ErrorInfo reason and field paths, never INTERNAL and never a stack trace.
 import { status as Status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DefinitionInput } from "../../src/engine/types.js";

@@ -16,6 +16,7 @@ import { ringDefinition } from "../sqlite/ring-definition.js";
 import { expectValidSerialOrder } from "../sqlite/ring-serial-order.js";
 import { currentRevision, driveTransitions, isolatedClient, startInstances, StreamRecorder } from "../watch/watch-support.js";
 
+const POLL_MS_A = 60_000;
 let db: TestDatabase;
 let storeA: PostgresStore;
 let storeB: PostgresStore;
@@ -27,7 +28,9 @@ let rpcB: Api;
 beforeAll(async () => {
   db = await createTestDatabase();
   // Both replicas start together on an empty database: the advisory lock lets one migrate, the other waits.
-  [storeA, storeB] = await Promise.all([openPostgresStore({ url: db.url }), openPostgresStore({ url: db.url })]);
+  // Replica A polls the event table only every minute: every event it delivers within these tests came
+  // through LISTEN/NOTIFY (or the catch-up read after a reconnect), so a broken notification path fails them.
+  [storeA, storeB] = await Promise.all([openPostgresStore({ url: db.url, pollMs: POLL_MS_A }), openPostgresStore({ url: db.url })]);
   [a, b] = await Promise.all([startTestServer({ store: storeA }), startTestServer({ store: storeB })]);
   rpcA = api(a.client);
   rpcB = api(b.client);
@@ -199,14 +202,16 @@ describe("two replicas on one PostgreSQL database", () => {
       await db.sql("SELECT pg_terminate_backend($1)", [pid]);
       await rpcB.startInstance({ definitionId: "review", instanceId: "after-kill" });
       const { instance } = await rpcB.executeAction({ instanceId: "after-kill", actionId: "submit" });
-      // Delivered by the poll or the reconnect's catch-up, whichever comes first.
+      // Delivered by the reconnect's catch-up read (A's poll is a minute away).
       await watchA.waitFor(() => watchA.events.some((e) => e.instance!.id === "after-kill" && e.instance!.version === instance!.version));
       await vi.waitFor(() => expect(storeA.feedStats.listenerReconnects).toBeGreaterThan(reconnects), { timeout: 10_000, interval: 50 });
       expect(storeA.listenerPid).not.toBe(pid);
 
-      // And notifications wake it again.
+      // And notifications wake it again: the event arrives long before A's next poll could fetch it.
+      const sent = Date.now();
       await rpcB.executeAction({ instanceId: "after-kill", actionId: "withdraw" });
       await watchA.waitFor(() => watchA.events.some((e) => e.instance!.id === "after-kill" && e.instance!.status === InstanceStatus.INSTANCE_STATUS_COMPLETED));
+      expect(Date.now() - sent).toBeLessThan(POLL_MS_A / 2);
       const revisions = watchA.events.map((e) => e.revision);
       expect(revisions).toEqual(range(revisions[0]!, revisions.at(-1)!));
     } finally {

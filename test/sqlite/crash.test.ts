@@ -1,4 +1,4 @@
-// Proves that SIGKILL at random moments under concurrent StartInstance / ExecuteAction load loses nothing acknowledged: after each restart on the same SQLite file every acknowledged call is there (and replays its original response), every instance's state is the to_state of its last history entry, versions are contiguous, and revisions strictly increase.
+// Proves atomicity and ordering of acknowledged writes across SIGKILL at random (seeded) moments under concurrent StartInstance / ExecuteAction load: after each restart on the same SQLite file every acknowledged call is there (and replays its original response), every instance's state is the to_state of its last history entry, versions are contiguous, and revisions strictly increase. SIGKILL leaves the OS page cache intact, so this does not prove durability across power loss: that rests on WAL with synchronous=FULL, which sqlite-store.test.ts reads back from the live connection.
 import { randomUUID } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -7,6 +7,7 @@ import { credentials, status as Status, type ServiceError } from "@grpc/grpc-js"
 import { afterAll, describe, expect, it } from "vitest";
 import { WorkflowServiceClient, type ExecuteActionRequest } from "../../src/gen/workflow/v1/service.js";
 import { DATABASE_FILE, openSqliteStore } from "../../src/store/sqlite-store.js";
+import { seededRandom } from "../support/seeded-random.js";
 import { api, type Api } from "../support/test-server.js";
 import { FAST_RECONNECT, startChildServer, type ChildServer } from "./child-server.js";
 import { RING_ALLOWED, RING_STATES, ringDefinition } from "./ring-definition.js";
@@ -35,7 +36,8 @@ interface Known {
   version: number;
 }
 
-const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
+const random = seededRandom("crash");
+const pick = <T>(items: readonly T[]): T => random.pick(items);
 
 /** Every instance with its complete history, read page by page through the API. */
 async function readAll(rpc: Api) {
@@ -163,7 +165,7 @@ describe("crash safety (SIGKILL under load, SQLite)", () => {
           const ids = [...known.keys()];
           const requestId = randomUUID();
           try {
-            if (ids.length < 20 || Math.random() < 0.25) {
+            if (ids.length < 20 || random.next() < 0.25) {
               const instanceId = `r${round}-w${w}-${n}`;
               const res = await rpc.startInstance({ definitionId: "ring", instanceId, requestId });
               starts.push({ instanceId, requestId, createTime: res.instance!.createTime!.getTime() });
@@ -176,7 +178,7 @@ describe("crash safety (SIGKILL under load, SQLite)", () => {
               const request: ExecuteActionRequest = {
                 instanceId,
                 actionId: `go_${to}`,
-                expectedVersion: Math.random() < 0.5 ? k.version : 0,
+                expectedVersion: random.next() < 0.5 ? k.version : 0,
                 requestId,
               };
               const res = await rpc.executeAction(request);
@@ -196,7 +198,7 @@ describe("crash safety (SIGKILL under load, SQLite)", () => {
       };
       const workers = Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
       // Kill at a random moment once the load is running.
-      const killAfter = 150 + Math.random() * 600;
+      const killAfter = 150 + random.next() * 600;
       await new Promise((resolve) => setTimeout(resolve, killAfter));
       server.child.kill("SIGKILL");
       const { signal } = await server.exited;

@@ -1,4 +1,4 @@
-// Proves fan-out under concurrent writes: 200 WatchInstance and 200 WatchInstances watchers, while 8 clients run 2,000 transitions over 50 instances, each receive every relevant event exactly once, in version and revision order (and the same, scaled down, on the SQLite store, whose group commit emits events in batches).
+// Proves fan-out under concurrent writes: 200 WatchInstance and 200 WatchInstances watchers, while 8 clients run 2,000 transitions over 50 instances, each receive every relevant event exactly once, in version and revision order (and the same, scaled down, on the SQLite store, whose group commit emits events in batches, and on PostgreSQL, whose events come from the event table).
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventType, type InstanceEvent } from "../../src/gen/workflow/v1/resources.js";

@@ -1,8 +1,9 @@
-// Proves server shutdown ends every open watch stream with UNAVAILABLE (ErrorInfo SHUTTING_DOWN), whether it is live, replaying or stalled, and releases the change feed.
+// Proves server shutdown ends every open watch stream with UNAVAILABLE (ErrorInfo SHUTTING_DOWN), whether it is live, replaying or stalled midway through its replay, releases the change feed, and refuses (with that reason, not a closed port) a watch opened while it drains.
 import { status } from "@grpc/grpc-js";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { WatchInstanceResponse, WatchInstancesResponse } from "../../src/gen/workflow/v1/service.js";
-import { decodeStatus, startTestServer } from "../support/test-server.js";
+import { GatedStore } from "../support/gated-store.js";
+import { api, decodeStatus, startTestServer } from "../support/test-server.js";
 import { createReviewDefinition, driveTransitions, isolatedClient, startInstances, StreamRecorder } from "./watch-support.js";
 
 describe("server shutdown", () => {
@@ -23,8 +24,11 @@ describe("server shutdown", () => {
         stalledClient.watchInstances({ definitionId: "", startRevision: 1 }),
       );
       await Promise.all([...live, stalled].map((r) => r.waitForCount(1)));
-      stalled.stream.pause(); // it stops reading in the middle of its 1,500-event replay
+      stalled.stream.pause(); // it stops reading in the middle of its 1,502-event replay
+      const total = 2 + 1_500;
       expect(ts.server.feed.stats().subscriptions).toBe(4);
+      // The stall is real: the server is still replaying the stalled watcher from the store.
+      expect(ts.server.feed.stats().laggingSubscriptions).toBeGreaterThanOrEqual(1);
 
       const shutdown = ts.server.shutdown();
       stalled.stream.resume();
@@ -34,13 +38,38 @@ describe("server shutdown", () => {
         expect(end.code).toBe(status.UNAVAILABLE);
         expect(decodeStatus(end.error!).errorInfo?.reason).toBe("SHUTTING_DOWN");
       }
+      // It ended midway: the replay never reached its last event.
+      expect(stalled.events.length).toBeGreaterThan(0);
+      expect(stalled.events.length).toBeLessThan(total);
       expect(ts.server.feed.stats()).toMatchObject({ subscriptions: 0, storeListeners: 0, timers: 0, waiters: 0, signalListeners: 0 });
-
-      // New watches are refused with UNAVAILABLE as well (the server is gone or going).
-      const late = new StreamRecorder<WatchInstancesResponse>(ts.client.watchInstances({ definitionId: "", startRevision: 0 }));
-      expect((await late.done).code).toBe(status.UNAVAILABLE);
     } finally {
       stalledClient.close();
+      await ts.close();
+    }
+  });
+
+  it("refuses a watch opened while it drains with UNAVAILABLE / SHUTTING_DOWN, from the server, not a closed port", async () => {
+    const store = new GatedStore();
+    const ts = await startTestServer({ store, shutdownGraceMs: 30_000 });
+    try {
+      await createReviewDefinition(ts.client);
+      await startInstances(ts.client, ["draining"]);
+      // A unary call in flight keeps the server draining (and its port open) until it is released.
+      store.holdCommits();
+      const held = api(ts.client).executeAction({ instanceId: "draining", actionId: "submit" });
+      await vi.waitFor(() => expect(ts.server.tracker.activeUnary).toBe(1), { interval: 5 });
+      const shutdown = ts.server.shutdown();
+      expect(ts.server.tracker.isDraining).toBe(true);
+
+      const late = new StreamRecorder<WatchInstancesResponse>(ts.client.watchInstances({ definitionId: "", startRevision: 0 }));
+      const end = await late.done;
+      expect(end.code).toBe(status.UNAVAILABLE);
+      expect(decodeStatus(end.error!).errorInfo?.reason).toBe("SHUTTING_DOWN");
+
+      store.open();
+      expect((await held).instance!.version).toBe(2); // the call in flight still finished
+      await shutdown;
+    } finally {
       await ts.close();
     }
   });

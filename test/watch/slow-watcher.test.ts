@@ -1,4 +1,4 @@
-// Proves a watcher that stops reading never slows writers or holds unbounded memory: with it stalled through 20,000 transitions, throughput stays near a run without it, its queue stays within the hub's bound, and it then catches up completely (or, once the log is compacted past it, ends RESOURCE_EXHAUSTED with its resume revision).
+// Proves a watcher that stops reading never blocks writers or holds unbounded memory: 20,000 transitions complete while it is stalled, its queue stays within the hub's bound, and it then catches up completely (or, on a store that compacted past it, ends RESOURCE_EXHAUSTED with its resume revision). What the stall costs writers in throughput is measured by the bench, not asserted here.
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WatchInstancesResponse, WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
@@ -14,10 +14,6 @@ import {
 } from "./watch-support.js";
 
 const STALLED_TRANSITIONS = 20_000;
-/** Throughput is measured per chunk; the best chunk of each condition is its least-disturbed estimate. */
-const CHUNK = 5_000;
-/** Throughput with the stalled watcher must be at least this share of the throughput without it. */
-const MIN_THROUGHPUT_RATIO = 0.5;
 
 describe("a stalled watcher", () => {
   let ts: TestServer;
@@ -38,16 +34,10 @@ describe("a stalled watcher", () => {
     await ts?.close();
   });
 
-  it(`does not slow ${STALLED_TRANSITIONS} transitions, stays within its buffer bound, then catches up completely`, async () => {
+  it(`lets ${STALLED_TRANSITIONS} transitions complete, stays within its buffer bound, then catches up completely`, async () => {
     const ids = Array.from({ length: 50 }, (_, i) => `slow-${i}`);
     await startInstances(ts.client, ids);
     const writers = Array.from({ length: 8 }, newClient);
-    const versions = new Map<string, number>();
-    /** Transitions per second of one chunk. */
-    const chunkRate = async () => (CHUNK / (await driveTransitions(writers, ids, CHUNK, versions))) * 1000;
-
-    await driveTransitions(writers, ids, 1_000, versions); // warm-up: JIT, connections
-    const without = [await chunkRate()];
 
     // The stalled watcher has its own connection, so only its own HTTP/2 stream fills up.
     const start = (await currentRevision(ts.client)) + 1;
@@ -57,8 +47,7 @@ describe("a stalled watcher", () => {
     const feed = ts.server.feed;
     const droppedBefore = feed.stats().droppedEvents;
 
-    const during: number[] = [];
-    for (let done = 0; done < STALLED_TRANSITIONS; done += CHUNK) during.push(await chunkRate());
+    await driveTransitions(writers, ids, STALLED_TRANSITIONS);
     const end = await currentRevision(ts.client);
     expect(end - start + 1).toBe(STALLED_TRANSITIONS);
 
@@ -76,13 +65,7 @@ describe("a stalled watcher", () => {
     const revisions = stalled.events.map((e) => e.revision);
     expect(revisions.length).toBe(STALLED_TRANSITIONS);
     expect(revisions.every((r, i) => r === start + i)).toBe(true);
-
     await feed.whenIdle();
-    without.push(await chunkRate());
-    // A generous ratio, not an absolute time: the machine is shared, the claim is "no slowdown beyond noise".
-    const best = (rates: number[]) => Math.max(...rates);
-    const rates = `with the stalled watcher ${during.map(Math.round).join(", ")}/s; without ${without.map(Math.round).join(", ")}/s`;
-    expect(best(during) / best(without), rates).toBeGreaterThan(MIN_THROUGHPUT_RATIO);
   });
 });
 

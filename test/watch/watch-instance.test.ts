@@ -1,8 +1,9 @@
-// Proves WatchInstance's contract over a real server and client, on the memory and SQLite stores: snapshot then live, replay from a version, resume without gaps or duplicates, completion on a final state, and its error statuses.
+// Proves WatchInstance's contract over a real server and client, on the memory, SQLite and PostgreSQL stores: snapshot then live, replay from a version, resume without gaps or duplicates, completion on a final state, and its error statuses.
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventType, InstanceStatus } from "../../src/gen/workflow/v1/resources.js";
 import type { WatchInstanceResponse, WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
+import { seededRandom } from "../support/seeded-random.js";
 import { decodeStatus, startTestServer, type TestServer } from "../support/test-server.js";
 import {
   createReviewDefinition,
@@ -110,7 +111,7 @@ describe.each(WATCH_STORES)("WatchInstance (%s store)", (_store, makeStore) => {
     const writer = isolatedClient(ts.address);
     const first = watch(id, 1);
     await first.waitForCount(1);
-    const cutAfter = 5 + Math.floor(Math.random() * 30); // a random point inside the run
+    const cutAfter = 5 + seededRandom("watch-instance resume").int(30); // a random point inside the run
     const load = driveTransitions([writer], [id], 60);
     await first.waitForCount(cutAfter);
     first.cancel();

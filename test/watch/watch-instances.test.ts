@@ -1,4 +1,4 @@
-// Proves WatchInstances' contract over a real server and client, on the memory and SQLite stores: from now or from a revision in revision order, the definition filter, progress while idle, resume without gaps or duplicates, and OUT_OF_RANGE / INVALID_ARGUMENT.
+// Proves WatchInstances' contract over a real server and client, on the memory, SQLite and PostgreSQL stores: from now or from a revision in revision order, the definition filter, progress while idle, resume without gaps or duplicates, and OUT_OF_RANGE / INVALID_ARGUMENT.
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventType } from "../../src/gen/workflow/v1/resources.js";
@@ -6,6 +6,7 @@ import type { WatchInstancesResponse, WorkflowServiceClient } from "../../src/ge
 import { approvalDefinition } from "../support/definitions.js";
 import { decodeStatus, startTestServer, unaryCall, type TestServer } from "../support/test-server.js";
 import { CompactingStore } from "../support/compacting-store.js";
+import { seededRandom } from "../support/seeded-random.js";
 import {
   createReviewDefinition,
   currentRevision as revisionOf,
@@ -108,7 +109,7 @@ describe.each(WATCH_STORES)("WatchInstances (%s store)", (_store, makeStore) => 
     const writer = isolatedClient(ts.address);
     const first = watch(start);
     await first.waitForCount(1);
-    const cutAfter = 10 + Math.floor(Math.random() * 150);
+    const cutAfter = 10 + seededRandom("watch-instances resume").int(150);
     const load = driveTransitions([writer], ids, 200);
     await first.waitFor(() => first.events.length >= cutAfter, "cut point");
     first.cancel();
