@@ -13,7 +13,12 @@ import { CallTracker } from "./grpc/call-adapter.js";
 import { addReflection } from "./grpc/reflection.js";
 import { withSharedWatchEncoding } from "./grpc/shared-watch-encoding.js";
 import { workflowHandlers } from "./grpc/workflow-handlers.js";
-import { tokenAuthorizer, type TokenGrant } from "./grpc/auth.js";
+import { bearerAuthenticator, type TokenGrant } from "./grpc/auth.js";
+import { callGuard } from "./grpc/call-guard.js";
+import { ConnectionManager, DEFAULT_WIRE_SETTINGS, grpcConnectionOptions, type WireSettings } from "./grpc/connections.js";
+import type { JwtVerifier } from "./grpc/jwt.js";
+import { withSafeRequestDecoding } from "./grpc/request-decoder.js";
+import { watchFiles, type TlsFiles } from "./grpc/tls.js";
 import type { Logger } from "./logger.js";
 import { WorkflowService } from "./service/workflow-service.js";
 import type { WorkflowStore } from "./store/store.js";
@@ -30,10 +35,19 @@ export interface ServerOptions {
   shutdownGraceMs?: number;
   /** Progress message interval on idle WatchInstances streams. */
   watchProgressMs?: number;
-  /** Bearer tokens and roles; omitted = no authentication. Health and reflection stay open. */
+  /** Bearer tokens and roles; omitted (and no jwt) = no authentication. Health and reflection stay open. */
   authTokens?: TokenGrant[];
   /** Per-watcher queue and catch-up page sizes of the change feed. */
   watchFeed?: ChangeFeedOptions;
+  // --- wire: security, limits and connections (src/grpc/call-guard.ts, connections.ts, tls.ts, jwt.ts)
+  /** JWT bearer verification, beside or instead of authTokens. */
+  jwt?: JwtVerifier;
+  /** TLS or mutual TLS; omitted = plaintext. */
+  tls?: TlsFiles;
+  /** Request size and time limits, watcher limit, connection hygiene; each field defaults. */
+  wire?: Partial<WireSettings>;
+  /** How often credential files (TLS, JWT keys) are checked for changes (default 1000 ms). */
+  credentialsPollMs?: number;
 }
 
 export interface RunningServer {
@@ -44,6 +58,10 @@ export interface RunningServer {
   health: HealthImplementation;
   /** The change-feed hub behind the watch streams (its stats() are what tests and operators watch). */
   feed: ChangeFeed;
+  /** Open connections and sessions (stats() for tests and operators). */
+  connections: ConnectionManager;
+  /** Re-reads the TLS and JWT key files now (SIGHUP); throws, keeping the old ones, when they are bad. */
+  reloadCredentials(): void;
   /** NOT_SERVING, refuse new calls, end streams with UNAVAILABLE, finish in-flight calls, close the store. */
   shutdown(): Promise<void>;
 }
@@ -52,22 +70,42 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const log = options.logger;
   const service = new WorkflowService(options.store, { limits: options.limits ?? DEFAULT_LIMITS });
   const tracker = new CallTracker();
-  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const wire: WireSettings = { ...DEFAULT_WIRE_SETTINGS, ...options.wire };
+  const authenticate =
+    options.authTokens || options.jwt ? bearerAuthenticator(options.authTokens ?? [], options.jwt?.verify) : undefined;
+  const guard = callGuard({ log, authenticate, ...wire, guardedPrefix: `/${SERVICE_NAME}/` });
+  const server = new Server({ ...grpcConnectionOptions(wire), interceptors: [guard] });
+  const connections = new ConnectionManager(wire, log);
 
-  const feed = new ChangeFeed(options.store, options.watchFeed);
+  const feed = new ChangeFeed(options.store, { maxSubscriptions: wire.maxWatchers, ...options.watchFeed });
   const watch = new WatchService(service, feed, { progressMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS });
-  const authorize = options.authTokens ? tokenAuthorizer(options.authTokens) : undefined;
-  const handlers = workflowHandlers(service, { log, tracker, authorize }, watch);
-  server.addService(withSharedWatchEncoding(WorkflowServiceService), handlers);
+  const handlers = workflowHandlers(service, { log, tracker, streams: connections }, watch);
+  server.addService(withSafeRequestDecoding(withSharedWatchEncoding(WorkflowServiceService), log), handlers);
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   addReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(options.listen, ServerCredentials.createInsecure(), (err, boundPort) =>
+    server.bindAsync(options.listen, options.tls?.credentials() ?? ServerCredentials.createInsecure(), (err, boundPort) =>
       err ? reject(err) : resolve(boundPort),
     );
   });
+  connections.attach(server);
+
+  const reloadCredentials = () => {
+    if (options.tls) log.info({ certificate: options.tls.reload() }, "TLS certificate reloaded");
+    if (options.jwt) {
+      options.jwt.reload();
+      log.info("JWT keys reloaded");
+    }
+  };
+  const credentialFiles = [...(options.tls?.files ?? []), options.jwt?.settings.publicKeyFile ?? options.jwt?.settings.jwksFile ?? ""];
+  const stopWatching = watchFiles(
+    credentialFiles.filter((f) => f !== ""),
+    options.credentialsPollMs ?? 1000,
+    reloadCredentials,
+    log,
+  );
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
@@ -78,6 +116,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       health.setStatus(SERVICE_NAME, "NOT_SERVING");
       tracker.drain();
       feed.close();
+      stopWatching();
+      connections.close();
       const finished = await tracker.waitForUnary(grace);
       if (!finished) log.warn({ inFlight: tracker.activeUnary }, "grace period over; cancelling in-flight calls");
       await new Promise<void>((resolve) => {
@@ -97,6 +137,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return shuttingDown;
   };
 
-  log.info({ port, store: options.store.kind }, "listening");
-  return { port, service, tracker, health, feed, shutdown };
+  log.info({ port, store: options.store.kind, tls: options.tls ? (options.tls.mutual ? "mutual" : "on") : "off" }, "listening");
+  return { port, service, tracker, health, feed, connections, reloadCredentials, shutdown };
 }

@@ -76,17 +76,33 @@ export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, wa
       return { entries: page.items.map(historyEntryToProto), nextPageToken: page.nextPageToken };
     }),
 
-    watchInstance: serverStream("WatchInstance", deps, async function* (req, ctx) {
-      for await (const item of watch.watchInstance(req, ctx.signal)) {
-        yield item.snapshot ? { event: eventToProto(item.event, true) } : sharedEventResponse(item.event);
-      }
-    }),
+    watchInstance: serverStream(
+      "WatchInstance",
+      deps,
+      async function* (req, ctx) {
+        for await (const item of watch.watchInstance(req, ctx.signal)) {
+          yield item.snapshot ? { event: eventToProto(item.event, true) } : sharedEventResponse(item.event);
+        }
+      },
+      (res) =>
+        res.event?.instance
+          ? { requestField: "start_version", metadataKey: "resume_version", value: res.event.instance.version + 1 }
+          : undefined,
+    ),
 
-    watchInstances: serverStream("WatchInstances", deps, async function* (req, ctx) {
-      for await (const item of watch.watchInstances(req, ctx.signal)) {
-        yield item.kind === "event" ? sharedEventResponse(item.event) : { progress: { revision: item.revision } };
-      }
-    }),
+    watchInstances: serverStream(
+      "WatchInstances",
+      deps,
+      async function* (req, ctx) {
+        for await (const item of watch.watchInstances(req, ctx.signal)) {
+          yield item.kind === "event" ? sharedEventResponse(item.event) : { progress: { revision: item.revision } };
+        }
+      },
+      (res) => {
+        const revision = "event" in res ? res.event?.revision : res.progress?.revision;
+        return revision === undefined ? undefined : { requestField: "start_revision", metadataKey: "resume_revision", value: revision + 1 };
+      },
+    ),
 
     getServiceStats: unary("GetServiceStats", deps, async () => service.stats()),
   };

@@ -103,8 +103,8 @@ describe("token configuration", () => {
 
   it.each([
     ["short=writer", /at least 16/],
-    [`${WRITER}=admin`, /writer or .*reader/],
-    [`${WRITER}`, /writer or .*reader/],
+    [`${WRITER}=root`, /reader, =writer or =admin/],
+    [`${WRITER}`, /reader, =writer or =admin/],
     [`${WRITER}=writer,,`, /entry 2/],
   ])("WORKFLOW_AUTH_TOKENS=%s is a configuration error that never echoes tokens", (value, pattern) => {
     let message = "";

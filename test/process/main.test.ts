@@ -71,10 +71,10 @@ describe("configuration errors", () => {
 });
 
 describe("secrets in the start-up log", () => {
-  it("logs how many tokens of each role, never the tokens, and masks the database password", async () => {
+  it("logs the tokens' names and roles, never the tokens, and masks the database password", async () => {
     const token = "very-secret-token-0123456789";
     const child = run(["--store", "memory", "--listen", "127.0.0.1:0"], {
-      WORKFLOW_AUTH_TOKENS: `${token}=writer`,
+      WORKFLOW_AUTH_TOKENS: `ci-robot:${token}=writer`,
       DATABASE_URL: "postgres://app:hunter2@db.example:5432/wf",
     });
     const exited = exitOf(child);
@@ -84,7 +84,7 @@ describe("secrets in the start-up log", () => {
     expect(stdout).not.toContain(token);
     expect(stdout).not.toContain("hunter2");
     const config = JSON.parse(stdout.split("\n")[0]!) as { config: { authTokens: unknown; databaseUrl: string } };
-    expect(config.config.authTokens).toEqual({ writers: 1, readers: 0 });
+    expect(config.config.authTokens).toEqual([{ name: "ci-robot", role: "writer" }]);
     expect(config.config.databaseUrl).toBe("postgres://app:***@db.example:5432/wf");
   });
 });
