@@ -1,6 +1,11 @@
 /**
- * The grpcurl examples of README.md: finding them, running them against a server, masking what
- * changes from run to run, and (on request) writing fresh outputs back into the README.
+ * The grpcurl examples of README.md and of every docs/*.md page: finding them, running them against
+ * a server, masking what changes from run to run, and (on request) writing fresh outputs back.
+ *
+ * Which grpcurl runs them: the real one wherever it exists (the GRPCURL environment variable, else
+ * ../shared/bin/grpcurl from the repository root, which .ci/run also exports as GRPCURL), else the
+ * stand-in in test/tools (see its header for what it reproduces). Outputs are written as the real
+ * grpcurl 1.8.5 prints them.
  *
  * The rule that finds an example, so README authors know what will be executed:
  * - Only fenced code blocks count (``` ... ```). A block whose info string contains `no-run`
@@ -21,7 +26,8 @@
  * outputs with what the commands print now.
  */
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -30,6 +36,37 @@ export const README = path.join(REPO_ROOT, "README.md");
 export const TOOLS_DIR = path.join(REPO_ROOT, "test/tools");
 /** The address README commands are written against. */
 export const README_ADDRESS = "localhost:50051";
+export const DOCS_DIR = path.join(REPO_ROOT, "docs");
+
+/** README.md and every docs/*.md page, in that order: the files whose examples run. */
+export function exampleFiles(): string[] {
+  const docs = existsSync(DOCS_DIR)
+    ? readdirSync(DOCS_DIR)
+        .filter((f) => f.endsWith(".md"))
+        .sort()
+        .map((f) => path.join(DOCS_DIR, f))
+    : [];
+  return [README, ...docs];
+}
+
+/** The real grpcurl: $GRPCURL, else ../shared/bin/grpcurl from the repository root; undefined when neither exists. */
+export function realGrpcurl(): string | undefined {
+  const candidates = [process.env.GRPCURL, path.join(REPO_ROOT, "../shared/bin/grpcurl")];
+  return candidates.find((c): c is string => !!c && existsSync(c));
+}
+
+let grpcurlDir: string | undefined;
+/** A directory whose `grpcurl` is the one examples run: the real one when it exists, else the stand-in. */
+export function grpcurlDirectory(): string {
+  if (grpcurlDir) return grpcurlDir;
+  const real = realGrpcurl();
+  if (!real) return (grpcurlDir = TOOLS_DIR);
+  if (path.basename(real) === "grpcurl") return (grpcurlDir = path.dirname(path.resolve(real)));
+  const dir = mkdtempSync(path.join(tmpdir(), "grpcurl-"));
+  symlinkSync(path.resolve(real), path.join(dir, "grpcurl"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return (grpcurlDir = dir);
+}
 
 export interface Example {
   /** The command as written, without the leading `$ ` (may span lines). */
@@ -114,12 +151,15 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Runs a shell command from the repository root with test/tools first on PATH, without blocking. */
+/**
+ * Runs a shell command from the repository root with grpcurlDirectory() (the real grpcurl, or the
+ * stand-in) first on PATH, without blocking.
+ */
 export function runShell(command: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn("bash", ["-c", command], {
       cwd: REPO_ROOT,
-      env: { ...process.env, PATH: `${TOOLS_DIR}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
+      env: { ...process.env, PATH: `${grpcurlDirectory()}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
       timeout: timeoutMs,
     });
     let stdout = "";
@@ -147,28 +187,39 @@ async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const update = argv.includes("--update");
-  const outputs: string[] = [];
+  process.stdout.write(`grpcurl: ${realGrpcurl() ?? "the stand-in in test/tools"}\n`);
+  let total = 0;
   let mismatches = 0;
-  for (const example of parseExamples(readFileSync(README, "utf8"))) {
-    const { code, output } = await runExample(example, address);
-    outputs.push(output);
-    const same = mask(output) === mask(example.expected.join("\n"));
-    if (!same) mismatches++;
-    process.stdout.write(`README.md:${example.line} (exit ${code}, ${same ? "as shown" : "DIFFERS"})\n$ ${example.command}\n${output}\n\n`);
-  }
-  process.stdout.write(`${outputs.length} examples, ${mismatches} differ from README.md\n`);
-  if (update) {
-    // Re-read and re-parse just before writing: others may have edited the README meanwhile.
-    const lines = readFileSync(README, "utf8").split("\n");
-    const fresh = parseExamples(lines.join("\n"));
-    if (fresh.length !== outputs.length) throw new Error("README.md changed while the examples ran; run again");
-    for (let i = fresh.length - 1; i >= 0; i--) {
-      const ex = fresh[i]!;
-      lines.splice(ex.outputStart, ex.outputEnd - ex.outputStart, ...outputs[i]!.split("\n"));
+  for (const file of exampleFiles()) {
+    const name = path.relative(REPO_ROOT, file);
+    const outputs: (string | undefined)[] = [];
+    for (const example of parseExamples(readFileSync(file, "utf8"))) {
+      const { code, output } = await runExample(example, address);
+      const same = mask(output) === mask(example.expected.join("\n"));
+      // Only outputs that differ beyond times and ids are rewritten, so updates stay small diffs.
+      outputs.push(same ? undefined : output);
+      if (!same) mismatches++;
+      process.stdout.write(`${name}:${example.line} (exit ${code}, ${same ? "as shown" : "DIFFERS"})\n$ ${example.command}\n${output}\n\n`);
     }
-    writeFileSync(README, lines.join("\n"));
-    process.stdout.write(`updated ${fresh.length} example outputs in README.md\n`);
+    total += outputs.length;
+    if (update && outputs.length > 0) {
+      // Re-read and re-parse just before writing: others may have edited the file meanwhile.
+      const lines = readFileSync(file, "utf8").split("\n");
+      const fresh = parseExamples(lines.join("\n"));
+      if (fresh.length !== outputs.length) throw new Error(`${name} changed while the examples ran; run again`);
+      let updated = 0;
+      for (let i = fresh.length - 1; i >= 0; i--) {
+        const ex = fresh[i]!;
+        const output = outputs[i];
+        if (output === undefined) continue;
+        lines.splice(ex.outputStart, ex.outputEnd - ex.outputStart, ...output.split("\n"));
+        updated++;
+      }
+      writeFileSync(file, lines.join("\n"));
+      process.stdout.write(`updated ${updated} example outputs in ${name}\n`);
+    }
   }
+  process.stdout.write(`${total} examples, ${mismatches} differ from what the files show\n`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
