@@ -3,6 +3,7 @@
  * - Idle connections (no call for WORKFLOW_MAX_CONNECTION_IDLE_MS, including TCP connections that
  *   never send a byte) are closed: grpc-js's `grpc.max_connection_idle_ms` for HTTP/2 sessions, and a
  *   timer here for TCP connections that never become one (a TLS handshake that never completes).
+ *   A peer that does not close its side within CLOSE_LINGER_MS of the server's is cut off.
  * - Keepalive: the server pings every WORKFLOW_KEEPALIVE_TIME_MS and drops a peer that does not
  *   answer within WORKFLOW_KEEPALIVE_TIMEOUT_MS (grpc-js); a client that pings more often than
  *   WORKFLOW_KEEPALIVE_MIN_TIME_MS while it has no call open gets strikes, and after
@@ -66,6 +67,11 @@ export const DEFAULT_WIRE_SETTINGS: Readonly<WireSettings> = Object.freeze({
 
 /** Ping strikes tolerated before the GOAWAY (gRPC core's default). */
 export const MAX_PING_STRIKES = 2;
+/**
+ * After the server ends a connection (GOAWAY, then FIN), how long the peer has to close its side.
+ * A peer that never reads would otherwise hold the socket half-closed for ever.
+ */
+export const CLOSE_LINGER_MS = 1000;
 
 /** The grpc-js options that implement part of the settings. */
 export function grpcConnectionOptions(settings: WireSettings): ServerOptions {
@@ -163,6 +169,11 @@ export class ConnectionManager implements StreamRegistry {
       if (!this.sessionPeers.has(peer)) socket.destroy();
     }, this.settings.maxConnectionIdleMs);
     timer.unref();
+    socket.once("finish", () => {
+      const linger = setTimeout(() => socket.destroy(), CLOSE_LINGER_MS);
+      linger.unref();
+      socket.once("close", () => clearTimeout(linger));
+    });
     socket.once("close", () => {
       clearTimeout(timer);
       this.sockets.delete(socket);

@@ -67,7 +67,10 @@ export class RawClient {
       let failure: Error | undefined;
       // Writing a body the server refuses part-way can fail; the status, if sent, still arrives.
       stream.on("error", (err) => (failure = err));
-      stream.on("close", () => {
+      let settled = false;
+      const settle = () => {
+        if (settled) return;
+        settled = true;
         if (head["grpc-status"] === undefined) {
           reject(failure ?? new Error(`stream closed without a gRPC status (rst ${stream.rstCode})`));
           return;
@@ -80,7 +83,12 @@ export class RawClient {
           pos += 5 + len;
         }
         resolve(parseStatus(head, messages));
-      });
+        // The status is final; a client that never ended its side (headers only) lets go of the stream.
+        if (!stream.closed) stream.close();
+      };
+      // The call is over when the server's side ends (trailers received), whether or not ours did.
+      stream.on("end", settle);
+      stream.on("close", settle);
       if (body === undefined) return; // headers only: the body never comes
       stream.end(alreadyFramed ? Buffer.from(body) : frame(body));
     });
