@@ -99,9 +99,10 @@ export class TlsFiles {
   /** grpc-js server credentials that follow every reload. */
   credentials(): ServerCredentials {
     const identity: CertificateProvider = {
+      // grpc-js registers its own watcher only after adding these listeners: answer on the next tick.
       addIdentityCertificateListener: (l) => {
         this.identityListeners.add(l);
-        l({ certificate: this.loaded.cert, privateKey: this.loaded.key });
+        queueMicrotask(() => l({ certificate: this.loaded.cert, privateKey: this.loaded.key }));
       },
       removeIdentityCertificateListener: (l) => void this.identityListeners.delete(l),
       addCaCertificateListener: () => {},
@@ -111,7 +112,7 @@ export class TlsFiles {
       ? {
           addCaCertificateListener: (l) => {
             this.caListeners.add(l);
-            l({ caCertificate: this.loaded.ca! });
+            queueMicrotask(() => l({ caCertificate: this.loaded.ca! }));
           },
           removeCaCertificateListener: (l) => void this.caListeners.delete(l),
           addIdentityCertificateListener: () => {},

@@ -4,34 +4,13 @@
  * decodes the largest errors the server can produce with grpcio's default limits (large_errors.py).
  * It needs Debian's python3-grpcio and python3-grpc-tools under /usr/bin/python3; without them it fails.
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { INSTALL_HINT, PYTHON, runPython } from "../support/python.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
-const PYTHON = "/usr/bin/python3";
 const JOURNEY = fileURLToPath(new URL("./journey.py", import.meta.url));
 const LARGE_ERRORS = fileURLToPath(new URL("./large_errors.py", import.meta.url));
-const INSTALL_HINT = "run `apt-get install -y python3-grpcio python3-grpc-tools` (CI installs them)";
-
-interface Run {
-  code: number | null;
-  output: string;
-}
-
-/** Runs Python without blocking the event loop: the server under test lives in this process. */
-function runPython(args: string[], timeoutMs: number): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // PYTHONPATH / PYTHONHOME from a pyenv shell would shadow the system site-packages that hold grpc.
-    const { PYTHONPATH: _path, PYTHONHOME: _home, ...env } = process.env;
-    const child = spawn(PYTHON, args, { env: { ...env, PYTHONNOUSERSITE: "1" }, timeout: timeoutMs });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.on("error", (err) => reject(new Error(`cannot run ${PYTHON}: ${err.message}; ${INSTALL_HINT}`)));
-    child.on("close", (code) => resolve({ code, output }));
-  });
-}
 
 describe("Python client", () => {
   let server: TestServer;

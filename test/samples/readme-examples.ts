@@ -10,7 +10,9 @@
  * The rule that finds an example, so README authors know what will be executed:
  * - Only fenced code blocks count (``` ... ```). A block whose info string contains `no-run`
  *   (for example ```console no-run) is skipped entirely: use it for commands that cannot run in
- *   sequence against a fresh server, such as a watch that waits for another terminal.
+ *   sequence against a fresh server, such as a watch that waits for another terminal. A no-run
+ *   block that also names a tag (```console no-run tls) is run by the test of that tag instead
+ *   (parseExamples(text, "tls")), against a server set up for it: TLS, tokens, JWT.
  * - Inside a block, a line starting with `$ grpcurl ` starts a command. The command continues on
  *   the next line while the line ends with `\` or a single-quoted argument is still open (so a
  *   multi-line `-d '{...}'` works).
@@ -90,8 +92,8 @@ function quotesOpen(text: string): boolean {
   return open;
 }
 
-/** Finds every grpcurl example in the README text (see the rule above). */
-export function parseExamples(markdown: string): Example[] {
+/** Finds every grpcurl example in the text (see the rule above); with a tag, those of `no-run <tag>` blocks. */
+export function parseExamples(markdown: string, tag?: string): Example[] {
   const lines = markdown.split("\n");
   const examples: Example[] = [];
   let inBlock = false;
@@ -111,7 +113,8 @@ export function parseExamples(markdown: string): Example[] {
     if (fence) {
       if (!inBlock) {
         inBlock = true;
-        skip = /\bno-run\b/.test(fence[1]!);
+        const info = fence[1]!.split(/\s+/);
+        skip = tag === undefined ? info.includes("no-run") : !(info.includes("no-run") && info.includes(tag));
       } else {
         finish(i);
         inBlock = false;
@@ -171,10 +174,19 @@ export function runShell(command: string, env: NodeJS.ProcessEnv = {}, timeoutMs
   });
 }
 
-/** Runs one example against `address`; returns the output as the README shows it (stdout, then stderr). */
-export async function runExample(example: Example, address: string): Promise<{ code: number | null; output: string }> {
-  const command = example.command.split(README_ADDRESS).join(address);
-  const result = await runShell(command);
+/**
+ * Runs one example against `address`; returns the output as the page shows it (stdout, then stderr).
+ * `replace` substitutes other words of the command (file names of certificates, for example).
+ */
+export async function runExample(
+  example: Example,
+  address: string,
+  replace: Record<string, string> = {},
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; output: string }> {
+  let command = example.command.split(README_ADDRESS).join(address);
+  for (const [from, to] of Object.entries(replace)) command = command.split(from).join(to);
+  const result = await runShell(command, env);
   const output = [result.stdout, result.stderr].filter((s) => s.length > 0).join("");
   return { code: result.code, output: output.replace(/\n$/, "") };
 }

@@ -526,7 +526,10 @@ def message_to_obj(msg):
 
 
 def format_message(msg):
-    return go_json_dump(message_to_obj(msg))
+    obj = message_to_obj(msg)
+    if not obj:
+        return "{\n  \n}"  # grpcurl 1.8.5 (golang/protobuf jsonpb) prints an empty message this way
+    return go_json_dump(obj)
 
 
 def resolve_any_type(name, refl):
