@@ -5,6 +5,9 @@
 import { DEFAULT_LIMITS, type Limits } from "./engine/limits.js";
 import { parseTokenGrants, type TokenGrant } from "./grpc/auth.js";
 import { describeCors, parseCorsOrigins, type CorsPolicy } from "./http/cors.js";
+import { DEFAULT_WIRE_SETTINGS, type WireSettings } from "./grpc/connections.js";
+import type { JwtSettings } from "./grpc/jwt.js";
+import type { TlsSettings } from "./grpc/tls.js";
 
 export type StoreKind = "memory" | "sqlite" | "postgres";
 
@@ -28,6 +31,12 @@ export interface Config {
   httpListen: string | undefined;
   /** Origins browsers may call the HTTP APIs from. */
   corsOrigins: CorsPolicy;
+  /** Request size and time, watchers, connection hygiene. */
+  wire: WireSettings;
+  /** TLS files; undefined = plaintext. */
+  tls: TlsSettings | undefined;
+  /** JWT verification; undefined = no JWTs. */
+  jwt: JwtSettings | undefined;
 }
 
 export class ConfigError extends Error {
@@ -88,12 +97,84 @@ export const SETTINGS = {
   maxStates: { flag: "--max-states", env: "WORKFLOW_MAX_STATES", help: `states per definition (default ${DEFAULT_LIMITS.maxStates})` },
   maxActions: { flag: "--max-actions", env: "WORKFLOW_MAX_ACTIONS", help: `actions per definition (default ${DEFAULT_LIMITS.maxActions})` },
   maxPageSize: { flag: "--max-page-size", env: "WORKFLOW_MAX_PAGE_SIZE", help: `largest page size (default ${DEFAULT_LIMITS.maxPageSize})` },
+  // Wire limits and connection hygiene (docs/limits.md).
+  maxRequestBytes: {
+    flag: "--max-request-bytes",
+    env: "WORKFLOW_MAX_REQUEST_BYTES",
+    help: `largest request message in bytes (default ${DEFAULT_WIRE_SETTINGS.maxRequestBytes})`,
+  },
+  requestTimeoutMs: {
+    flag: "--request-timeout-ms",
+    env: "WORKFLOW_REQUEST_TIMEOUT_MS",
+    help: `time for a call's request message to arrive (default ${DEFAULT_WIRE_SETTINGS.requestTimeoutMs})`,
+  },
+  maxWatchers: {
+    flag: "--max-watchers",
+    env: "WORKFLOW_MAX_WATCHERS",
+    help: `watch streams open at once on the server (default ${DEFAULT_WIRE_SETTINGS.maxWatchers})`,
+  },
+  maxConcurrentStreams: {
+    flag: "--max-concurrent-streams",
+    env: "WORKFLOW_MAX_CONCURRENT_STREAMS",
+    help: `calls open at once per connection (default ${DEFAULT_WIRE_SETTINGS.maxConcurrentStreams})`,
+  },
+  maxConnectionIdleMs: {
+    flag: "--max-connection-idle-ms",
+    env: "WORKFLOW_MAX_CONNECTION_IDLE_MS",
+    help: `close a connection without calls after this (default ${DEFAULT_WIRE_SETTINGS.maxConnectionIdleMs})`,
+  },
+  maxConnectionAgeMs: {
+    flag: "--max-connection-age-ms",
+    env: "WORKFLOW_MAX_CONNECTION_AGE_MS",
+    help: `recycle a connection after this, +-10% (0 = never; default ${DEFAULT_WIRE_SETTINGS.maxConnectionAgeMs})`,
+  },
+  maxConnectionAgeGraceMs: {
+    flag: "--max-connection-age-grace-ms",
+    env: "WORKFLOW_MAX_CONNECTION_AGE_GRACE_MS",
+    help: `time calls get to finish on a recycled connection (default ${DEFAULT_WIRE_SETTINGS.maxConnectionAgeGraceMs})`,
+  },
+  keepaliveTimeMs: {
+    flag: "--keepalive-time-ms",
+    env: "WORKFLOW_KEEPALIVE_TIME_MS",
+    help: `ping clients this often (0 = never; default ${DEFAULT_WIRE_SETTINGS.keepaliveTimeMs})`,
+  },
+  keepaliveTimeoutMs: {
+    flag: "--keepalive-timeout-ms",
+    env: "WORKFLOW_KEEPALIVE_TIMEOUT_MS",
+    help: `drop a client that does not answer a ping within this (default ${DEFAULT_WIRE_SETTINGS.keepaliveTimeoutMs})`,
+  },
+  keepaliveMinTimeMs: {
+    flag: "--keepalive-min-time-ms",
+    env: "WORKFLOW_KEEPALIVE_MIN_TIME_MS",
+    help: `least interval between client pings without calls (default ${DEFAULT_WIRE_SETTINGS.keepaliveMinTimeMs})`,
+  },
+  // TLS and JWT (docs/security.md).
+  tlsCert: { flag: "--tls-cert", env: "WORKFLOW_TLS_CERT", help: "PEM certificate chain: serve TLS (with --tls-key)" },
+  tlsKey: { flag: "--tls-key", env: "WORKFLOW_TLS_KEY", help: "PEM private key of --tls-cert" },
+  tlsClientCa: {
+    flag: "--tls-client-ca",
+    env: "WORKFLOW_TLS_CLIENT_CA",
+    help: "PEM CA bundle: require client certificates signed by it (mutual TLS)",
+  },
+  jwtPublicKeyFile: {
+    flag: "--jwt-public-key-file",
+    env: "WORKFLOW_JWT_PUBLIC_KEY_FILE",
+    help: "PEM public key that signs JWT bearer tokens",
+  },
+  jwksFile: { flag: "--jwks-file", env: "WORKFLOW_JWKS_FILE", help: "JWKS (JSON) file of the keys that sign JWTs" },
+  jwtIssuer: { flag: "--jwt-issuer", env: "WORKFLOW_JWT_ISSUER", help: "required iss of JWTs" },
+  jwtAudience: { flag: "--jwt-audience", env: "WORKFLOW_JWT_AUDIENCE", help: "required aud of JWTs" },
+  jwtRolesClaim: {
+    flag: "--jwt-roles-claim",
+    env: "WORKFLOW_JWT_ROLES_CLAIM",
+    help: "JWT claim holding reader / writer / admin (default roles; a.b for nested)",
+  },
 } satisfies Record<string, Setting>;
 
 type Key = keyof typeof SETTINGS;
 
 export function usage(): string {
-  const lines = Object.values(SETTINGS).map((s) => `  ${s.flag.padEnd(22)} ${s.env.padEnd(28)} ${s.help}`);
+  const lines = Object.values(SETTINGS).map((s) => `  ${s.flag.padEnd(30)} ${s.env.padEnd(38)} ${s.help}`);
   return ["usage: npm start -- [flags]   (each flag can also be set by its environment variable)", ...lines].join("\n");
 }
 
@@ -159,6 +240,19 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     maxPageSize: int("maxPageSize", DEFAULT_LIMITS.maxPageSize, 1, 100_000),
   };
   limits.defaultPageSize = Math.min(limits.defaultPageSize, limits.maxPageSize);
+  const d = DEFAULT_WIRE_SETTINGS;
+  const wire: WireSettings = {
+    maxRequestBytes: int("maxRequestBytes", d.maxRequestBytes, 1024, 256 * 1024 * 1024),
+    requestTimeoutMs: int("requestTimeoutMs", d.requestTimeoutMs, 100, 3_600_000),
+    maxWatchers: int("maxWatchers", d.maxWatchers, 1, 1_000_000),
+    maxConcurrentStreams: int("maxConcurrentStreams", d.maxConcurrentStreams, 1, 1_000_000),
+    maxConnectionIdleMs: int("maxConnectionIdleMs", d.maxConnectionIdleMs, 100, 7 * 86_400_000),
+    maxConnectionAgeMs: int("maxConnectionAgeMs", d.maxConnectionAgeMs, 0, 30 * 86_400_000),
+    maxConnectionAgeGraceMs: int("maxConnectionAgeGraceMs", d.maxConnectionAgeGraceMs, 0, 86_400_000),
+    keepaliveTimeMs: int("keepaliveTimeMs", d.keepaliveTimeMs, 0, 7 * 86_400_000),
+    keepaliveTimeoutMs: int("keepaliveTimeoutMs", d.keepaliveTimeoutMs, 100, 3_600_000),
+    keepaliveMinTimeMs: int("keepaliveMinTimeMs", d.keepaliveMinTimeMs, 0, 7 * 86_400_000),
+  };
   return {
     listen,
     store,
@@ -173,6 +267,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     limits,
     httpListen: httpListen === "off" ? undefined : httpListen,
     corsOrigins: parseCors(values.get("corsOrigins")),
+    wire,
+    tls: parseTls(values),
+    jwt: parseJwt(values),
   };
 }
 
@@ -182,6 +279,41 @@ function parseCors(raw: string | undefined): CorsPolicy {
   } catch (err) {
     throw new ConfigError(`${SETTINGS.corsOrigins.flag} / ${SETTINGS.corsOrigins.env}: ${(err as Error).message}`);
   }
+}
+
+const both = (a: Key, b: Key) => `${SETTINGS[a].env} and ${SETTINGS[b].env}`;
+
+function parseTls(values: Map<Key, string>): TlsSettings | undefined {
+  const certFile = values.get("tlsCert");
+  const keyFile = values.get("tlsKey");
+  const clientCaFile = values.get("tlsClientCa");
+  if (!certFile && !keyFile) {
+    if (clientCaFile) throw new ConfigError(`${SETTINGS.tlsClientCa.env} needs ${both("tlsCert", "tlsKey")} (mutual TLS is TLS first)`);
+    return undefined;
+  }
+  if (!certFile || !keyFile) throw new ConfigError(`TLS needs both ${both("tlsCert", "tlsKey")} (or their flags)`);
+  return { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) };
+}
+
+function parseJwt(values: Map<Key, string>): JwtSettings | undefined {
+  const publicKeyFile = values.get("jwtPublicKeyFile");
+  const jwksFile = values.get("jwksFile");
+  const issuer = values.get("jwtIssuer");
+  const audience = values.get("jwtAudience");
+  if (!publicKeyFile && !jwksFile) {
+    if (issuer || audience) {
+      throw new ConfigError(
+        `${SETTINGS.jwtIssuer.env} / ${SETTINGS.jwtAudience.env} need ${SETTINGS.jwtPublicKeyFile.env} or ${SETTINGS.jwksFile.env}`,
+      );
+    }
+    return undefined;
+  }
+  if (publicKeyFile && jwksFile) throw new ConfigError(`set only one of ${both("jwtPublicKeyFile", "jwksFile")}`);
+  if (!issuer || !audience) {
+    throw new ConfigError(`JWT verification needs ${both("jwtIssuer", "jwtAudience")}: tokens are checked against both`);
+  }
+  const rolesClaim = values.get("jwtRolesClaim") ?? "roles";
+  return { ...(publicKeyFile ? { publicKeyFile } : { jwksFile }), issuer, audience, rolesClaim };
 }
 
 function parseAuthTokens(raw: string | undefined): TokenGrant[] | undefined {
@@ -218,10 +350,10 @@ export function describeConfig(config: Config): Record<string, unknown> {
   return {
     ...config,
     databaseUrl: config.databaseUrl === undefined ? undefined : maskDatabaseUrl(config.databaseUrl),
-    authTokens: config.authTokens
-      ? { writers: config.authTokens.filter((g) => g.role === "writer").length, readers: config.authTokens.filter((g) => g.role === "reader").length }
-      : "off",
+    authTokens: config.authTokens ? config.authTokens.map((g) => ({ name: g.name, role: g.role })) : "off",
     httpListen: config.httpListen ?? "off",
     corsOrigins: describeCors(config.corsOrigins),
+    tls: config.tls ?? "off",
+    jwt: config.jwt ?? "off",
   };
 }

@@ -1,9 +1,12 @@
 /**
  * The service's entry point: the only module with side effects. Reads flags and environment,
- * opens the store, serves, and shuts down gracefully on SIGTERM / SIGINT (exit 0).
- * Bad configuration: one clear line on stderr and exit code 2.
+ * opens the store, serves, and shuts down gracefully on SIGTERM / SIGINT (exit 0); SIGHUP re-reads
+ * the TLS and JWT key files. Bad configuration (including unreadable or bad TLS / JWT files): one
+ * clear line on stderr and exit code 2.
  */
 import { ConfigError, describeConfig, parseConfig, usage } from "./config.js";
+import { JwtVerifier } from "./grpc/jwt.js";
+import { TlsFiles } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
 import { ListenError, startServer } from "./server.js";
 import { openStore } from "./store/open-store.js";
@@ -27,6 +30,16 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   log.info({ config: describeConfig(config) }, "configuration");
 
+  let tls: TlsFiles | undefined;
+  let jwt: JwtVerifier | undefined;
+  try {
+    tls = config.tls ? new TlsFiles(config.tls) : undefined;
+    jwt = config.jwt ? new JwtVerifier(config.jwt) : undefined;
+  } catch (err) {
+    process.stderr.write(`workflow: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+
   let store;
   try {
     store = await openStore(config, log);
@@ -48,6 +61,9 @@ async function main(): Promise<void> {
       authTokens: config.authTokens,
       cacheInstances: config.cacheInstances,
       http: config.httpListen ? { listen: config.httpListen, cors: config.corsOrigins } : undefined,
+      wire: config.wire,
+      tls,
+      jwt,
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -72,6 +88,14 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => {
+    log.info({ signal: "SIGHUP" }, "signal received");
+    try {
+      server.reloadCredentials();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "credentials reload failed; still serving the previous ones");
+    }
+  });
 }
 
 void main();

@@ -13,7 +13,12 @@ import { CallTracker } from "./grpc/call-adapter.js";
 import { addReflection } from "./grpc/reflection.js";
 import { withSharedEncoding } from "./grpc/shared-encoding.js";
 import { workflowHandlers } from "./grpc/workflow-handlers.js";
-import { tokenAuthorizer, type TokenGrant } from "./grpc/auth.js";
+import { bearerAuthenticator, type TokenGrant } from "./grpc/auth.js";
+import { callGuard } from "./grpc/call-guard.js";
+import { ConnectionManager, DEFAULT_WIRE_SETTINGS, grpcConnectionOptions, type WireSettings } from "./grpc/connections.js";
+import type { JwtVerifier } from "./grpc/jwt.js";
+import { withSafeRequestDecoding } from "./grpc/request-decoder.js";
+import { watchFiles, type TlsFiles } from "./grpc/tls.js";
 import type { CorsPolicy } from "./http/cors.js";
 import { startHttpServer, type RunningHttpServer } from "./http/http-server.js";
 import type { Logger } from "./logger.js";
@@ -32,7 +37,7 @@ export interface ServerOptions {
   shutdownGraceMs?: number;
   /** Progress message interval on idle WatchInstances streams. */
   watchProgressMs?: number;
-  /** Bearer tokens and roles; omitted = no authentication. Health and reflection stay open. */
+  /** Bearer tokens and roles; omitted (and no jwt) = no authentication. Health and reflection stay open. */
   authTokens?: TokenGrant[];
   /** Per-watcher queue and catch-up page sizes of the change feed. */
   watchFeed?: ChangeFeedOptions;
@@ -40,6 +45,15 @@ export interface ServerOptions {
   cacheInstances?: number;
   /** The HTTP listener (REST API, /v1 JSON API, SSE, OpenAPI) beside gRPC; omitted = none. */
   http?: HttpListenerOptions;
+  // --- wire: security, limits and connections (src/grpc/call-guard.ts, connections.ts, tls.ts, jwt.ts)
+  /** JWT bearer verification, beside or instead of authTokens. */
+  jwt?: JwtVerifier;
+  /** TLS or mutual TLS; omitted = plaintext. */
+  tls?: TlsFiles;
+  /** Request size and time limits, watcher limit, connection hygiene; each field defaults. */
+  wire?: Partial<WireSettings>;
+  /** How often credential files (TLS, JWT keys) are checked for changes (default 1000 ms). */
+  credentialsPollMs?: number;
 }
 
 export interface HttpListenerOptions {
@@ -72,6 +86,10 @@ export interface RunningServer {
   health: HealthImplementation;
   /** The change-feed hub behind the watch streams (its stats() are what tests and operators watch). */
   feed: ChangeFeed;
+  /** Open connections and sessions (stats() for tests and operators). */
+  connections: ConnectionManager;
+  /** Re-reads the TLS and JWT key files now (SIGHUP); throws, keeping the old ones, when they are bad. */
+  reloadCredentials(): void;
   /** NOT_SERVING, refuse new calls, end streams with UNAVAILABLE, finish in-flight calls, close the store. */
   shutdown(): Promise<void>;
 }
@@ -83,22 +101,42 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     live: { capacity: options.cacheInstances },
   });
   const tracker = new CallTracker();
-  const server = new Server({ "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const wire: WireSettings = { ...DEFAULT_WIRE_SETTINGS, ...options.wire };
+  const authenticate =
+    options.authTokens || options.jwt ? bearerAuthenticator(options.authTokens ?? [], options.jwt?.verify) : undefined;
+  const guard = callGuard({ log, authenticate, ...wire, guardedPrefix: `/${SERVICE_NAME}/` });
+  const server = new Server({ ...grpcConnectionOptions(wire), interceptors: [guard] });
+  const connections = new ConnectionManager(wire, log);
 
-  const feed = new ChangeFeed(options.store, options.watchFeed);
+  const feed = new ChangeFeed(options.store, { maxSubscriptions: wire.maxWatchers, ...options.watchFeed });
   const watch = new WatchService(service, feed, { progressMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS });
-  const authorize = options.authTokens ? tokenAuthorizer(options.authTokens) : undefined;
-  const handlers = workflowHandlers(service, { log, tracker, authorize }, watch);
-  server.addService(withSharedEncoding(WorkflowServiceService), handlers);
+  const handlers = workflowHandlers(service, { log, tracker, streams: connections }, watch);
+  server.addService(withSafeRequestDecoding(withSharedEncoding(WorkflowServiceService), log), handlers);
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   addReflection(server);
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(options.listen, ServerCredentials.createInsecure(), (err, boundPort) =>
+    server.bindAsync(options.listen, options.tls?.credentials() ?? ServerCredentials.createInsecure(), (err, boundPort) =>
       err ? reject(err) : resolve(boundPort),
     );
   });
+  connections.attach(server);
+
+  const reloadCredentials = () => {
+    if (options.tls) log.info({ certificate: options.tls.reload() }, "TLS certificate reloaded");
+    if (options.jwt) {
+      options.jwt.reload();
+      log.info("JWT keys reloaded");
+    }
+  };
+  const credentialFiles = [...(options.tls?.files ?? []), options.jwt?.settings.publicKeyFile ?? options.jwt?.settings.jwksFile ?? ""];
+  const stopWatching = watchFiles(
+    credentialFiles.filter((f) => f !== ""),
+    options.credentialsPollMs ?? 1000,
+    reloadCredentials,
+    log,
+  );
 
   // HTTP: the same service, watch service, tracker (so shutdown drains both) and authorizer.
   let http: RunningHttpServer | undefined;
@@ -110,7 +148,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         watch,
         tracker,
         logger: log,
-        authorize,
+        authenticate,
         cors: options.http.cors ?? { kind: "any" },
         maxBodyBytes: options.http.maxBodyBytes,
         heartbeatMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS,
@@ -130,6 +168,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       health.setStatus(SERVICE_NAME, "NOT_SERVING");
       tracker.drain();
       feed.close();
+      stopWatching();
+      connections.close();
       const finished = await tracker.waitForUnary(grace);
       if (!finished) log.warn({ inFlight: tracker.activeUnary }, "grace period over; cancelling in-flight calls");
       const httpClosed = http?.close(finished ? 500 : 0);
@@ -151,6 +191,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return shuttingDown;
   };
 
-  log.info({ port, store: options.store.kind }, "listening");
-  return { port, httpPort: http?.port, service, tracker, health, feed, shutdown };
+  log.info({ port, httpPort: http?.port, store: options.store.kind, tls: options.tls ? (options.tls.mutual ? "mutual" : "on") : "off" }, "listening");
+  return { port, httpPort: http?.port, service, tracker, health, feed, connections, reloadCredentials, shutdown };
 }

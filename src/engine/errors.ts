@@ -29,6 +29,11 @@ export const ERROR_CODES = [
   "PERMISSION_DENIED",
   "CANCELLED",
   "DEADLINE_EXCEEDED",
+  "MALFORMED_REQUEST",
+  "REQUEST_TOO_LARGE",
+  "REQUEST_TIMEOUT",
+  "TOO_MANY_WATCHERS",
+  "CONNECTION_MAX_AGE",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

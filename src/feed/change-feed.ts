@@ -24,6 +24,8 @@ export interface ChangeFeedOptions {
   bufferSize?: number;
   /** Events read from the store per catch-up page (default 256). */
   pageSize?: number;
+  /** Watchers open at once; one more is refused with TOO_MANY_WATCHERS (default: no limit). */
+  maxSubscriptions?: number;
 }
 
 /** Counters for tests and operators; none of them grows without bound. */
@@ -58,6 +60,7 @@ export const DEFAULT_WATCH_PAGE_SIZE = 256;
 export class ChangeFeed {
   private readonly bufferSize: number;
   private readonly pageSize: number;
+  private readonly maxSubscriptions: number;
   private readonly byInstance = new Map<string, Set<FeedSubscription>>();
   private readonly byDefinition = new Map<string, Set<FeedSubscription>>();
   private readonly everything = new Set<FeedSubscription>();
@@ -83,6 +86,7 @@ export class ChangeFeed {
   ) {
     this.bufferSize = options.bufferSize ?? DEFAULT_WATCH_BUFFER_SIZE;
     this.pageSize = options.pageSize ?? DEFAULT_WATCH_PAGE_SIZE;
+    this.maxSubscriptions = options.maxSubscriptions ?? Infinity;
     const c = this.counters;
     this.accounting = {
       buffered: (sub, delta) => {
@@ -106,6 +110,14 @@ export class ChangeFeed {
    */
   subscribe(target: FeedTarget, signal?: AbortSignal): FeedSubscription {
     if (this.closed) throw new WorkflowError("SHUTTING_DOWN", "the server is shutting down; reconnect to resume");
+    if (this.targets.size >= this.maxSubscriptions) {
+      throw new WorkflowError(
+        "TOO_MANY_WATCHERS",
+        `this server already serves its maximum of ${this.maxSubscriptions} watchers; retry later with backoff, ` +
+          "watch through another replica, or share one WatchInstances stream among several consumers",
+        { metadata: { max_watchers: String(this.maxSubscriptions) } },
+      );
+    }
     const store = this.store;
     const source =
       target.kind === "instance"

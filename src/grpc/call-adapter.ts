@@ -1,8 +1,9 @@
 /**
  * The only place that touches grpc-js call objects. Handlers are written as
  * `async (request, ctx) => response` or `async function* (request, ctx)`; this module adds the
- * per-call log line, the shutdown gate, cancellation (ctx.signal), write backpressure (await
- * 'drain') and the error -> status mapping.
+ * per-call log line, the shutdown gate, the answer to undecodable requests (after the credentials
+ * check, which call-guard.ts does from the headers), the caller's identity (ctx.caller),
+ * cancellation (ctx.signal), write backpressure (await 'drain') and the error -> status mapping.
  */
 import { performance } from "node:perf_hooks";
 import {
@@ -14,16 +15,37 @@ import {
   type ServerWritableStream,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { WorkflowError } from "../engine/errors.js";
+import { isWorkflowError, WorkflowError } from "../engine/errors.js";
 import type { Logger } from "../logger.js";
-import type { Authorizer } from "./auth.js";
+import type { Caller } from "./auth.js";
+import { callerOf } from "./call-guard.js";
 import { toServiceError } from "./error-map.js";
+import { isUndecodable } from "./request-decoder.js";
 
 export interface CallContext {
   /** Aborted when the client cancels, the deadline passes, or the server shuts down (streams). */
   signal: AbortSignal;
   metadata: Metadata;
   log: Logger;
+  /** Who is calling (for auditing): a token's name or a JWT's subject; empty when authentication is off. */
+  caller: Caller;
+}
+
+/**
+ * Where a watcher resumes after the message it last received, e.g. { requestField: "start_revision",
+ * metadataKey: "resume_revision", value: 43 }. When the server ends a stream (shutdown, connection
+ * age), the status names it.
+ */
+export interface ResumePoint {
+  requestField: string;
+  metadataKey: string;
+  value: number;
+}
+
+/** Ends server streams when their connection is recycled (see connections.ts). */
+export interface StreamRegistry {
+  /** Registers a stream of the connection `peer`; returns the function that forgets it. */
+  add(peer: string, controller: AbortController): () => void;
 }
 
 /** Tracks in-flight calls so shutdown can refuse new ones, end streams and wait for unary calls. */
@@ -86,19 +108,23 @@ export class CallTracker {
 export interface AdapterDeps {
   log: Logger;
   tracker: CallTracker;
-  /** Checks credentials before a call runs (throws UNAUTHENTICATED / PERMISSION_DENIED errors); none = open. */
-  authorize?: Authorizer;
+  /** Open streams by connection, so a connection reaching its maximum age ends them cleanly. */
+  streams?: StreamRegistry;
 }
 
-/** Why a new call may not start (shutting down, or refused credentials), or undefined to run it. */
-function refusal(method: string, deps: AdapterDeps, metadata: Metadata): unknown {
+/** Why a new call may not start (shutting down, or an undecodable request), or undefined to run it. */
+function refusal(method: string, deps: AdapterDeps, request: unknown): unknown {
   if (deps.tracker.isDraining) return WRITE_METHODS.has(method) ? UNAVAILABLE_SHUTDOWN_WRITE : UNAVAILABLE_SHUTDOWN;
-  try {
-    deps.authorize?.(method, metadata);
-  } catch (err) {
-    return err;
-  }
+  if (isUndecodable(request)) return request.error;
   return undefined;
+}
+
+/** Fields of the per-call log line besides method, code and duration. */
+function logFields(caller: Caller, err?: unknown): Record<string, string> {
+  const fields: Record<string, string> = {};
+  if (caller.subject) fields.caller = caller.subject;
+  if (isWorkflowError(err)) fields.reason = err.code;
+  return fields;
 }
 
 const SHUTDOWN_MESSAGE = "the server is shutting down; retry on another replica or later";
@@ -140,23 +166,35 @@ export function unary<Req, Res>(
   return (call: ServerUnaryCall<Req, Res>, callback) => {
     const started = performance.now();
     const requestId = requestIdOf(call.request);
-    const finish = (code: number) =>
+    const caller = callerOf(call.metadata);
+    const finish = (code: number, err?: unknown) =>
       deps.log.info(
-        { method, code: codeName(code), durationMs: +(performance.now() - started).toFixed(3), requestId },
+        {
+          method,
+          code: codeName(code),
+          durationMs: +(performance.now() - started).toFixed(3),
+          requestId,
+          ...logFields(caller, err),
+        },
         "call",
       );
-    const refused = refusal(method, deps, call.metadata);
+    const refused = refusal(method, deps, call.request);
     if (refused) {
       const serviceError = toServiceError(refused, deps.log, method);
       callback(serviceError);
-      finish(serviceError.code);
+      finish(serviceError.code, refused);
       return;
     }
     const controller = new AbortController();
     const onCancel = () => controller.abort(cancellation(call));
     call.on("cancelled", onCancel);
     deps.tracker.beginUnary();
-    const ctx: CallContext = { signal: controller.signal, metadata: call.metadata, log: deps.log };
+    const ctx: CallContext = {
+      signal: controller.signal,
+      metadata: call.metadata,
+      log: deps.log,
+      caller,
+    };
     let promise: Promise<Res>;
     try {
       promise = fn(call.request, ctx);
@@ -172,7 +210,7 @@ export function unary<Req, Res>(
         (err: unknown) => {
           const serviceError = toServiceError(err, deps.log, method);
           callback(serviceError);
-          finish(serviceError.code);
+          finish(serviceError.code, err);
         },
       )
       .finally(() => {
@@ -207,23 +245,33 @@ export function serverStream<Req, Res>(
   method: string,
   deps: AdapterDeps,
   fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>,
+  resumeAfter?: (message: Res) => ResumePoint | undefined,
 ): handleServerStreamingCall<Req, Res> {
   return (call: ServerWritableStream<Req, Res>) => {
     const started = performance.now();
     const controller = new AbortController();
+    const caller = callerOf(call.metadata);
     let cancelled = false;
     let messages = 0;
-    const finish = (code: number) =>
+    let resume: ResumePoint | undefined;
+    const finish = (code: number, err?: unknown) =>
       deps.log.info(
-        { method, code: codeName(code), durationMs: +(performance.now() - started).toFixed(3), messages },
+        {
+          method,
+          code: codeName(code),
+          durationMs: +(performance.now() - started).toFixed(3),
+          messages,
+          ...logFields(caller, err),
+        },
         "call",
       );
     const fail = (err: unknown) => {
-      const serviceError: ServiceError = toServiceError(err, deps.log, method);
+      const withResume = resume && isServerEnded(err) ? withResumePoint(err, resume) : err;
+      const serviceError: ServiceError = toServiceError(withResume, deps.log, method);
       call.emit("error", serviceError);
-      finish(serviceError.code);
+      finish(serviceError.code, withResume);
     };
-    const refused = refusal(method, deps, call.metadata);
+    const refused = refusal(method, deps, call.request);
     if (refused) {
       fail(refused);
       return;
@@ -234,14 +282,23 @@ export function serverStream<Req, Res>(
     };
     call.on("cancelled", onCancel);
     const untrack = deps.tracker.addStream(controller);
-    const ctx: CallContext = { signal: controller.signal, metadata: call.metadata, log: deps.log };
+    const forget = deps.streams?.add(call.getPeer(), controller);
+    const ctx: CallContext = {
+      signal: controller.signal,
+      metadata: call.metadata,
+      log: deps.log,
+      caller,
+    };
 
     void (async () => {
       try {
         for await (const message of fn(call.request, ctx)) {
           if (controller.signal.aborted) break;
           messages++;
-          if (!call.write(message)) await waitForDrain(call as ServerWritableStream<unknown, unknown>, controller.signal);
+          const written = call.write(message);
+          // Written messages reach the client before any status that ends the stream.
+          resume = resumeAfter?.(message) ?? resume;
+          if (!written) await waitForDrain(call as ServerWritableStream<unknown, unknown>, controller.signal);
         }
         if (cancelled) finish(Status.CANCELLED);
         else if (controller.signal.aborted) fail(controller.signal.reason);
@@ -255,7 +312,21 @@ export function serverStream<Req, Res>(
       } finally {
         call.off("cancelled", onCancel);
         untrack();
+        forget?.();
       }
     })();
   };
+}
+
+/** Errors with which the server itself ends a healthy stream: the client should reconnect and resume. */
+function isServerEnded(err: unknown): err is WorkflowError {
+  return isWorkflowError(err, "SHUTTING_DOWN") || isWorkflowError(err, "CONNECTION_MAX_AGE");
+}
+
+/** The same error, saying where to resume (message and ErrorInfo metadata). */
+function withResumePoint(err: WorkflowError, resume: ResumePoint): WorkflowError {
+  return new WorkflowError(err.code, `${err.message}; resume with ${resume.requestField} ${resume.value}`, {
+    metadata: { ...err.metadata, [resume.metadataKey]: String(resume.value) },
+    cause: err,
+  });
 }

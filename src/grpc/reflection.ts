@@ -6,8 +6,10 @@
  */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import type { Server } from "@grpc/grpc-js";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { status as Status, type Server, type ServerDuplexStream, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 
 const DESCRIPTOR_DIR = fileURLToPath(new URL("../gen/descriptors/", import.meta.url));
@@ -47,13 +49,102 @@ export function loadFileDescriptors(): Uint8Array[] {
   return [...files.values()];
 }
 
-export function addReflection(server: Pick<Server, "addService">): void {
-  // @grpc/reflection reads `fileDescriptorProtos` off each entry of a proto-loader package definition.
+/**
+ * Extension numbers by extended message type, for every message type the server describes (an
+ * empty list for a type without extensions, as grpc-go's reflection answers).
+ */
+export function extensionNumbersByType(files: Uint8Array[]): Map<string, number[]> {
+  const set = fromBinary(FileDescriptorSetSchema, Buffer.concat(files.map((f) => fileEntry(f))));
+  const registry = createFileRegistry(set);
+  const byType = new Map<string, number[]>();
+  for (const type of registry) if (type.kind === "message") byType.set(type.typeName, []);
+  for (const type of registry) {
+    if (type.kind !== "extension") continue;
+    const numbers = byType.get(type.extendee.typeName) ?? [];
+    numbers.push(type.number);
+    byType.set(type.extendee.typeName, numbers.sort((a, b) => a - b));
+  }
+  return byType;
+}
+
+/** A FileDescriptorSet entry (field 1, length-delimited) holding one encoded file. */
+function fileEntry(file: Uint8Array): Buffer {
+  const length: number[] = [];
+  for (let n = file.length; ; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      length.push(n);
+      break;
+    }
+    length.push((n % 128) | 0x80);
+  }
+  return Buffer.concat([Buffer.from([0x0a, ...length]), file]);
+}
+
+/** A reflection request as @grpc/reflection's proto-loader objects carry it. */
+interface ReflectionRequest {
+  host?: string;
+  messageRequest?: string;
+  allExtensionNumbersOfType?: string;
+}
+
+export interface ReflectionOptions {
+  /** Sees every reflection request (kind and argument), for tests that compare clients. */
+  onRequest?: (kind: string, argument: unknown) => void;
+}
+
+/**
+ * Serves reflection v1 and v1alpha with @grpc/reflection, answering all_extension_numbers_of_type
+ * here: the library answers NOT_FOUND for a message without extensions, and grpcurl (jhump/protoreflect)
+ * asks exactly that before it decodes a google.protobuf.Any, such as every error detail; on
+ * NOT_FOUND it prints the detail as undecoded base64.
+ */
+export function addReflection(server: Pick<Server, "addService">, options: ReflectionOptions = {}): void {
   const files = loadFileDescriptors();
+  const extensions = extensionNumbersByType(files);
+  // @grpc/reflection reads `fileDescriptorProtos` off each entry of a proto-loader package definition.
   const pkg = { all: { fileDescriptorProtos: files.map((f) => Buffer.from(f)) } };
+  const answerExtensions = (request: ReflectionRequest) => {
+    const type = request.allExtensionNumbersOfType ?? "";
+    const numbers = extensions.get(type);
+    return {
+      validHost: request.host,
+      originalRequest: request,
+      ...(numbers
+        ? { allExtensionNumbersResponse: { baseTypeName: type, extensionNumber: numbers } }
+        : { errorResponse: { errorCode: Status.NOT_FOUND, errorMessage: `Type not found: ${type}` } }),
+    };
+  };
+  const wrapped: Pick<Server, "addService"> = {
+    addService(service, implementation: UntypedServiceImplementation) {
+      const handler = implementation.ServerReflectionInfo as (call: ServerDuplexStream<ReflectionRequest, unknown>) => void;
+      server.addService(service, {
+        ServerReflectionInfo: (call: ServerDuplexStream<ReflectionRequest, unknown>) => {
+          // The library only registers 'data' and 'end' listeners and writes one response per request.
+          const view = new Proxy(call, {
+            get(target, property) {
+              if (property === "on") {
+                return (event: string, listener: (...args: unknown[]) => void) => {
+                  if (event !== "data") return target.on(event, listener);
+                  return target.on("data", (request: ReflectionRequest) => {
+                    const kind = request.messageRequest ?? "";
+                    options.onRequest?.(kind, request[kind as keyof ReflectionRequest]);
+                    if (kind === "allExtensionNumbersOfType") target.write(answerExtensions(request));
+                    else listener(request);
+                  });
+                };
+              }
+              const value = Reflect.get(target, property, target) as unknown;
+              return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+            },
+          });
+          handler(view);
+        },
+      });
+    },
+  };
   const reflection = new ReflectionService(pkg as never);
   serveAsCompiled(reflection, files);
-  reflection.addToServer(server);
+  reflection.addToServer(wrapped);
 }
 
 /** The private parts of @grpc/reflection 1.x's v1 and v1alpha implementations this relies on. */
@@ -78,3 +169,4 @@ function serveAsCompiled(reflection: ReflectionService, files: Uint8Array[]): vo
     }
   }
 }
+

@@ -1,6 +1,7 @@
 /**
  * WorkflowService handlers: thin. Each RPC of rpc-methods.ts (the mapping both transports share)
- * wrapped by the call adapter (log line, shutdown gate, credentials, cancellation, error table).
+ * wrapped by the call adapter (log line, shutdown gate, undecodable requests, cancellation, error
+ * table); watch streams also say where to resume when the server ends them.
  */
 import type { WatchService } from "../feed/watch-service.js";
 import type { WorkflowServiceServer } from "../gen/workflow/v1/service.js";
@@ -22,8 +23,24 @@ export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, wa
     executeAction: unary("ExecuteAction", deps, (req, ctx) => rpc.executeAction(req, ctx.signal)),
     listAvailableActions: unary("ListAvailableActions", deps, (req, ctx) => rpc.listAvailableActions(req, ctx.signal)),
     listInstanceHistory: unary("ListInstanceHistory", deps, (req, ctx) => rpc.listInstanceHistory(req, ctx.signal)),
-    watchInstance: serverStream("WatchInstance", deps, (req, ctx) => streams.watchInstance(req, ctx.signal)),
-    watchInstances: serverStream("WatchInstances", deps, (req, ctx) => streams.watchInstances(req, ctx.signal)),
+    watchInstance: serverStream(
+      "WatchInstance",
+      deps,
+      (req, ctx) => streams.watchInstance(req, ctx.signal),
+      (res) =>
+        res.event?.instance
+          ? { requestField: "start_version", metadataKey: "resume_version", value: res.event.instance.version + 1 }
+          : undefined,
+    ),
+    watchInstances: serverStream(
+      "WatchInstances",
+      deps,
+      (req, ctx) => streams.watchInstances(req, ctx.signal),
+      (res) => {
+        const revision = "event" in res ? res.event?.revision : res.progress?.revision;
+        return revision === undefined ? undefined : { requestField: "start_revision", metadataKey: "resume_revision", value: revision + 1 };
+      },
+    ),
     getServiceStats: unary("GetServiceStats", deps, (req, ctx) => rpc.getServiceStats(req, ctx.signal)),
   };
 }

@@ -1,12 +1,12 @@
 /**
  * One HTTP request and its response, with what the per-request log line reports, and the pieces
- * every face shares: sending JSON, the shutdown gate and authentication through the same
- * Authorizer as gRPC.
+ * every face shares: sending JSON, the shutdown gate, and the same authentication (static tokens,
+ * JWT) and role check as gRPC.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Metadata } from "@grpc/grpc-js";
 import { WorkflowError } from "../engine/errors.js";
-import type { Authorizer } from "../grpc/auth.js";
+import { authorize, type Authenticator } from "../grpc/auth.js";
 import type { CallTracker } from "../grpc/call-adapter.js";
 import type { Logger } from "../logger.js";
 
@@ -25,7 +25,8 @@ export interface Exchange {
 export interface FaceDeps {
   log: Logger;
   tracker: CallTracker;
-  authorize?: Authorizer;
+  /** The gRPC server's authenticator (static tokens, JWT); undefined = open. */
+  authenticate?: Authenticator;
   maxBodyBytes: number;
 }
 
@@ -43,13 +44,13 @@ export function sendJson(res: ServerResponse, httpStatus: number, body: unknown,
 const SHUTTING_DOWN = new WorkflowError("SHUTTING_DOWN", "the server is shutting down; retry on another replica or later");
 
 /**
- * Throws what gRPC would answer before running `rpc`: UNAVAILABLE while shutting down, or the
- * Authorizer's UNAUTHENTICATED / PERMISSION_DENIED, fed the Authorization header (or the value
- * given in its place) as gRPC `authorization` metadata.
+ * Throws what gRPC would answer before running `rpc`: UNAVAILABLE while shutting down, the
+ * authenticator's UNAUTHENTICATED or the role check's PERMISSION_DENIED, fed the Authorization
+ * header (or the value given in its place) as gRPC `authorization` metadata.
  */
-export function admit(deps: FaceDeps, rpc: string, req: IncomingMessage, authorization = req.headers.authorization): void {
+export async function admit(deps: FaceDeps, rpc: string, req: IncomingMessage, authorization = req.headers.authorization): Promise<void> {
   if (deps.tracker.isDraining) throw SHUTTING_DOWN;
-  if (!deps.authorize) return;
+  if (!deps.authenticate) return;
   const metadata = new Metadata();
   const header = authorization;
   try {
@@ -58,7 +59,7 @@ export function admit(deps: FaceDeps, rpc: string, req: IncomingMessage, authori
     // grpc-js refuses metadata values outside printable ASCII; no valid credential looks like that.
     throw new WorkflowError("CREDENTIALS_INVALID", "the Authorization header must be 'Bearer <token>' in printable ASCII");
   }
-  deps.authorize(rpc, metadata);
+  authorize(await deps.authenticate(metadata), rpc);
 }
 
 /** Runs a unary handler counted as in flight, so shutdown waits for it. */

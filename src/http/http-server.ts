@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { status as Code } from "@grpc/grpc-js";
 import type { WatchService } from "../feed/watch-service.js";
-import type { Authorizer } from "../grpc/auth.js";
+import type { Authenticator } from "../grpc/auth.js";
 import type { CallTracker } from "../grpc/call-adapter.js";
 import type { Logger } from "../logger.js";
 import type { WorkflowService } from "../service/workflow-service.js";
@@ -37,8 +37,8 @@ export interface HttpServerOptions {
   /** The gRPC server's tracker: shutdown drains both listeners at once. */
   tracker: CallTracker;
   logger: Logger;
-  /** The gRPC server's authorizer; undefined = open. */
-  authorize?: Authorizer;
+  /** The gRPC server's authenticator; undefined = open. */
+  authenticate?: Authenticator;
   cors: CorsPolicy;
   /** Largest request body (413 above it). */
   maxBodyBytes?: number;
@@ -63,7 +63,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   const deps: FaceDeps = {
     log,
     tracker: options.tracker,
-    authorize: options.authorize,
+    authenticate: options.authenticate,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
   };
   const jsonApi = new JsonApi({

@@ -66,7 +66,7 @@ export class JsonApi {
     try {
       const { route, params } = this.route(ex);
       ex.rpc = route.method.name;
-      admit(this.options, route.method.name, ex.req, authorizationOf(ex, route));
+      await admit(this.options, route.method.name, ex.req, authorizationOf(ex, route));
       const key = methodKey(route.method.name);
       const definition = WorkflowServiceService[key] as unknown as {
         requestDeserialize(b: Buffer): unknown;

@@ -266,7 +266,7 @@ export class LegacyApi {
       }
       if (hit.r.rpc) {
         ex.rpc = hit.r.rpc;
-        admit(this.deps, hit.r.rpc, ex.req);
+        await admit(this.deps, hit.r.rpc, ex.req);
       }
       let params: string[];
       try {

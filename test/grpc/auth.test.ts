@@ -1,9 +1,10 @@
-// Proves the UNAUTHENTICATED and PERMISSION_DENIED rows of the error table: with tokens configured, calls without or with a bad token are refused, reader tokens only read, writer tokens do everything, and health and reflection stay open.
+// Proves the UNAUTHENTICATED and PERMISSION_DENIED rows of the error table: with tokens configured, calls without or with a bad token are refused, reader tokens only read, writer and admin tokens do everything, the log names the caller by the token's name, and health and reflection stay open.
 import { credentials, loadPackageDefinition, Metadata, status as Status, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseTokenGrants, READ_ONLY_METHODS } from "../../src/grpc/auth.js";
+import { createLogger } from "../../src/logger.js";
 import { parseConfig } from "../../src/config.js";
 import { WorkflowServiceService } from "../../src/gen/workflow/v1/service.js";
 import { approvalDefinition } from "../support/definitions.js";
@@ -11,6 +12,8 @@ import { api, rejection, startTestServer, type TestServer } from "../support/tes
 
 const WRITER = "writer-token-0123456789";
 const READER = "reader-token-0123456789";
+const ADMIN = "admin-token-01234567890";
+const lines: Record<string, unknown>[] = [];
 
 let ts: TestServer;
 const rpc = () => api(ts.client);
@@ -21,7 +24,8 @@ const bearer = (token: string, scheme = "Bearer") => {
 };
 
 beforeAll(async () => {
-  ts = await startTestServer({ authTokens: parseTokenGrants(`${WRITER}=writer,${READER}=reader`) });
+  const logger = createLogger("info", { write: (l: string) => lines.push(JSON.parse(l)) } as unknown as NodeJS.WritableStream);
+  ts = await startTestServer({ logger, authTokens: parseTokenGrants(`${WRITER}=writer,dashboard:${READER}=reader,ops:${ADMIN}=admin`) });
   await rpc().createDefinition({ definition: approvalDefinition() }, bearer(WRITER));
   await rpc().startInstance({ definitionId: "approval", instanceId: "auth-1" }, bearer(WRITER));
 });
@@ -60,6 +64,26 @@ describe("authentication", () => {
   it("a writer token may call everything", async () => {
     const res = await rpc().executeAction({ instanceId: "auth-1", actionId: "submit" }, bearer(WRITER));
     expect(res.instance?.currentState).toBe("submitted");
+  });
+
+  it("an admin token may do everything a writer may", async () => {
+    const res = await rpc().startInstance({ definitionId: "approval", instanceId: "auth-admin" }, bearer(ADMIN));
+    expect(res.instance?.version).toBe(1);
+  });
+
+  it("the log names the caller (the token's name, or token-<hash> when unnamed), never the token", async () => {
+    lines.length = 0;
+    await rpc().getInstance({ instanceId: "auth-1" }, bearer(READER));
+    await rpc().getInstance({ instanceId: "auth-1" }, bearer(WRITER));
+    await rejection(rpc().getInstance({ instanceId: "auth-1" }));
+    const calls = lines.filter((l) => l.msg === "call");
+    expect(calls.map((c) => [c.caller, c.code])).toEqual([
+      ["dashboard", "OK"],
+      [parseTokenGrants(`${WRITER}=writer`)![0]!.name, "OK"],
+      [undefined, "UNAUTHENTICATED"],
+    ]);
+    expect(String(calls[1]!.caller)).toMatch(/^token-[0-9a-f]{8}$/);
+    expect(JSON.stringify(lines)).not.toContain(WRITER);
   });
 
   it("watch streams are refused without a token and served with a reader token", async () => {
@@ -103,8 +127,8 @@ describe("token configuration", () => {
 
   it.each([
     ["short=writer", /at least 16/],
-    [`${WRITER}=admin`, /writer or .*reader/],
-    [`${WRITER}`, /writer or .*reader/],
+    [`${WRITER}=root`, /reader, =writer or =admin/],
+    [`${WRITER}`, /reader, =writer or =admin/],
     [`${WRITER}=writer,,`, /entry 2/],
   ])("WORKFLOW_AUTH_TOKENS=%s is a configuration error that never echoes tokens", (value, pattern) => {
     let message = "";
@@ -116,6 +140,11 @@ describe("token configuration", () => {
     expect(message).toMatch(/WORKFLOW_AUTH_TOKENS/);
     expect(message).toMatch(pattern);
     expect(message).not.toContain(WRITER);
+  });
+
+  it("name:token=role names a token; names must be unique", () => {
+    expect(parseTokenGrants(`ci:${WRITER}=admin`)).toEqual([{ name: "ci", token: WRITER, role: "admin" }]);
+    expect(() => parseTokenGrants(`ci:${WRITER}=admin,ci:${READER}=reader`)).toThrow(/"ci" is used twice/);
   });
 
   it("empty means off", () => {

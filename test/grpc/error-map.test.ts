@@ -2,7 +2,14 @@
 import { status as Status } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { ERROR_CODES, WorkflowError, type ErrorCode } from "../../src/engine/errors.js";
-import { STATUS_BY_CODE, toRpcStatus, toServiceError } from "../../src/grpc/error-map.js";
+import {
+  detailsWireLength,
+  MAX_ERROR_MESSAGE_BYTES,
+  MAX_STATUS_DETAILS_BYTES,
+  STATUS_BY_CODE,
+  toRpcStatus,
+  toServiceError,
+} from "../../src/grpc/error-map.js";
 import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
 import { Status as RpcStatus } from "../../src/gen/google/rpc/status.js";
 import { createLogger } from "../../src/logger.js";
@@ -33,6 +40,11 @@ const EXPECTED: Record<ErrorCode, Status> = {
   PERMISSION_DENIED: Status.PERMISSION_DENIED,
   CANCELLED: Status.CANCELLED,
   DEADLINE_EXCEEDED: Status.DEADLINE_EXCEEDED,
+  MALFORMED_REQUEST: Status.INVALID_ARGUMENT,
+  REQUEST_TOO_LARGE: Status.RESOURCE_EXHAUSTED,
+  REQUEST_TIMEOUT: Status.DEADLINE_EXCEEDED,
+  TOO_MANY_WATCHERS: Status.RESOURCE_EXHAUSTED,
+  CONNECTION_MAX_AGE: Status.UNAVAILABLE,
 };
 
 describe("error map", () => {
@@ -81,5 +93,36 @@ describe("error map", () => {
     expect(id).toBeDefined();
     expect(lines.join("")).toContain(id!);
     expect(lines.join("")).toContain("secret stack detail");
+  });
+
+  it("keeps every error under 7 KB on the wire: violations cut with a last one saying how many more", () => {
+    const fieldViolations = Array.from({ length: 300 }, (_, i) => ({
+      field: `definition.states[${i}].id`,
+      description: `state id "${"\u2603".repeat(60)}" is not valid; use letters, digits, '_', '.' and '-'`,
+      reason: "INVALID_ID",
+    }));
+    const err = new WorkflowError("DEFINITION_INVALID", "\u2603".repeat(5000), { fieldViolations });
+    const status = toRpcStatus(err);
+    expect(detailsWireLength(status)).toBeLessThanOrEqual(MAX_STATUS_DETAILS_BYTES);
+    expect(encodeURI(status.message).length).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
+    expect(MAX_STATUS_DETAILS_BYTES + MAX_ERROR_MESSAGE_BYTES).toBeLessThanOrEqual(7 * 1024);
+    const sent = BadRequest.decode(status.details[1]!.value).fieldViolations;
+    const last = sent.at(-1)!;
+    expect(last.reason).toBe("TOO_MANY_VIOLATIONS");
+    expect(last.description).toContain(`${300 - (sent.length - 1)} more violations`);
+    expect(last.description).toContain("ValidateDefinition");
+    expect(sent.slice(0, -1)).toEqual(fieldViolations.slice(0, sent.length - 1).map((v) => ({ ...v, localizedMessage: undefined })));
+  });
+
+  it("cuts a long list of allowed actions the same way, keeping the failed condition and the current state", () => {
+    const allowedActions = Array.from({ length: 500 }, (_, i) => `action-${"x".repeat(50)}-${i}`);
+    const err = new WorkflowError("ACTION_NOT_ALLOWED", "not allowed", {
+      precondition: { currentState: "s", allowedActions, violations: [{ type: "STATE", subject: "i", description: "d" }] },
+    });
+    const status = toRpcStatus(err);
+    expect(detailsWireLength(status)).toBeLessThanOrEqual(MAX_STATUS_DETAILS_BYTES);
+    const types = PreconditionFailure.decode(status.details[1]!.value).violations.map((v) => v.type);
+    expect(types.slice(0, 2)).toEqual(["STATE", "CURRENT_STATE"]);
+    expect(types.at(-1)).toBe("MORE_ALLOWED_ACTIONS");
   });
 });

@@ -79,7 +79,7 @@ let page: Page;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (CI's .ci/run does)`);
-  api = await startTestServer({ http: {}, authTokens: [{ token: TOKEN, role: "writer" }] });
+  api = await startTestServer({ http: {}, authTokens: [{ name: "browser", token: TOKEN, role: "writer" }] });
   // A server that allows only another origin: the browser must refuse to let the page read it.
   strict = await startTestServer({ http: { cors: { kind: "list", origins: new Set(["http://elsewhere.example"]) } } });
   relay = new Relay(api.server.httpPort!);

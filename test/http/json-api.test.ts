@@ -308,8 +308,8 @@ describe("authentication: the gRPC Authorizer, fed the Authorization header", ()
     secured = await startTestServer({
       http: {},
       authTokens: [
-        { token: writer, role: "writer" },
-        { token: reader, role: "reader" },
+        { name: "writer", token: writer, role: "writer" },
+        { name: "reader", token: reader, role: "reader" },
       ],
     });
     c = client(secured.httpUrl);

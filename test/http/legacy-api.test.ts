@@ -196,14 +196,14 @@ describe("the old API's error paths: 400 / 404 with the envelope", () => {
 
 describe("the old API with authentication on: the same Authorizer as gRPC", () => {
   it("401 without a token, 403 for a reader that writes, /health stays open", async () => {
-    const secured = await startTestServer({ http: {}, authTokens: [{ token: "reader-token-0123456789", role: "reader" }] });
+    const secured = await startTestServer({ http: {}, authTokens: [{ name: "reader", token: "reader-token-0123456789", role: "reader" }] });
     try {
       const c = client(secured.httpUrl);
       expect((await c.get("/health")).status).toBe(200);
       expectError(await c.get("/api/definitions"), 401, /requires a token/);
       const reader = { authorization: "Bearer reader-token-0123456789" };
       expect((await c.get("/api/definitions", { headers: reader })).status).toBe(200);
-      expectError(await c.post("/api/definitions", ticket, { headers: reader }), 403, /reader token may not call CreateDefinition/);
+      expectError(await c.post("/api/definitions", ticket, { headers: reader }), 403, /a reader may not call CreateDefinition/);
     } finally {
       await secured.close();
     }

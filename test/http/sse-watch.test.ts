@@ -193,7 +193,7 @@ describe("watches with authentication on", () => {
     const token = "watch-reader-token-0123";
     const lines: string[] = [];
     const logger = createLogger("info", { write: (l: string) => lines.push(l) } as unknown as NodeJS.WritableStream);
-    const secured = await startTestServer({ http: {}, authTokens: [{ token, role: "reader" }], logger });
+    const secured = await startTestServer({ http: {}, authTokens: [{ name: "reader", token, role: "reader" }], logger });
     try {
       const c = client(secured.httpUrl);
       expectStatus(await c.get("/v1/instances:watch"), 401, Code.UNAUTHENTICATED, "CREDENTIALS_MISSING");

@@ -1,9 +1,14 @@
-// Proves the real entry point (src/main.ts as a child process): bad configuration is one clear line and exit code 2, and SIGTERM / SIGINT shut down gracefully with exit code 0.
+// Proves the real entry point (src/main.ts as a child process): bad configuration (including missing or bad TLS and JWT files) is one clear line and exit code 2, SIGTERM / SIGINT shut down gracefully with exit code 0, and SIGHUP reloads the TLS certificate.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
+import { copyFileSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import path from "node:path";
+import { connect } from "node:tls";
 import { credentials } from "@grpc/grpc-js";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeTestCerts, type TestCerts } from "../support/certs.js";
 import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
 import { approvalDefinition } from "../support/definitions.js";
 import { api } from "../support/test-server.js";
@@ -46,6 +51,10 @@ describe("configuration errors", () => {
     [["--max-states", "-3"], /WORKFLOW_MAX_STATES/],
     [["--frobnicate"], /unknown argument "--frobnicate"/],
     [["--store", "postgres"], /DATABASE_URL/],
+    [["--max-request-bytes", "12"], /WORKFLOW_MAX_REQUEST_BYTES.*outside/],
+    [["--tls-cert", "x.pem"], /TLS needs both WORKFLOW_TLS_CERT and WORKFLOW_TLS_KEY/],
+    [["--tls-cert", "/nonexistent/x.pem", "--tls-key", "/nonexistent/x.key"], /WORKFLOW_TLS_CERT: cannot read \/nonexistent\/x.pem: ENOENT/],
+    [["--jwt-public-key-file", "/nonexistent/k.pem", "--jwt-issuer", "i", "--jwt-audience", "a"], /cannot read the JWT public key .*ENOENT/],
   ])("%j exits 2 with one line", async (args, pattern) => {
     const { code, stderr } = await exitOf(run(args as string[]));
     expect(code).toBe(2);
@@ -72,10 +81,10 @@ describe("configuration errors", () => {
 });
 
 describe("secrets in the start-up log", () => {
-  it("logs how many tokens of each role, never the tokens, and masks the database password", async () => {
+  it("logs the tokens' names and roles, never the tokens, and masks the database password", async () => {
     const token = "very-secret-token-0123456789";
     const child = run(["--store", "memory", "--listen", "127.0.0.1:0"], {
-      WORKFLOW_AUTH_TOKENS: `${token}=writer`,
+      WORKFLOW_AUTH_TOKENS: `ci-robot:${token}=writer`,
       DATABASE_URL: "postgres://app:hunter2@db.example:5432/wf",
     });
     const exited = exitOf(child);
@@ -85,7 +94,7 @@ describe("secrets in the start-up log", () => {
     expect(stdout).not.toContain(token);
     expect(stdout).not.toContain("hunter2");
     const config = JSON.parse(stdout.split("\n")[0]!) as { config: { authTokens: unknown; databaseUrl: string } };
-    expect(config.config.authTokens).toEqual({ writers: 1, readers: 0 });
+    expect(config.config.authTokens).toEqual([{ name: "ci-robot", role: "writer" }]);
     expect(config.config.databaseUrl).toBe("postgres://app:***@db.example:5432/wf");
   });
 
@@ -110,7 +119,21 @@ describe("help", () => {
   it("--help prints every flag and its environment variable on stdout and exits 0", async () => {
     const { code, stdout } = await exitOf(run(["--help"]));
     expect(code).toBe(0);
-    for (const name of ["--listen", "WORKFLOW_LISTEN", "WORKFLOW_STORE", "WORKFLOW_DATA_DIR", "DATABASE_URL", "LOG_LEVEL"]) {
+    for (const name of [
+      "--listen",
+      "WORKFLOW_LISTEN",
+      "WORKFLOW_STORE",
+      "WORKFLOW_DATA_DIR",
+      "DATABASE_URL",
+      "LOG_LEVEL",
+      "WORKFLOW_MAX_REQUEST_BYTES",
+      "WORKFLOW_MAX_WATCHERS",
+      "WORKFLOW_MAX_CONNECTION_IDLE_MS",
+      "WORKFLOW_TLS_CERT",
+      "WORKFLOW_TLS_CLIENT_CA",
+      "WORKFLOW_JWKS_FILE",
+      "WORKFLOW_JWT_ROLES_CLAIM",
+    ]) {
       expect(stdout).toContain(name);
     }
   });
@@ -236,5 +259,61 @@ describe("the HTTP listener", () => {
       ["POST /api/definitions", "OK"],
       ["GET /v1/instances:watch", "UNAVAILABLE"],
     ]);
+  });
+});
+
+describe("TLS files", () => {
+  let certs: TestCerts;
+  beforeAll(() => {
+    certs = makeTestCerts();
+  });
+  afterAll(() => certs?.remove());
+
+  it("a key that does not match the certificate exits 2 with one line naming the file", async () => {
+    const { code, stderr } = await exitOf(run(["--store", "memory", "--tls-cert", certs.serverCert, "--tls-key", certs.strayKey]));
+    expect(code).toBe(2);
+    expect(stderr.trim().split("\n")).toHaveLength(1);
+    expect(stderr).toContain(`WORKFLOW_TLS_KEY: ${certs.strayKey} is not the private key of the certificate`);
+  });
+
+  it("SIGHUP reloads the certificate: new connections get the new one", async () => {
+    const dir = path.join(certs.dir, "sighup");
+    mkdirSync(dir);
+    const cert = path.join(dir, "tls.crt");
+    const key = path.join(dir, "tls.key");
+    copyFileSync(certs.serverCert, cert);
+    copyFileSync(certs.serverKey, key);
+    const child = run(["--store", "memory", "--listen", "127.0.0.1:0"], { WORKFLOW_TLS_CERT: cert, WORKFLOW_TLS_KEY: key });
+    const exited = exitOf(child);
+    // One iterator for the whole test: leaving a for-await loop would close the reader.
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const next = async (msg: string) => {
+      for (let r = await lines.next(); !r.done; r = await lines.next()) {
+        const entry = JSON.parse(r.value) as { msg?: string; port?: number };
+        if (entry.msg === msg) return entry;
+      }
+      throw new Error(`server exited before logging ${msg}`);
+    };
+    const { port } = (await next("listening")) as { port: number };
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: "127.0.0.1", port, ca: readFileSync(certs.caCert), servername: "localhost", ALPNProtocols: ["h2"] }, () => {
+          resolve(socket.getPeerCertificate().fingerprint256);
+          socket.destroy();
+        });
+        socket.on("error", reject);
+      });
+    expect(await served()).toBe(new X509Certificate(readFileSync(certs.serverCert)).fingerprint256);
+    // Rewritten in place with the old modification times, so the file poll sees no change: only SIGHUP reloads.
+    for (const [file, from] of [[key, certs.otherServerKey], [cert, certs.otherServerCert]] as const) {
+      const { atime, mtime } = statSync(file);
+      writeFileSync(file, readFileSync(from));
+      utimesSync(file, atime, mtime);
+    }
+    child.kill("SIGHUP");
+    await next("TLS certificate reloaded");
+    expect(await served()).toBe(new X509Certificate(readFileSync(certs.otherServerCert)).fingerprint256);
+    child.kill("SIGTERM");
+    expect((await exited).code).toBe(0);
   });
 });

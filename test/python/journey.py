@@ -3,6 +3,7 @@
 whole workflow.v1 contract: definitions, instances, history, rich error details and a watch stream.
 
 Usage: /usr/bin/python3 test/python/journey.py HOST:PORT [--buf PATH] [--deadline SECONDS]
+       [--cacert CA.pem [--cert CLIENT.pem --key CLIENT.key]]   (TLS, and mutual TLS with a client certificate)
 
 Stubs are generated into a temporary directory on every run and never committed. buf (from
 node_modules) compiles the .proto files into descriptor sets and grpc_tools.protoc generates the Python
@@ -305,6 +306,9 @@ def main() -> int:
     parser.add_argument("address", help="host:port of a running workflow server")
     parser.add_argument("--buf", default=str(REPO / "node_modules" / ".bin" / "buf"), help="buf executable")
     parser.add_argument("--deadline", type=float, default=10.0, help="deadline of each unary call, in seconds")
+    parser.add_argument("--cacert", help="PEM CA that signed the server's certificate: connect with TLS")
+    parser.add_argument("--cert", help="PEM client certificate (mutual TLS)")
+    parser.add_argument("--key", help="PEM private key of --cert")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="workflow-py-stubs-") as out:
@@ -315,7 +319,19 @@ def main() -> int:
             return 2
         sys.path.insert(0, out)
         # grpc honours http_proxy; a test server on loopback must never be reached through a proxy.
-        with grpc.insecure_channel(args.address, options=[("grpc.enable_http_proxy", 0)]) as channel:
+        options = [("grpc.enable_http_proxy", 0)]
+        if args.cacert:
+            def read(path):
+                with open(path, "rb") as f:
+                    return f.read()
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=read(args.cacert),
+                private_key=read(args.key) if args.key else None,
+                certificate_chain=read(args.cert) if args.cert else None)
+            channel = grpc.secure_channel(args.address, creds, options=options)
+        else:
+            channel = grpc.insecure_channel(args.address, options=options)
+        with channel:
             try:
                 grpc.channel_ready_future(channel).result(timeout=args.deadline)
             except grpc.FutureTimeoutError:

@@ -1,35 +1,16 @@
 /**
  * Proves the contract from another language: a Python client that knows only proto/ and the google.rpc
- * protos runs the whole journey (test/python/journey.py) against a real server on 127.0.0.1:0.
+ * protos runs the whole journey (test/python/journey.py) against a real server on 127.0.0.1:0, and
+ * decodes the largest errors the server can produce with grpcio's default limits (large_errors.py).
  * It needs Debian's python3-grpcio and python3-grpc-tools under /usr/bin/python3; without them it fails.
  */
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { INSTALL_HINT, PYTHON, runPython } from "../support/python.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
-const PYTHON = "/usr/bin/python3";
 const JOURNEY = fileURLToPath(new URL("./journey.py", import.meta.url));
-const INSTALL_HINT = "run `apt-get install -y python3-grpcio python3-grpc-tools` (CI installs them)";
-
-interface Run {
-  code: number | null;
-  output: string;
-}
-
-/** Runs Python without blocking the event loop: the server under test lives in this process. */
-function runPython(args: string[], timeoutMs: number): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // PYTHONPATH / PYTHONHOME from a pyenv shell would shadow the system site-packages that hold grpc.
-    const { PYTHONPATH: _path, PYTHONHOME: _home, ...env } = process.env;
-    const child = spawn(PYTHON, args, { env: { ...env, PYTHONNOUSERSITE: "1" }, timeout: timeoutMs });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.on("error", (err) => reject(new Error(`cannot run ${PYTHON}: ${err.message}; ${INSTALL_HINT}`)));
-    child.on("close", (code) => resolve({ code, output }));
-  });
-}
+const LARGE_ERRORS = fileURLToPath(new URL("./large_errors.py", import.meta.url));
 
 describe("Python client", () => {
   let server: TestServer;
@@ -54,5 +35,12 @@ describe("Python client", () => {
     if (run.code === 3) throw new Error(`${run.output}\n${INSTALL_HINT}`);
     expect(run.code, `journey.py exited ${run.code}:\n${run.output}`).toBe(0);
     expect(run.output).toContain("journey passed");
+  });
+
+  it("decodes the largest errors any RPC produces with grpcio's default 8 KB metadata limit", async () => {
+    const run = await runPython([LARGE_ERRORS, server.address], 50_000);
+    if (run.code === 3) throw new Error(`${run.output}\n${INSTALL_HINT}`);
+    expect(run.code, `large_errors.py exited ${run.code}:\n${run.output}`).toBe(0);
+    expect(run.output).toContain("large errors passed");
   });
 });

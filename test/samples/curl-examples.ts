@@ -22,7 +22,7 @@ export const DOC_HTTP_ADDRESS = "localhost:8080";
 const DOC_GRPC_ADDRESS = "localhost:50051";
 
 export function parseCurlExamples(markdown: string): Example[] {
-  return parseExamples(markdown, "curl");
+  return parseExamples(markdown, { tool: "curl" });
 }
 
 /** Runs one example; returns what it prints (stdout, then stderr) without the final newline. */

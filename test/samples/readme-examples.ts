@@ -1,11 +1,18 @@
 /**
- * The grpcurl examples of README.md: finding them, running them against a server, masking what
- * changes from run to run, and (on request) writing fresh outputs back into the README.
+ * The grpcurl examples of README.md and of every docs/*.md page: finding them, running them against
+ * a server, masking what changes from run to run, and (on request) writing fresh outputs back.
+ *
+ * Which grpcurl runs them: the real one wherever it exists (the GRPCURL environment variable, else
+ * ../shared/bin/grpcurl from the repository root, which .ci/run also exports as GRPCURL), else the
+ * stand-in in test/tools (see its header for what it reproduces). Outputs are written as the real
+ * grpcurl 1.8.5 prints them.
  *
  * The rule that finds an example, so README authors know what will be executed:
  * - Only fenced code blocks count (``` ... ```). A block whose info string contains `no-run`
  *   (for example ```console no-run) is skipped entirely: use it for commands that cannot run in
- *   sequence against a fresh server, such as a watch that waits for another terminal.
+ *   sequence against a fresh server, such as a watch that waits for another terminal. A no-run
+ *   block that also names a tag (```console no-run tls) is run by the test of that tag instead
+ *   (parseExamples(text, "tls")), against a server set up for it: TLS, tokens, JWT.
  * - Inside a block, a line starting with `$ grpcurl ` starts a command. The command continues on
  *   the next line while the line ends with `\` or a single-quoted argument is still open (so a
  *   multi-line `-d '{...}'` works).
@@ -21,7 +28,8 @@
  * outputs with what the commands print now.
  */
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -30,6 +38,37 @@ export const README = path.join(REPO_ROOT, "README.md");
 export const TOOLS_DIR = path.join(REPO_ROOT, "test/tools");
 /** The address README commands are written against. */
 export const README_ADDRESS = "localhost:50051";
+export const DOCS_DIR = path.join(REPO_ROOT, "docs");
+
+/** README.md and every docs/*.md page, in that order: the files whose examples run. */
+export function exampleFiles(): string[] {
+  const docs = existsSync(DOCS_DIR)
+    ? readdirSync(DOCS_DIR)
+        .filter((f) => f.endsWith(".md"))
+        .sort()
+        .map((f) => path.join(DOCS_DIR, f))
+    : [];
+  return [README, ...docs];
+}
+
+/** The real grpcurl: $GRPCURL, else ../shared/bin/grpcurl from the repository root; undefined when neither exists. */
+export function realGrpcurl(): string | undefined {
+  const candidates = [process.env.GRPCURL, path.join(REPO_ROOT, "../shared/bin/grpcurl")];
+  return candidates.find((c): c is string => !!c && existsSync(c));
+}
+
+let grpcurlDir: string | undefined;
+/** A directory whose `grpcurl` is the one examples run: the real one when it exists, else the stand-in. */
+export function grpcurlDirectory(): string {
+  if (grpcurlDir) return grpcurlDir;
+  const real = realGrpcurl();
+  if (!real) return (grpcurlDir = TOOLS_DIR);
+  if (path.basename(real) === "grpcurl") return (grpcurlDir = path.dirname(path.resolve(real)));
+  const dir = mkdtempSync(path.join(tmpdir(), "grpcurl-"));
+  symlinkSync(path.resolve(real), path.join(dir, "grpcurl"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  return (grpcurlDir = dir);
+}
 
 export interface Example {
   /** The command as written, without the leading `$ ` (may span lines). */
@@ -54,10 +93,12 @@ function quotesOpen(text: string): boolean {
 }
 
 /**
- * Finds every grpcurl example in the README text (see the rule above). `tool` names another command
- * whose examples to find by the same rule (test/samples/curl-examples.ts passes "curl").
+ * Finds every grpcurl example in the text (see the rule above); with a tag, those of `no-run <tag>`
+ * blocks. `tool` names another command whose examples to find by the same rule
+ * (test/samples/curl-examples.ts passes "curl").
  */
-export function parseExamples(markdown: string, tool = "grpcurl"): Example[] {
+export function parseExamples(markdown: string, options: { tool?: string; tag?: string } = {}): Example[] {
+  const { tool = "grpcurl", tag } = options;
   const lines = markdown.split("\n");
   const examples: Example[] = [];
   let inBlock = false;
@@ -77,7 +118,8 @@ export function parseExamples(markdown: string, tool = "grpcurl"): Example[] {
     if (fence) {
       if (!inBlock) {
         inBlock = true;
-        skip = /\bno-run\b/.test(fence[1]!);
+        const info = fence[1]!.split(/\s+/);
+        skip = tag === undefined ? info.includes("no-run") : !(info.includes("no-run") && info.includes(tag));
       } else {
         finish(i);
         inBlock = false;
@@ -117,12 +159,15 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Runs a shell command from the repository root with test/tools first on PATH, without blocking. */
+/**
+ * Runs a shell command from the repository root with grpcurlDirectory() (the real grpcurl, or the
+ * stand-in) first on PATH, without blocking.
+ */
 export function runShell(command: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn("bash", ["-c", command], {
       cwd: REPO_ROOT,
-      env: { ...process.env, PATH: `${TOOLS_DIR}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
+      env: { ...process.env, PATH: `${grpcurlDirectory()}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
       timeout: timeoutMs,
     });
     let stdout = "";
@@ -134,10 +179,19 @@ export function runShell(command: string, env: NodeJS.ProcessEnv = {}, timeoutMs
   });
 }
 
-/** Runs one example against `address`; returns the output as the README shows it (stdout, then stderr). */
-export async function runExample(example: Example, address: string): Promise<{ code: number | null; output: string }> {
-  const command = example.command.split(README_ADDRESS).join(address);
-  const result = await runShell(command);
+/**
+ * Runs one example against `address`; returns the output as the page shows it (stdout, then stderr).
+ * `replace` substitutes other words of the command (file names of certificates, for example).
+ */
+export async function runExample(
+  example: Example,
+  address: string,
+  replace: Record<string, string> = {},
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; output: string }> {
+  let command = example.command.split(README_ADDRESS).join(address);
+  for (const [from, to] of Object.entries(replace)) command = command.split(from).join(to);
+  const result = await runShell(command, env);
   const output = [result.stdout, result.stderr].filter((s) => s.length > 0).join("");
   return { code: result.code, output: output.replace(/\n$/, "") };
 }
@@ -150,28 +204,39 @@ async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const update = argv.includes("--update");
-  const outputs: string[] = [];
+  process.stdout.write(`grpcurl: ${realGrpcurl() ?? "the stand-in in test/tools"}\n`);
+  let total = 0;
   let mismatches = 0;
-  for (const example of parseExamples(readFileSync(README, "utf8"))) {
-    const { code, output } = await runExample(example, address);
-    outputs.push(output);
-    const same = mask(output) === mask(example.expected.join("\n"));
-    if (!same) mismatches++;
-    process.stdout.write(`README.md:${example.line} (exit ${code}, ${same ? "as shown" : "DIFFERS"})\n$ ${example.command}\n${output}\n\n`);
-  }
-  process.stdout.write(`${outputs.length} examples, ${mismatches} differ from README.md\n`);
-  if (update) {
-    // Re-read and re-parse just before writing: others may have edited the README meanwhile.
-    const lines = readFileSync(README, "utf8").split("\n");
-    const fresh = parseExamples(lines.join("\n"));
-    if (fresh.length !== outputs.length) throw new Error("README.md changed while the examples ran; run again");
-    for (let i = fresh.length - 1; i >= 0; i--) {
-      const ex = fresh[i]!;
-      lines.splice(ex.outputStart, ex.outputEnd - ex.outputStart, ...outputs[i]!.split("\n"));
+  for (const file of exampleFiles()) {
+    const name = path.relative(REPO_ROOT, file);
+    const outputs: (string | undefined)[] = [];
+    for (const example of parseExamples(readFileSync(file, "utf8"))) {
+      const { code, output } = await runExample(example, address);
+      const same = mask(output) === mask(example.expected.join("\n"));
+      // Only outputs that differ beyond times and ids are rewritten, so updates stay small diffs.
+      outputs.push(same ? undefined : output);
+      if (!same) mismatches++;
+      process.stdout.write(`${name}:${example.line} (exit ${code}, ${same ? "as shown" : "DIFFERS"})\n$ ${example.command}\n${output}\n\n`);
     }
-    writeFileSync(README, lines.join("\n"));
-    process.stdout.write(`updated ${fresh.length} example outputs in README.md\n`);
+    total += outputs.length;
+    if (update && outputs.length > 0) {
+      // Re-read and re-parse just before writing: others may have edited the file meanwhile.
+      const lines = readFileSync(file, "utf8").split("\n");
+      const fresh = parseExamples(lines.join("\n"));
+      if (fresh.length !== outputs.length) throw new Error(`${name} changed while the examples ran; run again`);
+      let updated = 0;
+      for (let i = fresh.length - 1; i >= 0; i--) {
+        const ex = fresh[i]!;
+        const output = outputs[i];
+        if (output === undefined) continue;
+        lines.splice(ex.outputStart, ex.outputEnd - ex.outputStart, ...output.split("\n"));
+        updated++;
+      }
+      writeFileSync(file, lines.join("\n"));
+      process.stdout.write(`updated ${updated} example outputs in ${name}\n`);
+    }
   }
+  process.stdout.write(`${total} examples, ${mismatches} differ from what the files show\n`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -2,7 +2,7 @@
  * Shared helpers for integration tests: a real server on 127.0.0.1:0 (awaited bind, no sleeps),
  * a real grpc-js client, promisified unary calls, and decoding of google.rpc.Status details.
  */
-import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
 import type { Limits } from "../../src/engine/limits.js";
 import type { ChangeFeedOptions } from "../../src/feed/change-feed.js";
 import { BadRequest, ErrorInfo, PreconditionFailure } from "../../src/gen/google/rpc/error_details.js";
@@ -23,6 +23,9 @@ import {
 } from "../../src/gen/workflow/v1/service.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import type { TokenGrant } from "../../src/grpc/auth.js";
+import type { WireSettings } from "../../src/grpc/connections.js";
+import type { JwtVerifier } from "../../src/grpc/jwt.js";
+import type { TlsFiles } from "../../src/grpc/tls.js";
 import { startServer, type HttpListenerOptions, type RunningServer } from "../../src/server.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import type { WorkflowStore } from "../../src/store/store.js";
@@ -36,6 +39,15 @@ export interface TestServerOptions {
   watchFeed?: ChangeFeedOptions;
   /** Bearer tokens and roles (authentication on). */
   authTokens?: TokenGrant[];
+  /** JWT verification (authentication on). */
+  jwt?: JwtVerifier;
+  /** TLS files; the default client then needs `clientCredentials`. */
+  tls?: TlsFiles;
+  /** Credentials of the clients made here (default: insecure). */
+  clientCredentials?: ChannelCredentials;
+  /** Wire limits and connection settings. */
+  wire?: Partial<WireSettings>;
+  credentialsPollMs?: number;
   logger?: Logger;
   /** Start the HTTP listener too (`listen` defaults to 127.0.0.1:0). */
   http?: Partial<HttpListenerOptions>;
@@ -66,11 +78,15 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     watchFeed: options.watchFeed,
     authTokens: options.authTokens,
     http: options.http ? { listen: "127.0.0.1:0", ...options.http } : undefined,
+    jwt: options.jwt,
+    tls: options.tls,
+    wire: options.wire,
+    credentialsPollMs: options.credentialsPollMs,
   });
   const address = `127.0.0.1:${server.port}`;
   const clients: WorkflowServiceClient[] = [];
   const newClient = () => {
-    const c = new WorkflowServiceClient(address, credentials.createInsecure());
+    const c = new WorkflowServiceClient(address, options.clientCredentials ?? credentials.createInsecure());
     clients.push(c);
     return c;
   };

@@ -1,7 +1,8 @@
 """A grpcurl-compatible stand-in for the subset of grpcurl 1.8's command line this repository's
 README and samples use, so their examples can run (and be tested) where grpcurl cannot be installed.
 
-Supported: -plaintext (required: TLS is not implemented), -d '<json>' / -d @ (stdin; JSON messages
+Supported: -plaintext, or TLS with -cacert / -cert / -key / -servername (without either, the system's
+root certificates), -d '<json>' / -d @ (stdin; JSON messages
 may be concatenated), -H 'name: value' (repeatable), -max-time, -connect-timeout, -help, -version;
 the verbs `list`, `list <service>`, `describe <symbol>`, and invoking `host:port pkg.Service/Method`
 for unary and server-streaming methods (each response is printed as it arrives).
@@ -13,11 +14,14 @@ Output follows grpcurl 1.8: protojson with camelCase names, default values omitt
 as strings, enums by name, Timestamps in RFC 3339, strings escaped like Go's encoding/json (HTML
 characters as \\u003c etc.), 2-space indentation. An RPC error is printed to stderr as
 "ERROR:\\n  Code: <Name>\\n  Message: <text>" followed by the google.rpc.Status details from
-grpc-status-details-bin; a detail whose type the server's reflection does not know is printed the
-way grpcurl prints it (@error / @type / @value). Exit codes: 64 + status code for an RPC error,
-1 for other failures, 2 for command-line mistakes.
+grpc-status-details-bin, each on one line as grpcurl 1.8.5 prints them. Before it decodes a detail
+(a google.protobuf.Any) it asks reflection exactly what grpcurl 1.8.5 asks (jhump/protoreflect's
+AnyResolver): file_containing_symbol for the type (unless a file already fetched holds it), then
+all_extension_numbers_of_type, then file_containing_extension for each number; when any of these
+fails, the detail is printed the way grpcurl prints it (@error / @type / @value). Exit codes: 64 +
+status code for an RPC error, 1 for other failures, 2 for command-line mistakes.
 
-Limits: no TLS, no client- or bidi-streaming invocation, no -format text, -v or -emit-defaults;
+Limits: no -insecure (TLS without verification), no client- or bidi-streaming invocation, no -format text, -v or -emit-defaults;
 messages of failures that happen before an RPC is sent (bad JSON, unknown field) are worded like
 grpcurl's but not byte-for-byte; `describe` prints proto source like grpcurl's (compact, sorted, fully qualified
 type names) for services, methods, messages and enums only.
@@ -61,15 +65,15 @@ class Fail(Exception):
 # ----------------------------------------------------------------------------- command line
 
 BOOL_FLAGS = {"plaintext", "help", "version"}
-VALUE_FLAGS = {"d", "H", "max-time", "connect-timeout"}
+VALUE_FLAGS = {"d", "H", "max-time", "connect-timeout", "cacert", "cert", "key", "servername"}
 
 
 def usage_text(prog):
     return (
         "Usage:\n"
         f"\t{prog} [flags] [address] [list|describe] [symbol]\n\n"
-        "This is a stand-in for grpcurl that implements only: -plaintext, -d, -H, -max-time,\n"
-        "-connect-timeout, -help, -version; list, describe and unary /\n"
+        "This is a stand-in for grpcurl that implements only: -plaintext, -cacert, -cert, -key,\n"
+        "-servername, -d, -H, -max-time, -connect-timeout, -help, -version; list, describe and unary /\n"
         "server-streaming invocation, all through server reflection (v1alpha).\n"
     )
 
@@ -81,7 +85,8 @@ def usage_error(message):
 def parse_args(argv):
     """Parses flags the way Go's flag package does: flags first, parsing stops at the first non-flag."""
     opts = {"plaintext": False, "help": False, "version": False,
-            "d": "", "H": [], "max-time": 0.0, "connect-timeout": 0.0}
+            "d": "", "H": [], "max-time": 0.0, "connect-timeout": 0.0,
+            "cacert": "", "cert": "", "key": "", "servername": ""}
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -229,6 +234,7 @@ class ReflectionClient:
     """Asks the server's reflection service for files and keeps them in one descriptor pool."""
 
     def __init__(self, channel, metadata, timeout_fn):
+        self.any_types = {}  # type name -> resolved, as grpcurl's anyResolver caches per invocation
         self._call = channel.stream_stream(REFLECTION_METHOD, request_serializer=lambda m: m.SerializeToString(),
                                            response_deserializer=ReflResponse.FromString)
         self._metadata = metadata
@@ -295,6 +301,19 @@ class ReflectionClient:
             if find_in_file(fdp, symbol):
                 return fdp
         raise SymbolNotFound(f"Symbol not found: {symbol}")
+
+    def all_extension_numbers(self, type_name):
+        """grpcreflect's AllExtensionNumbersForType: an error response (NOT_FOUND) is an error."""
+        resp = self._ask(all_extension_numbers_of_type=type_name)
+        if resp.WhichOneof("message_response") != "all_extension_numbers_response":
+            raise SymbolNotFound(f"Symbol not found: {type_name}")
+        return list(resp.all_extension_numbers_response.extension_number)
+
+    def file_containing_extension(self, type_name, number):
+        resp = self._ask(file_containing_extension={"containing_type": type_name, "extension_number": number})
+        if resp.WhichOneof("message_response") != "file_descriptor_response":
+            raise SymbolNotFound(f"Extension not found: {type_name} {number}")
+        self._add_files(resp.file_descriptor_response.file_descriptor_proto)
 
     def message_class(self, full_name):
         return self.factory.GetPrototype(self.pool.FindMessageTypeByName(full_name))
@@ -507,30 +526,56 @@ def message_to_obj(msg):
 
 
 def format_message(msg):
-    return go_json_dump(message_to_obj(msg))
+    obj = message_to_obj(msg)
+    if not obj:
+        return "{\n  \n}"  # grpcurl 1.8.5 (golang/protobuf jsonpb) prints an empty message this way
+    return go_json_dump(obj)
+
+
+def resolve_any_type(name, refl):
+    """What grpcurl 1.8.5's anyResolver does before it decodes an Any: FindSymbol, then
+    AllExtensionsForType (all_extension_numbers_of_type, then file_containing_extension per number).
+    Cached per type for the invocation. Returns the message class, or None when any step fails."""
+    if name in refl.any_types:
+        return refl.any_types[name]
+    cls = None
+    try:
+        refl.file_containing_symbol(name)
+        for number in refl.all_extension_numbers(name):
+            refl.file_containing_extension(name, number)
+        cls = refl.message_class(name)
+    except (SymbolNotFound, KeyError, Fail, ReflectionNotSupported, LinkError):
+        cls = None
+    refl.any_types[name] = cls
+    return cls
 
 
 def format_any(any_msg, refl):
-    """An Any as grpcurl prints a status detail: the message's fields plus "@type", keys sorted."""
+    """An Any as grpcurl prints a status detail: one line, "@type" and the message's fields (top-level
+    keys sorted, as golang/protobuf's jsonpb prints an Any)."""
     type_url = any_msg.type_url
     name = type_url.rsplit("/", 1)[-1]
     obj = None
-    if refl is not None:
-        try:
-            refl.file_containing_symbol(name)
-            cls = refl.message_class(name)
-            inner = cls.FromString(any_msg.value)
-            obj = message_to_obj(inner)
-            obj["@type"] = type_url
-        except (SymbolNotFound, KeyError, Fail, ReflectionNotSupported, LinkError):
-            obj = None
+    cls = resolve_any_type(name, refl) if refl is not None else None
+    if cls is not None:
+        obj = message_to_obj(cls.FromString(any_msg.value))
+        obj["@type"] = type_url
     if obj is None:
         obj = {
             "@error": f"{name} is not recognized; see @value for raw binary message data",
             "@type": type_url,
             "@value": base64.b64encode(any_msg.value).decode("ascii"),
         }
-    return go_json_dump({k: obj[k] for k in sorted(obj)})
+    return go_json_compact({k: obj[k] for k in sorted(obj)})
+
+
+def go_json_compact(value):
+    """JSON on one line as Go's encoding/json writes it (no spaces, HTML-safe escapes)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{go_json_string(k)}:{go_json_compact(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(go_json_compact(v) for v in value) + "]"
+    return go_json_dump(value)
 
 
 def code_name(code):
@@ -765,8 +810,11 @@ def run(argv):
         usage_error("Too many arguments.")
     if not target:
         usage_error("No host:port specified.")
-    if not opts["plaintext"]:
-        raise Fail("this grpcurl stand-in supports only -plaintext connections (TLS is not implemented)")
+    tls_files = {name: opts[name] for name in ("cacert", "cert", "key") if opts[name]}
+    if opts["plaintext"] and tls_files:
+        usage_error("The -cacert, -cert and -key arguments are only used with TLS (not with -plaintext).")
+    if bool(opts["cert"]) != bool(opts["key"]):
+        usage_error("The -cert and -key arguments must be used together and both be present.")
 
     start = time.monotonic()
     deadline = start + opts["max-time"] if opts["max-time"] > 0 else None
@@ -775,7 +823,22 @@ def run(argv):
         return None if deadline is None else max(deadline - time.monotonic(), 0.001)
 
     metadata = metadata_from_headers(opts["H"])
-    channel = grpc.insecure_channel(target, options=[("grpc.primary_user_agent", "grpcurl-standin/1.8")])
+    channel_options = [("grpc.primary_user_agent", "grpcurl-standin/1.8"), ("grpc.enable_http_proxy", 0)]
+    if opts["plaintext"]:
+        channel = grpc.insecure_channel(target, options=channel_options)
+    else:
+        pem = {}
+        for name, path in tls_files.items():
+            try:
+                with open(path, "rb") as f:
+                    pem[name] = f.read()
+            except OSError as err:
+                raise Fail(f"Failed to configure transport credentials: {err}") from None
+        creds = grpc.ssl_channel_credentials(root_certificates=pem.get("cacert"), private_key=pem.get("key"),
+                                             certificate_chain=pem.get("cert"))
+        if opts["servername"]:
+            channel_options.append(("grpc.ssl_target_name_override", opts["servername"]))
+        channel = grpc.secure_channel(target, creds, options=channel_options)
     try:
         dial_timeout = opts["connect-timeout"] or 10.0
         if deadline is not None:

@@ -316,6 +316,7 @@ export interface WatchInstancesRequest {
   /**
    * 0 = only events committed from now on. N = every event with revision >= N, then live.
    * Resume after a disconnect with the last revision seen (event or progress) + 1.
+   * Values beyond 2^53 - 1 are INVALID_ARGUMENT / MALFORMED_REQUEST.
    */
   startRevision: number;
 }
@@ -3112,11 +3113,23 @@ export const GetServiceStatsResponse: MessageFns<GetServiceStatsResponse> = {
  * it returns the original result if the write was stored, and applies it once if it was not. The
  * same holds for a write whose call ended with DEADLINE_EXCEEDED or CANCELLED: one still waiting
  * for its turn is abandoned, but one already handed to the store may commit.
- * When the server requires tokens (WORKFLOW_AUTH_TOKENS), calls without `authorization: Bearer <token>`
- * get UNAUTHENTICATED (CREDENTIALS_MISSING / CREDENTIALS_INVALID), and reader tokens calling
- * CreateDefinition, StartInstance or ExecuteAction get PERMISSION_DENIED.
+ * When the server requires tokens (WORKFLOW_AUTH_TOKENS, or JWTs with WORKFLOW_JWT_PUBLIC_KEY_FILE /
+ * WORKFLOW_JWKS_FILE), calls without `authorization: Bearer <token>` get UNAUTHENTICATED
+ * (CREDENTIALS_MISSING / CREDENTIALS_INVALID), and readers calling CreateDefinition, StartInstance or
+ * ExecuteAction get PERMISSION_DENIED. Credentials are checked first, from the headers alone.
  * Over HTTP (WORKFLOW_HTTP_LISTEN) each RPC is also served at the route of its google.api.http option,
  * in proto3 JSON; the same google.rpc.Status is then the JSON error body (docs/http.md).
+ *
+ * Every RPC, beyond the errors it lists:
+ * - INVALID_ARGUMENT / MALFORMED_REQUEST: the request bytes are not a valid encoding of the request
+ *   message, a string field is not valid UTF-8, or an int64 is beyond +-(2^53 - 1) (BadRequest names
+ *   the field). Unknown fields are skipped; fields ignored on input never fail a call.
+ * - RESOURCE_EXHAUSTED / REQUEST_TOO_LARGE: the request message is larger than the server's limit,
+ *   4 MiB by default (server setting WORKFLOW_MAX_REQUEST_BYTES; ErrorInfo metadata limit_bytes).
+ * - DEADLINE_EXCEEDED / REQUEST_TIMEOUT: the request message did not follow the headers within
+ *   WORKFLOW_REQUEST_TIMEOUT_MS (30 s by default).
+ * An error's message and details stay under 7 KB together (grpcio refuses metadata over 8 KB by
+ * default): long lists of violations end with one that says how many more there are.
  */
 export type WorkflowServiceService = typeof WorkflowServiceService;
 export const WorkflowServiceService = {
@@ -3290,8 +3303,11 @@ export const WorkflowServiceService = {
    * WatchInstance stream never ends for being slow.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed instance_id, negative start_version);
    * NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE / START_VERSION_OUT_OF_RANGE (start_version above the
-   * current version + 1; ErrorInfo metadata current_version); UNAVAILABLE / SHUTTING_DOWN when the
-   * server shuts down (reconnect, to another replica, with the last version seen + 1).
+   * current version + 1; ErrorInfo metadata current_version); RESOURCE_EXHAUSTED / TOO_MANY_WATCHERS
+   * (the server already serves WORKFLOW_MAX_WATCHERS watch streams; retry with backoff);
+   * UNAVAILABLE / SHUTTING_DOWN when the server shuts down, UNAVAILABLE / CONNECTION_MAX_AGE when the
+   * connection reached its maximum age: reconnect (to another replica) with the last version seen + 1,
+   * which the message and ErrorInfo metadata resume_version name.
    */
   watchInstance: {
     path: "/workflow.v1.WorkflowService/WatchInstance" as const,
@@ -3318,8 +3334,11 @@ export const WorkflowServiceService = {
    * current_revision); OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained
    * revision; ErrorInfo metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind
    * past the retained log; ErrorInfo metadata resume_revision = the next revision it would have sent,
-   * oldest_revision). The stores shipped today keep every event, so the last two do not occur with them;
-   * UNAVAILABLE / SHUTTING_DOWN when the server shuts down (reconnect with the last revision seen + 1).
+   * oldest_revision). The stores shipped today keep every event, so these two do not occur with them.
+   * RESOURCE_EXHAUSTED / TOO_MANY_WATCHERS (the server already serves WORKFLOW_MAX_WATCHERS watch
+   * streams; retry with backoff); UNAVAILABLE / SHUTTING_DOWN when the server shuts down, UNAVAILABLE /
+   * CONNECTION_MAX_AGE when the connection reached its maximum age: reconnect with the last revision
+   * seen + 1, which the message and ErrorInfo metadata resume_revision name.
    */
   watchInstances: {
     path: "/workflow.v1.WorkflowService/WatchInstances" as const,
@@ -3423,8 +3442,11 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    * WatchInstance stream never ends for being slow.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed instance_id, negative start_version);
    * NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE / START_VERSION_OUT_OF_RANGE (start_version above the
-   * current version + 1; ErrorInfo metadata current_version); UNAVAILABLE / SHUTTING_DOWN when the
-   * server shuts down (reconnect, to another replica, with the last version seen + 1).
+   * current version + 1; ErrorInfo metadata current_version); RESOURCE_EXHAUSTED / TOO_MANY_WATCHERS
+   * (the server already serves WORKFLOW_MAX_WATCHERS watch streams; retry with backoff);
+   * UNAVAILABLE / SHUTTING_DOWN when the server shuts down, UNAVAILABLE / CONNECTION_MAX_AGE when the
+   * connection reached its maximum age: reconnect (to another replica) with the last version seen + 1,
+   * which the message and ErrorInfo metadata resume_version name.
    */
   watchInstance: handleServerStreamingCall<WatchInstanceRequest, WatchInstanceResponse>;
   /**
@@ -3442,8 +3464,11 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    * current_revision); OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained
    * revision; ErrorInfo metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind
    * past the retained log; ErrorInfo metadata resume_revision = the next revision it would have sent,
-   * oldest_revision). The stores shipped today keep every event, so the last two do not occur with them;
-   * UNAVAILABLE / SHUTTING_DOWN when the server shuts down (reconnect with the last revision seen + 1).
+   * oldest_revision). The stores shipped today keep every event, so these two do not occur with them.
+   * RESOURCE_EXHAUSTED / TOO_MANY_WATCHERS (the server already serves WORKFLOW_MAX_WATCHERS watch
+   * streams; retry with backoff); UNAVAILABLE / SHUTTING_DOWN when the server shuts down, UNAVAILABLE /
+   * CONNECTION_MAX_AGE when the connection reached its maximum age: reconnect with the last revision
+   * seen + 1, which the message and ErrorInfo metadata resume_revision name.
    */
   watchInstances: handleServerStreamingCall<WatchInstancesRequest, WatchInstancesResponse>;
   /** Counts definitions and instances, and reports the store's current revision. */
@@ -3667,8 +3692,11 @@ export interface WorkflowServiceClient extends Client {
    * WatchInstance stream never ends for being slow.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (malformed instance_id, negative start_version);
    * NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE / START_VERSION_OUT_OF_RANGE (start_version above the
-   * current version + 1; ErrorInfo metadata current_version); UNAVAILABLE / SHUTTING_DOWN when the
-   * server shuts down (reconnect, to another replica, with the last version seen + 1).
+   * current version + 1; ErrorInfo metadata current_version); RESOURCE_EXHAUSTED / TOO_MANY_WATCHERS
+   * (the server already serves WORKFLOW_MAX_WATCHERS watch streams; retry with backoff);
+   * UNAVAILABLE / SHUTTING_DOWN when the server shuts down, UNAVAILABLE / CONNECTION_MAX_AGE when the
+   * connection reached its maximum age: reconnect (to another replica) with the last version seen + 1,
+   * which the message and ErrorInfo metadata resume_version name.
    */
   watchInstance(
     request: WatchInstanceRequest,
@@ -3694,8 +3722,11 @@ export interface WorkflowServiceClient extends Client {
    * current_revision); OUT_OF_RANGE / HISTORY_COMPACTED (start_revision below the oldest retained
    * revision; ErrorInfo metadata oldest_revision); RESOURCE_EXHAUSTED / WATCHER_TOO_SLOW (fell behind
    * past the retained log; ErrorInfo metadata resume_revision = the next revision it would have sent,
-   * oldest_revision). The stores shipped today keep every event, so the last two do not occur with them;
-   * UNAVAILABLE / SHUTTING_DOWN when the server shuts down (reconnect with the last revision seen + 1).
+   * oldest_revision). The stores shipped today keep every event, so these two do not occur with them.
+   * RESOURCE_EXHAUSTED / TOO_MANY_WATCHERS (the server already serves WORKFLOW_MAX_WATCHERS watch
+   * streams; retry with backoff); UNAVAILABLE / SHUTTING_DOWN when the server shuts down, UNAVAILABLE /
+   * CONNECTION_MAX_AGE when the connection reached its maximum age: reconnect with the last revision
+   * seen + 1, which the message and ErrorInfo metadata resume_revision name.
    */
   watchInstances(
     request: WatchInstancesRequest,
