@@ -245,7 +245,7 @@ export class PostgresStore implements WorkflowStore {
     signal?.throwIfAborted();
     const connecting = this.pool.connect().catch((err: unknown) => {
       this.onStoreError(err);
-      throw storeUnavailable(err, write ? NOT_STORED : "could not get a connection", errorCode(err), write ? "NOT_APPLIED" : undefined);
+      throw storeUnavailable(err, write ? NOT_STORED : "could not get a connection; retry later", errorCode(err), write ? "NOT_APPLIED" : undefined);
     });
     if (!signal) return connecting;
     return new Promise<PoolClient>((resolve, reject) => {
@@ -281,7 +281,7 @@ export class PostgresStore implements WorkflowStore {
       client.release(answered ? undefined : err instanceof Error ? err : true);
       if (err instanceof WorkflowError || isBug(err)) throw err;
       this.onStoreError(err);
-      throw storeUnavailable(err, `could not ${what}`, errorCode(err));
+      throw storeUnavailable(err, `could not ${what}; retry later`, errorCode(err));
     }
   }
 

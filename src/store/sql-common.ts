@@ -15,17 +15,17 @@ import { StoreOpenError, type InstanceFilter, type RequestRecord } from "./store
  */
 export type WriteOutcome = "NOT_APPLIED" | "UNKNOWN";
 
-export const NOT_STORED = "the write was not stored";
+export const NOT_STORED = "the write was not stored; retry later";
 export const MAYBE_STORED =
-  "the database failed while committing, so the write may or may not be stored; retry with the same request_id to find out";
+  "the database failed while committing, so the write may or may not be stored; retry later with the same request_id to find out";
 
 /**
- * A database failure as the client sees it: what failed, the driver's code in short, retry later.
- * Writes carry their outcome; reads carry none.
+ * A database failure as the client sees it: the driver's code in short, what failed and how to
+ * retry (`what` says it). Writes carry their outcome; reads carry none.
  */
 export function storeUnavailable(err: unknown, what: string, code: string | undefined, outcome?: WriteOutcome): WorkflowError {
   const cause = code ?? (err instanceof Error ? err.message : String(err));
-  return new WorkflowError("STORE_UNAVAILABLE", `the database is unavailable: ${what} (${cause}); retry later`, {
+  return new WorkflowError("STORE_UNAVAILABLE", `the database is unavailable (${cause}): ${what}`, {
     cause: err,
     metadata: outcome ? { write_outcome: outcome } : {},
   });

@@ -239,7 +239,7 @@ export class SqliteStore implements WorkflowStore {
     } catch (err) {
       if (err instanceof WorkflowError) return Promise.reject(err);
       this.onStoreError(err);
-      return Promise.reject(storeUnavailable(err, `could not ${what}`, sqliteCode(err)));
+      return Promise.reject(storeUnavailable(err, `could not ${what}; retry later`, sqliteCode(err)));
     }
   }
 

@@ -192,6 +192,32 @@ describe("two replicas on one PostgreSQL database", () => {
     expect((await rpcB.getInstance({ instanceId: "replay-1" })).instance?.version).toBe(3);
   });
 
+  it("answers GetInstance with a snapshot: recent history never runs past the instance's version while another replica writes", async () => {
+    await rpcA.startInstance({ definitionId: "ring", instanceId: "snapshot-1" });
+    const writer = isolatedClient(a.address);
+    const reader = api(isolatedClient(b.address));
+    let writing = true;
+    const writes = (async () => {
+      const w = api(writer);
+      for (let i = 0; i < 300; i++) await w.executeAction({ instanceId: "snapshot-1", actionId: ["go_s1", "go_s2", "go_s0"][i % 3]! });
+      writing = false;
+    })();
+    const torn: string[] = [];
+    let reads = 0;
+    while (writing) {
+      const view = await reader.getInstance({ instanceId: "snapshot-1" });
+      reads++;
+      const last = view.recentHistory.at(-1);
+      if (last?.version !== view.instance!.version || last.toState !== view.instance!.currentState) {
+        torn.push(`instance v${view.instance!.version} with history up to v${last?.version}`);
+      }
+    }
+    await writes;
+    writer.close();
+    expect(reads).toBeGreaterThan(10);
+    expect(torn).toEqual([]);
+  });
+
   it("keeps feeding watchers when a replica's LISTEN connection is killed, and reconnects it", async () => {
     const pid = storeA.listenerPid;
     expect(pid).toBeTypeOf("number");

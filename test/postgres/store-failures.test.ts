@@ -1,9 +1,10 @@
-// Proves the PostgreSQL store fails the way operators and clients can act on: one clear line and exit 2 when it cannot open, UNAVAILABLE (never INTERNAL) while the database refuses connections, and recovery once it is back.
+// Proves the PostgreSQL store fails the way operators and clients can act on: one clear line and exit 2 when it cannot open, UNAVAILABLE (never INTERNAL) while the database refuses connections, and recovery once it is back; a write stuck behind a row lock gives up after lock_timeout (NOT_APPLIED), and one whose connection dies mid-commit says UNKNOWN.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { credentials, status } from "@grpc/grpc-js";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { WatchInstancesResponse } from "../../src/gen/workflow/v1/service.js";
 import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
@@ -170,5 +171,75 @@ describe("while the database refuses connections", () => {
     await watch.waitFor(() => watch.events.some((e) => e.instance!.id === "down-1" && e.instance!.version === 2), "the submit");
     await vi.waitFor(() => expect(store.feedStats.listening).toBe(true), { timeout: 15_000, interval: 50 });
     watch.cancel();
+  });
+});
+
+describe("a write stuck behind another session's row lock", () => {
+  let ts: TestServer;
+  let locker: pg.Client;
+
+  beforeAll(async () => {
+    await db.reset();
+    // A short lock_timeout so the bound shows in a test; the default is 5 s.
+    const store = await openPostgresStore({ url: db.url, lockTimeoutMs: 500 });
+    ts = await startTestServer({ store });
+    const rpc = api(ts.client);
+    await rpc.createDefinition({ definition: reviewDefinition() });
+    await rpc.startInstance({ definitionId: "review", instanceId: "locked" });
+    locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+  });
+
+  afterAll(async () => {
+    await locker?.end().catch(() => {});
+    await ts?.close();
+  });
+
+  /** Holds the instance row locked (as a stuck session or a long migration would) until rollback. */
+  const holdRow = async () => {
+    await locker.query("BEGIN");
+    await locker.query("SELECT * FROM instances WHERE id = 'locked' FOR UPDATE");
+  };
+
+  it("gives up after lock_timeout with UNAVAILABLE, write_outcome NOT_APPLIED, instead of waiting forever", async () => {
+    await holdRow();
+    const started = Date.now();
+    const err = await rejection(api(ts.client).executeAction({ instanceId: "locked", actionId: "submit", requestId: "locked-submit" }));
+    const waited = Date.now() - started;
+    await locker.query("ROLLBACK");
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(err.errorInfo?.reason).toBe("STORE_UNAVAILABLE");
+    expect(err.errorInfo?.metadata.write_outcome).toBe("NOT_APPLIED");
+    expect(err.message).toMatch(/\(55P03\): the write was not stored/);
+    expect(waited).toBeGreaterThanOrEqual(450);
+    // Not applied, so the retry with the same request_id applies it once.
+    const { instance } = await api(ts.client).executeAction({ instanceId: "locked", actionId: "submit", requestId: "locked-submit" });
+    expect(instance!.version).toBe(2);
+  });
+
+  it("reports write_outcome UNKNOWN when its connection dies while the commit runs", async () => {
+    await holdRow();
+    const call = rejection(api(ts.client).executeAction({ instanceId: "locked", actionId: "request_changes", requestId: "locked-doubt" }));
+    // The batch is waiting for the row: end its session, as a failover or an OOM kill would.
+    let pid: number | undefined;
+    await vi.waitFor(
+      async () => {
+        const { rows } = await db.sql(
+          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%workflow_commit_batch%' AND state = 'active'",
+        );
+        pid = rows[0]?.pid as number | undefined;
+        expect(pid).toBeTypeOf("number");
+      },
+      { timeout: 5_000, interval: 10 },
+    );
+    await db.admin("SELECT pg_terminate_backend($1)", [pid]);
+    const err = await call;
+    await locker.query("ROLLBACK");
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(err.errorInfo?.metadata.write_outcome).toBe("UNKNOWN");
+    expect(err.message).toMatch(/may or may not be stored.*same request_id/);
+    // The retry with the same request_id settles it: here the commit never happened, so it applies now.
+    const { instance } = await api(ts.client).executeAction({ instanceId: "locked", actionId: "request_changes", requestId: "locked-doubt" });
+    expect(instance!.version).toBe(3);
   });
 });

@@ -12,6 +12,10 @@ import { executeAction, startInstance } from "../../src/engine/transition.js";
 import type { Definition, InstanceEvent } from "../../src/engine/types.js";
 import { DATABASE_FILE, MIGRATIONS, openSqliteStore, SqliteStore } from "../../src/store/sqlite-store.js";
 import { StoreOpenError } from "../../src/store/store.js";
+import { parseConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
+import { openStore } from "../../src/store/open-store.js";
+import { INSTANCE_FILTER_INDEXES, instanceListQuery } from "../../src/store/sql-common.js";
 import type { CommitOutcome } from "../../src/store/store.js";
 import { approvalDefinition, reviewDefinition, stored } from "../support/definitions.js";
 import { makeUnwritable } from "./unwritable.js";
@@ -77,12 +81,33 @@ describe("SqliteStore", () => {
         .all(...params)
         .map((r) => (r as { detail: string }).detail)
         .join("; ");
-    expect(plan("SELECT * FROM instances WHERE definition_id = ? AND id > ? ORDER BY id LIMIT 5", "a", "")).toMatch(/USING INDEX instances_by_definition/);
-    expect(plan("SELECT * FROM instances WHERE current_state = ? ORDER BY id LIMIT 5", "a")).toMatch(/USING INDEX instances_by_state/);
-    expect(plan("SELECT * FROM instances WHERE status = ? ORDER BY id LIMIT 5", "active")).toMatch(/USING INDEX instances_by_status/);
+    // Every combination of ListInstances filters: the query the store runs, served by its own index in
+    // id order (no sort step), so a page costs the same with a thousand or a million instances.
+    for (const { name, filter } of INSTANCE_FILTER_INDEXES) {
+      const values = { definitionId: "a", state: "s", status: "active" as const };
+      const query = instanceListQuery("*", Object.fromEntries(filter.map((f) => [f, values[f]])), "m", 5, () => "?");
+      const detail = plan(query.sql, ...query.params);
+      expect(detail, filter.join("+")).toMatch(new RegExp(`USING (COVERING )?INDEX ${name} \\(`));
+      expect(detail, filter.join("+")).not.toMatch(/TEMP B-TREE/);
+    }
     expect(plan("SELECT * FROM events WHERE instance_id = ? AND version > ? ORDER BY version LIMIT 5", "a", 0)).toMatch(/events_by_instance/);
     expect(plan("SELECT * FROM events WHERE definition_id = ? AND revision >= ? ORDER BY revision LIMIT 5", "a", 0)).toMatch(/events_by_definition/);
     expect(plan("SELECT * FROM events WHERE revision >= ? ORDER BY revision LIMIT 5", 1)).toMatch(/INTEGER PRIMARY KEY/);
+  });
+
+  it("is opened by the server's own configuration path with WAL and synchronous=FULL (read back from the live connection)", async () => {
+    // Durability across power loss rests on these two settings (SIGKILL tests cannot show an fsync):
+    // a configuration that weakened either would fail here.
+    const other = mkdtempSync(join(tmpdir(), "workflow-config-"));
+    const opened = await openStore(parseConfig([], { WORKFLOW_STORE: "sqlite", WORKFLOW_DATA_DIR: other }), createLogger("silent"));
+    try {
+      const db = (opened as SqliteStore).database;
+      expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+      expect(db.pragma("synchronous", { simple: true })).toBe(2); // FULL
+    } finally {
+      await opened.close();
+      rmSync(other, { recursive: true, force: true });
+    }
   });
 
   it("keeps definitions, instances, history, request records, revisions and counts across a reopen", async () => {

@@ -1,8 +1,9 @@
-// Proves that a write the database cannot complete (here: the disk is full) reaches the client as UNAVAILABLE / STORE_UNAVAILABLE, that every call answered OK is stored, and that a retry with the same request_id succeeds once there is room again.
+// Proves that a write the database cannot complete reaches the client as UNAVAILABLE / STORE_UNAVAILABLE with what happened to it: a full disk is write_outcome NOT_APPLIED (every call answered OK is stored, and a retry with the same request_id succeeds once there is room), an I/O error at COMMIT is UNKNOWN (recovery may apply WAL frames the failed COMMIT left).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status as Status, type ServiceError } from "@grpc/grpc-js";
+import Database from "better-sqlite3";
 import { afterAll, expect, it } from "vitest";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import { api, decodeStatus, startTestServer } from "../support/test-server.js";
@@ -29,7 +30,8 @@ it("a full disk fails writes with UNAVAILABLE / STORE_UNAVAILABLE and never ackn
       const details = decodeStatus(r.reason as ServiceError);
       expect(details.code).toBe(Status.UNAVAILABLE);
       expect(details.errorInfo?.reason).toBe("STORE_UNAVAILABLE");
-      expect(details.message).toMatch(/the write was not stored \(SQLITE_FULL\)/);
+      expect(details.message).toMatch(/the database is unavailable \(SQLITE_FULL\): the write was not stored/);
+      expect(details.errorInfo?.metadata.write_outcome).toBe("NOT_APPLIED");
     }
 
     db.pragma("max_page_count = 1073741823");
@@ -41,6 +43,38 @@ it("a full disk fails writes with UNAVAILABLE / STORE_UNAVAILABLE and never ackn
       expect(instance!.version).toBe(1);
     }
     expect((await rpc.getServiceStats({})).currentRevision).toBe(ids.length);
+  } finally {
+    await ts.close();
+  }
+});
+
+it("an I/O error at COMMIT is write_outcome UNKNOWN: only a retry with the same request_id is safe", async () => {
+  const store = openSqliteStore({ dataDir: join(root, "ioerr") });
+  const ts = await startTestServer({ store });
+  try {
+    const rpc = api(ts.client);
+    await rpc.createDefinition({ definition: ringDefinition() });
+    // The fsync of the commit fails (what a dying disk does); the statement is the store's own COMMIT.
+    const statements = (store as unknown as { stmts: { commit: { run(): unknown } } }).stmts;
+    const realCommit = statements.commit;
+    statements.commit = {
+      run() {
+        throw new Database.SqliteError("disk I/O error", "SQLITE_IOERR_FSYNC");
+      },
+    };
+    const failed = await rpc.startInstance({ definitionId: "ring", instanceId: "doubt", requestId: "req-doubt" }).then(
+      () => undefined,
+      (err: ServiceError) => decodeStatus(err),
+    );
+    statements.commit = realCommit;
+    expect(failed?.code).toBe(Status.UNAVAILABLE);
+    expect(failed?.errorInfo?.reason).toBe("STORE_UNAVAILABLE");
+    expect(failed?.errorInfo?.metadata.write_outcome).toBe("UNKNOWN");
+    expect(failed?.message).toMatch(/unavailable \(SQLITE_IOERR_FSYNC\): .*may or may not be stored.*same request_id/);
+    // Here the transaction was rolled back, so the retry applies it, once.
+    const retry = await rpc.startInstance({ definitionId: "ring", instanceId: "doubt", requestId: "req-doubt" });
+    expect(retry.created).toBe(true);
+    expect((await rpc.startInstance({ definitionId: "ring", instanceId: "doubt", requestId: "req-doubt" })).created).toBe(false);
   } finally {
     await ts.close();
   }
