@@ -206,11 +206,12 @@ export class MemoryStore implements WorkflowStore {
     entry: HistoryEntry,
     requestKey: StartCommit["requestKey"],
   ): InstanceEvent {
+    // Copies (cheaper than structuredClone on this path), so nothing the caller holds is stored.
     const event = freezeEvent({
       revision: this.events.length + 1,
       type,
-      instance: structuredClone(instance),
-      entry: structuredClone(entry),
+      instance: { ...instance, createTime: new Date(instance.createTime.getTime()), updateTime: new Date(instance.updateTime.getTime()) },
+      entry: { ...entry, time: new Date(entry.time.getTime()) },
     });
     const before = this.instances.get(instance.id);
     if (before?.status === "completed") this.completedCount--;
