@@ -8,6 +8,7 @@ import { describeCors, parseCorsOrigins, type CorsPolicy } from "./http/cors.js"
 import { DEFAULT_WIRE_SETTINGS, type WireSettings } from "./grpc/connections.js";
 import type { JwtSettings } from "./grpc/jwt.js";
 import type { TlsSettings } from "./grpc/tls.js";
+import { DEFAULT_LIVE_CAPACITY } from "./live/live-instances.js";
 
 export type StoreKind = "memory" | "sqlite" | "postgres";
 
@@ -82,7 +83,7 @@ export const SETTINGS = {
   cacheInstances: {
     flag: "--cache-instances",
     env: "WORKFLOW_CACHE_INSTANCES",
-    help: "instances kept in memory for reads and writes (default 50000; about 2 KB each)",
+    help: "instances kept in memory for reads and writes (default 20000; 1.5 to 6 KB each, see docs/storage.md)",
   },
   httpListen: {
     flag: "--http-listen",
@@ -263,7 +264,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     shutdownGraceMs: int("shutdownGraceMs", 10_000, 0, 600_000),
     watchProgressMs: int("watchProgressMs", 5_000, 10, 3_600_000),
     authTokens: parseAuthTokens(values.get("authTokens")),
-    cacheInstances: int("cacheInstances", 50_000, 1, 10_000_000),
+    cacheInstances: int("cacheInstances", DEFAULT_LIVE_CAPACITY, 1, 10_000_000),
     limits,
     httpListen: httpListen === "off" ? undefined : httpListen,
     corsOrigins: parseCors(values.get("corsOrigins")),
