@@ -12,12 +12,53 @@ export function isEnabled(x: { enabled?: boolean | undefined }): boolean {
   return x.enabled !== false;
 }
 
+/** A definition's states and actions by id, and the actions available from each state. */
+interface DefinitionIndex {
+  states: Map<string, StateDef>;
+  actions: Map<string, ActionDef>;
+  availableFrom: Map<string, ActionDef[]>;
+}
+
+/**
+ * Indexes of frozen definitions (the service shares one frozen object per definition version), so a
+ * lookup costs the same with 10 or 200 states. A definition that is not frozen could still change, so
+ * it is searched as it is, every time.
+ */
+const indexes = new WeakMap<Definition, DefinitionIndex>();
+
+function indexOf(def: Definition): DefinitionIndex | undefined {
+  if (!Object.isFrozen(def)) return undefined;
+  let index = indexes.get(def);
+  if (!index) {
+    const states = new Map<string, StateDef>();
+    for (const s of def.states) if (!states.has(s.id)) states.set(s.id, s);
+    const actions = new Map<string, ActionDef>();
+    for (const a of def.actions) if (!actions.has(a.id)) actions.set(a.id, a);
+    const availableFrom = new Map<string, ActionDef[]>();
+    for (const s of def.states) availableFrom.set(s.id, computeAvailable(def, s.id, (id) => states.get(id)));
+    index = { states, actions, availableFrom };
+    indexes.set(def, index);
+  }
+  return index;
+}
+
 export function findState(def: Definition, id: string): StateDef | undefined {
-  return def.states.find((s) => s.id === id);
+  const index = indexOf(def);
+  return index ? index.states.get(id) : def.states.find((s) => s.id === id);
 }
 
 export function findAction(def: Definition, id: string): ActionDef | undefined {
-  return def.actions.find((a) => a.id === id);
+  const index = indexOf(def);
+  return index ? index.actions.get(id) : def.actions.find((a) => a.id === id);
+}
+
+/** Enabled actions listing `state` in from_states and leading into an existing enabled state, in definition order. */
+function computeAvailable(def: Definition, state: string, stateById: (id: string) => StateDef | undefined): ActionDef[] {
+  return def.actions.filter((a) => {
+    if (!isEnabled(a) || !a.fromStates.includes(state)) return false;
+    const target = stateById(a.toState);
+    return target !== undefined && isEnabled(target);
+  });
 }
 
 /** The definition's initial state (the first one marked initial). */
@@ -31,11 +72,10 @@ export function initialState(def: Definition): StateDef | undefined {
  */
 export function availableActions(def: Definition, instance: Instance): ActionDef[] {
   if (instance.status === "completed") return [];
-  return def.actions.filter((a) => {
-    if (!isEnabled(a) || !a.fromStates.includes(instance.currentState)) return false;
-    const target = findState(def, a.toState);
-    return target !== undefined && isEnabled(target);
-  });
+  const index = indexOf(def);
+  const known = index?.availableFrom.get(instance.currentState);
+  if (known) return [...known];
+  return computeAvailable(def, instance.currentState, (id) => findState(def, id));
 }
 
 /** A new instance in the definition's initial state, and its first history entry (version 1). */
@@ -88,16 +128,17 @@ export function executeAction(
   }
   const { actionId } = args;
   const current = instance.currentState;
-  const allowed = availableActions(def, instance).map((a) => a.id);
-  const allowedOnly = `allowed actions: ${listIds(allowed)}`;
-  const allowedText = `instance ${quote(instance.id)} is in state ${quote(current)}; ${allowedOnly}`;
+  // Only a refusal needs the allowed actions: computed then, not on every transition.
+  const allowed = () => availableActions(def, instance).map((a) => a.id);
+  const allowedOnly = () => `allowed actions: ${listIds(allowed())}`;
+  const allowedText = () => `instance ${quote(instance.id)} is in state ${quote(current)}; ${allowedOnly()}`;
 
   const fail = (
     code: ErrorCode,
     message: string,
     violation: { type: "STATE" | "ACTION"; subject: string; description: string },
   ): WorkflowError => {
-    const precondition: PreconditionDetail = { currentState: current, allowedActions: allowed, violations: [violation] };
+    const precondition: PreconditionDetail = { currentState: current, allowedActions: allowed(), violations: [violation] };
     return new WorkflowError(code, message, {
       precondition,
       metadata: { current_state: current, instance_id: instance.id, action_id: actionId },
@@ -108,7 +149,7 @@ export function executeAction(
   if (!action) {
     throw fail(
       "ACTION_NOT_FOUND",
-      `action ${quote(actionId)} does not exist in definition ${quote(def.id)} version ${def.version}; ${allowedText}`,
+      `action ${quote(actionId)} does not exist in definition ${quote(def.id)} version ${def.version}; ${allowedText()}`,
       { type: "ACTION", subject: actionId, description: `definition ${quote(def.id)} version ${def.version} has no action ${quote(actionId)}` },
     );
   }
@@ -122,14 +163,14 @@ export function executeAction(
   if (!isEnabled(action)) {
     throw fail(
       "ACTION_DISABLED",
-      `action ${quote(actionId)} is disabled in definition ${quote(def.id)} version ${def.version}; ${allowedText}`,
+      `action ${quote(actionId)} is disabled in definition ${quote(def.id)} version ${def.version}; ${allowedText()}`,
       { type: "ACTION", subject: actionId, description: `action ${quote(actionId)} is disabled` },
     );
   }
   if (!action.fromStates.includes(current)) {
     throw fail(
       "ACTION_NOT_ALLOWED",
-      `action ${quote(actionId)} is not allowed from state ${quote(current)} (it runs from: ${listIds(action.fromStates)}); ${allowedOnly}`,
+      `action ${quote(actionId)} is not allowed from state ${quote(current)} (it runs from: ${listIds(action.fromStates)}); ${allowedOnly()}`,
       {
         type: "STATE",
         subject: instance.id,
@@ -142,7 +183,7 @@ export function executeAction(
     const why = target ? "is disabled" : "does not exist";
     throw fail(
       "STATE_DISABLED",
-      `action ${quote(actionId)} leads to state ${quote(action.toState)}, which ${why}; ${allowedText}`,
+      `action ${quote(actionId)} leads to state ${quote(action.toState)}, which ${why}; ${allowedText()}`,
       { type: "ACTION", subject: actionId, description: `target state ${quote(action.toState)} ${why}` },
     );
   }

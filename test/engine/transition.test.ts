@@ -67,6 +67,28 @@ describe("helpers", () => {
     expect(findAction(def, "cancel")?.fromStates).toEqual(["draft", "submitted"]);
     expect(findAction(def, "nope")).toBeUndefined();
   });
+
+  it("answers a frozen definition (indexed once) exactly as an unfrozen one (searched every time)", () => {
+    const variants = [
+      approval(),
+      approval((d) => (d.actions[0]!.enabled = false)),
+      approval((d) => (d.states[1]!.enabled = false)),
+      stored(reviewDefinition()),
+    ];
+    for (const def of variants) {
+      const frozen = deepFreeze(structuredClone(def));
+      for (const s of def.states) {
+        const instance = { ...start(def), currentState: s.id, status: s.final ? ("completed" as const) : ("active" as const) };
+        expect(availableActions(frozen, instance)).toEqual(availableActions(def, instance));
+        expect(findState(frozen, s.id)).toEqual(findState(def, s.id));
+      }
+      for (const a of def.actions) expect(findAction(frozen, a.id)).toEqual(findAction(def, a.id));
+    }
+    // What the index returns is a copy: the caller cannot change it for the next caller.
+    const frozen = deepFreeze(approval());
+    availableActions(frozen, start(frozen)).pop();
+    expect(availableActions(frozen, start(frozen)).map((a) => a.id)).toEqual(["submit", "cancel"]);
+  });
 });
 
 describe("startInstance", () => {
