@@ -7,7 +7,7 @@
  * reported as a ratio to it. Output: <out>/<name>.json, .md and .svg (bench/results/latest.* for
  * a full run). Never part of `npm test`: nothing here fails on a time.
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join, relative, resolve } from "node:path";
 import { grpcUnframe, rawUnaryCall } from "./lib/grpc-wire.js";
@@ -16,8 +16,8 @@ import { describeMachine } from "./lib/machine.js";
 import { measureBlock, measureRun, measureStall, prepare, type MeasureSettings, type Prepared, type Target } from "./lib/measure.js";
 import { parseOptions, USAGE, type BenchOptions, type StoreId, type UnaryScenarioId } from "./lib/options.js";
 import { canPin, killChildrenOnExit, ROOT } from "./lib/processes.js";
-import { readProfile, summarizeProfile } from "./lib/profile.js";
-import { checkTargets, renderMarkdown, type BenchReport, type UnaryEntry, type UnaryPart } from "./lib/report.js";
+import { mainThreadProfile, readProfile, summarizeProfile } from "./lib/profile.js";
+import { checkTargets, renderMarkdown, renderReadmeBlock, spliceReadme, type BenchReport, type UnaryEntry, type UnaryPart } from "./lib/report.js";
 import { startBare, startStore, STORE_LABELS, type ServerSet } from "./lib/servers.js";
 import { median } from "./lib/stats.js";
 import { renderSvg } from "./lib/svg.js";
@@ -52,8 +52,8 @@ const tmp = mkdtempSync(join(os.tmpdir(), "workflow-bench-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
 const profileDir = opts.profile ? join(outDir, "profiles") : undefined;
 if (profileDir) {
+  rmSync(profileDir, { recursive: true, force: true });
   mkdirSync(profileDir, { recursive: true });
-  for (const f of readdirSync(profileDir)) if (f.endsWith(".cpuprofile")) rmSync(join(profileDir, f));
 }
 
 const report: BenchReport = {
@@ -138,7 +138,8 @@ async function seed(servers: ServerSet, instances: number, from = 0): Promise<{ 
   let seconds = 0;
   for (let done = 0; done < count; done += chunk) {
     const n = Math.min(chunk, count - done);
-    const { ms } = await primary.call("seedFiller", { from: from + done, count: n, concurrency: 256 });
+    // 1,000 in flight: the SQLite store commits up to 1,000 writes in one transaction.
+    const { ms } = await primary.call("seedFiller", { from: from + done, count: n, concurrency: 1_000 });
     seconds += ms / 1000;
     if (count > chunk) log(`  seeded ${(have + done + n).toLocaleString("en-US")} instances (${Math.round((done + n) / seconds).toLocaleString("en-US")}/s)`);
   }
@@ -201,13 +202,15 @@ async function measureEntries(
   });
 }
 
-/** Summarizes the profiles a server set wrote, per entry measured on it and whole. */
+/** Summarizes the profiles a server set wrote (main threads), per entry measured on it and whole. */
 function readProfiles(tag: string, entries: UnaryEntry[]): void {
   if (!profileDir) return;
-  for (const file of readdirSync(profileDir).filter((f) => f.startsWith(`${tag}-`) && f.endsWith(".cpuprofile"))) {
-    const profile = readProfile(join(profileDir, file));
-    report.profiles.push({ server: file, summary: summarizeProfile(profile) });
-    if (!file.endsWith("-0.cpuprofile")) continue;
+  for (const dir of readdirSync(profileDir).filter((d) => d.startsWith(`${tag}-`) && /^-\d+$/.test(d.slice(tag.length)))) {
+    const file = mainThreadProfile(join(profileDir, dir));
+    if (!file) continue;
+    const profile = readProfile(file);
+    report.profiles.push({ server: `${dir}/${relative(join(profileDir, dir), file)}`, summary: summarizeProfile(profile) });
+    if (!dir.endsWith("-0")) continue;
     for (const e of entries) e.profile = summarizeProfile(profile, profileWindows.get(e));
   }
 }
@@ -454,6 +457,15 @@ writeFileSync(`${base}.json`, `${JSON.stringify(report, (_k, v: unknown) => (typ
 writeFileSync(`${base}.svg`, renderSvg(report));
 writeFileSync(`${base}.md`, renderMarkdown(report, `${opts.name}.svg`));
 log(`wrote ${relative(ROOT, base)}.{json,md,svg} in ${(report.durationSeconds / 60).toFixed(1)} min`);
+// A full run into the repository's results also refreshes the README's benchmark block.
+if (opts.full && outDir === resolve(ROOT, "bench/results")) {
+  const readmePath = join(ROOT, "README.md");
+  const updated = spliceReadme(readFileSync(readmePath, "utf8"), renderReadmeBlock(report, relative(ROOT, base)));
+  if (updated) {
+    writeFileSync(readmePath, updated);
+    log("updated the benchmark block of README.md");
+  } else log("README.md has no benchmark block markers: not updated");
+}
 for (const t of report.targets) process.stdout.write(`${t.pass === null ? "  -  " : t.pass ? " ok  " : "MISS "} ${t.target}: ${t.measured}\n`);
 if (report.failures.length) process.stdout.write(`${report.failures.length} part(s) failed; see ${relative(ROOT, base)}.md\n`);
 if (existsSync(tmp)) rmSync(tmp, { recursive: true, force: true });

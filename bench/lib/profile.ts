@@ -3,8 +3,8 @@
  * profile or only the samples inside given monotonic windows (V8 stamps samples in microseconds
  * on the same CLOCK_MONOTONIC as process.hrtime, so the bench's round windows select them).
  */
-import { readFileSync } from "node:fs";
-import { relative } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { ROOT } from "./processes.js";
 
 interface CpuProfileNode {
@@ -37,6 +37,12 @@ export interface ProfileSummary {
 
 export function readProfile(file: string): CpuProfile {
   return JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+}
+
+/** The main thread's profile among those node --cpu-prof wrote into `dir` (thread id 0 in the name). */
+export function mainThreadProfile(dir: string): string | undefined {
+  const names = existsSync(dir) ? readdirSync(dir).filter((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f)) : [];
+  return names.length ? join(dir, names.sort()[names.length - 1]!) : undefined;
 }
 
 /** A short, stable name for a script URL: repo-relative, node_modules trimmed to the package. */

@@ -216,8 +216,9 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
   );
   parts.push(
     "Method: each scenario's figures are medians of " +
-      `${s.rounds} rounds of ${s.seconds} s, alternating with a grpc.health.v1 Check round on the same server(s) under the same load ` +
-      `(${s.clients} \`h2load -c 1 -m 1\` processes, pre-encoded gRPC bodies); the ratio is taken per round, then its median. ` +
+      `${s.rounds} rounds of ${s.seconds} s on the same server(s), under the same load as grpc.health.v1 Check ` +
+      `(${s.clients} \`h2load -c 1 -m 1\` processes, pre-encoded gRPC bodies): in every round a Check run comes before and after each group of three scenario runs, ` +
+      "the order reversed every other round, and a scenario's ratio is its rate over the mean of the two Check runs around it; the report gives the median of those ratios. " +
       "Errors are counted from the store's revision or instance count (writes) or from response sizes (reads), since h2load sees only HTTP status. " +
       "Cores = CPU seconds per wall second from /proc. A ratio is comparable across machines; calls/s are not.",
   );
@@ -363,8 +364,56 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
   const notes = report.unary.filter((u) => u.figures.notes.length && u.part !== "growth");
   if (notes.length || report.failures.length) {
     parts.push("## Notes");
-    for (const u of notes) parts.push(`- ${u.storeLabel}, ${u.title}: ${u.figures.notes.join("; ")}`);
-    for (const f of report.failures) parts.push(`- **${f.part} failed**: ${f.error.split("\n")[0]}`);
+    parts.push(
+      [
+        ...notes.map((u) => `- ${u.storeLabel}, ${u.title}: ${u.figures.notes.join("; ")}`),
+        ...report.failures.map((f) => `- **${f.part} failed**: ${f.error.split("\n")[0]}`),
+      ].join("\n"),
+    );
   }
   return `${parts.join("\n\n")}\n`;
+}
+
+// ------------------------------------------------------------------ README block
+
+export const README_BEGIN = "<!-- bench:begin (written by npm run bench after a full run; edit bench/lib/report.ts instead) -->";
+export const README_END = "<!-- bench:end -->";
+
+/** The README's benchmark block: the run, the targets, ratio per scenario and store, the chart. */
+export function renderReadmeBlock(report: BenchReport, resultsPath: string): string {
+  const m = report.machine as Record<string, string | number>;
+  const stores = [...new Set(report.unary.filter((u) => u.part === "throughput").map((u) => u.store))];
+  const labels = new Map(report.unary.map((u) => [u.store, u.storeLabel]));
+  const titles = new Map<string, string>();
+  for (const u of report.unary) if (u.part === "throughput" || u.part === "defsize") titles.set(u.scenario, u.title);
+  const cell = (store: string, scenario: string) => {
+    const e = report.unary.find((u) => (u.part === "throughput" || u.part === "defsize") && u.store === store && u.scenario === scenario);
+    return e ? `${f2(e.figures.median.ratio)} (${int(e.figures.median.rate)}/s)` : "";
+  };
+  const lines = [
+    README_BEGIN,
+    "",
+    `Latest full run: ${report.startedAt.slice(0, 10)}, ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, tree ${m.commit}, ` +
+      `${(report.durationSeconds / 60).toFixed(1)} minutes.${report.note ? ` **${report.note}**` : ""} ` +
+      `Full report: [${resultsPath}.md](${resultsPath}.md) (figures, CPU per call, growth, watch delivery), data: [${resultsPath}.json](${resultsPath}.json).`,
+    "",
+    table(["target", "measured", "verdict"], report.targets.map((t) => [t.target, t.measured, verdict(t.pass)])),
+    "",
+    "Ratio to grpc.health.v1 Check on the same server under the same load (64 clients), and calls/s:",
+    "",
+    table(["scenario", ...stores.map((s) => labels.get(s) ?? s)], [...titles.entries()].map(([id, title]) => [title, ...stores.map((s) => cell(s, id))])),
+    "",
+    `![benchmark chart](${resultsPath}.svg)`,
+    "",
+    README_END,
+  ];
+  return lines.join("\n");
+}
+
+/** `readme` with its benchmark block replaced (or undefined when the markers are missing). */
+export function spliceReadme(readme: string, block: string): string | undefined {
+  const a = readme.indexOf(README_BEGIN);
+  const b = readme.indexOf(README_END);
+  if (a < 0 || b < a) return undefined;
+  return readme.slice(0, a) + block + readme.slice(b + README_END.length);
 }

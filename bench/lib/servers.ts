@@ -20,7 +20,7 @@ export interface ServerOptions {
   cpus: string;
   /** Directory for node --cpu-prof output; omitted = no profile. */
   profileDir?: string;
-  /** Distinguishes profile files: <tag>-<replica>.cpuprofile. */
+  /** Distinguishes profile directories: <profileDir>/<tag>-<replica>/. */
   tag: string;
 }
 
@@ -44,7 +44,8 @@ export interface ServerSet {
 function nodeArgs(opts: ServerOptions, replica: number): string[] {
   // The heap limit is raised so a million stored instances fit in the memory store; gc is exposed for RSS readings.
   const args = ["--expose-gc", "--max-old-space-size=12288"];
-  if (opts.profileDir) args.push("--cpu-prof", `--cpu-prof-dir=${opts.profileDir}`, `--cpu-prof-name=${opts.tag}-${replica}.cpuprofile`);
+  // A directory per server: every thread writes a profile (tsx's loader runs in a worker), named CPU.<date>.<time>.<pid>.<thread>.<seq>.
+  if (opts.profileDir) args.push("--cpu-prof", `--cpu-prof-dir=${join(opts.profileDir, `${opts.tag}-${replica}`)}`);
   return args;
 }
 

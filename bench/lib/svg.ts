@@ -33,6 +33,8 @@ export function escapeXml(text: string): string {
 }
 
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
+/** Axis ticks are powers of ten: 0.1, 1, 10, 1000 (no trailing zeros). */
+const tickLabel = (x: number) => String(Number(x.toPrecision(1)));
 
 /** A log-scale axis mapping [lo, hi] (powers of ten around the data) onto [x0, x0 + w]. */
 export function logScale(values: number[], x0: number, w: number) {
@@ -157,17 +159,21 @@ export function renderSvg(report: BenchReport): string {
     const ratioTicks = [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4].filter((t) => t <= maxRatio);
     svg.axisLabels(ratioTicks, rx, top, bottom, (t) => String(t));
     svg.line(rx(1), top, rx(1), bottom, "#888", "stroke-dasharray='4 3'");
-    svg.axisLabels(lat.ticks, lat.x, top, bottom, (t) => `${fmt(t)} ms`);
+    svg.axisLabels(lat.ticks, lat.x, top, bottom, (t) => `${tickLabel(t)} ms`);
     rows.forEach((r, i) => {
       const e = r.entry;
       if (!e) return;
       const c = centres[i]!;
       const med = e.figures.median;
       svg.rect(ratioX0, c - 5, rx(med.ratio) - ratioX0, 10, r.color);
-      svg.text(rx(med.ratio) + 4, c + 4, Number.isFinite(med.ratio) ? med.ratio.toFixed(2) : "n/a", { size: 10.5 });
+      let labelX = rx(med.ratio) + 4;
       for (const [store, scenario, min] of RATIO_TARGETS) {
-        if (e.part === "throughput" && e.store === store && e.scenario === scenario) svg.line(rx(min), c - 8, rx(min), c + 8, "#d62728", "stroke-width='2'");
+        if (e.part === "throughput" && e.store === store && e.scenario === scenario) {
+          svg.line(rx(min), c - 8, rx(min), c + 8, "#d62728", "stroke-width='2'");
+          if (Math.abs(rx(min) - labelX) < 28) labelX = Math.max(labelX, rx(min) + 4);
+        }
       }
+      svg.text(labelX, c + 4, Number.isFinite(med.ratio) ? med.ratio.toFixed(2) : "n/a", { size: 10.5 });
       if (Number.isFinite(med.baselineP50)) {
         svg.line(lat.x(med.baselineP50), c + 5, lat.x(med.baselineP99), c + 5, "#aaa", "stroke-width='3'");
       }
@@ -204,7 +210,7 @@ export function renderSvg(report: BenchReport): string {
     const top = svg.y;
     const centres = svg.rows(gRows);
     const bottom = svg.y + gRows.length * ROW_H;
-    svg.axisLabels(scale.ticks, scale.x, top, bottom, (t) => `${fmt(t)}x`);
+    svg.axisLabels(scale.ticks, scale.x, top, bottom, (t) => `${tickLabel(t)}x`);
     svg.line(scale.x(1.2), top, scale.x(1.2), bottom, "#d62728", "stroke-dasharray='4 3' stroke-width='1.5'");
     let gi = 0;
     gRows.forEach((r, i) => {
@@ -232,7 +238,7 @@ export function renderSvg(report: BenchReport): string {
     const top = svg.y;
     const centres = svg.rows(wRows);
     const bottom = svg.y + wRows.length * ROW_H;
-    svg.axisLabels(scale.ticks, scale.x, top, bottom, (t) => `${fmt(t)} ms`);
+    svg.axisLabels(scale.ticks, scale.x, top, bottom, (t) => `${tickLabel(t)} ms`);
     report.watch.forEach((wEntry, i) => {
       for (const [k, figures] of [
         [0, wEntry.server],
