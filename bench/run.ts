@@ -13,9 +13,10 @@ import { join, relative, resolve } from "node:path";
 import { grpcUnframe, rawUnaryCall } from "./lib/grpc-wire.js";
 import { requireH2load } from "./lib/h2load.js";
 import { describeMachine } from "./lib/machine.js";
-import { measureBlock, measureRun, measureStall, prepare, type MeasureSettings, type Prepared, type Target } from "./lib/measure.js";
-import { parseOptions, USAGE, type BenchOptions, type StoreId, type UnaryScenarioId } from "./lib/options.js";
+import { measureBlock, measureStall, prepare, type MeasureSettings, type Prepared, type Target } from "./lib/measure.js";
+import { parseOptions, PG_GROWTH_SCENARIOS, USAGE, type BenchOptions, type StoreId, type UnaryScenarioId } from "./lib/options.js";
 import { canPin, killChildrenOnExit, ROOT } from "./lib/processes.js";
+import { planRun, runOverheadSeconds } from "./lib/plan.js";
 import { mainThreadProfile, readProfile, summarizeProfile } from "./lib/profile.js";
 import { checkTargets, renderMarkdown, renderReadmeBlock, spliceReadme, type BenchReport, type UnaryEntry, type UnaryPart } from "./lib/report.js";
 import { startBare, startStore, STORE_LABELS, type ServerSet } from "./lib/servers.js";
@@ -47,6 +48,9 @@ try {
 }
 
 killChildrenOnExit();
+const plan = planRun(opts);
+log(`plan: ${plan.loadRuns} load runs of ${opts.seconds} s (+ ~${runOverheadSeconds(opts.clients).toFixed(1)} s each to start), about ${(plan.estimatedSeconds / 60).toFixed(0)} min on a quiet 2-core machine`);
+for (const line of plan.lines) log(`  ${line}`);
 const outDir = resolve(ROOT, opts.outDir);
 const tmp = mkdtempSync(join(os.tmpdir(), "workflow-bench-"));
 process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
@@ -80,6 +84,8 @@ const report: BenchReport = {
     unary: opts.unary,
     parts: [...opts.parts],
     profile: opts.profile,
+    plannedLoadRuns: plan.loadRuns,
+    estimatedMinutes: Math.round(plan.estimatedSeconds / 6) / 10,
   },
   unary: [],
   growth: [],
@@ -216,15 +222,7 @@ function readProfiles(tag: string, entries: UnaryEntry[]): void {
 }
 
 async function prepareHealth(target: Target, tag: string): Promise<Prepared> {
-  const health = await prepare(HEALTH, `${tag}:health`, target, tmp);
-  // Warm the baseline path once per server (JIT, connections); not recorded.
-  await measureRun(
-    [{ label: "warm-up", processes: opts.clients, addresses: target.addresses, path: HEALTH.path, bodyFiles: health.bodyFiles }],
-    "bytes",
-    target,
-    { ...settings, seconds: 0.5 },
-  );
-  return health;
+  return prepare(HEALTH, `${tag}:health`, target, tmp);
 }
 
 // ------------------------------------------------------------------ unary calls on each store
@@ -343,7 +341,7 @@ for (const store of wantsBig ? growthStores : []) {
 
         const target = targetOf(servers);
         const health = await prepareHealth(target, tag);
-        const unary = opts.parts.has("growth") ? opts.unary : [];
+        const unary = !opts.parts.has("growth") ? [] : store === "postgres" ? opts.unary.filter((id) => PG_GROWTH_SCENARIOS.includes(id)) : opts.unary;
         const main = unary.filter((x) => x !== "start").map((id) => ({ scenario: unaryScenario(id, set), key: `${tag}:${id}` }));
         if (main.length) entries.push(...(await measureEntries(target, "growth", store, label, main, health)));
         if (opts.parts.has("stall") && store !== "postgres") {

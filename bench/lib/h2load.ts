@@ -156,10 +156,11 @@ export interface LoadResult {
 }
 
 /**
- * Starting 64 processes on one core takes a while (tens of ms each on a busy core), so every
- * process runs longer than the window by an allowance learnt from the start spread of earlier runs.
+ * Starting 64 h2load processes on one core takes a while (OpenSSL and thread set-up: 15 to 30 ms
+ * of CPU each), so every process runs longer than the window by an allowance learnt from the start
+ * spread of earlier runs. The calls made before the last process started warm the server's path.
  */
-let spreadEstimateMs = 300;
+let spreadEstimateMs = 1_000;
 
 /**
  * Runs every group's processes at once and waits for them; measures a window of `seconds` during
@@ -167,7 +168,7 @@ let spreadEstimateMs = 300;
  */
 export async function runLoad(groups: LoadGroup[], opts: { seconds: number; cpus: string; dir: string }): Promise<LoadResult> {
   const warmupUs = Math.min(200_000, opts.seconds * 100_000);
-  const durationMs = Math.round(opts.seconds * 1000 + warmupUs / 1000 + Math.min(4_000, 1.3 * spreadEstimateMs + 100));
+  const durationMs = Math.round(opts.seconds * 1000 + warmupUs / 1000 + Math.min(4_000, 1.15 * spreadEstimateMs + 100));
   const procs: { group: number; log: string; out: string }[] = [];
   const lines = ["#!/bin/sh"];
   groups.forEach((g, gi) => {

@@ -236,6 +236,14 @@ export function processesFor(clients: number, probeMs: number): number {
   return Math.max(1, Math.min(clients, Math.floor(2_000 / Math.max(probeMs, 1e-3))));
 }
 
+/** Scenario runs between two baseline runs. */
+export const BASELINE_EVERY = 4;
+
+/** Load runs one block of `scenarios` takes over `rounds` rounds (for the time estimate). */
+export function blockRuns(scenarios: number, rounds: number, every = BASELINE_EVERY): number {
+  return scenarios === 0 ? 0 : rounds * (scenarios + Math.ceil(scenarios / every) + 1);
+}
+
 /**
  * The order of one round: a baseline run, then the scenarios `every` at a time, each group
  * followed by a baseline run, so every scenario run has a baseline run on each side of its group.
@@ -253,16 +261,16 @@ export function roundPlan(scenarios: number, every: number, round: number): ({ b
 }
 
 /**
- * Measures `scenarios` (prepared on the same servers) against `baseline`: a short warm-up of
- * each, then `rounds` rounds laid out by roundPlan (a baseline run every `every` scenarios). Each
- * scenario's ratio in a round is its rate over the mean of the baseline runs bracketing it.
+ * Measures `scenarios` (prepared on the same servers) against `baseline`: `rounds` rounds laid
+ * out by roundPlan (a baseline run every `every` scenarios). Each scenario's ratio in a round is
+ * its rate over the mean of the baseline runs bracketing it.
  */
 export async function measureBlock(
   scenarios: Prepared[],
   baseline: Prepared,
   servers: Target,
   settings: MeasureSettings,
-  every = 3,
+  every = BASELINE_EVERY,
 ): Promise<ScenarioFigures[]> {
   const processes = scenarios.map((p) => processesFor(settings.clients, p.probeMs));
   const notes = scenarios.map((p, i): string[] =>
@@ -273,8 +281,7 @@ export async function measureBlock(
         ]
       : [],
   );
-  const warm = { ...settings, seconds: Math.min(0.5, settings.seconds / 2) };
-  for (const [i, p] of scenarios.entries()) await measureRun([group(p, servers, processes[i]!)], p.scenario.verify, servers, warm);
+  // No separate warm-up: each run's calls before the last h2load process has started (about a second) warm the path and are not counted.
   const rounds: RoundPair[][] = scenarios.map(() => []);
   for (let r = 0; r < settings.rounds; r++) {
     const baselines: RunFigures[] = [];

@@ -1,5 +1,5 @@
 /** The bench report: its JSON shape, the team's targets checked against it, and the Markdown. */
-import type { ScenarioFigures, RunFigures } from "./measure.js";
+import { BASELINE_EVERY, type ScenarioFigures, type RunFigures } from "./measure.js";
 import type { StoreId } from "./options.js";
 import type { ProfileSummary } from "./profile.js";
 import type { WatchFigures } from "./watch.js";
@@ -168,10 +168,10 @@ const verdict = (p: boolean | null) => (p === null ? "not checked" : p ? "met" :
 const table = (head: string[], rows: string[][]) =>
   [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 
-function unaryRows(entries: UnaryEntry[]): string[][] {
+function unaryRows(entries: UnaryEntry[], clients: number): string[][] {
   return entries.map((e) => {
     const m = e.figures.median;
-    const flags = [e.figures.errors ? `${int(e.figures.errors)} errors` : "", e.figures.processes < 64 ? `${e.figures.processes} clients` : ""]
+    const flags = [e.figures.errors ? `${int(e.figures.errors)} errors` : "", e.figures.processes < clients ? `${e.figures.processes} clients` : ""]
       .filter(Boolean)
       .join(", ");
     return [
@@ -217,7 +217,7 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
   parts.push(
     "Method: each scenario's figures are medians of " +
       `${s.rounds} rounds of ${s.seconds} s on the same server(s), under the same load as grpc.health.v1 Check ` +
-      `(${s.clients} \`h2load -c 1 -m 1\` processes, pre-encoded gRPC bodies): in every round a Check run comes before and after each group of three scenario runs, ` +
+      `(${s.clients} \`h2load -c 1 -m 1\` processes, pre-encoded gRPC bodies): in every round a Check run comes before and after each group of ${BASELINE_EVERY} scenario runs, ` +
       "the order reversed every other round, and a scenario's ratio is its rate over the mean of the two Check runs around it; the report gives the median of those ratios. " +
       "Errors are counted from the store's revision or instance count (writes) or from response sizes (reads), since h2load sees only HTTP status. " +
       "Cores = CPU seconds per wall second from /proc. A ratio is comparable across machines; calls/s are not.",
@@ -235,7 +235,7 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
         "Spread: each h2load process on its own instance; hot: all on one instance. " +
         "ExecuteAction uses a self-loop action without expected_version, StartInstance an empty instance_id (the server generates ids).",
     );
-    parts.push(table(UNARY_HEAD, unaryRows(throughput)));
+    parts.push(table(UNARY_HEAD, unaryRows(throughput, s.clients)));
   }
   const defsize = report.unary.filter((u) => u.part === "defsize");
   if (defsize.length) {
@@ -261,7 +261,7 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
       "A plain grpc-js server answering GetInstance with one constant response object (a real server's GetInstance answer, " +
         "encoded by the generated code on every call) next to Check on the same server: how far the service is from what gRPC and encoding alone cost here.",
     );
-    parts.push(table(UNARY_HEAD, unaryRows(bare)));
+    parts.push(table(UNARY_HEAD, unaryRows(bare, s.clients)));
   }
   if (report.growth.length) {
     parts.push("## Growth");

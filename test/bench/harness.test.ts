@@ -11,8 +11,9 @@ import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
 import { ExecuteActionRequest, GetInstanceRequest, ListInstancesRequest } from "../../src/gen/workflow/v1/service.js";
 import { grpcFrame, grpcUnframe } from "../../bench/lib/grpc-wire.js";
 import { commonWindow, parseH2loadSummary, parseRequestLog, shellQuote, type RequestLog } from "../../bench/lib/h2load.js";
-import { meanRun, processesFor, roundPlan, summarizeRounds, type RunFigures, type ScenarioFigures } from "../../bench/lib/measure.js";
-import { parseOptions, PARTS, STORES, UNARY_SCENARIOS, type BenchOptions } from "../../bench/lib/options.js";
+import { blockRuns, meanRun, processesFor, roundPlan, summarizeRounds, type RunFigures, type ScenarioFigures } from "../../bench/lib/measure.js";
+import { parseOptions, PARTS, PG_GROWTH_SCENARIOS, STORES, UNARY_SCENARIOS, type BenchOptions } from "../../bench/lib/options.js";
+import { planRun } from "../../bench/lib/plan.js";
 import { summarizeProfile, type CpuProfile } from "../../bench/lib/profile.js";
 import { checkTargets, renderMarkdown, type BenchReport, type UnaryEntry } from "../../bench/lib/report.js";
 import { median, percentile, summarize } from "../../bench/lib/stats.js";
@@ -139,6 +140,29 @@ describe("rounds and ratios", () => {
     }
   });
 
+  it("counts a block's load runs as its round plan lays them out", () => {
+    for (const [n, every] of [
+      [1, 4],
+      [8, 4],
+      [10, 4],
+      [5, 2],
+    ] as const) {
+      expect(blockRuns(n, 3, every)).toBe(3 * roundPlan(n, every, 0).length);
+    }
+    expect(blockRuns(0, 3)).toBe(0);
+  });
+
+  it("plans the default matrix as run.ts runs it", () => {
+    const plan = planRun(options([]));
+    const blocks = (n: number) => blockRuns(n, 3);
+    const memory = blocks(8 + 2) + blocks(1 + 1);
+    const postgres = blocks(8) + blocks(1);
+    const growth = blocks(8) + blocks(1) + 6;
+    const pgGrowth = blocks(PG_GROWTH_SCENARIOS.length - 1) + blocks(1);
+    expect(plan.loadRuns).toBe(2 * memory + 2 * postgres + blocks(1) + 2 * growth + pgGrowth);
+    expect(plan.lines).toHaveLength(9);
+  });
+
   it("averages the two bracketing baselines field by field", () => {
     const m = meanRun(run({ rate: 1000, p99: 2, coarse: false }), run({ rate: 3000, p99: 4, coarse: true, databaseCores: 0.5 }));
     expect(m.rate).toBe(2000);
@@ -251,6 +275,7 @@ describe("options", () => {
     const quick = options(["--quick"]);
     expect(quick.full).toBe(false);
     expect(quick.growth).toBeLessThan(1_000_000);
+    expect(quick.clients).toBeLessThan(64);
   });
 
   it("says what is wrong with a flag", () => {
