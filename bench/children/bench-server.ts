@@ -86,7 +86,8 @@ const handlers = {
       ...[...set.readers, ...set.writers].map((id) => [SMALL_DEF, id] as const),
       ...[...set.largeReaders, ...set.largeWriters].map((id) => [LARGE_DEF, id] as const),
     ];
-    await pool(withHistory.length, 32, async (i) => {
+    // 8 at a time: under PostgreSQL's pool of 10, so no write waits for a connection.
+    await pool(withHistory.length, 8, async (i) => {
       const [def, id] = withHistory[i]!;
       await start(def, id);
       for (let t = 0; t < SEED_TRANSITIONS; t++) await execute(id, STAY);

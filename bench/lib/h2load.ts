@@ -111,10 +111,8 @@ export function commonWindow(logs: RequestLog[], warmupUs: number, lengthUs: num
   let first = Infinity;
   let last = -Infinity;
   for (const log of logs) {
-    if (log.start.length === 0) {
-      startUs = Infinity;
-      continue;
-    }
+    // A process with no completed call (every call it sent was slower than the run) bounds nothing.
+    if (log.start.length === 0) continue;
     let lo = Infinity;
     let hi = -Infinity;
     for (let i = 0; i < log.start.length; i++) {
@@ -126,6 +124,7 @@ export function commonWindow(logs: RequestLog[], warmupUs: number, lengthUs: num
     first = Math.min(first, lo);
     last = Math.max(last, hi);
   }
+  if (!Number.isFinite(first)) return { startUs: 0, endUs: 0, coarse: true, startSpreadMs: 0 };
   const startSpreadMs = (startUs - first) / 1000;
   startUs += warmupUs;
   endUs = Math.min(endUs, startUs + lengthUs);
@@ -169,6 +168,11 @@ let spreadEstimateMs = 1_000;
 export async function runLoad(groups: LoadGroup[], opts: { seconds: number; cpus: string; dir: string }): Promise<LoadResult> {
   const warmupUs = Math.min(200_000, opts.seconds * 100_000);
   const durationMs = Math.round(opts.seconds * 1000 + warmupUs / 1000 + Math.min(4_000, 1.15 * spreadEstimateMs + 100));
+  const total = groups.reduce((n, g) => n + g.processes, 0);
+  // Processes start in script order, about spread / n apart: a later one needs less time to cover
+  // the window, so it stops earlier instead of running on for a whole spread after the window ends.
+  const durationOf = (index: number) =>
+    Math.round(durationMs - (total > 1 ? (0.9 * Math.min(4_000, spreadEstimateMs) * index) / (total - 1) : 0));
   const procs: { group: number; log: string; out: string }[] = [];
   const lines = ["#!/bin/sh"];
   groups.forEach((g, gi) => {
@@ -180,7 +184,7 @@ export async function runLoad(groups: LoadGroup[], opts: { seconds: number; cpus
         "h2load",
         "-c1",
         "-m1",
-        `-D${durationMs}ms`,
+        `-D${durationOf(procs.length)}ms`,
         `-d${g.bodyFiles[i % g.bodyFiles.length]}`,
         ...Object.entries(GRPC_HEADERS).map(([k, v]) => `-H${k}: ${v}`),
         `--log-file=${log}`,
@@ -212,8 +216,9 @@ export async function runLoad(groups: LoadGroup[], opts: { seconds: number; cpus
     warmupUs,
     opts.seconds * 1e6,
   );
-  spreadEstimateMs = Math.max(0.7 * spreadEstimateMs, window.startSpreadMs);
-  const windowSeconds = (window.endUs - window.startUs) / 1e6;
+  if (Number.isFinite(window.startSpreadMs)) spreadEstimateMs = Math.max(0.7 * spreadEstimateMs, window.startSpreadMs);
+  // No call completed at all: rates are 0 over the whole run.
+  const windowSeconds = window.endUs > window.startUs ? (window.endUs - window.startUs) / 1e6 : wallSeconds;
 
   const results = groups.map((g, gi): GroupResult => {
     const latencies: number[] = [];

@@ -38,6 +38,8 @@ export interface RunFigures {
   /** Measured window, seconds, and how long the h2load processes took to all start, ms. */
   windowSeconds: number;
   startSpreadMs: number;
+  /** The whole run: starting the load, the load, waiting for the server to finish its calls, seconds. */
+  runSeconds: number;
 }
 
 /** What a scenario runs against: the servers, how to read them, where to write bodies and logs. */
@@ -156,6 +158,7 @@ export async function measureRun(
       undrained: !drained,
       windowSeconds: load.windowSeconds,
       startSpreadMs: load.window.startSpreadMs,
+      runSeconds: wall,
     },
     load,
     startMs,
@@ -306,7 +309,7 @@ export async function measureBlock(
           `server ${pair.target.serverCores.toFixed(2)} cores, clients ${pair.target.clientCores.toFixed(2)}` +
           (pair.target.databaseCores !== null ? `, database ${pair.target.databaseCores.toFixed(2)}` : "") +
           (pair.target.errors ? `; ${pair.target.errors} errors` : "") +
-          `; load start spread ${pair.target.startSpreadMs.toFixed(0)} ms`,
+          `; load start spread ${pair.target.startSpreadMs.toFixed(0)} ms, run ${pair.target.runSeconds.toFixed(1)} s`,
       );
     }
   }

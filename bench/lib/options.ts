@@ -16,6 +16,16 @@ export type UnaryScenarioId = (typeof UNARY_SCENARIOS)[number];
 
 /** The unary scenarios of the PostgreSQL growth run (the full set would not fit the time budget). */
 export const PG_GROWTH_SCENARIOS: readonly UnaryScenarioId[] = ["get", "list-rare", "exec", "start"];
+/**
+ * The unary scenarios on two PostgreSQL replicas: what replicas change (reads spread, writes
+ * serialized on one database); the other list filters run the same SQL as on one replica.
+ */
+export const PG_REPLICAS_SCENARIOS: readonly UnaryScenarioId[] = ["get", "list-rare", "exec", "exec-hot", "start"];
+
+/** The unary scenarios a store runs in the main matrix. */
+export function unaryFor(store: StoreId, selected: readonly UnaryScenarioId[]): UnaryScenarioId[] {
+  return store === "postgres2" ? selected.filter((id) => PG_REPLICAS_SCENARIOS.includes(id)) : [...selected];
+}
 
 /** Parts of the report that are not one unary scenario per store. */
 export const PARTS = ["defsize", "bare", "watch", "growth", "stall", "startup"] as const;
@@ -64,7 +74,8 @@ export const USAGE = `npm run bench -- [flags]
                           works in a few minutes (figures not comparable with a full run)
   --only a,b,...          unary scenarios (${UNARY_SCENARIOS.join(", ")})
                           and/or parts (${PARTS.join(", ")}); default: everything
-  --stores a,b,...        ${STORES.join(", ")} (postgres2 = two server replicas on one database); default: all
+  --stores a,b,...        ${STORES.join(", ")} (postgres2 = two server replicas on one database, measured
+                          on ${PG_REPLICAS_SCENARIOS.join(", ")}); default: all
   --rounds N              alternating target/baseline rounds per scenario (default 3; medians are reported)
   --seconds S             measured seconds per run (default 1; each run also takes about 1 s to start its processes)
   --clients N             concurrent h2load processes, -c 1 -m 1 each (default 64)

@@ -4,7 +4,7 @@
  * same rules as bench/run.ts: a block of scenarios per store, StartInstance in a block of its own.
  */
 import { blockRuns } from "./measure.js";
-import { PG_GROWTH_SCENARIOS, type BenchOptions } from "./options.js";
+import { PG_GROWTH_SCENARIOS, unaryFor, type BenchOptions } from "./options.js";
 
 /** Per load run on top of its measured seconds: starting the h2load processes (~18 ms each on one core), warm-up slice, drain. */
 export function runOverheadSeconds(clients: number): number {
@@ -32,11 +32,12 @@ export function planRun(opts: BenchOptions): Plan {
     seconds += s;
     lines.push(`${label}: ${loadRuns} load runs, ~${Math.round(s)} s`);
   };
-  const withoutStart = opts.unary.filter((id) => id !== "start").length;
-  const start = opts.unary.includes("start") ? 1 : 0;
   for (const store of opts.stores) {
+    const unary = unaryFor(store, opts.unary);
+    const withoutStart = unary.filter((id) => id !== "start").length;
+    const start = unary.includes("start") ? 1 : 0;
     const defsize = opts.parts.has("defsize") && (store === "memory" || store === "sqlite") ? 1 : 0;
-    if (opts.unary.length === 0 && !defsize) continue;
+    if (unary.length === 0 && !defsize) continue;
     const servers = store === "postgres2" ? 2 : 1;
     add(
       `unary calls on ${store}`,

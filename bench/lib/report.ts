@@ -385,7 +385,7 @@ export function renderReadmeBlock(report: BenchReport, resultsPath: string): str
   const stores = [...new Set(report.unary.filter((u) => u.part === "throughput").map((u) => u.store))];
   const labels = new Map(report.unary.map((u) => [u.store, u.storeLabel]));
   const titles = new Map<string, string>();
-  for (const u of report.unary) if (u.part === "throughput" || u.part === "defsize") titles.set(u.scenario, u.title);
+  for (const u of report.unary) if ((u.part === "throughput" || u.part === "defsize") && !titles.has(u.scenario)) titles.set(u.scenario, u.title);
   const cell = (store: string, scenario: string) => {
     const e = report.unary.find((u) => (u.part === "throughput" || u.part === "defsize") && u.store === store && u.scenario === scenario);
     return e ? `${f2(e.figures.median.ratio)} (${int(e.figures.median.rate)}/s)` : "";

@@ -32,6 +32,11 @@ export function escapeXml(text: string): string {
   return text.replace(/[<>&'"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", "'": "&apos;", '"': "&quot;" })[c]!);
 }
 
+/** Row labels stop before the first panel (about 5.6 px per character at 11.5 px). */
+export function fitLabel(label: string, max = Math.floor((LABEL_W - 34) / 5.6)): string {
+  return label.length <= max ? label : `${label.slice(0, max - 1)}…`;
+}
+
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
 /** Axis ticks are powers of ten: 0.1, 1, 10, 1000 (no trailing zeros). */
 const tickLabel = (x: number) => String(Number(x.toPrecision(1)));
@@ -90,7 +95,7 @@ class Svg {
       const top = this.y + i * ROW_H;
       if (!r.heading && i % 2 === 0) this.rect(0, top, WIDTH, ROW_H, "#f6f6f6");
       if (r.heading) this.text(12, top + 13, r.label, { weight: "600", fill: r.color });
-      else this.text(24, top + 13, r.label, { size: 11.5 });
+      else this.text(24, top + 13, fitLabel(r.label), { size: 11.5 });
       centres.push(top + ROW_H / 2);
     });
     return centres;

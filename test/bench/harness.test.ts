@@ -12,10 +12,11 @@ import { ExecuteActionRequest, GetInstanceRequest, ListInstancesRequest } from "
 import { grpcFrame, grpcUnframe } from "../../bench/lib/grpc-wire.js";
 import { commonWindow, parseH2loadSummary, parseRequestLog, shellQuote, type RequestLog } from "../../bench/lib/h2load.js";
 import { blockRuns, meanRun, processesFor, roundPlan, summarizeRounds, type RunFigures, type ScenarioFigures } from "../../bench/lib/measure.js";
-import { parseOptions, PARTS, PG_GROWTH_SCENARIOS, STORES, UNARY_SCENARIOS, type BenchOptions } from "../../bench/lib/options.js";
+import { parseOptions, PARTS, PG_GROWTH_SCENARIOS, PG_REPLICAS_SCENARIOS, STORES, UNARY_SCENARIOS, type BenchOptions } from "../../bench/lib/options.js";
 import { planRun } from "../../bench/lib/plan.js";
 import { summarizeProfile, type CpuProfile } from "../../bench/lib/profile.js";
-import { checkTargets, renderMarkdown, type BenchReport, type UnaryEntry } from "../../bench/lib/report.js";
+import { readFileSync } from "node:fs";
+import { checkTargets, README_BEGIN, README_END, renderMarkdown, renderReadmeBlock, spliceReadme, type BenchReport, type UnaryEntry } from "../../bench/lib/report.js";
 import { median, percentile, summarize } from "../../bench/lib/stats.js";
 import { escapeXml, logScale, renderSvg } from "../../bench/lib/svg.js";
 import { deliveryLatencies, watcherProcesses } from "../../bench/lib/watch.js";
@@ -48,6 +49,7 @@ function run(overrides: Partial<RunFigures> = {}): RunFigures {
     undrained: false,
     windowSeconds: 1,
     startSpreadMs: 100,
+    runSeconds: 2,
     ...overrides,
   };
 }
@@ -121,6 +123,13 @@ describe("the measurement window", () => {
     expect(coarse.startUs).toBe(0);
     expect(coarse.endUs).toBe(3_000_000);
   });
+
+  it("ignores a process that completed no call, and is coarse when none did", () => {
+    const empty = { start: new Float64Array(0), duration: new Float64Array(0) };
+    const w = commonWindow([log(0, 5_000_000, 1000), empty, log(300_000, 5_000_000, 1000)], 0, 2_000_000);
+    expect(w).toMatchObject({ coarse: false, startUs: 300_000, endUs: 2_300_000, startSpreadMs: 300 });
+    expect(commonWindow([empty, empty], 0, 2_000_000)).toMatchObject({ coarse: true, startSpreadMs: 0 });
+  });
 });
 
 describe("rounds and ratios", () => {
@@ -157,9 +166,10 @@ describe("rounds and ratios", () => {
     const blocks = (n: number) => blockRuns(n, 3);
     const memory = blocks(8 + 2) + blocks(1 + 1);
     const postgres = blocks(8) + blocks(1);
+    const replicas = blocks(PG_REPLICAS_SCENARIOS.length - 1) + blocks(1);
     const growth = blocks(8) + blocks(1) + 6;
     const pgGrowth = blocks(PG_GROWTH_SCENARIOS.length - 1) + blocks(1);
-    expect(plan.loadRuns).toBe(2 * memory + 2 * postgres + blocks(1) + 2 * growth + pgGrowth);
+    expect(plan.loadRuns).toBe(2 * memory + postgres + replicas + blocks(1) + 2 * growth + pgGrowth);
     expect(plan.lines).toHaveLength(9);
   });
 
@@ -435,5 +445,20 @@ describe("report outputs", () => {
     expect(scale.ticks).toEqual([0.1, 1, 10, 100]);
     expect(scale.x(0.1)).toBe(0);
     expect(scale.x(100)).toBeCloseTo(300);
+  });
+
+  it("the README block has the targets, a ratio column per store and the chart, and replaces only what is between the markers", () => {
+    const block = renderReadmeBlock(report, "bench/results/latest");
+    expect(block.startsWith(README_BEGIN)).toBe(true);
+    expect(block.endsWith(README_END)).toBe(true);
+    expect(block).toContain("| scenario | memory | sqlite | postgres |");
+    expect(block).toContain("| ExecuteAction, spread | 0.90 (9,000/s) | 0.61 (6,100/s) | 0.30 (2,400/s) |");
+    expect(block).toContain("![benchmark chart](bench/results/latest.svg)");
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const updated = spliceReadme(readme, block)!;
+    expect(updated).toBeDefined();
+    expect(updated.slice(0, readme.indexOf(README_BEGIN))).toBe(readme.slice(0, readme.indexOf(README_BEGIN)));
+    expect(updated.slice(updated.indexOf(README_END))).toBe(readme.slice(readme.indexOf(README_END)));
+    expect(spliceReadme("no markers here", block)).toBeUndefined();
   });
 });
