@@ -418,6 +418,7 @@ if (opts.parts.has("watch")) {
           server: () =>
             measureWatch({
               address: servers.addresses[0]!,
+              serverPid: servers.servers[0]!.pid,
               watchers,
               loadCpus: opts.loadCpu,
               drive: () => servers.servers[0]!.call("watchWrite", { instances: writerInstances, rate: opts.watchRate, warmupMs: 1_000, seconds: opts.watchSeconds }),
@@ -425,6 +426,7 @@ if (opts.parts.has("watch")) {
           bare: () =>
             measureWatch({
               address: bareAddress,
+              serverPid: bare.pid,
               watchers,
               loadCpus: opts.loadCpu,
               drive: () => bare.call("broadcast", { rate: opts.watchRate, warmupMs: 1_000, seconds: opts.watchSeconds }),

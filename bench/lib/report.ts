@@ -179,7 +179,7 @@ function unaryRows(entries: UnaryEntry[], clients: number): string[][] {
       e.title,
       int(m.rate),
       `**${f2(m.ratio)}**`,
-      `${ms(m.p50)} / ${ms(m.p99)}`,
+      `${ms(m.p50)} / ${ms(m.p99)} (${f2(m.p50 / m.baselineP50)}x / ${f2(m.p99 / m.baselineP99)}x)`,
       `${int(m.baselineRate)}, ${ms(m.baselineP50)} / ${ms(m.baselineP99)}`,
       `${f2(m.serverCores)} / ${f2(m.clientCores)}${m.databaseCores !== null ? ` / ${f2(m.databaseCores)}` : ""}`,
       `${int(m.serverCpuUsPerCall)} (${int(m.baselineServerCpuUsPerCall)})`,
@@ -193,7 +193,7 @@ const UNARY_HEAD = [
   "scenario",
   "calls/s",
   "ratio to Check",
-  "p50 / p99 ms",
+  "p50 / p99 ms (x Check's)",
   "Check: calls/s, p50 / p99 ms",
   "cores: server / h2load (/ database)",
   "server CPU µs per call (Check)",
@@ -338,7 +338,7 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
     );
     parts.push(
       table(
-        ["watchers", "server p50 / p99 ms", "last watcher p50 / p99 ms", "bare p50 / p99 ms", "bare last watcher p50 / p99 ms", "p99 server / bare", "events, payload bytes", "incomplete"],
+        ["watchers", "server p50 / p99 ms", "last watcher p50 / p99 ms", "bare p50 / p99 ms", "bare last watcher p50 / p99 ms", "p99 server / bare", "cores: server / watchers (bare)", "events, payload bytes", "incomplete"],
         report.watch.map((w) => [
           int(w.watchers),
           `${ms(w.server.deliveries.p50)} / ${ms(w.server.deliveries.p99)}`,
@@ -346,6 +346,7 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
           `${ms(w.bare.deliveries.p50)} / ${ms(w.bare.deliveries.p99)}`,
           `${ms(w.bare.lastWatcher.p50)} / ${ms(w.bare.lastWatcher.p99)}`,
           `${f2(w.server.deliveries.p99 / w.bare.deliveries.p99)}x`,
+          `${f2(w.server.serverCores)} / ${f2(w.server.watcherCores)} (${f2(w.bare.serverCores)} / ${f2(w.bare.watcherCores)})`,
           `${w.server.events} / ${w.bare.events}, ${w.server.payloadBytes} / ${w.bare.payloadBytes}`,
           `${w.server.incomplete} / ${w.bare.incomplete}`,
         ]),

@@ -5,6 +5,7 @@
  */
 import type { WatcherHandlers } from "../children/watchers.js";
 import { ChildRpc } from "./ipc.js";
+import { cpuSeconds, totalCpuSeconds } from "./processes.js";
 import { summarize, type LatencySummary } from "./stats.js";
 
 export interface WatchFigures {
@@ -20,6 +21,9 @@ export interface WatchFigures {
   writerFailures: number;
   /** ms from opening the streams until all were live. */
   liveMs: number;
+  /** Cores used while events flowed (CPU seconds per wall second): the server, the watcher processes. */
+  serverCores: number;
+  watcherCores: number;
 }
 
 /** Splits `total` watchers over processes: one process up to 100, two above (they share the load core). */
@@ -29,7 +33,10 @@ export function watcherProcesses(total: number): number[] {
 }
 
 /** Latencies of `receipts` ([revision, time, ...] per watcher) against `sent` ([revision, time, ...]). */
-export function deliveryLatencies(sent: Float64Array, receipts: Float64Array[]): Omit<WatchFigures, "watchers" | "payloadBytes" | "writerFailures" | "liveMs"> {
+export function deliveryLatencies(
+  sent: Float64Array,
+  receipts: Float64Array[],
+): Omit<WatchFigures, "watchers" | "payloadBytes" | "writerFailures" | "liveMs" | "serverCores" | "watcherCores"> {
   const sentAt = new Map<number, number>();
   for (let i = 0; i < sent.length; i += 2) if (Number.isFinite(sent[i + 1]!)) sentAt.set(sent[i]!, sent[i + 1]!);
   const all: number[] = [];
@@ -58,6 +65,7 @@ export function deliveryLatencies(sent: Float64Array, receipts: Float64Array[]):
  */
 export async function measureWatch(opts: {
   address: string;
+  serverPid: number;
   watchers: number;
   loadCpus: string;
   drive: () => Promise<{ commits: Float64Array; failures?: number }>;
@@ -77,10 +85,15 @@ export async function measureWatch(opts: {
     const t0 = performance.now();
     await Promise.all(children.map((c) => c.call("open")));
     const liveMs = performance.now() - t0;
+    const pids = children.map((c) => c.pid);
+    const before = { server: cpuSeconds(opts.serverPid), watchers: totalCpuSeconds(pids), t: performance.now() };
     const { commits, failures = 0 } = await opts.drive();
     let lastRevision = 0;
     for (let i = 0; i < commits.length; i += 2) lastRevision = Math.max(lastRevision, commits[i]!);
     const collected = await Promise.all(children.map((c) => c.call("collect", { lastRevision, timeoutMs: 60_000 })));
+    const wall = (performance.now() - before.t) / 1000;
+    const serverCores = (cpuSeconds(opts.serverPid) - before.server) / wall;
+    const watcherCores = (totalCpuSeconds(pids) - before.watchers) / wall;
     const receipts = collected.flatMap((c) => c.receipts);
     return {
       watchers: opts.watchers,
@@ -88,6 +101,8 @@ export async function measureWatch(opts: {
       payloadBytes: Math.max(...collected.map((c) => c.payloadBytes)),
       writerFailures: failures,
       liveMs,
+      serverCores,
+      watcherCores,
     };
   } finally {
     await Promise.all(children.map((c) => c.stop(5_000)));
