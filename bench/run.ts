@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from "node:os";
 import { join, relative, resolve } from "node:path";
 import { grpcUnframe, rawUnaryCall } from "./lib/grpc-wire.js";
-import { requireH2load } from "./lib/h2load.js";
+import { requireH2load, shellQuote } from "./lib/h2load.js";
 import { describeMachine } from "./lib/machine.js";
 import { measureBlock, measureStall, prepare, type MeasureSettings, type Prepared, type Target } from "./lib/measure.js";
 import { parseOptions, PG_GROWTH_SCENARIOS, unaryFor, USAGE, type BenchOptions, type StoreId, type UnaryScenarioId } from "./lib/options.js";
@@ -64,7 +64,7 @@ const report: BenchReport = {
   schema: 1,
   name: opts.name,
   note: opts.note,
-  command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(" ")}` : ""}`,
+  command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).map(shellQuote).join(" ")}` : ""}`,
   startedAt: new Date().toISOString(),
   durationSeconds: 0,
   full: opts.full,

@@ -94,7 +94,7 @@ export function parseRequestLog(text: string): RequestLog {
 export interface MeasureWindow {
   startUs: number;
   endUs: number;
-  /** True when processes overlapped too little for a common window (very slow calls): whole-run figures instead. */
+  /** True when processes overlapped for less than half the asked length (slow start or very slow calls). */
   coarse: boolean;
   /** Between the first and the last process's first request, ms (how long the load took to start). */
   startSpreadMs: number;
@@ -103,7 +103,7 @@ export interface MeasureWindow {
 /**
  * The window in which every window-bounding process was running: from the last first request
  * start (plus `warmupUs`) for `lengthUs`, or to the first last response end if that comes sooner.
- * Coarse (the whole run) when that leaves less than half of `lengthUs`.
+ * Coarse when that leaves less than half of `lengthUs`; below a fifth, the whole run instead.
  */
 export function commonWindow(logs: RequestLog[], warmupUs: number, lengthUs: number): MeasureWindow {
   let startUs = -Infinity;
@@ -128,8 +128,11 @@ export function commonWindow(logs: RequestLog[], warmupUs: number, lengthUs: num
   const startSpreadMs = (startUs - first) / 1000;
   startUs += warmupUs;
   endUs = Math.min(endUs, startUs + lengthUs);
-  if (!(endUs - startUs >= lengthUs / 2)) return { startUs: first, endUs: last, coarse: true, startSpreadMs };
-  return { startUs, endUs, coarse: false, startSpreadMs };
+  // Shorter than asked (a busy load core starts processes slowly): still the common part, flagged;
+  // too short to mean anything: the whole run, ramp included.
+  if (endUs - startUs >= lengthUs / 2) return { startUs, endUs, coarse: false, startSpreadMs };
+  if (endUs - startUs >= lengthUs / 5) return { startUs, endUs, coarse: true, startSpreadMs };
+  return { startUs: first, endUs: last, coarse: true, startSpreadMs };
 }
 
 export interface GroupResult {

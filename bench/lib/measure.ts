@@ -31,7 +31,7 @@ export interface RunFigures {
   databaseCores: number | null;
   /** Server CPU microseconds per answered call. */
   serverCpuUsPerCall: number;
-  /** The window was too short to be common to every client (very slow calls): whole-run figures. */
+  /** The window common to every client was shorter than half the asked length (slow process start, very slow calls). */
   coarse: boolean;
   /** The server(s) still had calls in flight 2 minutes after the load stopped. */
   undrained: boolean;
@@ -318,7 +318,7 @@ export async function measureBlock(
     const n = [...notes[i]!];
     const errors = rs.reduce((sum, r) => sum + r.target.errors, 0);
     if (errors > 0) n.push(`${errors} calls failed over the rounds (counted from the ${p.scenario.verify === "bytes" ? "response sizes" : p.scenario.verify === "revision" ? "store revision" : "instance count"})`);
-    if (rs.some((r) => r.target.coarse || r.baseline.coarse)) n.push("some rounds too slow for a common window: whole-run figures");
+    if (rs.some((r) => r.target.coarse || r.baseline.coarse)) n.push("some runs had a common window shorter than half the asked length (slow start of the load or very slow calls)");
     if (rs.some((r) => r.target.undrained)) n.push("the server still had calls in flight 2 minutes after a round");
     if (rs.some((r) => r.target.clientCores > 0.9 || r.baseline.clientCores > 0.9)) {
       n.push("h2load used over 0.9 of its core in some rounds: the load generator may be the limit");

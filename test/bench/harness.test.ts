@@ -114,10 +114,12 @@ describe("the measurement window", () => {
     expect(w.endUs).toBe(2_800_000);
   });
 
-  it("ends at the first process's last response when that comes sooner, and is coarse when little is left", () => {
-    const short = commonWindow([log(0, 1_800_000, 1000), log(600_000, 3_000_000, 1000)], 0, 2_000_000);
-    expect(short.coarse).toBe(false);
-    expect(short.endUs).toBe(1_800_000);
+  it("ends at the first process's last response when that comes sooner; short is flagged, too short is the whole run", () => {
+    const cut = commonWindow([log(0, 1_800_000, 1000), log(600_000, 3_000_000, 1000)], 0, 2_000_000);
+    expect(cut.coarse).toBe(false);
+    expect(cut.endUs).toBe(1_800_000);
+    const short = commonWindow([log(0, 1_500_000, 1000), log(900_000, 3_000_000, 1000)], 0, 2_000_000);
+    expect(short).toMatchObject({ coarse: true, startUs: 900_000, endUs: 1_500_000 });
     const coarse = commonWindow([log(0, 1_000_000, 1000), log(900_000, 3_000_000, 1000)], 0, 2_000_000);
     expect(coarse.coarse).toBe(true);
     expect(coarse.startUs).toBe(0);
