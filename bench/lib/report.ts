@@ -395,7 +395,7 @@ export function renderReadmeBlock(report: BenchReport, resultsPath: string): str
     README_BEGIN,
     "",
     `Latest full run: ${report.startedAt.slice(0, 10)}, ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, tree ${m.commit}, ` +
-      `${(report.durationSeconds / 60).toFixed(1)} minutes.${report.note ? ` **${report.note}**` : ""} ` +
+      `${(report.durationSeconds / 60).toFixed(1)} minutes.${report.note ? ` **${report.note}.**` : ""} ` +
       `Full report: [${resultsPath}.md](${resultsPath}.md) (figures, CPU per call, growth, watch delivery), data: [${resultsPath}.json](${resultsPath}.json).`,
     "",
     table(["target", "measured", "verdict"], report.targets.map((t) => [t.target, t.measured, verdict(t.pass)])),

@@ -135,7 +135,11 @@ export function renderSvg(report: BenchReport): string {
   const svg = new Svg();
   const m = report.machine as Record<string, string | number>;
   svg.y = 22;
-  svg.text(12, svg.y, `Workflow engine bench: ${report.name}${report.note ? ` (${report.note})` : ""}`, { size: 16, weight: "700" });
+  svg.text(12, svg.y, `Workflow engine bench: ${report.name}`, { size: 16, weight: "700" });
+  if (report.note) {
+    svg.y += 17;
+    svg.text(12, svg.y, report.note.length > 190 ? `${report.note.slice(0, 189)}…` : report.note, { size: 12, weight: "600", fill: "#b03030" });
+  }
   svg.y += 16;
   svg.text(12, svg.y, `${report.startedAt.slice(0, 16).replace("T", " ")} UTC, ${m.cpuModel}, ${m.cores} cores, Node ${m.node}; medians of ${(report.settings as { rounds: number }).rounds} rounds, ${(report.settings as { clients: number }).clients} h2load clients`, {
     size: 11,
