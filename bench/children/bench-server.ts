@@ -1,0 +1,198 @@
+/**
+ * The server the bench measures, in its own process (pinned by bench/run.ts): the real server
+ * factory on one store, controlled over IPC. Seeding and the watch writer call the service
+ * directly in this process, so they cost no client work; the load itself comes over gRPC from
+ * h2load processes.
+ *
+ *   started by bench/run.ts: node --import tsx bench/children/bench-server.ts '<json config>'
+ */
+import { startServer } from "../../src/server.js";
+import { createLogger } from "../../src/logger.js";
+import { MemoryStore } from "../../src/store/memory-store.js";
+import { openPostgresStore } from "../../src/store/postgres-store.js";
+import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import type { WorkflowStore } from "../../src/store/store.js";
+import { serveIpc } from "../lib/ipc.js";
+import { monotonicMs } from "../lib/processes.js";
+import {
+  DEFINITIONS,
+  FILLER_PREFIX,
+  FILLER_WIDTH,
+  fixedSet,
+  LARGE_DEF,
+  RARE_STATE,
+  SEED_TRANSITIONS,
+  SMALL_DEF,
+  STAY,
+} from "../lib/workload.js";
+
+export interface BenchServerConfig {
+  store: "memory" | "sqlite" | "postgres";
+  dataDir?: string;
+  url?: string;
+  poolSize?: number;
+}
+
+const config = JSON.parse(process.argv[2] ?? "{}") as BenchServerConfig;
+
+async function openStore(): Promise<WorkflowStore> {
+  switch (config.store) {
+    case "memory":
+      return new MemoryStore();
+    case "sqlite":
+      if (!config.dataDir) throw new Error("sqlite needs dataDir");
+      return openSqliteStore({ dataDir: config.dataDir });
+    case "postgres":
+      if (!config.url) throw new Error("postgres needs url");
+      return openPostgresStore({ url: config.url, poolSize: config.poolSize });
+    default:
+      throw new Error(`unknown store ${String((config as { store: unknown }).store)}`);
+  }
+}
+
+const store = await openStore();
+// Registered before any watcher, so it stamps each commit before the change feed hands it on.
+const committedAt = new Map<number, number>();
+let recordCommits = false;
+store.onCommit((events) => {
+  if (!recordCommits) return;
+  const t = monotonicMs();
+  for (const e of events) committedAt.set(e.revision, t);
+});
+
+const server = await startServer({ listen: "127.0.0.1:0", store, logger: createLogger("warn"), shutdownGraceMs: 2_000 });
+const service = server.service;
+
+/** Runs `count` tasks with at most `concurrency` in flight; the first failure stops it. */
+async function pool(count: number, concurrency: number, task: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) await task(next++);
+    }),
+  );
+}
+
+const start = (definitionId: string, instanceId: string) =>
+  service.startInstance({ definitionId, definitionVersion: 1, instanceId, requestId: "" });
+const execute = (instanceId: string, actionId: string) => service.executeAction({ instanceId, actionId, expectedVersion: 0, requestId: "" });
+
+const handlers = {
+  /** Definitions and the fixed instances (see bench/lib/workload.ts); returns how many instances exist. */
+  async setup(args: { clients: number }) {
+    for (const def of DEFINITIONS) await service.createDefinition(def);
+    const set = fixedSet(args.clients);
+    const withHistory = [
+      ...[...set.readers, ...set.writers].map((id) => [SMALL_DEF, id] as const),
+      ...[...set.largeReaders, ...set.largeWriters].map((id) => [LARGE_DEF, id] as const),
+    ];
+    // 8 at a time: under PostgreSQL's pool of 10, so no write waits for a connection.
+    await pool(withHistory.length, 8, async (i) => {
+      const [def, id] = withHistory[i]!;
+      await start(def, id);
+      for (let t = 0; t < SEED_TRANSITIONS; t++) await execute(id, STAY);
+    });
+    await start(SMALL_DEF, set.hot);
+    const rareSteps = Number(RARE_STATE.slice(1));
+    await pool(set.rare.length, 16, async (i) => {
+      await start(SMALL_DEF, set.rare[i]!);
+      for (let s = 0; s < rareSteps; s++) await execute(set.rare[i]!, `next_${s}`);
+    });
+    return (await service.stats()).instanceCount;
+  },
+
+  /** Starts filler instances f-<from>..f-<from+count-1> (10-state definition, initial state). */
+  async seedFiller(args: { from: number; count: number; concurrency: number }) {
+    const t0 = performance.now();
+    await pool(args.count, args.concurrency, (i) => start(SMALL_DEF, `${FILLER_PREFIX}${String(args.from + i).padStart(FILLER_WIDTH, "0")}`));
+    return { ms: performance.now() - t0 };
+  },
+
+  async stats() {
+    const s = await service.stats();
+    return { instanceCount: s.instanceCount, currentRevision: s.currentRevision };
+  },
+
+  /** Memory after a full garbage collection (the process runs with --expose-gc). */
+  memory() {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    gc?.();
+    const m = process.memoryUsage();
+    return { rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, collected: gc !== undefined };
+  },
+
+  /** Unary calls still being served (0 once a round's last calls are done). */
+  inFlight() {
+    const tracker = (server as { tracker?: { activeUnary?: number } }).tracker;
+    return tracker?.activeUnary ?? 0;
+  },
+
+  /**
+   * The watch writer: `rate` ExecuteAction(stay) per second, open loop, round-robin over
+   * `instances`, `warmupMs` not counted then `seconds` counted. Returns the counted commits as
+   * [revision, commit time (monotonic ms), ...].
+   */
+  async watchWrite(args: { instances: string[]; rate: number; warmupMs: number; seconds: number }) {
+    committedAt.clear();
+    recordCommits = true;
+    const counted: number[] = [];
+    let failures = 0;
+    const busy = new Set<string>();
+    let n = 0;
+    const inFlight: Promise<void>[] = [];
+    const run = async (ms: number, count: boolean) => {
+      const t0 = monotonicMs();
+      let fired = 0;
+      while (monotonicMs() - t0 < ms) {
+        const id = args.instances[n++ % args.instances.length]!;
+        if (!busy.has(id)) {
+          busy.add(id);
+          inFlight.push(
+            execute(id, STAY).then(
+              (res) => {
+                if (count) counted.push(res.instance.version > 0 ? revisionOf(res) : NaN);
+              },
+              () => {
+                failures++;
+              },
+            ).finally(() => busy.delete(id)),
+          );
+        }
+        fired++;
+        const wait = t0 + (fired * 1000) / args.rate - monotonicMs();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+    };
+    // The service's result has no revision: read it from the commit listener, matched by instance and version.
+    const byInstanceVersion = new Map<string, number>();
+    const unsubscribe = store.onCommit((events) => {
+      for (const e of events) byInstanceVersion.set(`${e.instance.id}@${e.instance.version}`, e.revision);
+    });
+    const revisionOf = (res: { instance: { id: string; version: number } }) => byInstanceVersion.get(`${res.instance.id}@${res.instance.version}`) ?? NaN;
+    try {
+      await run(args.warmupMs, false);
+      await run(args.seconds * 1000, true);
+      await Promise.all(inFlight);
+    } finally {
+      unsubscribe();
+      recordCommits = false;
+    }
+    const out = new Float64Array(counted.length * 2);
+    counted.forEach((revision, i) => {
+      out[2 * i] = revision;
+      out[2 * i + 1] = committedAt.get(revision) ?? NaN;
+    });
+    return { commits: out, failures };
+  },
+
+  async stop() {
+    await server.shutdown();
+    // process.exit lets node --cpu-prof write its profile.
+    setImmediate(() => process.exit(0));
+  },
+};
+
+export type BenchServerHandlers = typeof handlers;
+
+serveIpc(handlers, { port: server.port });
