@@ -126,67 +126,19 @@ export function executeAction(
         `not ${quote(def.id)} version ${def.version}`,
     );
   }
-  const { actionId } = args;
+  const action = findAction(def, args.actionId);
+  const target = action ? findState(def, action.toState) : undefined;
+  if (
+    !action ||
+    instance.status === "completed" ||
+    !isEnabled(action) ||
+    !action.fromStates.includes(instance.currentState) ||
+    !target ||
+    !isEnabled(target)
+  ) {
+    throw refusal(def, instance, args.actionId, action, target);
+  }
   const current = instance.currentState;
-  // Only a refusal needs the allowed actions: computed then, not on every transition.
-  const allowed = () => availableActions(def, instance).map((a) => a.id);
-  const allowedOnly = () => `allowed actions: ${listIds(allowed())}`;
-  const allowedText = () => `instance ${quote(instance.id)} is in state ${quote(current)}; ${allowedOnly()}`;
-
-  const fail = (
-    code: ErrorCode,
-    message: string,
-    violation: { type: "STATE" | "ACTION"; subject: string; description: string },
-  ): WorkflowError => {
-    const precondition: PreconditionDetail = { currentState: current, allowedActions: allowed(), violations: [violation] };
-    return new WorkflowError(code, message, {
-      precondition,
-      metadata: { current_state: current, instance_id: instance.id, action_id: actionId },
-    });
-  };
-
-  const action = findAction(def, actionId);
-  if (!action) {
-    throw fail(
-      "ACTION_NOT_FOUND",
-      `action ${quote(actionId)} does not exist in definition ${quote(def.id)} version ${def.version}; ${allowedText()}`,
-      { type: "ACTION", subject: actionId, description: `definition ${quote(def.id)} version ${def.version} has no action ${quote(actionId)}` },
-    );
-  }
-  if (instance.status === "completed") {
-    throw fail(
-      "INSTANCE_COMPLETED",
-      `instance ${quote(instance.id)} is completed (final state ${quote(current)}) and accepts no more actions; start a new instance instead`,
-      { type: "STATE", subject: instance.id, description: `instance is in final state ${quote(current)}` },
-    );
-  }
-  if (!isEnabled(action)) {
-    throw fail(
-      "ACTION_DISABLED",
-      `action ${quote(actionId)} is disabled in definition ${quote(def.id)} version ${def.version}; ${allowedText()}`,
-      { type: "ACTION", subject: actionId, description: `action ${quote(actionId)} is disabled` },
-    );
-  }
-  if (!action.fromStates.includes(current)) {
-    throw fail(
-      "ACTION_NOT_ALLOWED",
-      `action ${quote(actionId)} is not allowed from state ${quote(current)} (it runs from: ${listIds(action.fromStates)}); ${allowedOnly()}`,
-      {
-        type: "STATE",
-        subject: instance.id,
-        description: `instance is in state ${quote(current)}; action ${quote(actionId)} runs only from: ${listIds(action.fromStates)}`,
-      },
-    );
-  }
-  const target = findState(def, action.toState);
-  if (!target || !isEnabled(target)) {
-    const why = target ? "is disabled" : "does not exist";
-    throw fail(
-      "STATE_DISABLED",
-      `action ${quote(actionId)} leads to state ${quote(action.toState)}, which ${why}; ${allowedText()}`,
-      { type: "ACTION", subject: actionId, description: `target state ${quote(action.toState)} ${why}` },
-    );
-  }
 
   const next: Instance = {
     ...instance,
@@ -205,6 +157,74 @@ export function executeAction(
     requestId: args.requestId,
   };
   return { instance: next, entry };
+}
+
+/**
+ * Why `actionId` cannot run on `instance`, checked in executeAction's order: the action exists
+ * (ACTION_NOT_FOUND), the instance is not completed (INSTANCE_COMPLETED), the action is enabled
+ * (ACTION_DISABLED), the current state is in its from_states (ACTION_NOT_ALLOWED), the target state
+ * exists and is enabled (STATE_DISABLED). Built only for a refusal, so a transition pays nothing for it.
+ */
+function refusal(
+  def: Definition,
+  instance: Instance,
+  actionId: string,
+  action: ActionDef | undefined,
+  target: StateDef | undefined,
+): WorkflowError {
+  const current = instance.currentState;
+  const allowed = availableActions(def, instance).map((a) => a.id);
+  const allowedOnly = `allowed actions: ${listIds(allowed)}`;
+  const allowedText = `instance ${quote(instance.id)} is in state ${quote(current)}; ${allowedOnly}`;
+  const fail = (
+    code: ErrorCode,
+    message: string,
+    violation: { type: "STATE" | "ACTION"; subject: string; description: string },
+  ): WorkflowError => {
+    const precondition: PreconditionDetail = { currentState: current, allowedActions: allowed, violations: [violation] };
+    return new WorkflowError(code, message, {
+      precondition,
+      metadata: { current_state: current, instance_id: instance.id, action_id: actionId },
+    });
+  };
+  if (!action) {
+    return fail(
+      "ACTION_NOT_FOUND",
+      `action ${quote(actionId)} does not exist in definition ${quote(def.id)} version ${def.version}; ${allowedText}`,
+      { type: "ACTION", subject: actionId, description: `definition ${quote(def.id)} version ${def.version} has no action ${quote(actionId)}` },
+    );
+  }
+  if (instance.status === "completed") {
+    return fail(
+      "INSTANCE_COMPLETED",
+      `instance ${quote(instance.id)} is completed (final state ${quote(current)}) and accepts no more actions; start a new instance instead`,
+      { type: "STATE", subject: instance.id, description: `instance is in final state ${quote(current)}` },
+    );
+  }
+  if (!isEnabled(action)) {
+    return fail(
+      "ACTION_DISABLED",
+      `action ${quote(actionId)} is disabled in definition ${quote(def.id)} version ${def.version}; ${allowedText}`,
+      { type: "ACTION", subject: actionId, description: `action ${quote(actionId)} is disabled` },
+    );
+  }
+  if (!action.fromStates.includes(current)) {
+    return fail(
+      "ACTION_NOT_ALLOWED",
+      `action ${quote(actionId)} is not allowed from state ${quote(current)} (it runs from: ${listIds(action.fromStates)}); ${allowedOnly}`,
+      {
+        type: "STATE",
+        subject: instance.id,
+        description: `instance is in state ${quote(current)}; action ${quote(actionId)} runs only from: ${listIds(action.fromStates)}`,
+      },
+    );
+  }
+  const why = target ? "is disabled" : "does not exist";
+  return fail(
+    "STATE_DISABLED",
+    `action ${quote(actionId)} leads to state ${quote(action.toState)}, which ${why}; ${allowedText}`,
+    { type: "ACTION", subject: actionId, description: `target state ${quote(action.toState)} ${why}` },
+  );
 }
 
 /**

@@ -102,32 +102,86 @@ export interface LiveStats {
   retries: number;
 }
 
-interface Waiting<C, R> {
-  kind: C;
-  resolve(result: R): void;
-  reject(err: unknown): void;
-  signal?: AbortSignal;
-  onAbort?: () => void;
-  attempts: number;
+interface ResultOf {
+  start: StartResult;
+  execute: Transition;
+}
+interface CommandOf {
+  start: StartCommand;
+  execute: ExecuteCommand;
 }
 
-type Queued =
-  | (Waiting<"start", StartResult> & { cmd: StartCommand })
-  | (Waiting<"execute", Transition> & { cmd: ExecuteCommand });
+/**
+ * One call waiting in (or taken from) its instance's lane. It is its own abort listener (an
+ * EventListener object: no closure per call), so a call whose signal aborts while it waits leaves
+ * the lane at once and is never written.
+ */
+class LaneCall<K extends keyof ResultOf> {
+  attempts = 0;
+  private listening = false;
 
-/** A call planned into this round, the write it makes and the state it leaves. */
+  constructor(
+    readonly kind: K,
+    readonly cmd: CommandOf[K],
+    private readonly resolve: (result: ResultOf[K]) => void,
+    private readonly reject: (err: unknown) => void,
+    readonly signal: AbortSignal | undefined,
+    private readonly lanes: Map<string, Queued[]>,
+  ) {}
+
+  listen(): void {
+    if (!this.signal) return;
+    this.signal.addEventListener("abort", this, { once: true });
+    this.listening = true;
+  }
+
+  ok(result: ResultOf[K]): void {
+    this.detach();
+    this.resolve(result);
+  }
+
+  fail(err: unknown): void {
+    this.detach();
+    this.reject(err);
+  }
+
+  /** The signal aborted: still waiting in the lane means nothing was written; leave it. */
+  handleEvent(): void {
+    this.listening = false;
+    const lane = this.lanes.get(this.cmd.instanceId);
+    const i = lane ? lane.indexOf(this as unknown as Queued) : -1;
+    if (i < 0) return; // already planned: the store decides
+    lane!.splice(i, 1);
+    this.fail(this.signal!.reason);
+  }
+
+  private detach(): void {
+    if (!this.listening) return;
+    this.listening = false;
+    this.signal!.removeEventListener("abort", this);
+  }
+}
+
+type Queued = LaneCall<"start"> | LaneCall<"execute">;
+
+/** A call planned into this round and the write it makes. */
 interface Planned {
   q: Queued;
-  commit: () => Promise<CommitOutcome>;
+  transition: Transition;
+  /** The version the transition was computed from (0 for a start). */
+  fromVersion: number;
   definition: Definition;
 }
 
 type Decision = { write: Transition } | { refusal: WorkflowError } | { exists: true };
 
-function freezeState(instance: Instance, definition: Definition, recentHistory: readonly HistoryEntry[]): LiveState {
+const EMPTY: readonly HistoryEntry[] = Object.freeze([]);
+
+/** A frozen state; `recentHistory` is taken as it is (the caller hands over a fresh array). */
+function freezeState(instance: Instance, definition: Definition, recentHistory: HistoryEntry[]): LiveState {
   Object.freeze(instance);
   for (const e of recentHistory) Object.freeze(e);
-  return Object.freeze({ instance, definition, recentHistory: Object.freeze([...recentHistory]) });
+  return Object.freeze({ instance, definition, recentHistory: Object.freeze(recentHistory) });
 }
 
 export class LiveInstances {
@@ -185,14 +239,12 @@ export class LiveInstances {
 
   /** Starts an instance, in arrival order with every other call on the same instance id. */
   start(cmd: StartCommand, signal?: AbortSignal): Promise<StartResult> {
-    return new Promise((resolve, reject) => this.enqueue(cmd.instanceId, { kind: "start", cmd, resolve, reject, signal, attempts: 0 }));
+    return new Promise((resolve, reject) => this.enqueue(new LaneCall("start", cmd, resolve, reject, signal, this.lanes)));
   }
 
   /** Executes an action, in arrival order with every other call on the same instance. */
   execute(cmd: ExecuteCommand, signal?: AbortSignal): Promise<Transition> {
-    return new Promise((resolve, reject) =>
-      this.enqueue(cmd.instanceId, { kind: "execute", cmd, resolve, reject, signal, attempts: 0 }),
-    );
+    return new Promise((resolve, reject) => this.enqueue(new LaneCall("execute", cmd, resolve, reject, signal, this.lanes)));
   }
 
   // ---------------------------------------------------------------- state
@@ -216,46 +268,33 @@ export class LiveInstances {
 
   /** The state after a committed change of `before` (undefined for a start). */
   private committed(before: LiveState | undefined, definition: Definition, instance: Instance, entry: HistoryEntry): LiveState {
-    const recent = before ? [...before.recentHistory, entry].slice(-this.recentCount) : [entry];
-    const state = freezeState(instance, definition, recent);
+    // The entries before it are frozen already: copy the window, append, freeze only what is new.
+    const previous = before?.recentHistory ?? EMPTY;
+    const recent = previous.slice(previous.length >= this.recentCount ? previous.length - this.recentCount + 1 : 0);
+    recent.push(Object.freeze(entry));
+    Object.freeze(instance);
+    const state: LiveState = Object.freeze({ instance, definition, recentHistory: Object.freeze(recent) });
     this.cache.set(instance.id, state);
     return state;
   }
 
   // ---------------------------------------------------------------- lanes
 
-  private enqueue(instanceId: string, q: Queued): void {
-    const signal = q.signal;
-    if (signal?.aborted) {
-      q.reject(signal.reason);
+  private enqueue(q: Queued): void {
+    if (q.signal?.aborted) {
+      q.fail(q.signal.reason);
       return;
     }
-    const settle = <T>(fn: (v: T) => void) => (v: T) => {
-      if (q.onAbort) signal!.removeEventListener("abort", q.onAbort);
-      fn(v);
-    };
-    q.resolve = settle(q.resolve as (v: unknown) => void) as never;
-    q.reject = settle(q.reject);
-    let lane = this.lanes.get(instanceId);
-    if (signal) {
-      q.onAbort = () => {
-        // Still waiting in the lane: leave it, nothing is written. Already planned: the store decides.
-        const l = this.lanes.get(instanceId);
-        const i = l ? l.indexOf(q) : -1;
-        if (i >= 0) {
-          l!.splice(i, 1);
-          q.reject(signal.reason);
-        }
-      };
-      signal.addEventListener("abort", q.onAbort, { once: true });
-    }
+    q.listen();
+    const instanceId = q.cmd.instanceId;
+    const lane = this.lanes.get(instanceId);
     if (lane) {
       lane.push(q);
       return;
     }
-    lane = [q];
-    this.lanes.set(instanceId, lane);
-    void this.drain(instanceId, lane);
+    const fresh = [q];
+    this.lanes.set(instanceId, fresh);
+    void this.drain(instanceId, fresh);
   }
 
   /** Applies a lane's calls round after round until it is empty. */
@@ -269,7 +308,7 @@ export class LiveInstances {
           state = cached ?? (await this.read(instanceId));
         } catch (err) {
           // Without the instance's state nothing queued can be decided: each call fails with the store's error.
-          for (const q of lane.splice(0)) q.reject(err);
+          for (const q of lane.splice(0)) q.fail(err);
           return;
         }
         // Memory is the truth on a store written by this process alone; elsewhere only a fresh read is.
@@ -291,7 +330,7 @@ export class LiveInstances {
       const q = lane[0]!;
       if (q.signal?.aborted) {
         lane.shift();
-        q.reject(q.signal.reason);
+        q.fail(q.signal.reason);
         continue;
       }
       let decision: Decision;
@@ -299,24 +338,15 @@ export class LiveInstances {
         decision = this.decide(q, tentative);
       } catch (err) {
         lane.shift();
-        q.reject(err); // a bug: INTERNAL for this call only
+        q.fail(err); // a bug: INTERNAL for this call only
         continue;
       }
       if ("write" in decision) {
         lane.shift();
         const transition = decision.write;
         const definition = q.kind === "start" ? q.cmd.definition : tentative!.definition;
-        const fromVersion = tentative?.instance.version ?? 0;
-        const requestKey = q.cmd.requestKey;
-        planned.push({
-          q,
-          definition,
-          commit:
-            q.kind === "start"
-              ? () => this.store.commitStart({ transition, requestKey }, q.signal)
-              : () => this.store.commitTransition({ transition, fromVersion, requestKey }, q.signal),
-        });
-        tentative = { instance: transition.instance, definition, recentHistory: [] };
+        planned.push({ q, transition, fromVersion: tentative?.instance.version ?? 0, definition });
+        tentative = { instance: transition.instance, definition, recentHistory: EMPTY };
         continue;
       }
       // A refusal (or an existing instance for a start) is only decided against committed state.
@@ -330,7 +360,16 @@ export class LiveInstances {
     this.counters.rounds++;
     this.counters.roundCalls += planned.length;
     // Submitted in one turn, in order: the store commits them in order (in one transaction when it can).
-    const outcomes = await Promise.allSettled(planned.map((p) => p.commit()));
+    const commits: Promise<CommitOutcome>[] = [];
+    for (const { q, transition, fromVersion } of planned) {
+      const requestKey = q.cmd.requestKey;
+      commits.push(
+        q.kind === "start"
+          ? this.store.commitStart({ transition, requestKey }, q.signal)
+          : this.store.commitTransition({ transition, fromVersion, requestKey }, q.signal),
+      );
+    }
+    const outcomes = await Promise.allSettled(commits);
     let committed = state;
     const again: Queued[] = [];
     let storedNow: Instance | undefined;
@@ -338,7 +377,7 @@ export class LiveInstances {
       const { q, definition } = planned[k]!;
       const result = outcomes[k]!;
       if (result.status === "rejected") {
-        q.reject(result.reason);
+        q.fail(result.reason);
         continue;
       }
       const outcome = result.value;
@@ -372,7 +411,7 @@ export class LiveInstances {
     for (let i = again.length - 1; i >= 0; i--) {
       const q = again[i]!;
       if (++q.attempts >= this.maxAttempts) {
-        q.reject(contention(instanceId, q.attempts));
+        q.fail(contention(instanceId, q.attempts));
         continue;
       }
       this.counters.retries++;
@@ -414,14 +453,14 @@ export class LiveInstances {
         return;
       }
       if ("refusal" in decision) {
-        q.reject(decision.refusal);
+        q.fail(decision.refusal);
         return;
       }
       // A start meeting an existing instance.
       if (q.kind !== "start" || !state) throw new Error("live: an existing-instance decision without a start and a state");
-      q.resolve(await this.startExisting(q.cmd, state.instance, q.signal));
+      q.ok(await this.startExisting(q.cmd, state.instance, q.signal));
     } catch (err) {
-      q.reject(err);
+      q.fail(err);
     }
   }
 
@@ -445,17 +484,17 @@ export class LiveInstances {
   }
 
   private settleWritten(q: Queued, transition: Transition): void {
-    if (q.kind === "start") q.resolve({ transition, created: true });
-    else q.resolve(transition);
+    if (q.kind === "start") q.ok({ transition, created: true });
+    else q.ok(transition);
   }
 
   private settleReplay(q: Queued, fingerprint: string, result: Transition): void {
     try {
       const transition = replayOrReject(q.cmd.requestKey!, fingerprint, result);
-      if (q.kind === "start") q.resolve({ transition, created: false });
-      else q.resolve(transition);
+      if (q.kind === "start") q.ok({ transition, created: false });
+      else q.ok(transition);
     } catch (err) {
-      q.reject(err);
+      q.fail(err);
     }
   }
 }

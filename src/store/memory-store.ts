@@ -28,12 +28,6 @@ export interface MemoryStoreOptions {
   onListenerError?: (err: unknown) => void;
 }
 
-function freezeEvent(event: InstanceEvent): InstanceEvent {
-  Object.freeze(event.instance);
-  Object.freeze(event.entry);
-  return Object.freeze(event);
-}
-
 /** The index key of one filter combination for an instance, or for a ListInstances filter. */
 type FilterKey = string;
 const FILTER_FIELDS = ["definitionId", "state", "status"] as const;
@@ -206,13 +200,14 @@ export class MemoryStore implements WorkflowStore {
     entry: HistoryEntry,
     requestKey: StartCommit["requestKey"],
   ): InstanceEvent {
-    // Copies (cheaper than structuredClone on this path), so nothing the caller holds is stored.
-    const event = freezeEvent({
+    // Copies (cheaper than structuredClone on this path), so nothing the caller holds is stored. What
+    // this store returns is what it holds: readers must not change it (the service freezes what it keeps).
+    const event: InstanceEvent = {
       revision: this.events.length + 1,
       type,
       instance: { ...instance, createTime: new Date(instance.createTime.getTime()), updateTime: new Date(instance.updateTime.getTime()) },
       entry: { ...entry, time: new Date(entry.time.getTime()) },
-    });
+    };
     const before = this.instances.get(instance.id);
     if (before?.status === "completed") this.completedCount--;
     if (event.instance.status === "completed") this.completedCount++;
