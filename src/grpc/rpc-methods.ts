@@ -23,8 +23,10 @@ type Service = typeof WorkflowServiceService;
 type Key = keyof Service;
 export type RequestOf<K extends Key> = ReturnType<Service[K]["requestDeserialize"]>;
 export type ResponseOf<K extends Key> = Parameters<Service[K]["responseSerialize"]>[0];
-type UnaryKey = { [K in Key]: Service[K]["responseStream"] extends false ? K : never }[Key];
-type StreamKey = Exclude<Key, UnaryKey>;
+/** Operations RPCs (src/ops): served by gRPC alone, outside this table (no HTTP route). */
+type OperationsKey = "backupDatabase";
+type UnaryKey = Exclude<{ [K in Key]: Service[K]["responseStream"] extends false ? K : never }[Key], OperationsKey>;
+type StreamKey = Exclude<Key, UnaryKey | OperationsKey>;
 
 /** `signal` aborts work still waiting (for the instance's turn, a batch, a connection). */
 export type UnaryRpcs = { [K in UnaryKey]: (request: RequestOf<K>, signal?: AbortSignal) => Promise<ResponseOf<K>> };
