@@ -60,7 +60,8 @@ function describe(err: ServiceError): string {
 
 const args = parseArgs(process.argv.slice(2));
 if (!args.to) fail(`backup: --to FILE is required\n${USAGE}`, 2);
-const target = resolve(args.to);
+// npm run starts scripts in the package's directory; INIT_CWD is where the operator ran it.
+const target = resolve(process.env.INIT_CWD ?? process.cwd(), args.to);
 const token = args.token ?? process.env.WORKFLOW_TOKEN;
 let channel = credentials.createInsecure();
 try {

@@ -21,6 +21,7 @@ import {
   ValidateDefinitionRequest,
   WorkflowServiceClient,
 } from "../../src/gen/workflow/v1/service.js";
+import { BackupDatabaseRequest } from "../../src/gen/workflow/v1/operations.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import type { TokenGrant } from "../../src/grpc/auth.js";
 import type { WireSettings } from "../../src/grpc/connections.js";
@@ -212,6 +213,7 @@ export function api(client: WorkflowServiceClient) {
     listAvailableActions: bind(client, ListAvailableActionsRequest, client.listAvailableActions),
     listInstanceHistory: bind(client, ListInstanceHistoryRequest, client.listInstanceHistory),
     getServiceStats: bind(client, GetServiceStatsRequest, client.getServiceStats),
+    backupDatabase: bind(client, BackupDatabaseRequest, client.backupDatabase),
   };
 }
 
