@@ -5,7 +5,7 @@
  * liveness and stays SERVING until shutdown: restarting the process would not fix its store.
  *
  * The store is probed (StoreOperations.probe: a small durable write) every `probeMs`, and at once
- * (at most once per `probeMs`, and never two at a time) when a call meets a database failure. A
+ * (at most once a second, and never two at a time) when a call meets a database failure. A
  * failure the probe does not reproduce (a statement timeout under load, a lost race) leaves the
  * replica SERVING: one slow query must not take every replica out of the load balancer at once.
  * One failed probe means NOT_SERVING, one successful probe SERVING again.
@@ -37,8 +37,9 @@ export class StoreReadiness {
   constructor(private readonly options: StoreReadinessOptions) {
     this.timer = setInterval(() => void this.check(), options.probeMs);
     this.timer.unref();
+    const minGapMs = Math.min(options.probeMs, 1_000);
     this.unlisten = options.errors?.onError(() => {
-      if (Date.now() - this.lastProbeAt >= options.probeMs) void this.check();
+      if (Date.now() - this.lastProbeAt >= minGapMs) void this.check();
     });
   }
 
