@@ -1,5 +1,5 @@
 // Proves /metrics counts exactly what a scripted journey did (RPCs by method and code, HTTP requests by route, starts and transitions by definition with the label cap, refusals by reason, commit batches, instances by status, watch deliveries, slow watchers, store failures, PostgreSQL's pool and LISTEN reconnects), that promtool accepts the exposition, and where it is served.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Metadata } from "@grpc/grpc-js";
@@ -13,8 +13,27 @@ import { delta, promtool, sample, scrape, series } from "../support/metrics.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { api, rejection, startTestServer, type TestServer } from "../support/test-server.js";
 import { createReviewDefinition, driveTransitions, isolatedClient, startInstances, StreamRecorder } from "../watch/watch-support.js";
+import { REPO_ROOT } from "../samples/readme-examples.js";
 
 const SERVICE = "workflow.v1.WorkflowService";
+
+/** The metrics table of docs/operations.md: name -> type. */
+function documentedMetrics(): Map<string, string> {
+  const page = readFileSync(join(REPO_ROOT, "docs/operations.md"), "utf8");
+  const rows = [...page.matchAll(/^\| `([a-z_]+)` \| (counter|gauge|histogram) \|/gm)];
+  return new Map(rows.map((m) => [m[1]!, m[2]!]));
+}
+
+/** Checks a scrape against the documented table: what it has is documented with its type, and the reverse for `names`. */
+function expectDocumented(types: Map<string, string>, present: (name: string) => boolean): void {
+  const documented = documentedMetrics();
+  for (const [name, type] of types) {
+    if (/^(grpc_|http_|workflow_)/.test(name)) expect(documented.get(name), `${name} is not in docs/operations.md's table`).toBe(type);
+  }
+  for (const [name, type] of documented) {
+    if (present(name)) expect(types.get(name), `docs/operations.md lists ${name}`).toBe(type);
+  }
+}
 const rpcLabels = (method: string, code?: string) => ({
   grpc_service: SERVICE,
   grpc_method: method,
@@ -163,6 +182,9 @@ describe("a scripted journey on the SQLite store", () => {
     const lint = await promtool(["check", "metrics"], after.text);
     expect(lint.output).toBe("");
     expect(lint.code).toBe(0);
+
+    // docs/operations.md lists exactly these, with these types (the PostgreSQL ones in the PostgreSQL test).
+    expectDocumented(after.types, (name) => !name.startsWith("workflow_postgres_"));
   });
 
   it("counts each database failure by kind", async () => {
@@ -309,6 +331,7 @@ describe("the PostgreSQL store", () => {
     expect(sample(after, "workflow_instances", { status: "active" })).toBe(1);
     const lint = await promtool(["check", "metrics"], after.text);
     expect(lint.output).toBe("");
+    expectDocumented(after.types, (name) => name.startsWith("workflow_postgres_"));
   });
 });
 
