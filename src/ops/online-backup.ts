@@ -43,6 +43,11 @@ export class OnlineBackups {
 
   /** Writes a consistent copy of the database to `path` (see the BackupDatabase RPC). */
   async backup(path: string, ctx: { signal: AbortSignal; log: Logger; caller?: string }): Promise<BackupResult> {
+    if (typeof path !== "string" || path === "" || !isAbsolute(path) || path.includes("\0")) {
+      throw invalidRequest([
+        { field: "path", description: "must be an absolute path on the server's machine, e.g. /var/backups/workflow/workflow.db" },
+      ]);
+    }
     const copy = storeOperations(this.store).backup?.bind(this.store);
     if (!copy) {
       throw new WorkflowError(
@@ -52,11 +57,6 @@ export class OnlineBackups {
           : `the ${this.store.kind} store keeps nothing on disk to back up`,
         { metadata: { store: this.store.kind } },
       );
-    }
-    if (typeof path !== "string" || path === "" || !isAbsolute(path) || path.includes("\0")) {
-      throw invalidRequest([
-        { field: "path", description: "must be an absolute path on the server's machine, e.g. /var/backups/workflow/workflow.db" },
-      ]);
     }
     this.checkTarget(path);
     if (this.running) {
@@ -115,6 +115,9 @@ export class OnlineBackups {
     if (signal.aborted) return signal.reason; // cancelled or past its deadline: the partial copy is gone
     if (isWorkflowError(err)) return err;
     const code = codeOf(err);
+    if (code === "EEXIST") {
+      return new WorkflowError("BACKUP_FILE_EXISTS", `${path} appeared while the backup ran; a backup never overwrites`, { metadata: { path } });
+    }
     if (code === "SQLITE_FULL" || code === "ENOSPC" || code === "EDQUOT") return unusable(path, "the disk is full", code);
     if (TARGET_CODES.test(code) || FS_CODES.test(code)) return unusable(path, `${code}: ${(err as Error).message}`, code);
     if (err instanceof TypeError && /not open/i.test(err.message)) {

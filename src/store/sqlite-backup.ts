@@ -12,10 +12,11 @@
  * writes it contains.
  *
  * The copy is written to `<target>.<pid>.partial`, flushed to disk in the background while it
- * grows (so the final fsync has little left to do), then renamed to `target` and the directory
- * fsynced: `target` is either absent or complete, never half written.
+ * grows (so the final fsync has little left to do), then linked to `target` (which fails if anything
+ * took that name meanwhile: a backup never overwrites) and the directory fsynced: `target` is either
+ * absent or complete, never half written.
  */
-import { closeSync, fsyncSync, openSync, rmSync, statSync, renameSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, linkSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
@@ -88,7 +89,7 @@ export async function backupSqlite(db: Database.Database, target: string, option
     });
     await flushing;
     const revision = readRevision(partial);
-    renameSync(partial, target);
+    publish(partial, target);
     syncDirectory(dirname(target));
     return {
       file: target,
@@ -122,7 +123,23 @@ function readRevision(file: string): number {
   }
 }
 
-/** Makes a rename durable: fsync the directory that holds the new name. */
+/**
+ * Gives the finished copy its name without replacing anything there: a hard link fails with EEXIST
+ * when the name is taken. On a file system without hard links, a rename after a last check.
+ */
+function publish(partial: string, target: string): void {
+  try {
+    linkSync(partial, target);
+    rmSync(partial);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "ENOSYS" && code !== "EOPNOTSUPP") throw err;
+    if (existsSync(target)) throw Object.assign(new Error(`${target} appeared while the backup ran`), { code: "EEXIST" });
+    renameSync(partial, target);
+  }
+}
+
+/** Makes a new name durable: fsync the directory that holds it. */
 function syncDirectory(dir: string): void {
   const fd = openSync(dir, "r");
   try {

@@ -1,6 +1,6 @@
 // Proves BackupDatabase takes a consistent copy of the SQLite store while writes go on: a second server started on the copy holds every write acknowledged before the backup started, and exactly the source's events up to the revision the backup reports (in order, with history and request_ids), none after; writes were acknowledged while it ran; it refuses bad targets, a second backup at once, stores it cannot copy and non-admins; a cancelled copy leaves nothing; npm run backup and the docs example work.
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Metadata, status } from "@grpc/grpc-js";
@@ -12,6 +12,8 @@ import { createLogger } from "../../src/logger.js";
 import { partialFile } from "../../src/store/sqlite-backup.js";
 import { openSqliteStore, type SqliteStore } from "../../src/store/sqlite-store.js";
 import type { WorkflowStore } from "../../src/store/store.js";
+import { TlsFiles } from "../../src/grpc/tls.js";
+import { makeTestCerts } from "../support/certs.js";
 import { approvalDefinition, state } from "../support/definitions.js";
 import { delta, sample, scrape } from "../support/metrics.js";
 import { api, rejection, startTestServer, type TestServer } from "../support/test-server.js";
@@ -178,6 +180,15 @@ describe("a backup under a write load", () => {
     expect(existsSync(partialFile(target))).toBe(false);
   });
 
+  it("never replaces a file that took the target's name while the copy ran", async () => {
+    const target = join(dir("raced"), "x.db");
+    const copying = store.backup(target, { pagesPerStep: 16 });
+    setImmediate(() => writeFileSync(target, "someone else's file"));
+    await expect(copying).rejects.toMatchObject({ code: "EEXIST" });
+    expect(readFileSync(target, "utf8")).toBe("someone else's file");
+    expect(existsSync(partialFile(target))).toBe(false);
+  });
+
   it("the docs example prints what docs/operations.md shows", async () => {
     const examples = parseExamples(readFileSync(join(REPO_ROOT, "docs/operations.md"), "utf8"), { tag: "backup" });
     expect(examples.length).toBeGreaterThanOrEqual(1);
@@ -251,9 +262,9 @@ describe("only an admin may back up", () => {
     expect(ok.path).toBe(join(dir("auth-copies"), "a.db"));
   });
 
-  const npmBackup = (args: string[], token: string) =>
+  const npmBackup = (args: string[], token: string, server = ts.address) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn("npm", ["--prefix", REPO_ROOT, "run", "--silent", "backup", "--", ...args, "--server", ts.address], {
+      const child = spawn("npm", ["--prefix", REPO_ROOT, "run", "--silent", "backup", "--", ...args, "--server", server], {
         cwd: dir("npm-cwd"),
         env: { ...process.env, WORKFLOW_TOKEN: token },
         stdio: ["ignore", "pipe", "pipe"],
@@ -276,5 +287,26 @@ describe("only an admin may back up", () => {
     const denied = await npmBackup(["--to", "denied.db"], WRITER);
     expect(denied.code).toBe(1);
     expect(denied.stderr).toMatch(/^backup failed: PERMISSION_DENIED \/ PERMISSION_DENIED: a writer may not call BackupDatabase/);
+  });
+
+  it("npm run backup over mutual TLS: --ca, --cert, --key", async () => {
+    const certs = makeTestCerts();
+    const tls = await startTestServer({
+      store: openSqliteStore({ dataDir: dir("auth-tls") }),
+      tls: new TlsFiles({ certFile: certs.serverCert, keyFile: certs.serverKey, clientCaFile: certs.caCert }),
+      healthProbeMs: 0,
+    });
+    try {
+      const server = `localhost:${tls.server.port}`;
+      const ok = await npmBackup(["--to", "over-tls.db", "--ca", certs.caCert, "--cert", certs.clientCert, "--key", certs.clientKey], "", server);
+      expect(ok.stderr).toBe("");
+      expect(ok.stdout).toMatch(/^backup written: .*over-tls\.db \(\d+ bytes, revision 0\)\n$/);
+      const noCert = await npmBackup(["--to", "no-cert.db", "--ca", certs.caCert], "", server);
+      expect(noCert.code).toBe(1);
+      expect(noCert.stderr).toMatch(/^backup failed: UNAVAILABLE/);
+    } finally {
+      await tls.close();
+      certs.remove();
+    }
   });
 });
