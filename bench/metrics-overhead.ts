@@ -10,14 +10,16 @@
  *
  *   npm run bench:metrics -- [--seconds 3] [--concurrency 32] [--repeats 3] [--channels 4]
  *
- * Measured on the shared 2-core development machine, 2026-11-29 (load average 5-9 from other
+ * Measured on the shared 2-core development machine, 2026-11-29 (load average 4-9 from other
  * engineers' tests, so the closed-loop rates are low and noisy; the micro-benchmark is the floor):
- *   micro, 1M operations: prom-client child inc() 457 ns, observe() 592 ns; bound counter inc()
- *     5.9 ns, bound histogram observe() 19.3 ns; one whole call's recording (method lookup, started,
- *     handled, latency) 27.5 ns (45 ns in a second, busier run).
- *   closed loop, 32 callers, 5 alternating runs of 4 s, medians: GetInstance / Health.Check 0.941 with
- *     metrics on, 0.976 with metrics off; server CPU per GetInstance 189 us on, 206 us off (run-to-run
- *     spread +-50 us): the metrics' cost is below what this machine can resolve.
+ *   micro, 1M operations (two runs): prom-client child inc() 378-457 ns, observe() 501-592 ns; bound
+ *     counter inc() 5.5-5.9 ns, bound histogram observe() 18.5-19.3 ns; one whole call's recording
+ *     (method lookup, started, handled, latency) 26-28 ns.
+ *   closed loop, 32 callers, 5 alternating runs of 4 s each, medians, two sessions:
+ *     GetInstance rate metrics on / off 0.962 and 0.954; GetInstance / Health.Check 0.941 (on) vs
+ *     0.976 (off), then 0.869 (on) vs 1.139 (off); server CPU per GetInstance on - off -17 us, then
+ *     +11 us, around ~190 us per call with a run-to-run spread of +-50 us. Single runs swing by
+ *     +-30%: the closed loop cannot resolve a cost of ~30 ns per call on this machine.
  */
 import { credentials } from "@grpc/grpc-js";
 import client from "prom-client";
