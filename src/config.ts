@@ -38,145 +38,218 @@ export interface Config {
   tls: TlsSettings | undefined;
   /** JWT verification; undefined = no JWTs. */
   jwt: JwtSettings | undefined;
+  /** Where /metrics is served: auto (the HTTP listener, else 127.0.0.1:9464), off, or host:port (only there). */
+  metricsListen: "auto" | "off" | `${string}:${number}`;
+  /** Definition ids with a metrics label value of their own. */
+  metricsMaxDefinitions: number;
+  /** Store probe interval behind readiness; 0 = never. */
+  healthProbeMs: number;
 }
 
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-interface Setting {
+/** One setting: its flag, its environment variable, its default and what it means. */
+export interface Setting {
   flag: string;
   env: string;
+  /** The value used when neither the flag nor the variable is given; "" = unset. */
+  default: string;
   help: string;
+  /** How --print-config shows a value that may hold secrets. */
+  mask?: (value: string) => string;
 }
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 const STORES: StoreKind[] = ["sqlite", "memory", "postgres"];
+const W = DEFAULT_WIRE_SETTINGS;
+const L = DEFAULT_LIMITS;
 
-/** Every setting, its flag and its variable: the single source for parsing and --help. */
+/**
+ * Every setting, its flag, its variable and its default: the single source for parsing, --help,
+ * --print-config and the configuration reference (docs/configuration.md, generated from this by
+ * `npm run docs:config`; CI fails when the page differs).
+ */
 export const SETTINGS = {
-  listen: { flag: "--listen", env: "WORKFLOW_LISTEN", help: "host:port to serve on (default 0.0.0.0:50051)" },
-  store: { flag: "--store", env: "WORKFLOW_STORE", help: "sqlite (default), memory or postgres" },
-  dataDir: { flag: "--data-dir", env: "WORKFLOW_DATA_DIR", help: "directory of the SQLite database (default ./data)" },
-  databaseUrl: { flag: "--database-url", env: "DATABASE_URL", help: "PostgreSQL connection URL (store postgres)" },
+  listen: { flag: "--listen", env: "WORKFLOW_LISTEN", default: "0.0.0.0:50051", help: "host:port of the gRPC server" },
+  store: { flag: "--store", env: "WORKFLOW_STORE", default: "sqlite", help: "where data lives: sqlite, memory (nothing survives a restart) or postgres" },
+  dataDir: { flag: "--data-dir", env: "WORKFLOW_DATA_DIR", default: "./data", help: "directory of the SQLite database (workflow.db)" },
+  databaseUrl: {
+    flag: "--database-url",
+    env: "DATABASE_URL",
+    default: "",
+    help: "PostgreSQL connection URL, postgres://user:password@host:port/database (store postgres)",
+    mask: (v) => maskDatabaseUrl(v),
+  },
   databasePoolSize: {
     flag: "--database-pool-size",
     env: "WORKFLOW_DATABASE_POOL_SIZE",
-    help: "PostgreSQL connections per server (default 10, plus one for LISTEN)",
+    default: "10",
+    help: "PostgreSQL connections per server, plus one for LISTEN",
   },
-  logLevel: { flag: "--log-level", env: "LOG_LEVEL", help: `pino level: ${LOG_LEVELS.join(", ")} (default info)` },
+  logLevel: { flag: "--log-level", env: "LOG_LEVEL", default: "info", help: `pino log level: ${LOG_LEVELS.join(", ")}` },
   shutdownGraceMs: {
     flag: "--shutdown-grace-ms",
     env: "WORKFLOW_SHUTDOWN_GRACE_MS",
-    help: "how long shutdown waits for in-flight calls (default 10000)",
+    default: "10000",
+    help: "how long shutdown waits for calls in flight",
   },
   watchProgressMs: {
     flag: "--watch-progress-ms",
     env: "WORKFLOW_WATCH_PROGRESS_MS",
-    help: "progress message interval on idle WatchInstances streams (default 5000)",
+    default: "5000",
+    help: "progress message interval on idle WatchInstances streams (and SSE keep-alive)",
   },
   authTokens: {
     flag: "--auth-tokens",
     env: "WORKFLOW_AUTH_TOKENS",
-    help: "require bearer tokens: token=writer,token=reader (default: no authentication)",
+    default: "",
+    help: "require bearer tokens: [name:]token=reader|writer|admin, comma-separated (unset: no authentication)",
+    mask: (v) => maskTokenGrants(v),
   },
   cacheInstances: {
     flag: "--cache-instances",
     env: "WORKFLOW_CACHE_INSTANCES",
-    help: "instances kept in memory for reads and writes (default 20000; 1.5 to 6 KB each, see docs/storage.md)",
+    default: String(DEFAULT_LIVE_CAPACITY),
+    help: "instances kept in memory for reads and writes (1.5 to 6 KB each, see docs/storage.md)",
   },
   httpListen: {
     flag: "--http-listen",
     env: "WORKFLOW_HTTP_LISTEN",
-    help: "host:port of the HTTP/JSON API (default 0.0.0.0:8080; off disables it)",
+    default: "0.0.0.0:8080",
+    help: "host:port of the HTTP listener (REST API, /v1 JSON API, SSE, /openapi.json, /metrics); off disables it",
   },
   corsOrigins: {
     flag: "--cors-origins",
     env: "WORKFLOW_CORS_ORIGINS",
-    help: "origins browsers may call the HTTP API from: * (default), a comma-separated list, or off",
+    default: "*",
+    help: "origins browsers may call the HTTP API from: *, a comma-separated list, or off",
   },
-  maxStates: { flag: "--max-states", env: "WORKFLOW_MAX_STATES", help: `states per definition (default ${DEFAULT_LIMITS.maxStates})` },
-  maxActions: { flag: "--max-actions", env: "WORKFLOW_MAX_ACTIONS", help: `actions per definition (default ${DEFAULT_LIMITS.maxActions})` },
-  maxPageSize: { flag: "--max-page-size", env: "WORKFLOW_MAX_PAGE_SIZE", help: `largest page size (default ${DEFAULT_LIMITS.maxPageSize})` },
+  maxStates: { flag: "--max-states", env: "WORKFLOW_MAX_STATES", default: String(L.maxStates), help: "states per definition" },
+  maxActions: { flag: "--max-actions", env: "WORKFLOW_MAX_ACTIONS", default: String(L.maxActions), help: "actions per definition" },
+  maxPageSize: { flag: "--max-page-size", env: "WORKFLOW_MAX_PAGE_SIZE", default: String(L.maxPageSize), help: "largest page size of the List calls" },
   // Wire limits and connection hygiene (docs/limits.md).
   maxRequestBytes: {
     flag: "--max-request-bytes",
     env: "WORKFLOW_MAX_REQUEST_BYTES",
-    help: `largest request message in bytes (default ${DEFAULT_WIRE_SETTINGS.maxRequestBytes})`,
+    default: String(W.maxRequestBytes),
+    help: "largest request message in bytes (after decompression)",
   },
   requestTimeoutMs: {
     flag: "--request-timeout-ms",
     env: "WORKFLOW_REQUEST_TIMEOUT_MS",
-    help: `time for a call's request message to arrive (default ${DEFAULT_WIRE_SETTINGS.requestTimeoutMs})`,
+    default: String(W.requestTimeoutMs),
+    help: "time a call has to deliver its request message after its headers",
   },
   maxWatchers: {
     flag: "--max-watchers",
     env: "WORKFLOW_MAX_WATCHERS",
-    help: `watch streams open at once on the server (default ${DEFAULT_WIRE_SETTINGS.maxWatchers})`,
+    default: String(W.maxWatchers),
+    help: "watch streams open at once on the server",
   },
   maxConcurrentStreams: {
     flag: "--max-concurrent-streams",
     env: "WORKFLOW_MAX_CONCURRENT_STREAMS",
-    help: `calls open at once per connection (default ${DEFAULT_WIRE_SETTINGS.maxConcurrentStreams})`,
+    default: String(W.maxConcurrentStreams),
+    help: "calls open at once per connection",
   },
   maxConnectionIdleMs: {
     flag: "--max-connection-idle-ms",
     env: "WORKFLOW_MAX_CONNECTION_IDLE_MS",
-    help: `close a connection without calls after this (default ${DEFAULT_WIRE_SETTINGS.maxConnectionIdleMs})`,
+    default: String(W.maxConnectionIdleMs),
+    help: "close a connection without calls after this",
   },
   maxConnectionAgeMs: {
     flag: "--max-connection-age-ms",
     env: "WORKFLOW_MAX_CONNECTION_AGE_MS",
-    help: `recycle a connection after this, +-10% (0 = never; default ${DEFAULT_WIRE_SETTINGS.maxConnectionAgeMs})`,
+    default: String(W.maxConnectionAgeMs),
+    help: "recycle a connection after this, +-10% (0 = never)",
   },
   maxConnectionAgeGraceMs: {
     flag: "--max-connection-age-grace-ms",
     env: "WORKFLOW_MAX_CONNECTION_AGE_GRACE_MS",
-    help: `time calls get to finish on a recycled connection (default ${DEFAULT_WIRE_SETTINGS.maxConnectionAgeGraceMs})`,
+    default: String(W.maxConnectionAgeGraceMs),
+    help: "time calls get to finish on a recycled connection",
   },
   keepaliveTimeMs: {
     flag: "--keepalive-time-ms",
     env: "WORKFLOW_KEEPALIVE_TIME_MS",
-    help: `ping clients this often (0 = never; default ${DEFAULT_WIRE_SETTINGS.keepaliveTimeMs})`,
+    default: String(W.keepaliveTimeMs),
+    help: "ping clients this often (0 = never)",
   },
   keepaliveTimeoutMs: {
     flag: "--keepalive-timeout-ms",
     env: "WORKFLOW_KEEPALIVE_TIMEOUT_MS",
-    help: `drop a client that does not answer a ping within this (default ${DEFAULT_WIRE_SETTINGS.keepaliveTimeoutMs})`,
+    default: String(W.keepaliveTimeoutMs),
+    help: "drop a client that does not answer a ping within this",
   },
   keepaliveMinTimeMs: {
     flag: "--keepalive-min-time-ms",
     env: "WORKFLOW_KEEPALIVE_MIN_TIME_MS",
-    help: `least interval between client pings without calls (default ${DEFAULT_WIRE_SETTINGS.keepaliveMinTimeMs})`,
+    default: String(W.keepaliveMinTimeMs),
+    help: "least interval between client pings without calls",
   },
   // TLS and JWT (docs/security.md).
-  tlsCert: { flag: "--tls-cert", env: "WORKFLOW_TLS_CERT", help: "PEM certificate chain: serve TLS (with --tls-key)" },
-  tlsKey: { flag: "--tls-key", env: "WORKFLOW_TLS_KEY", help: "PEM private key of --tls-cert" },
+  tlsCert: { flag: "--tls-cert", env: "WORKFLOW_TLS_CERT", default: "", help: "PEM certificate chain: serve TLS (with --tls-key)" },
+  tlsKey: { flag: "--tls-key", env: "WORKFLOW_TLS_KEY", default: "", help: "PEM private key of --tls-cert" },
   tlsClientCa: {
     flag: "--tls-client-ca",
     env: "WORKFLOW_TLS_CLIENT_CA",
+    default: "",
     help: "PEM CA bundle: require client certificates signed by it (mutual TLS)",
   },
   jwtPublicKeyFile: {
     flag: "--jwt-public-key-file",
     env: "WORKFLOW_JWT_PUBLIC_KEY_FILE",
+    default: "",
     help: "PEM public key that signs JWT bearer tokens",
   },
-  jwksFile: { flag: "--jwks-file", env: "WORKFLOW_JWKS_FILE", help: "JWKS (JSON) file of the keys that sign JWTs" },
-  jwtIssuer: { flag: "--jwt-issuer", env: "WORKFLOW_JWT_ISSUER", help: "required iss of JWTs" },
-  jwtAudience: { flag: "--jwt-audience", env: "WORKFLOW_JWT_AUDIENCE", help: "required aud of JWTs" },
+  jwksFile: { flag: "--jwks-file", env: "WORKFLOW_JWKS_FILE", default: "", help: "JWKS (JSON) file of the keys that sign JWTs" },
+  jwtIssuer: { flag: "--jwt-issuer", env: "WORKFLOW_JWT_ISSUER", default: "", help: "required iss of JWTs" },
+  jwtAudience: { flag: "--jwt-audience", env: "WORKFLOW_JWT_AUDIENCE", default: "", help: "required aud of JWTs" },
   jwtRolesClaim: {
     flag: "--jwt-roles-claim",
     env: "WORKFLOW_JWT_ROLES_CLAIM",
-    help: "JWT claim holding reader / writer / admin (default roles; a.b for nested)",
+    default: "roles",
+    help: "JWT claim holding reader / writer / admin (a.b for nested)",
+  },
+  // Operations (docs/operations.md).
+  metricsListen: {
+    flag: "--metrics-listen",
+    env: "WORKFLOW_METRICS_LISTEN",
+    default: "auto",
+    help: "Prometheus /metrics: auto = on the HTTP listener, or on 127.0.0.1:9464 when HTTP is off; host:port = only on a listener of its own there; off = no metrics",
+  },
+  metricsMaxDefinitions: {
+    flag: "--metrics-max-definitions",
+    env: "WORKFLOW_METRICS_MAX_DEFINITIONS",
+    default: "100",
+    help: "definition ids with a metrics label of their own; later ones are counted as _other",
+  },
+  healthProbeMs: {
+    flag: "--health-probe-ms",
+    env: "WORKFLOW_HEALTH_PROBE_MS",
+    default: "5000",
+    help: "how often the store is probed; health is NOT_SERVING for the service while a probe fails (0 = never probe)",
   },
 } satisfies Record<string, Setting>;
 
 type Key = keyof typeof SETTINGS;
 
+/** Where main.ts serves metrics when WORKFLOW_METRICS_LISTEN is auto and HTTP is off. */
+export const DEFAULT_METRICS_LISTEN = "127.0.0.1:9464";
+
 export function usage(): string {
-  const lines = Object.values(SETTINGS).map((s) => `  ${s.flag.padEnd(30)} ${s.env.padEnd(38)} ${s.help}`);
-  return ["usage: npm start -- [flags]   (each flag can also be set by its environment variable)", ...lines].join("\n");
+  const lines = Object.values(SETTINGS).map((s: Setting) => {
+    const def = s.default === "" ? "" : ` (default ${s.default})`;
+    return `  ${s.flag.padEnd(30)} ${s.env.padEnd(38)} ${s.help}${def}`;
+  });
+  return [
+    "usage: npm start -- [flags]   (each flag can also be set by its environment variable)",
+    "  --print-config                 print the effective configuration (secrets masked) and exit",
+    ...lines,
+  ].join("\n");
 }
 
 function parsePositiveInt(setting: Setting, raw: string, min: number, max: number): number {
@@ -186,43 +259,77 @@ function parsePositiveInt(setting: Setting, raw: string, min: number, max: numbe
   return n;
 }
 
-/** Parses flags (`--name value` or `--name=value`) over environment variables. Throws ConfigError. */
-export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+export type SettingSource = "flag" | "environment" | "default";
+
+/** The raw value of every setting that has one, and where it came from. Throws ConfigError on a bad argument. */
+function readValues(argv: string[], env: NodeJS.ProcessEnv): Map<Key, { value: string; source: SettingSource }> {
   const byFlag = new Map(Object.entries(SETTINGS).map(([key, s]) => [s.flag, key as Key]));
-  const values = new Map<Key, string>();
+  const values = new Map<Key, { value: string; source: SettingSource }>();
   for (const [key, s] of Object.entries(SETTINGS) as [Key, Setting][]) {
     const v = env[s.env];
-    if (v !== undefined && v !== "") values.set(key, v);
+    if (v !== undefined && v !== "") values.set(key, { value: v, source: "environment" });
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--help" || arg === "-h") throw new ConfigError(usage());
+    if (arg === PRINT_CONFIG) continue;
     const eq = arg.indexOf("=");
     const flag = eq >= 0 ? arg.slice(0, eq) : arg;
     const key = byFlag.get(flag);
     if (!key) throw new ConfigError(`unknown argument "${arg}"; run with --help for the list of flags`);
     const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined) throw new ConfigError(`${flag} needs a value`);
-    values.set(key, value);
+    values.set(key, { value, source: "flag" });
   }
+  for (const [key, s] of Object.entries(SETTINGS) as [Key, Setting][]) {
+    if (!values.has(key) && s.default !== "") values.set(key, { value: s.default, source: "default" });
+  }
+  return values;
+}
 
-  const listen = values.get("listen") ?? "0.0.0.0:50051";
+/** The flag that prints the effective configuration instead of serving. */
+export const PRINT_CONFIG = "--print-config";
+
+/**
+ * The effective configuration, one `NAME=value  # source` line per setting (secrets masked: the
+ * database URL's passwords, the tokens of WORKFLOW_AUTH_TOKENS), after checking it as a start
+ * would (throws ConfigError). What `--print-config` prints.
+ */
+export function printConfig(argv: string[], env: NodeJS.ProcessEnv): string {
+  parseConfig(argv, env);
+  const values = readValues(argv, env);
+  const rows = (Object.entries(SETTINGS) as [Key, Setting][]).map(([key, s]) => {
+    const v = values.get(key);
+    const shown = v === undefined ? "" : s.mask ? s.mask(v.value) : v.value;
+    const source = v === undefined ? "unset" : v.source === "flag" ? `flag ${s.flag}` : v.source;
+    return { assignment: `${s.env}=${shown}`, source };
+  });
+  const width = Math.max(...rows.map((r) => r.assignment.length));
+  return rows.map((r) => `${r.assignment.padEnd(width)}  # ${r.source}`).join("\n");
+}
+
+/** Parses flags (`--name value` or `--name=value`) over environment variables. Throws ConfigError. */
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  const raw = readValues(argv, env);
+  const values = new Map<Key, string>([...raw].map(([key, v]) => [key, v.value]));
+
+  const listen = values.get("listen")!;
   const m = /^(.+):(\d+)$/.exec(listen);
   if (!m || Number(m[2]) > 65535) {
     throw new ConfigError(`${SETTINGS.listen.flag} / ${SETTINGS.listen.env}: "${listen}" is not host:port (e.g. 0.0.0.0:50051)`);
   }
-  const httpListen = values.get("httpListen") ?? "0.0.0.0:8080";
+  const httpListen = values.get("httpListen")!;
   const h = /^(.+):(\d+)$/.exec(httpListen);
   if (httpListen !== "off" && (!h || Number(h[2]) > 65535)) {
     throw new ConfigError(
       `${SETTINGS.httpListen.flag} / ${SETTINGS.httpListen.env}: "${httpListen}" is not host:port (e.g. 0.0.0.0:8080) or off`,
     );
   }
-  const store = (values.get("store") ?? "sqlite") as StoreKind;
+  const store = values.get("store") as StoreKind;
   if (!STORES.includes(store)) {
     throw new ConfigError(`${SETTINGS.store.flag} / ${SETTINGS.store.env}: "${store}" is not one of ${STORES.join(", ")}`);
   }
-  const logLevel = values.get("logLevel") ?? "info";
+  const logLevel = values.get("logLevel")!;
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`${SETTINGS.logLevel.flag} / ${SETTINGS.logLevel.env}: "${logLevel}" is not one of ${LOG_LEVELS.join(", ")}`);
   }
@@ -230,47 +337,53 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   if (store === "postgres" && !databaseUrl) {
     throw new ConfigError(`${SETTINGS.store.env}=postgres needs ${SETTINGS.databaseUrl.env} (or ${SETTINGS.databaseUrl.flag})`);
   }
-  const int = (key: Key, def: number, min: number, max: number) => {
-    const raw = values.get(key);
-    return raw === undefined ? def : parsePositiveInt(SETTINGS[key], raw, min, max);
-  };
+  const int = (key: Key, min: number, max: number) => parsePositiveInt(SETTINGS[key], values.get(key)!, min, max);
   const limits: Limits = {
     ...DEFAULT_LIMITS,
-    maxStates: int("maxStates", DEFAULT_LIMITS.maxStates, 1, 100_000),
-    maxActions: int("maxActions", DEFAULT_LIMITS.maxActions, 1, 100_000),
-    maxPageSize: int("maxPageSize", DEFAULT_LIMITS.maxPageSize, 1, 100_000),
+    maxStates: int("maxStates", 1, 100_000),
+    maxActions: int("maxActions", 1, 100_000),
+    maxPageSize: int("maxPageSize", 1, 100_000),
   };
   limits.defaultPageSize = Math.min(limits.defaultPageSize, limits.maxPageSize);
-  const d = DEFAULT_WIRE_SETTINGS;
   const wire: WireSettings = {
-    maxRequestBytes: int("maxRequestBytes", d.maxRequestBytes, 1024, 256 * 1024 * 1024),
-    requestTimeoutMs: int("requestTimeoutMs", d.requestTimeoutMs, 100, 3_600_000),
-    maxWatchers: int("maxWatchers", d.maxWatchers, 1, 1_000_000),
-    maxConcurrentStreams: int("maxConcurrentStreams", d.maxConcurrentStreams, 1, 1_000_000),
-    maxConnectionIdleMs: int("maxConnectionIdleMs", d.maxConnectionIdleMs, 100, 7 * 86_400_000),
-    maxConnectionAgeMs: int("maxConnectionAgeMs", d.maxConnectionAgeMs, 0, 30 * 86_400_000),
-    maxConnectionAgeGraceMs: int("maxConnectionAgeGraceMs", d.maxConnectionAgeGraceMs, 0, 86_400_000),
-    keepaliveTimeMs: int("keepaliveTimeMs", d.keepaliveTimeMs, 0, 7 * 86_400_000),
-    keepaliveTimeoutMs: int("keepaliveTimeoutMs", d.keepaliveTimeoutMs, 100, 3_600_000),
-    keepaliveMinTimeMs: int("keepaliveMinTimeMs", d.keepaliveMinTimeMs, 0, 7 * 86_400_000),
+    maxRequestBytes: int("maxRequestBytes", 1024, 256 * 1024 * 1024),
+    requestTimeoutMs: int("requestTimeoutMs", 100, 3_600_000),
+    maxWatchers: int("maxWatchers", 1, 1_000_000),
+    maxConcurrentStreams: int("maxConcurrentStreams", 1, 1_000_000),
+    maxConnectionIdleMs: int("maxConnectionIdleMs", 100, 7 * 86_400_000),
+    maxConnectionAgeMs: int("maxConnectionAgeMs", 0, 30 * 86_400_000),
+    maxConnectionAgeGraceMs: int("maxConnectionAgeGraceMs", 0, 86_400_000),
+    keepaliveTimeMs: int("keepaliveTimeMs", 0, 7 * 86_400_000),
+    keepaliveTimeoutMs: int("keepaliveTimeoutMs", 100, 3_600_000),
+    keepaliveMinTimeMs: int("keepaliveMinTimeMs", 0, 7 * 86_400_000),
   };
+  const metricsListen = values.get("metricsListen")!;
+  const ml = /^(.+):(\d+)$/.exec(metricsListen);
+  if (metricsListen !== "auto" && metricsListen !== "off" && (!ml || Number(ml[2]) > 65535)) {
+    throw new ConfigError(
+      `${SETTINGS.metricsListen.flag} / ${SETTINGS.metricsListen.env}: "${metricsListen}" is not auto, off or host:port (e.g. 127.0.0.1:9464)`,
+    );
+  }
   return {
     listen,
     store,
-    dataDir: values.get("dataDir") ?? "./data",
+    dataDir: values.get("dataDir")!,
     databaseUrl,
-    databasePoolSize: int("databasePoolSize", 10, 1, 1_000),
+    databasePoolSize: int("databasePoolSize", 1, 1_000),
     logLevel,
-    shutdownGraceMs: int("shutdownGraceMs", 10_000, 0, 600_000),
-    watchProgressMs: int("watchProgressMs", 5_000, 10, 3_600_000),
+    shutdownGraceMs: int("shutdownGraceMs", 0, 600_000),
+    watchProgressMs: int("watchProgressMs", 10, 3_600_000),
     authTokens: parseAuthTokens(values.get("authTokens")),
-    cacheInstances: int("cacheInstances", DEFAULT_LIVE_CAPACITY, 1, 10_000_000),
+    cacheInstances: int("cacheInstances", 1, 10_000_000),
     limits,
     httpListen: httpListen === "off" ? undefined : httpListen,
     corsOrigins: parseCors(values.get("corsOrigins")),
     wire,
     tls: parseTls(values),
     jwt: parseJwt(values),
+    metricsListen: metricsListen as Config["metricsListen"],
+    metricsMaxDefinitions: int("metricsMaxDefinitions", 1, 100_000),
+    healthProbeMs: int("healthProbeMs", 0, 3_600_000),
   };
 }
 
@@ -313,7 +426,7 @@ function parseJwt(values: Map<Key, string>): JwtSettings | undefined {
   if (!issuer || !audience) {
     throw new ConfigError(`JWT verification needs ${both("jwtIssuer", "jwtAudience")}: tokens are checked against both`);
   }
-  const rolesClaim = values.get("jwtRolesClaim") ?? "roles";
+  const rolesClaim = values.get("jwtRolesClaim")!;
   return { ...(publicKeyFile ? { publicKeyFile } : { jwksFile }), issuer, audience, rolesClaim };
 }
 
@@ -344,6 +457,15 @@ export function maskDatabaseUrl(url: string): string {
     if (SECRET_URL_PARAMETERS.includes(key.toLowerCase())) u.searchParams.set(key, "***");
   }
   return u.toString().replace(/%2A%2A%2A/g, "***");
+}
+
+/** WORKFLOW_AUTH_TOKENS as `name:***=role,...`: names and roles, never a token. */
+export function maskTokenGrants(value: string): string {
+  try {
+    return (parseTokenGrants(value) ?? []).map((g) => `${g.name}:***=${g.role}`).join(",");
+  } catch {
+    return "(invalid; not shown)";
+  }
 }
 
 /** The configuration as logged at start (no secrets: the database URL's passwords are masked). */

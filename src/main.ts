@@ -2,13 +2,23 @@
  * The service's entry point: the only module with side effects. Reads flags and environment,
  * opens the store, serves, and shuts down gracefully on SIGTERM / SIGINT (exit 0); SIGHUP re-reads
  * the TLS and JWT key files. Bad configuration (including unreadable or bad TLS / JWT files): one
- * clear line on stderr and exit code 2.
+ * clear line on stderr and exit code 2. `--print-config` prints the effective configuration
+ * (secrets masked) and exits 0 without serving.
  */
-import { ConfigError, describeConfig, parseConfig, usage } from "./config.js";
+import {
+  ConfigError,
+  DEFAULT_METRICS_LISTEN,
+  describeConfig,
+  parseConfig,
+  PRINT_CONFIG,
+  printConfig,
+  usage,
+  type Config,
+} from "./config.js";
 import { JwtVerifier } from "./grpc/jwt.js";
 import { TlsFiles } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
-import { ListenError, startServer } from "./server.js";
+import { ListenError, startServer, type MetricsOptions } from "./server.js";
 import { openStore } from "./store/open-store.js";
 
 async function main(): Promise<void> {
@@ -19,6 +29,10 @@ async function main(): Promise<void> {
   }
   let config;
   try {
+    if (args.includes(PRINT_CONFIG)) {
+      process.stdout.write(`${printConfig(args, process.env)}\n`);
+      return;
+    }
     config = parseConfig(args, process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -64,6 +78,8 @@ async function main(): Promise<void> {
       wire: config.wire,
       tls,
       jwt,
+      metrics: metricsOptions(config),
+      healthProbeMs: config.healthProbeMs,
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
@@ -96,6 +112,22 @@ async function main(): Promise<void> {
       log.error({ err: (err as Error).message }, "credentials reload failed; still serving the previous ones");
     }
   });
+}
+
+/** Where metrics are served: see WORKFLOW_METRICS_LISTEN in src/config.ts. */
+function metricsOptions(config: Config): MetricsOptions | false {
+  const maxDefinitionLabels = config.metricsMaxDefinitions;
+  switch (config.metricsListen) {
+    case "off":
+      return false;
+    case "auto":
+      // With HTTP on, /metrics is there; without, on a local port that another server may already hold.
+      return config.httpListen
+        ? { maxDefinitionLabels }
+        : { maxDefinitionLabels, listen: DEFAULT_METRICS_LISTEN, listenOptional: true };
+    default:
+      return { maxDefinitionLabels, listen: config.metricsListen, onHttpListener: false };
+  }
 }
 
 void main();

@@ -22,7 +22,12 @@ import { watchFiles, type TlsFiles } from "./grpc/tls.js";
 import type { CorsPolicy } from "./http/cors.js";
 import { startHttpServer, type RunningHttpServer } from "./http/http-server.js";
 import type { Logger } from "./logger.js";
+import { startMetricsListener, type MetricsListener } from "./metrics/metrics-endpoint.js";
+import { ServerMetrics } from "./metrics/server-metrics.js";
+import { OnlineBackups } from "./ops/online-backup.js";
+import { DEFAULT_HEALTH_PROBE_MS, StoreReadiness } from "./ops/store-readiness.js";
 import { WorkflowService } from "./service/workflow-service.js";
+import { storeOperations } from "./store/store-operations.js";
 import type { WorkflowStore } from "./store/store.js";
 
 export const SERVICE_NAME = "workflow.v1.WorkflowService";
@@ -54,6 +59,25 @@ export interface ServerOptions {
   wire?: Partial<WireSettings>;
   /** How often credential files (TLS, JWT keys) are checked for changes (default 1000 ms). */
   credentialsPollMs?: number;
+  // --- operations: metrics, readiness (src/metrics, src/ops; docs/operations.md)
+  /** Prometheus metrics: omitted = collected and served on the HTTP listener's /metrics; false = none at all. */
+  metrics?: false | MetricsOptions;
+  /** How often the store is probed for readiness (default 5000 ms); 0 = never (health stays SERVING until shutdown). */
+  healthProbeMs?: number;
+}
+
+export interface MetricsOptions {
+  /** host:port of a listener that serves only GET /metrics; omitted = none. */
+  listen?: string;
+  /**
+   * When `listen` cannot be bound: false (default) fails the start with ListenError; true logs a
+   * warning and serves on (main.ts's automatic 127.0.0.1:9464, which another server may hold).
+   */
+  listenOptional?: boolean;
+  /** Serve GET /metrics on the HTTP listener too (default true). */
+  onHttpListener?: boolean;
+  /** Definition ids with a label value of their own in the domain metrics (default 100). */
+  maxDefinitionLabels?: number;
 }
 
 export interface HttpListenerOptions {
@@ -88,6 +112,12 @@ export interface RunningServer {
   feed: ChangeFeed;
   /** Open connections and sessions (stats() for tests and operators). */
   connections: ConnectionManager;
+  /** The metrics registry, unless metrics are off. */
+  metrics?: ServerMetrics;
+  /** The port of the metrics-only listener, when it runs. */
+  metricsPort?: number;
+  /** Store probing behind health's readiness, unless off (or the store offers no probe). */
+  readiness?: StoreReadiness;
   /** Re-reads the TLS and JWT key files now (SIGHUP); throws, keeping the old ones, when they are bad. */
   reloadCredentials(): void;
   /** NOT_SERVING, refuse new calls, end streams with UNAVAILABLE, finish in-flight calls, close the store. */
@@ -96,25 +126,44 @@ export interface RunningServer {
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const log = options.logger;
+  const metricsOptions = options.metrics === false ? undefined : (options.metrics ?? {});
+  const metrics = metricsOptions ? new ServerMetrics({ maxDefinitionLabels: metricsOptions.maxDefinitionLabels }) : undefined;
   const service = new WorkflowService(options.store, {
     limits: options.limits ?? DEFAULT_LIMITS,
-    live: { capacity: options.cacheInstances },
+    live: { capacity: options.cacheInstances, observer: metrics?.domain },
   });
   const tracker = new CallTracker();
   const wire: WireSettings = { ...DEFAULT_WIRE_SETTINGS, ...options.wire };
   const authenticate =
     options.authTokens || options.jwt ? bearerAuthenticator(options.authTokens ?? [], options.jwt?.verify) : undefined;
-  const guard = callGuard({ log, authenticate, ...wire, guardedPrefix: `/${SERVICE_NAME}/` });
+  const guard = callGuard({ log, authenticate, ...wire, guardedPrefix: `/${SERVICE_NAME}/`, metrics: metrics?.grpc });
   const server = new Server({ ...grpcConnectionOptions(wire), interceptors: [guard] });
   const connections = new ConnectionManager(wire, log);
 
   const feed = new ChangeFeed(options.store, { maxSubscriptions: wire.maxWatchers, ...options.watchFeed });
   const watch = new WatchService(service, feed, { progressMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS });
-  const handlers = workflowHandlers(service, { log, tracker, streams: connections }, watch);
+  const backups = new OnlineBackups(options.store);
+  const handlers = workflowHandlers(service, { log, tracker, streams: connections }, watch, backups);
   server.addService(withSafeRequestDecoding(withSharedEncoding(WorkflowServiceService), log), handlers);
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   addReflection(server);
+
+  // Readiness: the service's health follows the store; "" (liveness) stays SERVING until shutdown.
+  const ops = storeOperations(options.store);
+  const probeMs = options.healthProbeMs ?? DEFAULT_HEALTH_PROBE_MS;
+  const readiness =
+    ops.probe && probeMs > 0
+      ? new StoreReadiness({
+          probe: ops.probe.bind(options.store),
+          errors: ops.errors,
+          probeMs,
+          log,
+          onChange: (ready) => health.setStatus(SERVICE_NAME, ready ? "SERVING" : "NOT_SERVING"),
+        })
+      : undefined;
+  const ready = () => readiness?.ready ?? true;
+  metrics?.attach({ service, feed, watch, ready, backups: () => backups.stats() });
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.listen, options.tls?.credentials() ?? ServerCredentials.createInsecure(), (err, boundPort) =>
@@ -152,10 +201,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         cors: options.http.cors ?? { kind: "any" },
         maxBodyBytes: options.http.maxBodyBytes,
         heartbeatMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS,
+        metrics,
+        serveMetrics: metricsOptions?.onHttpListener ?? true,
+        ready,
       });
     } catch (err) {
+      readiness?.stop();
       server.forceShutdown();
       throw new ListenError(options.http.listen, err);
+    }
+  }
+
+  let metricsListener: MetricsListener | undefined;
+  if (metrics && metricsOptions?.listen) {
+    try {
+      metricsListener = await startMetricsListener(metricsOptions.listen, metrics, log);
+      log.info({ port: metricsListener.port }, "metrics listening");
+    } catch (err) {
+      if (!metricsOptions.listenOptional) {
+        readiness?.stop();
+        server.forceShutdown();
+        await http?.close(0);
+        throw new ListenError(metricsOptions.listen, err);
+      }
+      log.warn(
+        { address: metricsOptions.listen, err: (err as Error).message },
+        "metrics listener not started (set WORKFLOW_METRICS_LISTEN to a free host:port, or off)",
+      );
     }
   }
 
@@ -164,6 +236,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     shuttingDown ??= (async () => {
       const grace = options.shutdownGraceMs ?? 10_000;
       log.info({ graceMs: grace }, "shutting down");
+      readiness?.stop();
       health.setStatus("", "NOT_SERVING");
       health.setStatus(SERVICE_NAME, "NOT_SERVING");
       tracker.drain();
@@ -185,12 +258,35 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         });
       });
       await httpClosed;
+      await metricsListener?.close();
       await options.store.close();
       log.info("stopped");
     })();
     return shuttingDown;
   };
 
-  log.info({ port, httpPort: http?.port, store: options.store.kind, tls: options.tls ? (options.tls.mutual ? "mutual" : "on") : "off" }, "listening");
-  return { port, httpPort: http?.port, service, tracker, health, feed, connections, reloadCredentials, shutdown };
+  log.info(
+    {
+      port,
+      httpPort: http?.port,
+      metricsPort: metricsListener?.port,
+      store: options.store.kind,
+      tls: options.tls ? (options.tls.mutual ? "mutual" : "on") : "off",
+    },
+    "listening",
+  );
+  return {
+    port,
+    httpPort: http?.port,
+    metricsPort: metricsListener?.port,
+    service,
+    tracker,
+    health,
+    feed,
+    connections,
+    metrics,
+    readiness,
+    reloadCredentials,
+    shutdown,
+  };
 }

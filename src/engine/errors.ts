@@ -34,6 +34,11 @@ export const ERROR_CODES = [
   "REQUEST_TIMEOUT",
   "TOO_MANY_WATCHERS",
   "CONNECTION_MAX_AGE",
+  // Operations (src/ops)
+  "BACKUP_NOT_SUPPORTED",
+  "BACKUP_IN_PROGRESS",
+  "BACKUP_FILE_EXISTS",
+  "BACKUP_TARGET_UNUSABLE",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -52,6 +52,10 @@ export interface ChangeFeedStats {
   droppedEvents: number;
   /** Pages read from the store to replay or catch up (cumulative). */
   catchUpReads: number;
+  /** Open subscriptions by what they follow: one instance (WatchInstance) or all / one definition (WatchInstances). */
+  subscriptionsByKind: Record<FeedTarget["kind"], number>;
+  /** Events handed to watchers (cumulative), by the same kinds. */
+  deliveredEventsByKind: Record<FeedTarget["kind"], number>;
 }
 
 export const DEFAULT_WATCH_BUFFER_SIZE = 256;
@@ -77,8 +81,10 @@ export class ChangeFeed {
     peakBufferedPerSubscription: 0,
     droppedEvents: 0,
     catchUpReads: 0,
+    deliveredInstance: 0,
+    deliveredAll: 0,
   };
-  private readonly accounting: SubscriptionAccounting;
+  private readonly accounting: Record<FeedTarget["kind"], SubscriptionAccounting>;
 
   constructor(
     private readonly store: WorkflowStore,
@@ -88,7 +94,7 @@ export class ChangeFeed {
     this.pageSize = options.pageSize ?? DEFAULT_WATCH_PAGE_SIZE;
     this.maxSubscriptions = options.maxSubscriptions ?? Infinity;
     const c = this.counters;
-    this.accounting = {
+    const shared: Omit<SubscriptionAccounting, "delivered"> = {
       buffered: (sub, delta) => {
         c.bufferedEvents += delta;
         if (sub.buffered > c.peakBufferedPerSubscription) c.peakBufferedPerSubscription = sub.buffered;
@@ -100,6 +106,10 @@ export class ChangeFeed {
       catchUpRead: () => c.catchUpReads++,
       head: () => this.head,
       release: (sub) => this.remove(sub),
+    };
+    this.accounting = {
+      instance: { ...shared, delivered: () => c.deliveredInstance++ },
+      all: { ...shared, delivered: () => c.deliveredAll++ },
     };
   }
 
@@ -130,7 +140,7 @@ export class ChangeFeed {
             read: (from: number, limit: number) =>
               store.readEvents(from, limit, target.definitionId ? { definitionId: target.definitionId } : {}),
           };
-    const sub = new FeedSubscription(source, { bufferSize: this.bufferSize, pageSize: this.pageSize }, this.accounting, signal);
+    const sub = new FeedSubscription(source, { bufferSize: this.bufferSize, pageSize: this.pageSize }, this.accounting[target.kind], signal);
     if (sub.isClosed) return sub; // the signal had already aborted: next() rejects with its reason
     this.targets.set(sub, target);
     if (target.kind === "instance") addTo(this.byInstance, target.instanceId, sub);
@@ -142,7 +152,11 @@ export class ChangeFeed {
 
   stats(): ChangeFeedStats {
     let lagging = 0;
-    for (const sub of this.targets.keys()) if (sub.isLagging) lagging++;
+    const byKind = { instance: 0, all: 0 };
+    for (const [sub, target] of this.targets) {
+      if (sub.isLagging) lagging++;
+      byKind[target.kind]++;
+    }
     return {
       subscriptions: this.targets.size,
       storeListeners: this.unlisten ? 1 : 0,
@@ -155,6 +169,8 @@ export class ChangeFeed {
       bufferBoundPerSubscription: this.bufferSize + this.pageSize,
       droppedEvents: this.counters.droppedEvents,
       catchUpReads: this.counters.catchUpReads,
+      subscriptionsByKind: byKind,
+      deliveredEventsByKind: { instance: this.counters.deliveredInstance, all: this.counters.deliveredAll },
     };
   }
 

@@ -29,6 +29,8 @@ export interface SubscriptionAccounting {
   waiters(delta: number): void;
   signalListeners(delta: number): void;
   catchUpRead(): void;
+  /** An event was handed to the watcher. */
+  delivered(): void;
   /** Highest revision the hub has dispatched. */
   head(): number;
   release(subscription: FeedSubscription): void;
@@ -190,6 +192,7 @@ export class FeedSubscription {
   private deliver(event: InstanceEvent): InstanceEvent {
     this.cursorValue = this.source.position(event) + 1;
     this.deliveredCount++;
+    this.accounting.delivered();
     return event;
   }
 

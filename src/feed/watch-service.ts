@@ -29,6 +29,9 @@ export interface WatchServiceOptions {
 export const DEFAULT_WATCH_PROGRESS_MS = 5_000;
 
 export class WatchService {
+  /** Watchers ended with WATCHER_TOO_SLOW (fell behind past the retained log), for the metrics. */
+  endedTooSlow = 0;
+
   constructor(
     private readonly service: WorkflowService,
     private readonly feed: ChangeFeed,
@@ -121,6 +124,7 @@ export class WatchService {
           if (!isWorkflowError(err, "HISTORY_COMPACTED")) throw err;
           // Nothing sent yet and still at the client's start point: that start point is gone.
           if (!sub.isSynced && sub.delivered === 0) throw err;
+          this.endedTooSlow++;
           throw tooSlow(sub.cursor, err);
         }
         if (event) {

@@ -2,7 +2,7 @@
  * Optional authentication with bearer tokens (static tokens from WORKFLOW_AUTH_TOKENS and/or JWTs
  * verified with a configured key, see jwt.ts) and a three-role authorization: `reader` may call
  * the RPCs that change nothing, `writer` every RPC, `admin` everything a writer may plus the
- * admin-only RPCs (none yet). Off unless tokens or JWT keys are configured. Health and reflection
+ * admin-only RPCs (BackupDatabase). Off unless tokens or JWT keys are configured. Health and reflection
  * stay open so load balancers and grpcurl `list` work without credentials.
  *
  * The caller's identity (a token's name or a JWT's subject, never the token) is what handlers
@@ -41,7 +41,7 @@ export const READ_ONLY_METHODS: ReadonlySet<string> = new Set([
 ]);
 
 /** WorkflowService methods only an admin may call. */
-export const ADMIN_ONLY_METHODS: ReadonlySet<string> = new Set<string>();
+export const ADMIN_ONLY_METHODS: ReadonlySet<string> = new Set<string>(["BackupDatabase"]);
 
 /** Identifies the caller from the call's metadata; throws UNAUTHENTICATED errors. */
 export type Authenticator = (metadata: Metadata) => Caller | Promise<Caller>;

@@ -1,7 +1,8 @@
 /**
  * The only place that touches grpc-js call objects. Handlers are written as
  * `async (request, ctx) => response` or `async function* (request, ctx)`; this module adds the
- * per-call log line, the shutdown gate, the answer to undecodable requests (after the credentials
+ * per-call log line (with the caller's trace context, trace_id and span_id, when it sent a
+ * `traceparent`), the shutdown gate, the answer to undecodable requests (after the credentials
  * check, which call-guard.ts does from the headers), the caller's identity (ctx.caller),
  * cancellation (ctx.signal), write backpressure (await 'drain') and the error -> status mapping.
  */
@@ -17,6 +18,7 @@ import {
 } from "@grpc/grpc-js";
 import { isWorkflowError, WorkflowError } from "../engine/errors.js";
 import type { Logger } from "../logger.js";
+import { traceOfMetadata } from "../trace-context.js";
 import type { Caller } from "./auth.js";
 import { callerOf } from "./call-guard.js";
 import { toServiceError } from "./error-map.js";
@@ -157,6 +159,12 @@ function codeName(code: number): string {
   return Status[code] ?? String(code);
 }
 
+/** The logger of one call: the server's, or a child carrying the caller's trace context. */
+function callLogger(base: Logger, metadata: Metadata): Logger {
+  const trace = traceOfMetadata(metadata);
+  return trace ? base.child(trace) : base;
+}
+
 /** Wraps `fn` as a grpc-js unary handler. */
 export function unary<Req, Res>(
   method: string,
@@ -167,8 +175,9 @@ export function unary<Req, Res>(
     const started = performance.now();
     const requestId = requestIdOf(call.request);
     const caller = callerOf(call.metadata);
+    const log = callLogger(deps.log, call.metadata);
     const finish = (code: number, err?: unknown) =>
-      deps.log.info(
+      log.info(
         {
           method,
           code: codeName(code),
@@ -180,7 +189,7 @@ export function unary<Req, Res>(
       );
     const refused = refusal(method, deps, call.request);
     if (refused) {
-      const serviceError = toServiceError(refused, deps.log, method);
+      const serviceError = toServiceError(refused, log, method);
       callback(serviceError);
       finish(serviceError.code, refused);
       return;
@@ -192,7 +201,7 @@ export function unary<Req, Res>(
     const ctx: CallContext = {
       signal: controller.signal,
       metadata: call.metadata,
-      log: deps.log,
+      log,
       caller,
     };
     let promise: Promise<Res>;
@@ -208,7 +217,7 @@ export function unary<Req, Res>(
           finish(Status.OK);
         },
         (err: unknown) => {
-          const serviceError = toServiceError(err, deps.log, method);
+          const serviceError = toServiceError(err, log, method);
           callback(serviceError);
           finish(serviceError.code, err);
         },
@@ -251,11 +260,12 @@ export function serverStream<Req, Res>(
     const started = performance.now();
     const controller = new AbortController();
     const caller = callerOf(call.metadata);
+    const log = callLogger(deps.log, call.metadata);
     let cancelled = false;
     let messages = 0;
     let resume: ResumePoint | undefined;
     const finish = (code: number, err?: unknown) =>
-      deps.log.info(
+      log.info(
         {
           method,
           code: codeName(code),
@@ -267,7 +277,7 @@ export function serverStream<Req, Res>(
       );
     const fail = (err: unknown) => {
       const withResume = resume && isServerEnded(err) ? withResumePoint(err, resume) : err;
-      const serviceError: ServiceError = toServiceError(withResume, deps.log, method);
+      const serviceError: ServiceError = toServiceError(withResume, log, method);
       call.emit("error", serviceError);
       finish(serviceError.code, withResume);
     };
@@ -286,7 +296,7 @@ export function serverStream<Req, Res>(
     const ctx: CallContext = {
       signal: controller.signal,
       metadata: call.metadata,
-      log: deps.log,
+      log,
       caller,
     };
 

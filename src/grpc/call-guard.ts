@@ -7,7 +7,13 @@
  *   headers and nothing else is ended with DEADLINE_EXCEEDED / REQUEST_TIMEOUT);
  * - grpc-js's own "Received message larger than max" becomes RESOURCE_EXHAUSTED /
  *   REQUEST_TOO_LARGE with details naming the limit and the setting.
- * Calls it ends itself are logged here, with the same fields as the call adapter's log line.
+ * Calls it ends itself are logged here, with the same fields as the call adapter's log line
+ * (trace_id and span_id too, from the call's `traceparent`).
+ *
+ * It also records the RPC metrics (src/metrics/grpc-metrics.ts) of every call of every service:
+ * started when the call arrives, handled with the status it ends with, whoever sends it (the
+ * handler, grpc-js for a deadline or an oversized message, this guard), or CANCELLED when the
+ * client goes away first.
  *
  * It must be the first interceptor: it wraps the base call's sendStatus, through which grpc-js
  * sends the statuses it produces itself.
@@ -23,6 +29,8 @@ import {
 } from "@grpc/grpc-js";
 import { WorkflowError } from "../engine/errors.js";
 import type { Logger } from "../logger.js";
+import type { GrpcMetrics } from "../metrics/grpc-metrics.js";
+import { traceOfMetadata } from "../trace-context.js";
 import { ANONYMOUS, authorize, type Authenticator, type Caller } from "./auth.js";
 import { toServiceError } from "./error-map.js";
 
@@ -45,6 +53,8 @@ export interface CallGuardOptions {
   requestTimeoutMs: number;
   /** Path prefix of the calls that need credentials. */
   guardedPrefix: string;
+  /** Where RPC metrics go; none = not recorded. */
+  metrics?: GrpcMetrics;
 }
 
 const LARGER_THAN_MAX = /^Received message larger than max \((\d+) vs (\d+)\)/;
@@ -82,9 +92,23 @@ export function callGuard(options: CallGuardOptions): ServerInterceptor {
     const method = descriptor.path.slice(descriptor.path.lastIndexOf("/") + 1);
     const guarded = descriptor.path.startsWith(options.guardedPrefix);
     const started = performance.now();
+    const series = options.metrics?.method(descriptor);
+    series?.started.inc();
+    let ended = false;
+    const end = (code: number) => {
+      if (ended) return;
+      ended = true;
+      series?.handled(code, (performance.now() - started) / 1000);
+    };
+    let headers: Metadata | undefined;
+    // The logger of this call's own lines: with the caller's trace context when it sent one.
+    const callLog = () => {
+      const trace = headers && traceOfMetadata(headers);
+      return trace ? log.child(trace) : log;
+    };
     const logEnd = (status: PartialStatus, reason: string, caller?: Caller) => {
       if (!guarded) return;
-      log.info(
+      callLog().info(
         {
           method,
           code: Status[status.code],
@@ -96,14 +120,19 @@ export function callGuard(options: CallGuardOptions): ServerInterceptor {
       );
     };
 
-    // Statuses grpc-js sends on its own (an oversized message) go straight to the base call's sendStatus.
+    // Every status reaches the base call's sendStatus: the handler's through the interceptors, and
+    // those grpc-js sends on its own (a deadline, an oversized message) directly.
     const base = call as ServerInterceptingCallInterface & { sendStatus(status: PartialStatus): void };
     const baseSendStatus = base.sendStatus.bind(base);
     base.sendStatus = (status: PartialStatus) => {
       const tooLarge = oversizedRequestError(status, options.maxRequestBytes);
-      if (!tooLarge) return baseSendStatus(status);
-      const replaced = statusOf(tooLarge, log, method);
+      if (!tooLarge) {
+        end(status.code);
+        return baseSendStatus(status);
+      }
+      const replaced = statusOf(tooLarge, callLog(), method);
       logEnd(replaced, tooLarge.code);
+      end(replaced.code);
       return baseSendStatus(replaced);
     };
 
@@ -115,7 +144,7 @@ export function callGuard(options: CallGuardOptions): ServerInterceptor {
           "(server setting WORKFLOW_REQUEST_TIMEOUT_MS); send the request right after the headers",
         { metadata: { timeout_ms: String(options.requestTimeoutMs), setting: "WORKFLOW_REQUEST_TIMEOUT_MS" } },
       );
-      const status = statusOf(err, log, method);
+      const status = statusOf(err, callLog(), method);
       logEnd(status, err.code);
       call.sendStatus(status);
     }, options.requestTimeoutMs);
@@ -129,6 +158,7 @@ export function callGuard(options: CallGuardOptions): ServerInterceptor {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, proceed) => {
+            headers = metadata;
             if (!guarded || !options.authenticate) {
               proceed(metadata);
               return;
@@ -143,7 +173,7 @@ export function callGuard(options: CallGuardOptions): ServerInterceptor {
               })
               .catch((err: unknown) => {
                 arrived();
-                const status = statusOf(err, log, method);
+                const status = statusOf(err, callLog(), method);
                 logEnd(status, err instanceof WorkflowError ? err.code : "INTERNAL");
                 call.sendStatus(status);
               });
@@ -156,7 +186,11 @@ export function callGuard(options: CallGuardOptions): ServerInterceptor {
             arrived();
             next();
           },
-          onCancel: arrived,
+          onCancel: () => {
+            arrived();
+            // grpc-js tells every call's listener this when it ends; only a call that sent no status was cancelled.
+            end(Status.CANCELLED);
+          },
         }),
       sendStatus: (status, next) => {
         arrived();

@@ -23,8 +23,14 @@ type Service = typeof WorkflowServiceService;
 type Key = keyof Service;
 export type RequestOf<K extends Key> = ReturnType<Service[K]["requestDeserialize"]>;
 export type ResponseOf<K extends Key> = Parameters<Service[K]["responseSerialize"]>[0];
-type UnaryKey = { [K in Key]: Service[K]["responseStream"] extends false ? K : never }[Key];
-type StreamKey = Exclude<Key, UnaryKey>;
+/**
+ * RPCs served by gRPC alone, outside this table, with no google.api.http route: BackupDatabase writes
+ * files on the server's machine, which a browser on any origin (CORS) must never be able to ask for.
+ */
+export const GRPC_ONLY_METHODS: readonly string[] = ["BackupDatabase"];
+type OperationsKey = "backupDatabase";
+type UnaryKey = Exclude<{ [K in Key]: Service[K]["responseStream"] extends false ? K : never }[Key], OperationsKey>;
+type StreamKey = Exclude<Key, UnaryKey | OperationsKey>;
 
 /** `signal` aborts work still waiting (for the instance's turn, a batch, a connection). */
 export type UnaryRpcs = { [K in UnaryKey]: (request: RequestOf<K>, signal?: AbortSignal) => Promise<ResponseOf<K>> };

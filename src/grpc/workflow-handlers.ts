@@ -1,15 +1,22 @@
 /**
  * WorkflowService handlers: thin. Each RPC of rpc-methods.ts (the mapping both transports share)
  * wrapped by the call adapter (log line, shutdown gate, undecodable requests, cancellation, error
- * table); watch streams also say where to resume when the server ends them.
+ * table); watch streams also say where to resume when the server ends them. The operations RPCs
+ * (BackupDatabase) go to src/ops.
  */
 import type { WatchService } from "../feed/watch-service.js";
 import type { WorkflowServiceServer } from "../gen/workflow/v1/service.js";
+import type { OnlineBackups } from "../ops/online-backup.js";
 import type { WorkflowService } from "../service/workflow-service.js";
 import { serverStream, unary, type AdapterDeps } from "./call-adapter.js";
 import { streamRpcs, unaryRpcs } from "./rpc-methods.js";
 
-export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, watch: WatchService): WorkflowServiceServer {
+export function workflowHandlers(
+  service: WorkflowService,
+  deps: AdapterDeps,
+  watch: WatchService,
+  backups: OnlineBackups,
+): WorkflowServiceServer {
   const rpc = unaryRpcs(service);
   const streams = streamRpcs(watch);
   return {
@@ -42,5 +49,8 @@ export function workflowHandlers(service: WorkflowService, deps: AdapterDeps, wa
       },
     ),
     getServiceStats: unary("GetServiceStats", deps, (req, ctx) => rpc.getServiceStats(req, ctx.signal)),
+    backupDatabase: unary("BackupDatabase", deps, (req, ctx) =>
+      backups.backup(req.path, { signal: ctx.signal, log: ctx.log, caller: ctx.caller.subject }),
+    ),
   };
 }

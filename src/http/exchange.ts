@@ -14,6 +14,10 @@ export interface Exchange {
   req: IncomingMessage;
   res: ServerResponse;
   url: URL;
+  /** This request's logger: the server's, or a child with the caller's trace context (`traceparent`). */
+  log: Logger;
+  /** The template of the route that matched (`/v1/instances/{instance_id}`), for the metrics; unset = none matched. */
+  route?: string;
   /** For the log line: the RPC the request maps to, its outcome, its request_id, SSE messages sent. */
   rpc?: string;
   code?: string;
@@ -28,6 +32,8 @@ export interface FaceDeps {
   /** The gRPC server's authenticator (static tokens, JWT); undefined = open. */
   authenticate?: Authenticator;
   maxBodyBytes: number;
+  /** False while the store fails (readiness, as gRPC health); undefined = always ready. */
+  ready?: () => boolean;
 }
 
 export function sendJson(res: ServerResponse, httpStatus: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -2,8 +2,10 @@
  * The HTTP listener beside the gRPC one, over the same service layer (node:http, no framework):
  * the original REST API (`/health`, `/api/...`), the JSON API generated from the proto's
  * google.api.http routes (`/v1/...`, watches as server-sent events) and `/openapi.json`. CORS on
- * every face, one log line per request, and the gRPC server's shutdown: the same CallTracker refuses
- * new requests, ends SSE streams and waits for requests in flight.
+ * every face, one log line per request (with trace_id and span_id when the request carries a W3C
+ * `traceparent`), request metrics and GET /metrics when the server has metrics, and the gRPC
+ * server's shutdown: the same CallTracker refuses new requests, ends SSE streams and waits for
+ * requests in flight.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -15,7 +17,10 @@ import type { WatchService } from "../feed/watch-service.js";
 import type { Authenticator } from "../grpc/auth.js";
 import type { CallTracker } from "../grpc/call-adapter.js";
 import type { Logger } from "../logger.js";
+import { METRICS_PATH, serveMetrics } from "../metrics/metrics-endpoint.js";
+import type { ServerMetrics } from "../metrics/server-metrics.js";
 import type { WorkflowService } from "../service/workflow-service.js";
+import { parseTraceparent } from "../trace-context.js";
 import { answerPreflight, applyCors, isPreflight, type CorsPolicy } from "./cors.js";
 import { sendJson, type Exchange, type FaceDeps } from "./exchange.js";
 import { codeName, HttpError, toHttpFailure } from "./http-status.js";
@@ -44,6 +49,12 @@ export interface HttpServerOptions {
   maxBodyBytes?: number;
   /** Keep-alive comment interval on quiet SSE streams. */
   heartbeatMs: number;
+  /** Request metrics recorded here; undefined = none. */
+  metrics?: ServerMetrics;
+  /** Serve GET /metrics (the metrics above) on this listener. */
+  serveMetrics?: boolean;
+  /** False while the store fails (the old API's /health answers 503 then). */
+  ready?: () => boolean;
 }
 
 export interface RunningHttpServer {
@@ -65,7 +76,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     tracker: options.tracker,
     authenticate: options.authenticate,
     maxBodyBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    ready: options.ready,
   };
+  const metrics = options.metrics;
   const jsonApi = new JsonApi({
     ...deps,
     routes: loadRoutes(),
@@ -86,7 +99,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     applyCors(options.cors, req, res);
     if (url.pathname.startsWith("/v1/")) return jsonApi.handle(ex);
     if (isLegacyPath(url.pathname)) return legacyApi.handle(ex);
+    if (url.pathname === METRICS_PATH && metrics && options.serveMetrics) {
+      ex.route = METRICS_PATH;
+      ex.code = "OK";
+      return serveMetrics(metrics, req, res, ex.log);
+    }
     if (url.pathname === "/openapi.json") {
+      ex.route = "/openapi.json";
       if (req.method !== "GET") throw new HttpError(405, Code.UNIMPLEMENTED, "METHOD_NOT_ALLOWED", "use GET", { allow: "GET" });
       ex.code = "OK";
       res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": String(openapi.length) });
@@ -98,10 +117,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
 
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
+    const trace = parseTraceparent(req.headers.traceparent);
     // Never trust the Host header for anything but parsing the path.
-    const ex: Exchange = { req, res, url: new URL(req.url ?? "/", "http://localhost") };
+    const ex: Exchange = { req, res, url: new URL(req.url ?? "/", "http://localhost"), log: trace ? log.child(trace) : log };
     res.on("close", () => {
-      log.info(
+      metrics?.http.observe(req.method, ex.route, res.statusCode, (performance.now() - started) / 1000);
+      ex.log.info(
         {
           http: `${req.method} ${ex.url.pathname}`,
           status: res.statusCode,
@@ -115,7 +136,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       );
     });
     handle(ex).catch((err: unknown) => {
-      const failure = toHttpFailure(err, log, ex.rpc ?? "");
+      const failure = toHttpFailure(err, ex.log, ex.rpc ?? "");
       ex.code = codeName(failure.status.code);
       if (res.headersSent) {
         res.destroy();

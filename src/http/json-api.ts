@@ -65,6 +65,7 @@ export class JsonApi {
     let ifMatchUsed = false;
     try {
       const { route, params } = this.route(ex);
+      ex.route = route.template;
       ex.rpc = route.method.name;
       await admit(this.options, route.method.name, ex.req, authorizationOf(ex, route));
       const key = methodKey(route.method.name);
@@ -89,7 +90,7 @@ export class JsonApi {
           doneMessage: resume.doneMessage,
           heartbeatMs: this.options.heartbeatMs,
           tracker: this.options.tracker,
-          log: this.options.log,
+          log: ex.log,
         });
         return;
       }
@@ -102,7 +103,7 @@ export class JsonApi {
       ex.code = "OK";
       sendJson(ex.res, 200, messageToJson(route.method.output, response, encode), headers);
     } catch (err) {
-      const failure = toHttpFailure(err, this.options.log, ex.rpc ?? "");
+      const failure = toHttpFailure(err, ex.log, ex.rpc ?? "");
       ex.code = codeName(failure.status.code);
       const status = ifMatchUsed && isWorkflowError(err, "VERSION_MISMATCH") ? 412 : failure.httpStatus;
       sendJson(ex.res, status, statusToJson(failure.status), failure.headers);

@@ -211,29 +211,33 @@ function legacyHttpStatus(code: Code): number {
 interface LegacyRoute {
   verb: "GET" | "POST";
   pattern: RegExp;
+  /** The pattern as a template, for the metrics' route label. */
+  template: string;
   /** The RPC whose authorization the route needs; undefined = open (like gRPC health). */
   rpc?: string;
   run(api: LegacyApi, params: string[], ex: Exchange): Promise<{ data: unknown; message?: string } | "raw">;
 }
 
 const ROUTES: LegacyRoute[] = [
-  { verb: "GET", pattern: /^\/health$/, run: async (api, _p, ex) => api.health(ex) },
-  { verb: "GET", pattern: /^\/api\/health$/, rpc: "GetServiceStats", run: async (api) => api.apiHealth() },
-  { verb: "GET", pattern: /^\/api\/definitions$/, rpc: "ListDefinitions", run: async (api) => api.listDefinitions() },
-  { verb: "POST", pattern: /^\/api\/definitions$/, rpc: "CreateDefinition", run: async (api, _p, ex) => api.createDefinition(ex) },
-  { verb: "GET", pattern: /^\/api\/definitions\/([^/]+)$/, rpc: "GetDefinition", run: async (api, [id]) => api.getDefinition(id!) },
-  { verb: "GET", pattern: /^\/api\/instances$/, rpc: "ListInstances", run: async (api) => api.listInstances() },
-  { verb: "POST", pattern: /^\/api\/instances$/, rpc: "StartInstance", run: async (api, _p, ex) => api.startInstance(ex) },
-  { verb: "GET", pattern: /^\/api\/instances\/([^/]+)$/, rpc: "GetInstance", run: async (api, [id]) => api.getInstance(id!) },
+  { verb: "GET", pattern: /^\/health$/, template: "/health", run: async (api, _p, ex) => api.health(ex) },
+  { verb: "GET", pattern: /^\/api\/health$/, template: "/api/health", rpc: "GetServiceStats", run: async (api) => api.apiHealth() },
+  { verb: "GET", pattern: /^\/api\/definitions$/, template: "/api/definitions", rpc: "ListDefinitions", run: async (api) => api.listDefinitions() },
+  { verb: "POST", pattern: /^\/api\/definitions$/, template: "/api/definitions", rpc: "CreateDefinition", run: async (api, _p, ex) => api.createDefinition(ex) },
+  { verb: "GET", pattern: /^\/api\/definitions\/([^/]+)$/, template: "/api/definitions/{id}", rpc: "GetDefinition", run: async (api, [id]) => api.getDefinition(id!) },
+  { verb: "GET", pattern: /^\/api\/instances$/, template: "/api/instances", rpc: "ListInstances", run: async (api) => api.listInstances() },
+  { verb: "POST", pattern: /^\/api\/instances$/, template: "/api/instances", rpc: "StartInstance", run: async (api, _p, ex) => api.startInstance(ex) },
+  { verb: "GET", pattern: /^\/api\/instances\/([^/]+)$/, template: "/api/instances/{id}", rpc: "GetInstance", run: async (api, [id]) => api.getInstance(id!) },
   {
     verb: "GET",
     pattern: /^\/api\/instances\/([^/]+)\/actions$/,
+    template: "/api/instances/{id}/actions",
     rpc: "ListAvailableActions",
     run: async (api, [id]) => api.listActions(id!),
   },
   {
     verb: "POST",
     pattern: /^\/api\/instances\/([^/]+)\/actions\/([^/]+)$/,
+    template: "/api/instances/{id}/actions/{action}",
     rpc: "ExecuteAction",
     run: async (api, [id, action], ex) => api.executeAction(id!, action!, ex),
   },
@@ -264,6 +268,7 @@ export class LegacyApi {
         const allow = candidates.map((c) => c.r.verb).join(", ");
         throw new HttpError(405, Code.UNIMPLEMENTED, "METHOD_NOT_ALLOWED", `${ex.req.method} is not allowed on ${path}; use ${allow}`, { allow });
       }
+      ex.route = hit.r.template;
       if (hit.r.rpc) {
         ex.rpc = hit.r.rpc;
         await admit(this.deps, hit.r.rpc, ex.req);
@@ -279,7 +284,7 @@ export class LegacyApi {
       if (result === "raw") return;
       sendJson(ex.res, 200, { success: true, data: result.data, ...(result.message ? { message: result.message } : {}) });
     } catch (err) {
-      const failure = toHttpFailure(err, this.deps.log, ex.rpc ?? "");
+      const failure = toHttpFailure(err, ex.log, ex.rpc ?? "");
       ex.code = codeName(failure.status.code);
       const httpStatus = err instanceof HttpError ? err.httpStatus : legacyHttpStatus(failure.status.code);
       const violations = isWorkflowError(err) ? err.fieldViolations.map((v) => ({ ...v, field: legacyField(v.field) })) : [];
@@ -287,9 +292,10 @@ export class LegacyApi {
     }
   }
 
+  /** 200 "healthy"; 503 "shutting_down", or "store_unavailable" while the store fails (as gRPC health's NOT_SERVING). */
   health(ex: Exchange): "raw" {
-    const healthy = !this.deps.tracker.isDraining;
-    sendJson(ex.res, healthy ? 200 : 503, { service: LEGACY_SERVICE_NAME, status: healthy ? "healthy" : "shutting_down" });
+    const status = this.deps.tracker.isDraining ? "shutting_down" : (this.deps.ready?.() ?? true) ? "healthy" : "store_unavailable";
+    sendJson(ex.res, status === "healthy" ? 200 : 503, { service: LEGACY_SERVICE_NAME, status });
     return "raw";
   }
 

@@ -24,9 +24,9 @@
  * chained there (one write per instance per round), because the store cannot tell a chain from
  * independent writes.
  */
-import { isWorkflowError, WorkflowError } from "../engine/errors.js";
+import { isWorkflowError, WorkflowError, type ErrorCode } from "../engine/errors.js";
 import { executeAction, startInstance } from "../engine/transition.js";
-import type { Definition, HistoryEntry, Instance, Transition } from "../engine/types.js";
+import type { Definition, HistoryEntry, Instance, InstanceEvent, Transition } from "../engine/types.js";
 import type { CommitOutcome, RequestKey, WorkflowStore } from "../store/store.js";
 import type { DefinitionCache } from "./definition-cache.js";
 import { LruMap } from "./lru-map.js";
@@ -75,6 +75,16 @@ export interface LiveInstancesOptions {
    */
   maxAttempts?: number;
   now?: () => Date;
+  /** Told of every write this process commits and every action it refuses (the metrics). Must not throw. */
+  observer?: LiveObserver;
+}
+
+/** What the domain metrics count, from the one place that knows a commit is this process's own. */
+export interface LiveObserver {
+  /** A start or a transition committed by this process (not a replay of a recorded request_id). */
+  committed(event: InstanceEvent): void;
+  /** An ExecuteAction refused against the committed state, by its reason (ACTION_NOT_ALLOWED, VERSION_MISMATCH, ...). */
+  refused(reason: ErrorCode): void;
 }
 
 /**
@@ -191,6 +201,7 @@ export class LiveInstances {
   private readonly maxChain: number;
   private readonly maxAttempts: number;
   private readonly now: () => Date;
+  private readonly observer: LiveObserver | undefined;
   private readonly counters = { hits: 0, misses: 0, rounds: 0, roundCalls: 0, retries: 0 };
 
   constructor(
@@ -203,6 +214,7 @@ export class LiveInstances {
     this.maxChain = store.exclusive ? Math.max(1, options.maxChain ?? 256) : 1;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 1_000);
     this.now = options.now ?? (() => new Date());
+    this.observer = options.observer;
   }
 
   stats(): LiveStats {
@@ -383,6 +395,7 @@ export class LiveInstances {
       const outcome = result.value;
       if (outcome.ok) {
         committed = this.committed(committed, definition, outcome.event.instance, outcome.event.entry);
+        this.observer?.committed(outcome.event);
         this.settleWritten(q, { instance: outcome.event.instance, entry: outcome.event.entry });
       } else if (outcome.reason === "request_exists") {
         this.settleReplay(q, outcome.record.fingerprint, outcome.record.result);
@@ -453,6 +466,7 @@ export class LiveInstances {
         return;
       }
       if ("refusal" in decision) {
+        if (q.kind === "execute") this.observer?.refused(decision.refusal.code);
         q.fail(decision.refusal);
         return;
       }

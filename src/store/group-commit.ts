@@ -9,6 +9,9 @@
  * out of the queue and rejected with the signal's reason: it is never written afterwards.
  */
 
+import { performance } from "node:perf_hooks";
+import { BATCH_SIZE_BUCKETS, COMMIT_BUCKETS, Distribution } from "../metrics/distribution.js";
+
 /** One queued write and how to answer its caller. */
 export interface QueuedWrite<W, R = unknown> {
   write: W;
@@ -47,6 +50,8 @@ export class GroupCommitter<W> {
   private readonly windowMs: number;
   private batches = 0;
   private writes = 0;
+  /** Writes per batch and seconds per batch (the write and its fsync or round trip), read by the metrics at scrape time. */
+  readonly distributions = { batchSize: new Distribution(BATCH_SIZE_BUCKETS), commitSeconds: new Distribution(COMMIT_BUCKETS) };
 
   constructor(
     private readonly writeBatch: BatchWriter<W>,
@@ -132,17 +137,27 @@ export class GroupCommitter<W> {
       const batch = this.queue.splice(0, this.enabled ? this.maxBatchSize : 1);
       this.batches++;
       this.writes += batch.length;
+      this.distributions.batchSize.observe(batch.length);
+      const started = performance.now();
+      const timed = () => this.distributions.commitSeconds.observe((performance.now() - started) / 1000);
       let result: void | Promise<void>;
       try {
         result = this.writeBatch(batch);
       } catch (err) {
+        timed();
         failUnsettled(batch, err);
         continue;
       }
       if (result instanceof Promise) {
         this.inFlight = result.then(
-          () => failUnsettled(batch, new Error("store: a batch writer left a write unsettled")),
-          (err: unknown) => failUnsettled(batch, err),
+          () => {
+            timed();
+            failUnsettled(batch, new Error("store: a batch writer left a write unsettled"));
+          },
+          (err: unknown) => {
+            timed();
+            failUnsettled(batch, err);
+          },
         );
         void this.inFlight.finally(() => {
           this.inFlight = undefined;
@@ -150,6 +165,7 @@ export class GroupCommitter<W> {
         });
         return;
       }
+      timed();
       failUnsettled(batch, new Error("store: a batch writer left a write unsettled"));
     }
   }

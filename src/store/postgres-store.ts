@@ -36,6 +36,8 @@ import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
 import { checkUrl, errorCode, isBug, isRetryable, openError, writeOutcome } from "./postgres-errors.js";
 import { EventReader } from "./postgres-event-reader.js";
 import { migrate } from "./postgres-migrations.js";
+import { StoreErrors } from "./store-errors.js";
+import type { PoolStats } from "./store-operations.js";
 import {
   assertStorable,
   definitionFromRow,
@@ -183,6 +185,9 @@ export class PostgresStore implements WorkflowStore {
   readonly exclusive = false;
   private readonly listeners: CommitListeners;
   private readonly onStoreError: (err: unknown) => void;
+  /** Every database failure reported, by kind (metrics, readiness). */
+  readonly errors: StoreErrors;
+  private readonly probeSettings: { url: string; connectTimeoutMs: number };
   private readonly reader: EventReader;
   private readonly committer: GroupCommitter<Write>;
   private closed = false;
@@ -193,7 +198,9 @@ export class PostgresStore implements WorkflowStore {
     options: PostgresStoreOptions,
   ) {
     this.listeners = new CommitListeners(options.onListenerError);
-    this.onStoreError = options.onStoreError ?? (() => {});
+    this.errors = new StoreErrors(options.onStoreError);
+    this.onStoreError = this.errors.record;
+    this.probeSettings = { url: options.url, connectTimeoutMs: options.connectTimeoutMs ?? 5_000 };
     this.reader = new EventReader(pool, this.listeners, {
       url: options.url,
       types: TYPES,
@@ -232,6 +239,43 @@ export class PostgresStore implements WorkflowStore {
   /** Batches written and the writes they carried. */
   get writeStats(): { batches: number; writes: number } {
     return this.committer.stats;
+  }
+
+  // ---------------------------------------------------------------- operations (store-operations.ts)
+
+  /** Writes per batch and seconds per batch (one round trip and the server's commit). */
+  get commitDistributions() {
+    return this.committer.distributions;
+  }
+
+  /** Connections of the pool (the LISTEN connection is not one of them) and callers waiting for one. */
+  poolStats(): PoolStats {
+    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount };
+  }
+
+  /**
+   * Readiness: on a connection of its own (a pool busy with load is not a dead database), a
+   * transaction that takes a transaction id, so the server must write and flush its commit record:
+   * it fails when PostgreSQL is down, refuses connections, is read-only (a standby) or cannot write its WAL.
+   */
+  async probe(): Promise<void> {
+    if (this.closed) throw storeClosed(false);
+    const client = new pg.Client({
+      connectionString: this.probeSettings.url,
+      connectionTimeoutMillis: this.probeSettings.connectTimeoutMs,
+      application_name: "workflow-engine-probe",
+      statement_timeout: this.probeSettings.connectTimeoutMs,
+    });
+    // A connection that breaks after connect() emits here; the failed query reports it.
+    client.on("error", () => {});
+    try {
+      await client.connect();
+      await client.query("SELECT txid_current()");
+    } catch (err) {
+      throw storeUnavailable(err, "the readiness probe failed", errorCode(err));
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 
   // ---------------------------------------------------------------- connections

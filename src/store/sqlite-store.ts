@@ -43,6 +43,8 @@ import {
   type WriteOutcome,
 } from "./sql-common.js";
 import { openDatabase, sqliteCode } from "./sqlite-open.js";
+import { backupSqlite, type SqliteBackupOptions, type SqliteBackupResult } from "./sqlite-backup.js";
+import { StoreErrors } from "./store-errors.js";
 import type {
   CommitListener,
   CommitOutcome,
@@ -186,6 +188,8 @@ export class SqliteStore implements WorkflowStore {
   private readonly listeners: CommitListeners;
   private readonly committer: GroupCommitter<Write>;
   private readonly onStoreError: (err: unknown) => void;
+  /** Every database failure reported, by kind (metrics, readiness). */
+  readonly errors: StoreErrors;
   private readonly listInstanceStatements = new Map<string, Database.Statement>();
   /** Latest committed revision; advanced only after COMMIT returns. */
   private revision: number;
@@ -209,7 +213,8 @@ export class SqliteStore implements WorkflowStore {
       windowMs: options.groupCommitWindowMs,
       maxBatchSize: options.maxBatchSize,
     });
-    this.onStoreError = options.onStoreError ?? (() => {});
+    this.errors = new StoreErrors(options.onStoreError);
+    this.onStoreError = this.errors.record;
     this.revision = this.stmts.maxRevision.get()?.r ?? 0;
     const counters = new Map(this.stmts.counters.all().map((c) => [c.name, c.value]));
     this.instanceCount = counters.get("instances") ?? 0;
@@ -224,6 +229,40 @@ export class SqliteStore implements WorkflowStore {
   /** Committed transactions and the writes they carried (writes / transactions = mean batch size). */
   get writeStats(): { transactions: number; writes: number } {
     return { transactions: this.transactions, writes: this.writes };
+  }
+
+  // ---------------------------------------------------------------- operations (store-operations.ts)
+
+  /** Writes per batch and seconds per batch, COMMIT and its fsync included. */
+  get commitDistributions() {
+    return this.committer.distributions;
+  }
+
+  /**
+   * Readiness: a durable write (a row of the meta table, so the WAL is appended and fsynced) and
+   * room for one more page. Synchronous between batches, like every write of this connection.
+   */
+  async probe(): Promise<void> {
+    if (this.closed) throw storeClosed(false);
+    try {
+      this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('health_probe_time', ?)").run(new Date().toISOString());
+      const pages = this.db.pragma("page_count", { simple: true }) as number;
+      const max = this.db.pragma("max_page_count", { simple: true }) as number;
+      const free = this.db.pragma("freelist_count", { simple: true }) as number;
+      if (pages >= max && free === 0) {
+        throw Object.assign(new Error(`the database reached its page limit (${max} pages): the next write that needs a page fails`), {
+          code: "SQLITE_FULL",
+        });
+      }
+    } catch (err) {
+      throw storeUnavailable(err, "the readiness probe failed", sqliteCode(err) ?? (err as { code?: string }).code);
+    }
+  }
+
+  /** A consistent copy of the database at `target` (absolute, not existing), made while writes go on: see sqlite-backup.ts. */
+  backup(target: string, options?: SqliteBackupOptions): Promise<SqliteBackupResult> {
+    if (this.closed) return Promise.reject(storeClosed(false));
+    return backupSqlite(this.db, target, options);
   }
 
   // ---------------------------------------------------------------- reads

@@ -3,7 +3,7 @@ import { credentials, loadPackageDefinition, Metadata, status as Status, type Se
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseTokenGrants, READ_ONLY_METHODS } from "../../src/grpc/auth.js";
+import { ADMIN_ONLY_METHODS, parseTokenGrants, READ_ONLY_METHODS } from "../../src/grpc/auth.js";
 import { createLogger } from "../../src/logger.js";
 import { parseConfig } from "../../src/config.js";
 import { WorkflowServiceService } from "../../src/gen/workflow/v1/service.js";
@@ -118,11 +118,12 @@ describe("authentication", () => {
 });
 
 describe("token configuration", () => {
-  it("the reader role covers exactly the RPCs that change nothing", () => {
+  it("the reader role covers exactly the RPCs that change nothing; the admin role alone the operations RPCs", () => {
     const all = Object.values(WorkflowServiceService).map((m) => m.path.split("/").pop()!);
-    const writes = all.filter((m) => !READ_ONLY_METHODS.has(m)).sort();
+    const writes = all.filter((m) => !READ_ONLY_METHODS.has(m) && !ADMIN_ONLY_METHODS.has(m)).sort();
     expect(writes).toEqual(["CreateDefinition", "ExecuteAction", "StartInstance"]);
-    for (const m of READ_ONLY_METHODS) expect(all).toContain(m);
+    expect([...ADMIN_ONLY_METHODS]).toEqual(["BackupDatabase"]);
+    for (const m of [...READ_ONLY_METHODS, ...ADMIN_ONLY_METHODS]) expect(all).toContain(m);
   });
 
   it.each([

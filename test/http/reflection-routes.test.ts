@@ -6,6 +6,7 @@ import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptor
 import { credentials, loadPackageDefinition, type Client } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GRPC_ONLY_METHODS } from "../../src/grpc/rpc-methods.js";
 import { loadRoutes } from "../../src/http/routes.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
@@ -75,7 +76,8 @@ describe("the google.api.http routes through server reflection", () => {
     const http = registry.getExtension("google.api.http")!;
     const fromReflection = registry
       .getService("workflow.v1.WorkflowService")!
-      .methods.map((m) => {
+      .methods.filter((m) => !GRPC_ONLY_METHODS.includes(m.name))
+      .map((m) => {
         const rule = getOption(m, http) as { pattern: { case: string; value: string }; body: string };
         return `${m.name} ${rule.pattern.case.toUpperCase()} ${rule.pattern.value} ${rule.body}`;
       })

@@ -35,7 +35,8 @@ except ImportError as exc:  # The test that runs this script relies on this exac
 REPO = Path(__file__).resolve().parents[2]
 GOOGLE_PROTOS = REPO / "node_modules" / "google-proto-files"
 RPC_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
-WORKFLOW_PROTOS = ["workflow/v1/resources.proto", "workflow/v1/service.proto"]
+# Every file of the contract (service.proto imports the others), as a client in another language compiles it.
+WORKFLOW_PROTOS = sorted(str(p.relative_to(REPO / "proto")) for p in (REPO / "proto" / "workflow" / "v1").glob("*.proto"))
 # service.proto imports these for its google.api.http options (the HTTP routes); buf puts them in the workflow set.
 HTTP_ANNOTATION_PROTOS = ["google/api/annotations.proto", "google/api/http.proto"]
 DOMAIN = "workflow.v1"

@@ -21,12 +21,13 @@ import {
   ValidateDefinitionRequest,
   WorkflowServiceClient,
 } from "../../src/gen/workflow/v1/service.js";
+import { BackupDatabaseRequest } from "../../src/gen/workflow/v1/operations.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import type { TokenGrant } from "../../src/grpc/auth.js";
 import type { WireSettings } from "../../src/grpc/connections.js";
 import type { JwtVerifier } from "../../src/grpc/jwt.js";
 import type { TlsFiles } from "../../src/grpc/tls.js";
-import { startServer, type HttpListenerOptions, type RunningServer } from "../../src/server.js";
+import { startServer, type HttpListenerOptions, type RunningServer, type ServerOptions } from "../../src/server.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import type { WorkflowStore } from "../../src/store/store.js";
 
@@ -51,6 +52,10 @@ export interface TestServerOptions {
   logger?: Logger;
   /** Start the HTTP listener too (`listen` defaults to 127.0.0.1:0). */
   http?: Partial<HttpListenerOptions>;
+  /** Metrics options (default: on, served on the HTTP listener when there is one). */
+  metrics?: ServerOptions["metrics"];
+  /** Store probe interval for readiness (default: the server's, 5000 ms). */
+  healthProbeMs?: number;
 }
 
 export interface TestServer {
@@ -82,6 +87,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     tls: options.tls,
     wire: options.wire,
     credentialsPollMs: options.credentialsPollMs,
+    metrics: options.metrics,
+    healthProbeMs: options.healthProbeMs,
   });
   const address = `127.0.0.1:${server.port}`;
   const clients: WorkflowServiceClient[] = [];
@@ -206,6 +213,7 @@ export function api(client: WorkflowServiceClient) {
     listAvailableActions: bind(client, ListAvailableActionsRequest, client.listAvailableActions),
     listInstanceHistory: bind(client, ListInstanceHistoryRequest, client.listInstanceHistory),
     getServiceStats: bind(client, GetServiceStatsRequest, client.getServiceStats),
+    backupDatabase: bind(client, BackupDatabaseRequest, client.backupDatabase),
   };
 }
 

@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { BackupDatabaseRequest, BackupDatabaseResponse } from "./operations.js";
 import {
   Action,
   Definition,
@@ -3363,6 +3364,31 @@ export const WorkflowServiceService = {
       Buffer.from(GetServiceStatsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetServiceStatsResponse => GetServiceStatsResponse.decode(value),
   },
+  /**
+   * Operations (admin role when authentication is on; gRPC only, no HTTP route).
+   * Writes a consistent copy of the SQLite store's database to a file on the server's machine while
+   * the server goes on serving: SQLite's online backup API copies a few pages per step and writes
+   * continue between steps. The copy holds every write committed before the backup finished (up to
+   * the response's revision) and none after; restore by starting a server whose data directory holds
+   * the copy as workflow.db (docs/operations.md). `npm run backup -- --to FILE` calls it.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (path empty or not absolute); ALREADY_EXISTS /
+   * BACKUP_FILE_EXISTS (something is there already: a backup never overwrites); FAILED_PRECONDITION /
+   * BACKUP_TARGET_UNUSABLE (the directory is missing or not writable, or the disk is full; ErrorInfo
+   * metadata cause); FAILED_PRECONDITION / BACKUP_NOT_SUPPORTED (the memory store has nothing to back
+   * up; back PostgreSQL up with pg_dump or pg_basebackup); ABORTED / BACKUP_IN_PROGRESS (one backup at
+   * a time; retry when it is done); PERMISSION_DENIED for readers and writers when authentication is on.
+   */
+  backupDatabase: {
+    path: "/workflow.v1.WorkflowService/BackupDatabase" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BackupDatabaseRequest): Buffer =>
+      Buffer.from(BackupDatabaseRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BackupDatabaseRequest => BackupDatabaseRequest.decode(value),
+    responseSerialize: (value: BackupDatabaseResponse): Buffer =>
+      Buffer.from(BackupDatabaseResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BackupDatabaseResponse => BackupDatabaseResponse.decode(value),
+  },
 } as const;
 
 export interface WorkflowServiceServer extends UntypedServiceImplementation {
@@ -3473,6 +3499,21 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
   watchInstances: handleServerStreamingCall<WatchInstancesRequest, WatchInstancesResponse>;
   /** Counts definitions and instances, and reports the store's current revision. */
   getServiceStats: handleUnaryCall<GetServiceStatsRequest, GetServiceStatsResponse>;
+  /**
+   * Operations (admin role when authentication is on; gRPC only, no HTTP route).
+   * Writes a consistent copy of the SQLite store's database to a file on the server's machine while
+   * the server goes on serving: SQLite's online backup API copies a few pages per step and writes
+   * continue between steps. The copy holds every write committed before the backup finished (up to
+   * the response's revision) and none after; restore by starting a server whose data directory holds
+   * the copy as workflow.db (docs/operations.md). `npm run backup -- --to FILE` calls it.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (path empty or not absolute); ALREADY_EXISTS /
+   * BACKUP_FILE_EXISTS (something is there already: a backup never overwrites); FAILED_PRECONDITION /
+   * BACKUP_TARGET_UNUSABLE (the directory is missing or not writable, or the disk is full; ErrorInfo
+   * metadata cause); FAILED_PRECONDITION / BACKUP_NOT_SUPPORTED (the memory store has nothing to back
+   * up; back PostgreSQL up with pg_dump or pg_basebackup); ABORTED / BACKUP_IN_PROGRESS (one backup at
+   * a time; retry when it is done); PERMISSION_DENIED for readers and writers when authentication is on.
+   */
+  backupDatabase: handleUnaryCall<BackupDatabaseRequest, BackupDatabaseResponse>;
 }
 
 export interface WorkflowServiceClient extends Client {
@@ -3752,6 +3793,35 @@ export interface WorkflowServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetServiceStatsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Operations (admin role when authentication is on; gRPC only, no HTTP route).
+   * Writes a consistent copy of the SQLite store's database to a file on the server's machine while
+   * the server goes on serving: SQLite's online backup API copies a few pages per step and writes
+   * continue between steps. The copy holds every write committed before the backup finished (up to
+   * the response's revision) and none after; restore by starting a server whose data directory holds
+   * the copy as workflow.db (docs/operations.md). `npm run backup -- --to FILE` calls it.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (path empty or not absolute); ALREADY_EXISTS /
+   * BACKUP_FILE_EXISTS (something is there already: a backup never overwrites); FAILED_PRECONDITION /
+   * BACKUP_TARGET_UNUSABLE (the directory is missing or not writable, or the disk is full; ErrorInfo
+   * metadata cause); FAILED_PRECONDITION / BACKUP_NOT_SUPPORTED (the memory store has nothing to back
+   * up; back PostgreSQL up with pg_dump or pg_basebackup); ABORTED / BACKUP_IN_PROGRESS (one backup at
+   * a time; retry when it is done); PERMISSION_DENIED for readers and writers when authentication is on.
+   */
+  backupDatabase(
+    request: BackupDatabaseRequest,
+    callback: (error: ServiceError | null, response: BackupDatabaseResponse) => void,
+  ): ClientUnaryCall;
+  backupDatabase(
+    request: BackupDatabaseRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BackupDatabaseResponse) => void,
+  ): ClientUnaryCall;
+  backupDatabase(
+    request: BackupDatabaseRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BackupDatabaseResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,78 @@
+/**
+ * GET /metrics: on the HTTP listener beside the APIs, or on a listener of its own
+ * (WORKFLOW_METRICS_LISTEN) that serves nothing else, for operators who keep metrics off the
+ * public port. Open like health checks: Prometheus scrapes without credentials.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "../logger.js";
+import type { ServerMetrics } from "./server-metrics.js";
+
+export const METRICS_PATH = "/metrics";
+
+/** Answers a request for /metrics: the exposition on GET and HEAD, 405 otherwise. */
+export async function serveMetrics(metrics: ServerMetrics, req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain; charset=utf-8" });
+    res.end("use GET\n");
+    return;
+  }
+  let body: string;
+  try {
+    body = await metrics.render();
+  } catch (err) {
+    log.error({ err }, "metrics: rendering failed");
+    res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
+    res.end("metrics unavailable; see the server log\n");
+    return;
+  }
+  res.writeHead(200, {
+    "content-type": metrics.contentType,
+    "content-length": String(Buffer.byteLength(body)),
+    "cache-control": "no-store",
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+export interface MetricsListener {
+  port: number;
+  close(): Promise<void>;
+}
+
+function splitHostPort(listen: string): { host: string; port: number } {
+  const m = /^(.+):(\d+)$/.exec(listen);
+  if (!m) throw new Error(`"${listen}" is not host:port`);
+  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port: Number(m[2]) };
+}
+
+/** A listener that serves GET /metrics and 404 for anything else. Rejects when it cannot listen. */
+export async function startMetricsListener(listen: string, metrics: ServerMetrics, log: Logger): Promise<MetricsListener> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === METRICS_PATH) {
+      void serveMetrics(metrics, req, res, log);
+      return;
+    }
+    res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
+    res.end(`this listener serves only ${METRICS_PATH}\n`);
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  const { host, port } = splitHostPort(listen);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    port: bound,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
