@@ -24,22 +24,33 @@ export function freezeDefinition(def: Definition): Definition {
 
 export class DefinitionCache {
   private readonly versions: LruMap<string, Definition>;
+  /**
+   * The latest version of each id, on a store this process writes alone (where only this process
+   * can publish a new version: remember() sees it). Elsewhere version 0 is always read.
+   */
+  private readonly latest: LruMap<string, number> | undefined;
 
   constructor(
     private readonly store: WorkflowStore,
     capacity = DEFAULT_DEFINITION_CACHE_SIZE,
   ) {
     this.versions = new LruMap(capacity);
+    this.latest = store.exclusive ? new LruMap(capacity) : undefined;
   }
 
   get size(): number {
     return this.versions.size;
   }
 
-  /** A definition version (0 = the latest, always read from the store), frozen; NOT_FOUND when absent. */
+  /**
+   * A definition version, frozen; NOT_FOUND when absent. Version 0 = the latest: from memory on a
+   * store this process writes alone, read from the store on a shared one (another replica may have
+   * published a newer version).
+   */
   async get(id: string, version: number, signal?: AbortSignal): Promise<Definition> {
-    if (version > 0) {
-      const cached = this.versions.get(`${id}@${version}`);
+    const wanted = version > 0 ? version : this.latest?.get(id);
+    if (wanted !== undefined) {
+      const cached = this.versions.get(`${id}@${wanted}`);
       if (cached) return cached;
     }
     const def = await this.store.getDefinition(id, version, signal);
@@ -51,11 +62,15 @@ export class DefinitionCache {
         { metadata: { definition_id: id, ...(version > 0 ? { version: String(version) } : {}) } },
       );
     }
-    return this.remember(def);
+    return this.remember(def, version === 0);
   }
 
-  /** Keeps a version just stored or read; returns the frozen copy every caller shares. */
-  remember(def: Definition): Definition {
+  /**
+   * Keeps a version just stored or read; returns the frozen copy every caller shares. `isLatest`:
+   * it is the id's latest version (read as version 0, or just published by this process).
+   */
+  remember(def: Definition, isLatest = false): Definition {
+    if (isLatest && this.latest && def.version > (this.latest.peek(def.id) ?? 0)) this.latest.set(def.id, def.version);
     const key = `${def.id}@${def.version}`;
     const known = this.versions.get(key);
     if (known) return known;

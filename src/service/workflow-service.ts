@@ -185,7 +185,10 @@ export class WorkflowService {
       }
       const stored: Definition = { ...def, version, createTime: this.now() };
       const result = await this.store.putDefinition(stored, signal);
-      if (result.ok) return { definition: stored, created: true };
+      if (result.ok) {
+        this.definitions.remember(stored, true); // the new latest: StartInstance with version 0 must see it
+        return { definition: stored, created: true };
+      }
       // Lost a race with another writer of the same (id, version): decide again against what won.
     }
     throw new WorkflowError(

@@ -39,10 +39,13 @@ describe("definitions", () => {
   it("publishes version 2 with version = latest+1 and keeps version 1 readable", async () => {
     const v2 = { ...reviewDefinition(), id: "review-v", version: 0 };
     await rpc.createDefinition({ definition: v2 });
+    // Version 0 (the latest) is read once, then kept in memory: it must follow the new version.
+    expect((await rpc.startInstance({ definitionId: "review-v" })).instance!.definitionVersion).toBe(1);
     const changed = { ...v2, version: 2, description: "second edition" };
     const res = await rpc.createDefinition({ definition: changed });
     expect(res).toMatchObject({ created: true, definition: { version: 2, description: "second edition" } });
     expect((await rpc.getDefinition({ definitionId: "review-v" })).definition!.version).toBe(2);
+    expect((await rpc.startInstance({ definitionId: "review-v" })).instance!.definitionVersion).toBe(2);
     expect((await rpc.getDefinition({ definitionId: "review-v", version: 1 })).definition!.description).toBe(
       reviewDefinition().description,
     );

@@ -47,8 +47,27 @@ describe("DefinitionCache", () => {
     expect((await cache.get("approval", 1)).states[0]!.final).toBe(false);
   });
 
-  it("reads version 0 (the latest) from the store every time, since a new version may appear", async () => {
+  it("on a store this process writes alone, answers version 0 from memory and follows a version it publishes", async () => {
     const store = new CountingStore();
+    await store.putDefinition(stored(approvalDefinition(), 1));
+    const cache = new DefinitionCache(store);
+    await cache.get("approval", 1); // an explicit version says nothing about which is the latest
+    const reads = store.reads;
+    expect((await cache.get("approval", 0)).version).toBe(1);
+    expect(store.reads).toBe(reads + 1);
+    expect((await cache.get("approval", 0)).version).toBe(1);
+    expect(store.reads).toBe(reads + 1);
+    const v2 = { ...stored(approvalDefinition(), 1), version: 2, description: "v2" };
+    await store.putDefinition(v2);
+    cache.remember(v2, true); // what the service does once it stored a new version
+    expect((await cache.get("approval", 0)).version).toBe(2);
+  });
+
+  it("on a shared store, reads version 0 every time: another replica may publish a newer version", async () => {
+    class SharedStore extends CountingStore {
+      override readonly exclusive = false;
+    }
+    const store = new SharedStore();
     await store.putDefinition(stored(approvalDefinition(), 1));
     const cache = new DefinitionCache(store);
     expect((await cache.get("approval", 0)).version).toBe(1);
