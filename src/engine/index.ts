@@ -5,3 +5,4 @@ export * from "./limits.js";
 export * from "./format.js";
 export * from "./validate-definition.js";
 export * from "./transition.js";
+export * from "./payload.js";

@@ -14,6 +14,12 @@ export interface Limits {
   maxFromStates: number;
   /** Longest request_id. */
   maxRequestIdLength: number;
+  /** Longest comment on a change (characters). */
+  maxCommentLength: number;
+  /** Largest payload of a change, in bytes of its protobuf (google.protobuf.Struct) encoding. */
+  maxPayloadBytes: number;
+  /** Deepest nesting of objects and lists in a payload. */
+  maxPayloadDepth: number;
   /** Largest page_size honoured (larger values are lowered to it). */
   maxPageSize: number;
   /** page_size used when the request gives 0. */
@@ -28,6 +34,9 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxActions: 500,
   maxFromStates: 200,
   maxRequestIdLength: 128,
+  maxCommentLength: 1000,
+  maxPayloadBytes: 16 * 1024,
+  maxPayloadDepth: 32,
   maxPageSize: 1000,
   defaultPageSize: 50,
 });

@@ -5,7 +5,25 @@
  */
 import { WorkflowError, type ErrorCode, type PreconditionDetail } from "./errors.js";
 import { listIds, quote } from "./format.js";
-import type { ActionDef, Definition, HistoryEntry, Instance, StateDef, Transition } from "./types.js";
+import type { ActionDef, ChangeNote, Definition, HistoryEntry, Instance, StateDef, Transition } from "./types.js";
+
+/** What every change records besides its effect: when, the request_id, and who and why (optional here). */
+export interface ChangeArgs extends Partial<ChangeNote> {
+  now: Date;
+  requestId: string;
+}
+
+/** The entry fields every change records: time, request_id, actor, comment, payload (only when given). */
+function recorded(args: ChangeArgs): Pick<HistoryEntry, "time" | "requestId" | "actor" | "comment" | "payload"> {
+  const fields: Pick<HistoryEntry, "time" | "requestId" | "actor" | "comment" | "payload"> = {
+    time: new Date(args.now.getTime()),
+    requestId: args.requestId,
+    actor: args.actor ?? "",
+    comment: args.comment ?? "",
+  };
+  if (args.payload !== undefined) fields.payload = args.payload;
+  return fields;
+}
 
 /** `enabled` omitted means enabled. */
 export function isEnabled(x: { enabled?: boolean | undefined }): boolean {
@@ -79,10 +97,7 @@ export function availableActions(def: Definition, instance: Instance): ActionDef
 }
 
 /** A new instance in the definition's initial state, and its first history entry (version 1). */
-export function startInstance(
-  def: Definition,
-  args: { instanceId: string; now: Date; requestId: string },
-): Transition {
+export function startInstance(def: Definition, args: ChangeArgs & { instanceId: string }): Transition {
   const initial = initialState(def);
   if (!initial) {
     // Stored definitions are validated, so this is a bug, not a client error.
@@ -98,14 +113,7 @@ export function startInstance(
     createTime: new Date(args.now.getTime()),
     updateTime: new Date(args.now.getTime()),
   };
-  const entry: HistoryEntry = {
-    version: 1,
-    actionId: "",
-    fromState: "",
-    toState: initial.id,
-    time: new Date(args.now.getTime()),
-    requestId: args.requestId,
-  };
+  const entry: HistoryEntry = { version: 1, actionId: "", fromState: "", toState: initial.id, ...recorded(args) };
   return { instance, entry };
 }
 
@@ -115,11 +123,7 @@ export function startInstance(
  * state is in its from_states (ACTION_NOT_ALLOWED), the target state exists and is enabled
  * (STATE_DISABLED). Each error carries the current state and the allowed actions.
  */
-export function executeAction(
-  def: Definition,
-  instance: Instance,
-  args: { actionId: string; now: Date; requestId: string },
-): Transition {
+export function executeAction(def: Definition, instance: Instance, args: ChangeArgs & { actionId: string }): Transition {
   if (instance.definitionId !== def.id || instance.definitionVersion !== def.version) {
     throw new Error(
       `instance ${quote(instance.id)} belongs to definition ${quote(instance.definitionId)} version ${instance.definitionVersion}, ` +
@@ -148,13 +152,89 @@ export function executeAction(
     createTime: new Date(instance.createTime.getTime()),
     updateTime: new Date(args.now.getTime()),
   };
+  const entry: HistoryEntry = { version: next.version, actionId: action.id, fromState: current, toState: target.id, ...recorded(args) };
+  return { instance: next, entry };
+}
+
+/**
+ * Moves `instance` from the definition version it runs (`from`) to another version of the same
+ * definition (`to`), keeping its state. Refused when the instance is completed (INSTANCE_COMPLETED),
+ * already runs `to` (ALREADY_ON_VERSION), or its current state is missing from `to`
+ * (MIGRATION_STATE_MISSING) or disabled there (MIGRATION_STATE_DISABLED). The entry records the move
+ * (`migration`), with no action and fromState = toState.
+ */
+export function migrateInstance(from: Definition, to: Definition, instance: Instance, args: ChangeArgs): Transition {
+  if (instance.definitionId !== from.id || instance.definitionVersion !== from.version || to.id !== from.id) {
+    throw new Error(
+      `instance ${quote(instance.id)} runs definition ${quote(instance.definitionId)} version ${instance.definitionVersion}; ` +
+        `cannot migrate it from ${quote(from.id)} version ${from.version} to ${quote(to.id)} version ${to.version}`,
+    );
+  }
+  const current = instance.currentState;
+  const fail = (code: ErrorCode, message: string, description: string, metadata: Record<string, string> = {}): WorkflowError => {
+    const precondition: PreconditionDetail = {
+      currentState: current,
+      allowedActions: availableActions(from, instance).map((a) => a.id),
+      violations: [{ type: "STATE", subject: current, description }],
+    };
+    return new WorkflowError(code, message, {
+      precondition,
+      metadata: {
+        instance_id: instance.id,
+        current_state: current,
+        definition_version: String(instance.definitionVersion),
+        to_definition_version: String(to.version),
+        ...metadata,
+      },
+    });
+  };
+  const target = `definition ${quote(to.id)} version ${to.version}`;
+  if (instance.status === "completed") {
+    throw fail(
+      "INSTANCE_COMPLETED",
+      `instance ${quote(instance.id)} is completed (final state ${quote(current)}); a completed instance cannot be migrated`,
+      `instance is in final state ${quote(current)}`,
+    );
+  }
+  if (to.version === from.version) {
+    throw fail(
+      "ALREADY_ON_VERSION",
+      `instance ${quote(instance.id)} already runs ${target}; nothing to migrate`,
+      `instance runs version ${from.version} already`,
+    );
+  }
+  const state = findState(to, current);
+  if (!state) {
+    throw fail(
+      "MIGRATION_STATE_MISSING",
+      `instance ${quote(instance.id)} is in state ${quote(current)}, which ${target} does not have; ` +
+        `move it to a state that version has, or add ${quote(current)} to a new version`,
+      `state ${quote(current)} does not exist in version ${to.version}`,
+    );
+  }
+  if (!isEnabled(state)) {
+    throw fail(
+      "MIGRATION_STATE_DISABLED",
+      `instance ${quote(instance.id)} is in state ${quote(current)}, which is disabled in ${target}`,
+      `state ${quote(current)} is disabled in version ${to.version}`,
+    );
+  }
+  const next: Instance = {
+    ...instance,
+    definitionVersion: to.version,
+    // The same state; a state final in `to` completes the instance.
+    status: state.final ? "completed" : "active",
+    version: instance.version + 1,
+    createTime: new Date(instance.createTime.getTime()),
+    updateTime: new Date(args.now.getTime()),
+  };
   const entry: HistoryEntry = {
     version: next.version,
-    actionId: action.id,
+    actionId: "",
     fromState: current,
-    toState: target.id,
-    time: new Date(args.now.getTime()),
-    requestId: args.requestId,
+    toState: current,
+    ...recorded(args),
+    migration: { fromDefinitionVersion: from.version, toDefinitionVersion: to.version },
   };
   return { instance: next, entry };
 }
@@ -227,20 +307,45 @@ function refusal(
   );
 }
 
+/** The definition versions a replay may need: one version, or a lookup by version (for migrations). */
+export type DefinitionVersions = Definition | ((version: number) => Definition | undefined);
+
 /**
  * Rebuilds an instance from its complete history (version 1 = the start, then one entry per
- * transition, in order), re-applying the transition rules. Throws if the history is inconsistent
- * with the definition or with itself.
+ * transition or migration, in order), re-applying the rules: each entry must be what the engine
+ * would have produced from the instance before it. `definitions` gives the version the instance
+ * started on (`startVersion`, or the version its first migration left) and every version a
+ * migration moved it to. Throws if the history is inconsistent
+ * with the definitions or with itself. Pure: GetInstance's as_of_version is this over the stored
+ * history, so the past is derived, never stored twice.
  */
-export function replayHistory(def: Definition, instanceId: string, entries: HistoryEntry[]): Instance {
+export function replayHistory(
+  definitions: DefinitionVersions,
+  instanceId: string,
+  entries: readonly HistoryEntry[],
+  startVersion?: number,
+): Instance {
   const [start, ...rest] = entries;
   const bad = (version: number | string, why: string): Error =>
     new Error(`history of instance ${quote(instanceId)} is inconsistent at version ${version}: ${why}`);
+  const single = typeof definitions === "function" ? undefined : definitions;
+  const versionOf = (version: number): Definition => {
+    const def = single ? (single.version === version ? single : undefined) : (definitions as (v: number) => Definition | undefined)(version);
+    if (!def) throw new Error(`replay of instance ${quote(instanceId)} needs definition version ${version}, which was not given`);
+    return def;
+  };
   if (!start) throw bad(1, "history is empty; it must begin with the start entry");
-  if (start.version !== 1 || start.actionId !== "" || start.fromState !== "") {
+  if (start.version !== 1 || start.actionId !== "" || start.fromState !== "" || start.migration) {
     throw bad(start.version, "the first entry must be the start (version 1, no action, no from_state)");
   }
-  let { instance } = startInstance(def, { instanceId, now: start.time, requestId: start.requestId });
+  let def = single ?? (startVersion !== undefined ? versionOf(startVersion) : undefined);
+  if (!def) {
+    // Started on the version the first migration left.
+    const firstMigration = rest.find((e) => e.migration)?.migration;
+    def = firstMigration ? versionOf(firstMigration.fromDefinitionVersion) : undefined;
+  }
+  if (!def) throw new Error(`replay of instance ${quote(instanceId)}: give the definition version it started on`);
+  let { instance } = startInstance(def, { instanceId, ...start, now: start.time });
   if (start.toState !== instance.currentState) {
     throw bad(1, `started in ${quote(start.toState)}, but the initial state is ${quote(instance.currentState)}`);
   }
@@ -253,7 +358,16 @@ export function replayHistory(def: Definition, instanceId: string, entries: Hist
     }
     let step: Transition;
     try {
-      step = executeAction(def, instance, { actionId: entry.actionId, now: entry.time, requestId: entry.requestId });
+      if (entry.migration) {
+        if (entry.migration.fromDefinitionVersion !== def.version) {
+          throw new Error(`migration from version ${entry.migration.fromDefinitionVersion}, but the instance ran version ${def.version}`);
+        }
+        const to = versionOf(entry.migration.toDefinitionVersion);
+        step = migrateInstance(def, to, instance, { ...entry, now: entry.time });
+        def = to;
+      } else {
+        step = executeAction(def, instance, { ...entry, now: entry.time });
+      }
     } catch (err) {
       throw bad(entry.version, err instanceof Error ? err.message : String(err));
     }

@@ -54,17 +54,41 @@ export interface Instance {
   updateTime: Date;
 }
 
-/** One step of an instance's life: version 1 is the start (no action, no fromState). */
-export interface HistoryEntry {
+/** A JSON value, as a google.protobuf.Value holds it. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** Structured data a caller attaches to a change (a google.protobuf.Struct). */
+export type Payload = { [key: string]: JsonValue };
+
+/** A move of an instance from one version of its definition to another. */
+export interface Migration {
+  fromDefinitionVersion: number;
+  toDefinitionVersion: number;
+}
+
+/** Who made a change and why, recorded in its history entry. */
+export interface ChangeNote {
+  /** The authenticated caller's name; empty without authentication. */
+  actor: string;
+  comment: string;
+  payload?: Payload | undefined;
+}
+
+/**
+ * One step of an instance's life: version 1 is the start (no action, no fromState); later entries
+ * are an executed action, or a migration (`migration` set, no action, fromState = toState).
+ */
+export interface HistoryEntry extends ChangeNote {
   version: number;
   actionId: string;
   fromState: string;
   toState: string;
   time: Date;
   requestId: string;
+  migration?: Migration | undefined;
 }
 
-export type EventType = "started" | "transitioned";
+export type EventType = "started" | "transitioned" | "migrated";
 
 /** A committed change, as kept in the store's event log. */
 export interface InstanceEvent {

@@ -38,6 +38,7 @@ export const READ_ONLY_METHODS: ReadonlySet<string> = new Set([
   "WatchInstance",
   "WatchInstances",
   "GetServiceStats",
+  "RenderDefinition",
 ]);
 
 /** WorkflowService methods only an admin may call. */

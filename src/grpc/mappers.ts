@@ -17,7 +17,8 @@ import {
   type Instance as ProtoInstance,
   type InstanceEvent as ProtoInstanceEvent,
 } from "../gen/workflow/v1/resources.js";
-import { DiagnosticSeverity, type Diagnostic as ProtoDiagnostic } from "../gen/workflow/v1/service.js";
+import { DiagnosticSeverity, DiagramFormat, type Diagnostic as ProtoDiagnostic } from "../gen/workflow/v1/service.js";
+import type { DiagramKind } from "../engine/render.js";
 
 export function definitionToProto(def: Definition): ProtoDefinition {
   return {
@@ -78,17 +79,30 @@ export function instanceToProto(instance: Instance): ProtoInstance {
 }
 
 export function historyEntryToProto(entry: HistoryEntry): ProtoHistoryEntry {
-  return { ...entry };
+  return {
+    version: entry.version,
+    actionId: entry.actionId,
+    fromState: entry.fromState,
+    toState: entry.toState,
+    time: entry.time,
+    requestId: entry.requestId,
+    actor: entry.actor,
+    comment: entry.comment,
+    payload: entry.payload,
+    migration: entry.migration,
+  };
 }
+
+const EVENT_TYPES: Record<InstanceEvent["type"], EventType> = {
+  started: EventType.EVENT_TYPE_STARTED,
+  transitioned: EventType.EVENT_TYPE_TRANSITIONED,
+  migrated: EventType.EVENT_TYPE_MIGRATED,
+};
 
 export function eventToProto(event: InstanceEvent, snapshot = false): ProtoInstanceEvent {
   return {
     revision: event.revision,
-    type: snapshot
-      ? EventType.EVENT_TYPE_SNAPSHOT
-      : event.type === "started"
-        ? EventType.EVENT_TYPE_STARTED
-        : EventType.EVENT_TYPE_TRANSITIONED,
+    type: snapshot ? EventType.EVENT_TYPE_SNAPSHOT : EVENT_TYPES[event.type],
     instance: instanceToProto(event.instance),
     entry: historyEntryToProto(event.entry),
   };
@@ -101,4 +115,21 @@ export function diagnosticToProto(d: Diagnostic): ProtoDiagnostic {
     field: d.field,
     message: d.message,
   };
+}
+
+/** A diagram format: UNSPECIFIED = Mermaid; unknown enum numbers are INVALID_ARGUMENT. */
+export function diagramFormatFromProto(format: DiagramFormat): DiagramKind {
+  switch (format) {
+    case DiagramFormat.DIAGRAM_FORMAT_UNSPECIFIED:
+    case DiagramFormat.DIAGRAM_FORMAT_MERMAID:
+      return "mermaid";
+    case DiagramFormat.DIAGRAM_FORMAT_DOT:
+      return "dot";
+    default:
+      throw invalidRequest([{ field: "format", description: `unknown format ${String(format)}; use DIAGRAM_FORMAT_MERMAID or DIAGRAM_FORMAT_DOT` }]);
+  }
+}
+
+export function diagramFormatToProto(format: DiagramKind): DiagramFormat {
+  return format === "dot" ? DiagramFormat.DIAGRAM_FORMAT_DOT : DiagramFormat.DIAGRAM_FORMAT_MERMAID;
 }

@@ -13,6 +13,8 @@ import {
   definitionToProto,
   diagnosticToProto,
   eventToProto,
+  diagramFormatFromProto,
+  diagramFormatToProto,
   historyEntryToProto,
   instanceToProto,
   statusFilterFromProto,
@@ -32,8 +34,13 @@ type OperationsKey = "backupDatabase";
 type UnaryKey = Exclude<{ [K in Key]: Service[K]["responseStream"] extends false ? K : never }[Key], OperationsKey>;
 type StreamKey = Exclude<Key, UnaryKey | OperationsKey>;
 
-/** `signal` aborts work still waiting (for the instance's turn, a batch, a connection). */
-export type UnaryRpcs = { [K in UnaryKey]: (request: RequestOf<K>, signal?: AbortSignal) => Promise<ResponseOf<K>> };
+/**
+ * `signal` aborts work still waiting (for the instance's turn, a batch, a connection); `actor` is the
+ * authenticated caller's name, recorded in the history entry of a write ("" without authentication).
+ */
+export type UnaryRpcs = {
+  [K in UnaryKey]: (request: RequestOf<K>, signal?: AbortSignal, actor?: string) => Promise<ResponseOf<K>>;
+};
 export type StreamRpcs = {
   [K in StreamKey]: (request: RequestOf<K>, signal: AbortSignal) => AsyncIterable<ResponseOf<K>>;
 };
@@ -55,20 +62,32 @@ export function unaryRpcs(service: WorkflowService): UnaryRpcs {
       const result = service.validateDefinition(definitionFromProto(req.definition));
       return { valid: result.valid, diagnostics: result.diagnostics.map(diagnosticToProto) };
     },
-    async startInstance(req, signal) {
-      const started = await service.startInstance(req, signal);
+    async startInstance(req, signal, actor) {
+      const started = await service.startInstance(req, signal, actor);
       return { instance: instanceToProto(started.instance), created: started.created, transition: historyEntryToProto(started.entry) };
     },
     async getInstance(req, signal) {
-      return sharedInstanceResponse(await service.getInstance(req.instanceId, signal));
+      // A past version (as_of_version) is a view of its own, built for this call and freed with it.
+      return sharedInstanceResponse(await service.getInstance(req.instanceId, signal, req.asOfVersion));
     },
     async listInstances(req, signal) {
       const page = await service.listInstances({ ...req, status: statusFilterFromProto(req.status) }, signal);
       return { instances: page.items.map(instanceToProto), nextPageToken: page.nextPageToken };
     },
-    async executeAction(req, signal) {
-      const { instance, entry } = await service.executeAction(req, signal);
+    async executeAction(req, signal, actor) {
+      const { instance, entry } = await service.executeAction(req, signal, actor);
       return { instance: instanceToProto(instance), transition: historyEntryToProto(entry) };
+    },
+    async migrateInstance(req, signal, actor) {
+      const { instance, entry } = await service.migrateInstance(req, signal, actor);
+      return { instance: instanceToProto(instance), transition: historyEntryToProto(entry) };
+    },
+    async renderDefinition(req, signal) {
+      const diagram = await service.renderDefinition(
+        { definitionId: req.definitionId, version: req.version, format: diagramFormatFromProto(req.format), instanceId: req.instanceId },
+        signal,
+      );
+      return { text: diagram.text, format: diagramFormatToProto(diagram.format), definitionVersion: diagram.definitionVersion };
     },
     async listAvailableActions(req, signal) {
       const { actions, instance, state } = await service.listAvailableActions(req.instanceId, signal);

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Metadata } from "@grpc/grpc-js";
 import { WorkflowError } from "../engine/errors.js";
-import { authorize, type Authenticator } from "../grpc/auth.js";
+import { ANONYMOUS, authorize, type Authenticator, type Caller } from "../grpc/auth.js";
 import type { CallTracker } from "../grpc/call-adapter.js";
 import type { Logger } from "../logger.js";
 
@@ -23,6 +23,8 @@ export interface Exchange {
   code?: string;
   requestId?: string;
   messages?: number;
+  /** The authenticated caller's name, recorded on writes ("" without authentication). */
+  actor?: string;
 }
 
 /** What the faces need from the server around them. */
@@ -54,9 +56,9 @@ const SHUTTING_DOWN = new WorkflowError("SHUTTING_DOWN", "the server is shutting
  * authenticator's UNAUTHENTICATED or the role check's PERMISSION_DENIED, fed the Authorization
  * header (or the value given in its place) as gRPC `authorization` metadata.
  */
-export async function admit(deps: FaceDeps, rpc: string, req: IncomingMessage, authorization = req.headers.authorization): Promise<void> {
+export async function admit(deps: FaceDeps, rpc: string, req: IncomingMessage, authorization = req.headers.authorization): Promise<Caller> {
   if (deps.tracker.isDraining) throw SHUTTING_DOWN;
-  if (!deps.authenticate) return;
+  if (!deps.authenticate) return ANONYMOUS;
   const metadata = new Metadata();
   const header = authorization;
   try {
@@ -65,7 +67,9 @@ export async function admit(deps: FaceDeps, rpc: string, req: IncomingMessage, a
     // grpc-js refuses metadata values outside printable ASCII; no valid credential looks like that.
     throw new WorkflowError("CREDENTIALS_INVALID", "the Authorization header must be 'Bearer <token>' in printable ASCII");
   }
-  authorize(await deps.authenticate(metadata), rpc);
+  const caller = await deps.authenticate(metadata);
+  authorize(caller, rpc);
+  return caller;
 }
 
 /** Runs a unary handler counted as in flight, so shutdown waits for it. */

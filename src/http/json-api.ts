@@ -67,7 +67,7 @@ export class JsonApi {
       const { route, params } = this.route(ex);
       ex.route = route.template;
       ex.rpc = route.method.name;
-      await admit(this.options, route.method.name, ex.req, authorizationOf(ex, route));
+      const caller = await admit(this.options, route.method.name, ex.req, authorizationOf(ex, route));
       const key = methodKey(route.method.name);
       const definition = WorkflowServiceService[key] as unknown as {
         requestDeserialize(b: Buffer): unknown;
@@ -95,8 +95,8 @@ export class JsonApi {
         return;
       }
 
-      const call = this.options.unary[key as keyof UnaryRpcs] as (req: unknown) => Promise<unknown>;
-      const response = await inFlight(this.options.tracker, () => call(request));
+      const call = this.options.unary[key as keyof UnaryRpcs] as (req: unknown, signal?: AbortSignal, actor?: string) => Promise<unknown>;
+      const response = await inFlight(this.options.tracker, () => call(request, undefined, caller.subject));
       const headers: Record<string, string> = {};
       const etag = etagOf(response);
       if (etag) headers.etag = etag;

@@ -271,7 +271,7 @@ export class LegacyApi {
       ex.route = hit.r.template;
       if (hit.r.rpc) {
         ex.rpc = hit.r.rpc;
-        await admit(this.deps, hit.r.rpc, ex.req);
+        ex.actor = (await admit(this.deps, hit.r.rpc, ex.req)).subject;
       }
       let params: string[];
       try {
@@ -359,7 +359,7 @@ export class LegacyApi {
       definitionVersion: 0,
       instanceId: str(body, "instance_id"),
       requestId: "",
-    });
+    }, undefined, ex.actor);
     return { data: legacyInstance(instance, await this.history(instance)), message: "Instance created" };
   }
 
@@ -379,7 +379,7 @@ export class LegacyApi {
     if (body !== "" && !/^\{\s*\}$/.test(body)) {
       throw invalidRequest([{ field: "(request body)", description: "this route takes no body: the action is named in the path" }]);
     }
-    const { instance } = await this.service.executeAction({ instanceId: id, actionId, expectedVersion: 0, requestId: "" });
+    const { instance } = await this.service.executeAction({ instanceId: id, actionId, expectedVersion: 0, requestId: "" }, undefined, ex.actor);
     // The summary of the instance as this action left it, even if another action follows at once.
     const def = await this.service.loadDefinition(instance.definitionId, instance.definitionVersion);
     const state = findState(def, instance.currentState);

@@ -25,8 +25,8 @@
  * independent writes.
  */
 import { isWorkflowError, WorkflowError, type ErrorCode } from "../engine/errors.js";
-import { executeAction, startInstance } from "../engine/transition.js";
-import type { Definition, HistoryEntry, Instance, InstanceEvent, Transition } from "../engine/types.js";
+import { executeAction, migrateInstance, startInstance } from "../engine/transition.js";
+import type { ChangeNote, Definition, HistoryEntry, Instance, InstanceEvent, Transition } from "../engine/types.js";
 import type { CommitOutcome, RequestKey, WorkflowStore } from "../store/store.js";
 import type { DefinitionCache } from "./definition-cache.js";
 import { LruMap } from "./lru-map.js";
@@ -45,6 +45,8 @@ export interface StartCommand {
   instanceId: string;
   requestId: string;
   requestKey?: RequestKey;
+  /** Who and why, recorded in the entry (nothing when omitted). */
+  note?: ChangeNote;
 }
 
 export interface ExecuteCommand {
@@ -54,6 +56,18 @@ export interface ExecuteCommand {
   expectedVersion: number;
   requestId: string;
   requestKey?: RequestKey;
+  note?: ChangeNote;
+}
+
+export interface MigrateCommand {
+  instanceId: string;
+  /** The version of the instance's definition to move to. */
+  definition: Definition;
+  /** 0 = no check. */
+  expectedVersion: number;
+  requestId: string;
+  requestKey?: RequestKey;
+  note?: ChangeNote;
 }
 
 export interface StartResult {
@@ -115,10 +129,12 @@ export interface LiveStats {
 interface ResultOf {
   start: StartResult;
   execute: Transition;
+  migrate: Transition;
 }
 interface CommandOf {
   start: StartCommand;
   execute: ExecuteCommand;
+  migrate: MigrateCommand;
 }
 
 /**
@@ -172,7 +188,7 @@ class LaneCall<K extends keyof ResultOf> {
   }
 }
 
-type Queued = LaneCall<"start"> | LaneCall<"execute">;
+type Queued = LaneCall<"start"> | LaneCall<"execute"> | LaneCall<"migrate">;
 
 /** A call planned into this round and the write it makes. */
 interface Planned {
@@ -257,6 +273,11 @@ export class LiveInstances {
   /** Executes an action, in arrival order with every other call on the same instance. */
   execute(cmd: ExecuteCommand, signal?: AbortSignal): Promise<Transition> {
     return new Promise((resolve, reject) => this.enqueue(new LaneCall("execute", cmd, resolve, reject, signal, this.lanes)));
+  }
+
+  /** Moves an instance to another version of its definition, in arrival order with every other call on it. */
+  migrate(cmd: MigrateCommand, signal?: AbortSignal): Promise<Transition> {
+    return new Promise((resolve, reject) => this.enqueue(new LaneCall("migrate", cmd, resolve, reject, signal, this.lanes)));
   }
 
   // ---------------------------------------------------------------- state
@@ -356,7 +377,8 @@ export class LiveInstances {
       if ("write" in decision) {
         lane.shift();
         const transition = decision.write;
-        const definition = q.kind === "start" ? q.cmd.definition : tentative!.definition;
+        // A start and a migration bring the definition version the instance runs from then on.
+        const definition = q.kind === "execute" ? tentative!.definition : q.cmd.definition;
         planned.push({ q, transition, fromVersion: tentative?.instance.version ?? 0, definition });
         tentative = { instance: transition.instance, definition, recentHistory: EMPTY };
         continue;
@@ -437,16 +459,18 @@ export class LiveInstances {
   private decide(q: Queued, state: LiveState | undefined): Decision {
     if (q.kind === "start") {
       if (state) return { exists: true };
-      const { definition, instanceId, requestId } = q.cmd;
-      return { write: startInstance(definition, { instanceId, now: this.now(), requestId }) };
+      const { definition, instanceId, requestId, note } = q.cmd;
+      return { write: startInstance(definition, { ...note, instanceId, now: this.now(), requestId }) };
     }
     const { cmd } = q;
     if (!state) return { refusal: instanceNotFound(cmd.instanceId) };
     if (cmd.expectedVersion !== 0 && state.instance.version !== cmd.expectedVersion) {
       return { refusal: versionMismatch(state.instance, cmd.expectedVersion) };
     }
+    const args = { ...cmd.note, now: this.now(), requestId: cmd.requestId };
     try {
-      return { write: executeAction(state.definition, state.instance, { actionId: cmd.actionId, now: this.now(), requestId: cmd.requestId }) };
+      if (q.kind === "migrate") return { write: migrateInstance(state.definition, q.cmd.definition, state.instance, args) };
+      return { write: executeAction(state.definition, state.instance, { ...args, actionId: q.cmd.actionId }) };
     } catch (err) {
       if (isWorkflowError(err)) return { refusal: err };
       throw err;

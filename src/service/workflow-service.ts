@@ -10,17 +10,21 @@ import { invalidRequest, WorkflowError, type FieldViolation } from "../engine/er
 import { DEFAULT_LIMITS, idProblem, REQUEST_ID_PATTERN, type Limits } from "../engine/limits.js";
 import type {
   ActionDef,
+  ChangeNote,
   Definition,
   DefinitionInput,
   Diagnostic,
   HistoryEntry,
   Instance,
   InstanceStatus,
+  Payload,
   StateDef,
   Transition,
 } from "../engine/types.js";
+import { noteViolations } from "../engine/payload.js";
+import { renderDefinition, type DiagramKind } from "../engine/render.js";
 import { assertValidDefinition, diagnoseDefinition } from "../engine/validate-definition.js";
-import { availableActions, findState } from "../engine/transition.js";
+import { availableActions, findState, replayHistory } from "../engine/transition.js";
 import { DefinitionCache } from "../live/definition-cache.js";
 import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../live/live-instances.js";
 import { instanceNotFound } from "../live/refusals.js";
@@ -32,16 +36,30 @@ export interface Page<T> {
   nextPageToken: string;
 }
 
-export interface StartInstanceCommand {
+/** What a write records about itself: the caller's comment and payload (the actor comes from authentication). */
+export interface NoteFields {
+  comment?: string;
+  payload?: Payload | undefined;
+}
+
+export interface StartInstanceCommand extends NoteFields {
   definitionId: string;
   definitionVersion: number;
   instanceId: string;
   requestId: string;
 }
 
-export interface ExecuteActionCommand {
+export interface ExecuteActionCommand extends NoteFields {
   instanceId: string;
   actionId: string;
+  expectedVersion: number;
+  requestId: string;
+}
+
+export interface MigrateInstanceCommand extends NoteFields {
+  instanceId: string;
+  /** 0 = the latest version. */
+  toDefinitionVersion: number;
   expectedVersion: number;
   requestId: string;
 }
@@ -109,6 +127,31 @@ function normalizeDefinition(input: DefinitionInput): DefinitionInput {
   };
 }
 
+/** JSON with object keys sorted: the same payload gives the same text whatever order its keys came in. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/**
+ * A request's fingerprint (what a request_id is bound to): its fields, and the comment and payload
+ * when it has them (appended only then, so fingerprints recorded before notes existed still match).
+ */
+function fingerprintOf(fields: unknown[], note: NoteFields): string {
+  const extra = note.comment || note.payload ? [note.comment ?? "", note.payload === undefined ? null : JSON.parse(canonicalJson(note.payload))] : [];
+  return JSON.stringify([...fields, ...extra]);
+}
+
+/** The note a write records: the actor (authentication's name for the caller), comment, payload. */
+function noteOf(fields: NoteFields, actor: string): ChangeNote {
+  const note: ChangeNote = { actor, comment: fields.comment ?? "" };
+  if (fields.payload !== undefined && fields.payload !== null) note.payload = fields.payload;
+  return note;
+}
+
 const isString = (k: unknown): k is string => typeof k === "string";
 const isNumber = (k: unknown): k is number => typeof k === "number" && Number.isInteger(k) && k >= 0;
 const isDefinitionKey = (k: unknown): k is { id: string; version: number } =>
@@ -118,6 +161,7 @@ export class WorkflowService {
   readonly limits: Limits;
   private readonly now: () => Date;
   private readonly newId: () => string;
+  private readonly recentHistoryCount: number;
   readonly definitions: DefinitionCache;
   readonly live: LiveInstances;
   /** GetInstance views, computed once per committed state (the same object for every reader). */
@@ -131,10 +175,11 @@ export class WorkflowService {
     this.now = options.now ?? (() => new Date());
     this.newId = options.newId ?? randomUUID;
     this.definitions = new DefinitionCache(store, options.definitionCacheSize);
+    this.recentHistoryCount = options.recentHistoryCount ?? 10;
     this.live = new LiveInstances(store, this.definitions, {
       ...options.live,
       now: this.now,
-      recentHistoryCount: options.recentHistoryCount ?? 10,
+      recentHistoryCount: this.recentHistoryCount,
     });
   }
 
@@ -226,7 +271,8 @@ export class WorkflowService {
 
   // ---------------------------------------------------------------- instances
 
-  async startInstance(cmd: StartInstanceCommand, signal?: AbortSignal): Promise<StartedInstance> {
+  /** `actor` is the authenticated caller's name ("" without authentication), recorded in the entry. */
+  async startInstance(cmd: StartInstanceCommand, signal?: AbortSignal, actor = ""): Promise<StartedInstance> {
     this.requireValid([
       this.idViolation("definition_id", cmd.definitionId),
       cmd.definitionVersion < 0
@@ -234,20 +280,39 @@ export class WorkflowService {
         : undefined,
       cmd.instanceId === "" ? undefined : this.idViolation("instance_id", cmd.instanceId),
       this.requestIdViolation(cmd.requestId),
+      ...noteViolations(cmd, this.limits),
     ]);
-    const fingerprint = JSON.stringify(["start", cmd.definitionId, cmd.definitionVersion, cmd.instanceId]);
+    const fingerprint = fingerprintOf(["start", cmd.definitionId, cmd.definitionVersion, cmd.instanceId], cmd);
     const requestKey = cmd.requestId ? { requestId: cmd.requestId, fingerprint } : undefined;
     const definition = await this.definitions.get(cmd.definitionId, cmd.definitionVersion, signal);
     const { transition, created } = await this.live.start(
-      { definition, instanceId: cmd.instanceId || this.newId(), requestId: cmd.requestId, requestKey },
+      { definition, instanceId: cmd.instanceId || this.newId(), requestId: cmd.requestId, requestKey, note: noteOf(cmd, actor) },
       signal,
     );
     return { ...transition, created };
   }
 
-  async getInstance(instanceId: string, signal?: AbortSignal): Promise<InstanceView> {
-    this.requireValid([this.idViolation("instance_id", instanceId)]);
+  /**
+   * The instance now, or (asOfVersion > 0) as it stood right after that history version, rebuilt
+   * from its history by the engine's replay: state, status, definition version, the actions
+   * available then, and the recent history ending there.
+   */
+  async getInstance(instanceId: string, signal?: AbortSignal, asOfVersion = 0): Promise<InstanceView> {
+    this.requireValid([
+      this.idViolation("instance_id", instanceId),
+      !Number.isInteger(asOfVersion) || asOfVersion < 0
+        ? { field: "as_of_version", description: "must be 0 (now) or a history version of the instance" }
+        : undefined,
+    ]);
     const live = await this.liveInstance(instanceId, signal);
+    if (asOfVersion > live.instance.version) {
+      throw new WorkflowError(
+        "VERSION_OUT_OF_RANGE",
+        `instance "${instanceId}" is at version ${live.instance.version}; as_of_version ${asOfVersion} is beyond it`,
+        { metadata: { instance_id: instanceId, current_version: String(live.instance.version), as_of_version: String(asOfVersion) } },
+      );
+    }
+    if (asOfVersion > 0 && asOfVersion < live.instance.version) return this.instanceAsOf(live.instance, asOfVersion, signal);
     let view = this.views.get(live);
     if (!view) {
       const state = findState(live.definition, live.instance.currentState);
@@ -288,7 +353,7 @@ export class WorkflowService {
     return this.page(items, limit, (i) => encodePageToken(i.id, query));
   }
 
-  async executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal): Promise<Transition> {
+  async executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       this.idViolation("action_id", cmd.actionId),
@@ -296,11 +361,53 @@ export class WorkflowService {
         ? { field: "expected_version", description: "must be 0 (no check) or the instance version you read" }
         : undefined,
       this.requestIdViolation(cmd.requestId),
+      ...noteViolations(cmd, this.limits),
     ]);
-    const fingerprint = JSON.stringify(["execute", cmd.instanceId, cmd.actionId, cmd.expectedVersion]);
+    const fingerprint = fingerprintOf(["execute", cmd.instanceId, cmd.actionId, cmd.expectedVersion], cmd);
     const requestKey = cmd.requestId ? { requestId: cmd.requestId, fingerprint } : undefined;
     return this.live.execute(
-      { instanceId: cmd.instanceId, actionId: cmd.actionId, expectedVersion: cmd.expectedVersion, requestId: cmd.requestId, requestKey },
+      {
+        instanceId: cmd.instanceId,
+        actionId: cmd.actionId,
+        expectedVersion: cmd.expectedVersion,
+        requestId: cmd.requestId,
+        requestKey,
+        note: noteOf(cmd, actor),
+      },
+      signal,
+    );
+  }
+
+  /**
+   * Moves an instance to another version of its definition (0 = the latest), keeping its state;
+   * sequenced with every other write of the instance. The engine decides whether it may move.
+   */
+  async migrateInstance(cmd: MigrateInstanceCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+    this.requireValid([
+      this.idViolation("instance_id", cmd.instanceId),
+      !Number.isInteger(cmd.toDefinitionVersion) || cmd.toDefinitionVersion < 0
+        ? { field: "to_definition_version", description: "must be 0 (latest) or a positive version" }
+        : undefined,
+      cmd.expectedVersion < 0
+        ? { field: "expected_version", description: "must be 0 (no check) or the instance version you read" }
+        : undefined,
+      this.requestIdViolation(cmd.requestId),
+      ...noteViolations(cmd, this.limits),
+    ]);
+    const fingerprint = fingerprintOf(["migrate", cmd.instanceId, cmd.toDefinitionVersion, cmd.expectedVersion], cmd);
+    const requestKey = cmd.requestId ? { requestId: cmd.requestId, fingerprint } : undefined;
+    // The definition id never changes, so the instance read here names the target's id for good.
+    const { instance } = await this.liveInstance(cmd.instanceId, signal);
+    const definition = await this.definitions.get(instance.definitionId, cmd.toDefinitionVersion, signal);
+    return this.live.migrate(
+      {
+        instanceId: cmd.instanceId,
+        definition,
+        expectedVersion: cmd.expectedVersion,
+        requestId: cmd.requestId,
+        requestKey,
+        note: noteOf(cmd, actor),
+      },
       signal,
     );
   }
@@ -323,12 +430,75 @@ export class WorkflowService {
     return this.page(items, limit, (e) => encodePageToken(e.version, query));
   }
 
+  /**
+   * A definition version as a diagram. With an instance: the version it runs (when `version` is 0),
+   * its current state highlighted and its executed actions counted on their edges.
+   */
+  async renderDefinition(
+    req: { definitionId: string; version: number; format: DiagramKind; instanceId: string },
+    signal?: AbortSignal,
+  ): Promise<{ text: string; format: DiagramKind; definitionVersion: number }> {
+    this.requireValid([
+      this.idViolation("definition_id", req.definitionId),
+      !Number.isInteger(req.version) || req.version < 0 ? { field: "version", description: "must be 0 (latest) or a positive version" } : undefined,
+      req.instanceId ? this.idViolation("instance_id", req.instanceId) : undefined,
+    ]);
+    let version = req.version;
+    let instance: { currentState: string; history: HistoryEntry[] } | undefined;
+    if (req.instanceId) {
+      const now = await this.loadInstance(req.instanceId, signal);
+      if (now.definitionId !== req.definitionId) {
+        throw invalidRequest([
+          { field: "instance_id", description: `instance "${now.id}" runs definition "${now.definitionId}", not "${req.definitionId}"` },
+        ]);
+      }
+      if (version === 0) version = now.definitionVersion;
+      instance = { currentState: now.currentState, history: await this.historyUpTo(now, signal) };
+    }
+    const definition = await this.definitions.get(req.definitionId, version, signal);
+    return { text: renderDefinition(definition, req.format, { instance }), format: req.format, definitionVersion: definition.version };
+  }
+
   stats(signal?: AbortSignal): Promise<StoreStats> {
     signal?.throwIfAborted();
     return this.store.stats();
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Every history entry of an instance up to the version `now` is at (later commits are left out), oldest first. */
+  private async historyUpTo(now: Instance, signal?: AbortSignal): Promise<HistoryEntry[]> {
+    const entries: HistoryEntry[] = [];
+    while (entries.length < now.version) {
+      const page = await this.store.listHistory(now.id, entries.length, now.version - entries.length, signal);
+      if (page.length === 0) break;
+      entries.push(...page.filter((e) => e.version <= now.version));
+    }
+    return entries;
+  }
+
+  /** The instance right after history version `version` (below the current one), replayed from its history. */
+  private async instanceAsOf(now: Instance, version: number, signal?: AbortSignal): Promise<InstanceView> {
+    // The whole history: migrations after `version` tell which definition version it started on.
+    const entries = await this.historyUpTo(now, signal);
+    const firstMigration = entries.find((e) => e.migration)?.migration;
+    const startVersion = firstMigration ? firstMigration.fromDefinitionVersion : now.definitionVersion;
+    const versions = new Set([startVersion, ...entries.flatMap((e) => (e.migration ? [e.migration.toDefinitionVersion] : []))]);
+    const definitions = new Map<number, Definition>();
+    for (const v of versions) definitions.set(v, await this.definitions.get(now.definitionId, v, signal));
+    const upTo = entries.slice(0, version);
+    const instance = replayHistory((v) => definitions.get(v), now.id, upTo, startVersion);
+    const definition = definitions.get(instance.definitionVersion)!;
+    const state = findState(definition, instance.currentState);
+    if (!state) throw new Error(`instance ${now.id} was in state ${instance.currentState} at version ${version}, unknown to its definition`);
+    const recentCount = this.recentHistoryCount;
+    return {
+      instance,
+      currentState: state,
+      availableActions: availableActions(definition, instance),
+      recentHistory: upTo.slice(Math.max(0, upTo.length - recentCount)),
+    };
+  }
 
   /** Loads a definition version (0 = latest), NOT_FOUND when absent. Frozen: shared by every caller. */
   loadDefinition(id: string, version: number, signal?: AbortSignal): Promise<Definition> {

@@ -189,7 +189,7 @@ export class MemoryStore implements WorkflowStore {
     if (!current || current.version !== commit.fromVersion || instance.version !== commit.fromVersion + 1) {
       return { ok: false, reason: "version_conflict", currentVersion: current?.version ?? 0, ...(current ? { current } : {}) };
     }
-    const event = this.append("transitioned", instance, entry, commit.requestKey);
+    const event = this.append(entry.migration ? "migrated" : "transitioned", instance, entry, commit.requestKey);
     this.listeners.emit([event]);
     return { ok: true, event };
   }
@@ -208,6 +208,9 @@ export class MemoryStore implements WorkflowStore {
       instance: { ...instance, createTime: new Date(instance.createTime.getTime()), updateTime: new Date(instance.updateTime.getTime()) },
       entry: { ...entry, time: new Date(entry.time.getTime()) },
     };
+    // Nested parts only when present (most entries have neither), so the common path stays cheap.
+    if (entry.payload !== undefined) event.entry.payload = structuredClone(entry.payload);
+    if (entry.migration !== undefined) event.entry.migration = { ...entry.migration };
     const before = this.instances.get(instance.id);
     if (before?.status === "completed") this.completedCount--;
     if (event.instance.status === "completed") this.completedCount++;

@@ -3,7 +3,7 @@
  * Both keep the same tables; they differ only in how a driver returns times (ms numbers in
  * SQLite, Date in PostgreSQL) and definition bodies (JSON text or parsed JSONB).
  */
-import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus } from "../engine/types.js";
+import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus, Payload } from "../engine/types.js";
 
 /** One numbered schema change of a SQL store; released migrations are never edited. */
 export interface Migration {
@@ -30,6 +30,13 @@ export interface EventRow {
   to_state: string;
   time: RowTime;
   request_id: string;
+  /** Who and why (SQLite migration 3, PostgreSQL migration 5); '' on rows written before. */
+  actor: string;
+  comment: string;
+  /** JSON text (SQLite) or parsed JSONB (PostgreSQL); null when none was given. */
+  payload: string | Payload | null;
+  /** For a migration: the definition version the instance ran before (definition_version is the new one). */
+  migrated_from: number | null;
 }
 
 export interface InstanceRow {
@@ -55,30 +62,57 @@ export interface DefinitionRow {
 
 export const EVENT_COLUMNS =
   "revision, type, instance_id, definition_id, definition_version, version, status, create_time, " +
-  "action_id, from_state, to_state, time, request_id";
-export const ENTRY_COLUMNS = "version, action_id, from_state, to_state, time, request_id";
+  "action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from";
+export const ENTRY_COLUMNS = "version, definition_version, action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from";
+
+/** The event type of a row: a migration is stored as a transition row with migrated_from set. */
+export function eventTypeOf(row: Pick<EventRow, "type" | "migrated_from">): InstanceEvent["type"] {
+  return row.migrated_from === null || row.migrated_from === undefined ? row.type : "migrated";
+}
+
+/** The columns an entry adds to its event row beyond the SQL stores' original ones. */
+export function noteColumns(entry: HistoryEntry): Pick<EventRow, "actor" | "comment" | "migrated_from"> & { payload: string | null } {
+  return {
+    actor: entry.actor,
+    comment: entry.comment,
+    payload: entry.payload === undefined ? null : JSON.stringify(entry.payload),
+    migrated_from: entry.migration ? entry.migration.fromDefinitionVersion : null,
+  };
+}
 export const INSTANCE_COLUMNS = "id, definition_id, definition_version, current_state, status, version, create_time, update_time";
 
 /** A fresh Date, so no two domain objects share one. */
 const toDate = (t: RowTime): Date => new Date(typeof t === "number" ? t : t.getTime());
 
 export function entryFromRow(
-  row: Pick<EventRow, "version" | "action_id" | "from_state" | "to_state" | "time" | "request_id">,
+  row: Pick<
+    EventRow,
+    "version" | "definition_version" | "action_id" | "from_state" | "to_state" | "time" | "request_id" | "actor" | "comment" | "payload" | "migrated_from"
+  >,
 ): HistoryEntry {
-  return {
+  const entry: HistoryEntry = {
     version: row.version,
     actionId: row.action_id,
     fromState: row.from_state,
     toState: row.to_state,
     time: toDate(row.time),
     requestId: row.request_id,
+    actor: row.actor ?? "",
+    comment: row.comment ?? "",
   };
+  if (row.payload !== null && row.payload !== undefined) {
+    entry.payload = typeof row.payload === "string" ? (JSON.parse(row.payload) as Payload) : row.payload;
+  }
+  if (row.migrated_from !== null && row.migrated_from !== undefined) {
+    entry.migration = { fromDefinitionVersion: row.migrated_from, toDefinitionVersion: row.definition_version };
+  }
+  return entry;
 }
 
 export function eventFromRow(row: EventRow): InstanceEvent {
   return {
     revision: row.revision,
-    type: row.type,
+    type: eventTypeOf(row),
     instance: {
       id: row.instance_id,
       definitionId: row.definition_id,
@@ -117,7 +151,8 @@ export function assertStorable(kind: "start" | "transition", instance: Instance,
     instance.version !== entry.version ||
     instance.currentState !== entry.toState ||
     instance.updateTime.getTime() !== entry.time.getTime() ||
-    (kind === "start" && instance.version !== 1)
+    (kind === "start" && (instance.version !== 1 || entry.migration !== undefined)) ||
+    (entry.migration !== undefined && entry.migration.toDefinitionVersion !== instance.definitionVersion)
   ) {
     throw new Error(`store: ${kind} of instance ${instance.id}: the instance snapshot does not match its history entry`);
   }

@@ -62,7 +62,7 @@ function options(argv: string[]): BenchOptions {
 
 describe("gRPC framing", () => {
   it("prefixes an uncompressed flag and the big-endian length, and takes it off again", () => {
-    const message = GetInstanceRequest.encode({ instanceId: "g-0001" }).finish();
+    const message = GetInstanceRequest.encode({ instanceId: "g-0001", asOfVersion: 0 }).finish();
     const framed = grpcFrame(message);
     expect([...framed.subarray(0, 5)]).toEqual([0, 0, 0, 0, message.length]);
     expect(GetInstanceRequest.decode(grpcUnframe(framed)).instanceId).toBe("g-0001");

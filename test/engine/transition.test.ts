@@ -105,7 +105,7 @@ describe("startInstance", () => {
       createTime: T0,
       updateTime: T0,
     });
-    expect(entry).toEqual({ version: 1, actionId: "", fromState: "", toState: "draft", time: T0, requestId: "r1" });
+    expect(entry).toEqual({ version: 1, actionId: "", fromState: "", toState: "draft", time: T0, requestId: "r1", actor: "", comment: "" });
   });
 
   it("completes at once when the initial state is final", () => {
@@ -131,7 +131,7 @@ describe("executeAction", () => {
     const i1 = start(def);
     const { instance, entry } = executeAction(def, i1, { actionId: "submit", now: at(5), requestId: "r2" });
     expect(instance).toEqual({ ...i1, currentState: "submitted", status: "active", version: 2, updateTime: at(5) });
-    expect(entry).toEqual({ version: 2, actionId: "submit", fromState: "draft", toState: "submitted", time: at(5), requestId: "r2" });
+    expect(entry).toEqual({ version: 2, actionId: "submit", fromState: "draft", toState: "submitted", time: at(5), requestId: "r2", actor: "", comment: "" });
   });
 
   it("completes the instance when the target state is final", () => {

@@ -27,7 +27,7 @@ async function setUp() {
 function executeWith(options: { deadline?: number }, cancelAfter?: Promise<unknown>): Promise<ExecuteActionResponse> {
   return new Promise((resolve, reject) => {
     const call = ts!.client.executeAction(
-      { instanceId: "r", actionId: "go_s2", expectedVersion: 0, requestId: "" },
+      { instanceId: "r", actionId: "go_s2", expectedVersion: 0, requestId: "", comment: "" },
       new Metadata(),
       options,
       (err: ServiceError | null, res?: ExecuteActionResponse) => (err ? reject(err) : resolve(res!)),

@@ -280,7 +280,7 @@ describe("LiveInstances on a store other processes write too", () => {
     const { live, definitions } = await setUp(store);
     const def = await definitions.get("ring", 1);
     const other: StartCommit = {
-      transition: { instance: { id: "same", definitionId: "approval", definitionVersion: 1, currentState: "draft", status: "active", version: 1, createTime: new Date(), updateTime: new Date() }, entry: { version: 1, actionId: "", fromState: "", toState: "draft", time: new Date(), requestId: "" } },
+      transition: { instance: { id: "same", definitionId: "approval", definitionVersion: 1, currentState: "draft", status: "active", version: 1, createTime: new Date(), updateTime: new Date() }, entry: { version: 1, actionId: "", fromState: "", toState: "draft", time: new Date(), requestId: "", actor: "", comment: "" } },
     };
     // The other replica's start lands between this process's read and its commit.
     const originalStart = store.commitStart.bind(store);

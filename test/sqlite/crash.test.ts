@@ -180,6 +180,7 @@ describe("crash safety (SIGKILL under load, SQLite)", () => {
                 actionId: `go_${to}`,
                 expectedVersion: random.next() < 0.5 ? k.version : 0,
                 requestId,
+                comment: "",
               };
               const res = await rpc.executeAction(request);
               actions.push({ request, version: res.instance!.version, toState: res.transition!.toState, time: res.transition!.time!.getTime() });

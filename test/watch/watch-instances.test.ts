@@ -93,6 +93,7 @@ describe.each(WATCH_STORES)("WatchInstances (%s store)", (_store, makeStore) => 
       definitionVersion: 0,
       instanceId: "wis-approval",
       requestId: "",
+      comment: "",
     });
     await rec.waitFor(() => rec.events.length === 1, "approval event");
     const [event] = rec.events;

@@ -76,6 +76,7 @@ describe("samples/watch.sh", () => {
         definitionVersion: 0,
         instanceId: "sample-watch",
         requestId: "",
+        comment: "",
       });
       for (const action of ["submit", "approve", "publish"]) await execute(ts.client, "sample-watch", action);
       await until(() => messages().some((m) => m.event?.instance.currentState === "published"));

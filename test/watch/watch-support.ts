@@ -153,6 +153,7 @@ export async function startInstances(client: WorkflowServiceClient, ids: string[
         definitionVersion: 0,
         instanceId: id,
         requestId: "",
+        comment: "",
       }),
     ),
   );
@@ -172,7 +173,7 @@ export function execute(
   instanceId: string,
   actionId: string,
 ): Promise<ExecuteActionResponse> {
-  return unaryCall(client, client.executeAction, { instanceId, actionId, expectedVersion: 0, requestId: "" }, new Metadata());
+  return unaryCall(client, client.executeAction, { instanceId, actionId, expectedVersion: 0, requestId: "", comment: "" }, new Metadata());
 }
 
 /**

@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Struct } from "../../google/protobuf/struct.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
 /** Lifecycle status of an instance. */
@@ -61,6 +62,8 @@ export enum EventType {
   EVENT_TYPE_TRANSITIONED = 2,
   /** EVENT_TYPE_SNAPSHOT - Not a change: the instance as it is now, sent first by WatchInstance with start_version 0. */
   EVENT_TYPE_SNAPSHOT = 3,
+  /** EVENT_TYPE_MIGRATED - The instance moved to another version of its definition (MigrateInstance); entry.migration says which. */
+  EVENT_TYPE_MIGRATED = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -78,6 +81,9 @@ export function eventTypeFromJSON(object: any): EventType {
     case 3:
     case "EVENT_TYPE_SNAPSHOT":
       return EventType.EVENT_TYPE_SNAPSHOT;
+    case 4:
+    case "EVENT_TYPE_MIGRATED":
+      return EventType.EVENT_TYPE_MIGRATED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -95,6 +101,8 @@ export function eventTypeToJSON(object: EventType): string {
       return "EVENT_TYPE_TRANSITIONED";
     case EventType.EVENT_TYPE_SNAPSHOT:
       return "EVENT_TYPE_SNAPSHOT";
+    case EventType.EVENT_TYPE_MIGRATED:
+      return "EVENT_TYPE_MIGRATED";
     case EventType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -164,7 +172,7 @@ export interface Instance {
   id: string;
   /** The definition the instance runs. */
   definitionId: string;
-  /** The definition version the instance is pinned to for its whole life. */
+  /** The definition version the instance runs. It changes only by MigrateInstance. */
   definitionVersion: number;
   /** Id of the state the instance is in now. */
   currentState: string;
@@ -181,8 +189,10 @@ export interface Instance {
 }
 
 /**
- * One step of an instance's life. Version 1 is the start (no action_id, no from_state);
- * every later entry is one executed action. Replaying entries from version 1 rebuilds the instance.
+ * One step of an instance's life. Version 1 is the start (no action_id, no from_state); every later
+ * entry is one executed action, or one migration to another definition version (`migration` set, no
+ * action_id, from_state = to_state). Replaying entries from version 1 rebuilds the instance
+ * (GetInstanceRequest.as_of_version does exactly that).
  */
 export interface HistoryEntry {
   /** The instance version this entry produced. */
@@ -199,13 +209,34 @@ export interface HistoryEntry {
     | undefined;
   /** The client's request_id for the call that made the change, if it gave one. */
   requestId: string;
+  /**
+   * Who made the change: the authenticated caller's name (a static token's name, or a JWT's subject).
+   * Empty when the server runs without authentication, and on entries written before it was recorded.
+   */
+  actor: string;
+  /** The caller's comment on the change (the request's `comment`), at most 1,000 characters. Empty when none. */
+  comment: string;
+  /** The caller's structured data for the change (the request's `payload`), as given. Unset when none. */
+  payload?:
+    | { [key: string]: any }
+    | undefined;
+  /** Set on an entry written by MigrateInstance: the definition versions the instance moved between. */
+  migration?: Migration | undefined;
+}
+
+/** A move of an instance from one version of its definition to another (MigrateInstance). */
+export interface Migration {
+  /** The definition version the instance ran before. */
+  fromDefinitionVersion: number;
+  /** The definition version the instance runs from this entry on. */
+  toDefinitionVersion: number;
 }
 
 /** A committed change to one instance. */
 export interface InstanceEvent {
   /** Store-wide, strictly increasing in commit order. A watcher never sees a revision lower than one it has seen. */
   revision: number;
-  /** STARTED, TRANSITIONED, or SNAPSHOT. */
+  /** STARTED, TRANSITIONED, MIGRATED, or SNAPSHOT. */
   type: EventType;
   /** The instance after the change. */
   instance?:
@@ -901,7 +932,18 @@ export const Instance: MessageFns<Instance> = {
 };
 
 function createBaseHistoryEntry(): HistoryEntry {
-  return { version: 0, actionId: "", fromState: "", toState: "", time: undefined, requestId: "" };
+  return {
+    version: 0,
+    actionId: "",
+    fromState: "",
+    toState: "",
+    time: undefined,
+    requestId: "",
+    actor: "",
+    comment: "",
+    payload: undefined,
+    migration: undefined,
+  };
 }
 
 export const HistoryEntry: MessageFns<HistoryEntry> = {
@@ -923,6 +965,18 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
     }
     if (message.requestId !== "") {
       writer.uint32(50).string(message.requestId);
+    }
+    if (message.actor !== "") {
+      writer.uint32(58).string(message.actor);
+    }
+    if (message.comment !== "") {
+      writer.uint32(66).string(message.comment);
+    }
+    if (message.payload !== undefined) {
+      Struct.encode(Struct.wrap(message.payload), writer.uint32(74).fork()).join();
+    }
+    if (message.migration !== undefined) {
+      Migration.encode(message.migration, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -988,6 +1042,38 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
             message.requestId = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.payload = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.migration = Migration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1024,6 +1110,10 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "",
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      payload: isObject(object.payload) ? object.payload : undefined,
+      migration: isSet(object.migration) ? Migration.fromJSON(object.migration) : undefined,
     };
   },
 
@@ -1047,6 +1137,18 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.actor !== "") {
+      obj.actor = message.actor;
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    if (message.payload !== undefined) {
+      obj.payload = message.payload;
+    }
+    if (message.migration !== undefined) {
+      obj.migration = Migration.toJSON(message.migration);
+    }
     return obj;
   },
 
@@ -1061,6 +1163,105 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
     message.toState = object.toState ?? "";
     message.time = object.time ?? undefined;
     message.requestId = object.requestId ?? "";
+    message.actor = object.actor ?? "";
+    message.comment = object.comment ?? "";
+    message.payload = object.payload ?? undefined;
+    message.migration = (object.migration !== undefined && object.migration !== null)
+      ? Migration.fromPartial(object.migration)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseMigration(): Migration {
+  return { fromDefinitionVersion: 0, toDefinitionVersion: 0 };
+}
+
+export const Migration: MessageFns<Migration> = {
+  encode(message: Migration, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromDefinitionVersion !== 0) {
+      writer.uint32(8).int32(message.fromDefinitionVersion);
+    }
+    if (message.toDefinitionVersion !== 0) {
+      writer.uint32(16).int32(message.toDefinitionVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Migration {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMigration();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.fromDefinitionVersion = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.toDefinitionVersion = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Migration {
+    return {
+      fromDefinitionVersion: isSet(object.fromDefinitionVersion)
+        ? globalThis.Number(object.fromDefinitionVersion)
+        : isSet(object.from_definition_version)
+        ? globalThis.Number(object.from_definition_version)
+        : 0,
+      toDefinitionVersion: isSet(object.toDefinitionVersion)
+        ? globalThis.Number(object.toDefinitionVersion)
+        : isSet(object.to_definition_version)
+        ? globalThis.Number(object.to_definition_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: Migration): unknown {
+    const obj: any = {};
+    if (message.fromDefinitionVersion !== 0) {
+      obj.fromDefinitionVersion = Math.round(message.fromDefinitionVersion);
+    }
+    if (message.toDefinitionVersion !== 0) {
+      obj.toDefinitionVersion = Math.round(message.toDefinitionVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Migration>, I>>(base?: I): Migration {
+    return Migration.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Migration>, I>>(object: I): Migration {
+    const message = createBaseMigration();
+    message.fromDefinitionVersion = object.fromDefinitionVersion ?? 0;
+    message.toDefinitionVersion = object.toDefinitionVersion ?? 0;
     return message;
   },
 };
@@ -1229,6 +1430,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

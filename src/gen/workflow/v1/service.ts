@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Struct } from "../../google/protobuf/struct.js";
 import { BackupDatabaseRequest, BackupDatabaseResponse } from "./operations.js";
 import {
   Action,
@@ -71,6 +72,49 @@ export function diagnosticSeverityToJSON(object: DiagnosticSeverity): string {
     case DiagnosticSeverity.DIAGNOSTIC_SEVERITY_WARNING:
       return "DIAGNOSTIC_SEVERITY_WARNING";
     case DiagnosticSeverity.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Diagram languages of RenderDefinition. */
+export enum DiagramFormat {
+  /** DIAGRAM_FORMAT_UNSPECIFIED - Mermaid, the default. */
+  DIAGRAM_FORMAT_UNSPECIFIED = 0,
+  /** DIAGRAM_FORMAT_MERMAID - A Mermaid stateDiagram-v2 (renders in GitHub and GitLab Markdown, and with mermaid-cli). */
+  DIAGRAM_FORMAT_MERMAID = 1,
+  /** DIAGRAM_FORMAT_DOT - A Graphviz DOT digraph (`dot -Tsvg`). */
+  DIAGRAM_FORMAT_DOT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function diagramFormatFromJSON(object: any): DiagramFormat {
+  switch (object) {
+    case 0:
+    case "DIAGRAM_FORMAT_UNSPECIFIED":
+      return DiagramFormat.DIAGRAM_FORMAT_UNSPECIFIED;
+    case 1:
+    case "DIAGRAM_FORMAT_MERMAID":
+      return DiagramFormat.DIAGRAM_FORMAT_MERMAID;
+    case 2:
+    case "DIAGRAM_FORMAT_DOT":
+      return DiagramFormat.DIAGRAM_FORMAT_DOT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return DiagramFormat.UNRECOGNIZED;
+  }
+}
+
+export function diagramFormatToJSON(object: DiagramFormat): string {
+  switch (object) {
+    case DiagramFormat.DIAGRAM_FORMAT_UNSPECIFIED:
+      return "DIAGRAM_FORMAT_UNSPECIFIED";
+    case DiagramFormat.DIAGRAM_FORMAT_MERMAID:
+      return "DIAGRAM_FORMAT_MERMAID";
+    case DiagramFormat.DIAGRAM_FORMAT_DOT:
+      return "DIAGRAM_FORMAT_DOT";
+    case DiagramFormat.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -167,6 +211,13 @@ export interface StartInstanceRequest {
    * request returns the original response; with a different request: ALREADY_EXISTS / REQUEST_ID_REUSED.
    */
   requestId: string;
+  /** Optional note recorded in the start's history entry (HistoryEntry.comment). At most 1,000 characters. */
+  comment: string;
+  /**
+   * Optional structured data recorded in the start's history entry (HistoryEntry.payload). At most
+   * 16 KiB (16,384 bytes) in its protobuf encoding.
+   */
+  payload?: { [key: string]: any } | undefined;
 }
 
 /** Response of StartInstance. */
@@ -192,6 +243,13 @@ export interface StartInstanceResponse {
 export interface GetInstanceRequest {
   /** The instance id. */
   instanceId: string;
+  /**
+   * 0 = as it is now. N = the instance exactly as it stood right after history version N: its state,
+   * status and definition version then, the actions that were available then, and recent_history
+   * ending at version N. Rebuilt from the history alone. Above the current version: OUT_OF_RANGE /
+   * VERSION_OUT_OF_RANGE.
+   */
+  asOfVersion: number;
 }
 
 /** Response of GetInstance. */
@@ -245,6 +303,16 @@ export interface ExecuteActionRequest {
   expectedVersion: number;
   /** Optional idempotency key (1-128 printable characters), as in StartInstanceRequest. */
   requestId: string;
+  /**
+   * Optional note recorded in the transition's history entry (HistoryEntry.comment), for example why.
+   * At most 1,000 characters. Part of the request: a retry with the same request_id must repeat it.
+   */
+  comment: string;
+  /**
+   * Optional structured data recorded in the transition's history entry (HistoryEntry.payload). At
+   * most 16 KiB (16,384 bytes) in its protobuf encoding. Part of the request, as comment.
+   */
+  payload?: { [key: string]: any } | undefined;
 }
 
 /** Response of ExecuteAction. */
@@ -254,6 +322,35 @@ export interface ExecuteActionResponse {
     | Instance
     | undefined;
   /** The history entry the transition recorded. */
+  transition?: HistoryEntry | undefined;
+}
+
+/** Request of MigrateInstance. */
+export interface MigrateInstanceRequest {
+  /** The instance. */
+  instanceId: string;
+  /** The definition version to move to; 0 = the latest version. */
+  toDefinitionVersion: number;
+  /**
+   * Optimistic concurrency, as in ExecuteActionRequest: when non-zero the call fails with ABORTED /
+   * VERSION_MISMATCH unless the instance is at exactly this version. 0 = no check.
+   */
+  expectedVersion: number;
+  /** Optional idempotency key (1-128 printable characters), as in ExecuteActionRequest. */
+  requestId: string;
+  /** Optional note recorded in the migration's history entry. At most 1,000 characters. */
+  comment: string;
+  /** Optional structured data recorded in the migration's history entry. At most 16 KiB encoded. */
+  payload?: { [key: string]: any } | undefined;
+}
+
+/** Response of MigrateInstance. */
+export interface MigrateInstanceResponse {
+  /** The instance after the migration: the same state, the new definition_version, version + 1. */
+  instance?:
+    | Instance
+    | undefined;
+  /** The history entry of the migration (entry.migration set). */
   transition?: HistoryEntry | undefined;
 }
 
@@ -339,6 +436,31 @@ export interface WatchInstancesResponse {
     | undefined;
   /** No new matching event; the stream has read up to this revision. */
   progress?: WatchProgress | undefined;
+}
+
+/** Request of RenderDefinition. */
+export interface RenderDefinitionRequest {
+  /** The definition. */
+  definitionId: string;
+  /** The version; 0 = latest (or, with instance_id, the version the instance runs). */
+  version: number;
+  /** MERMAID (also when unspecified) or DOT. */
+  format: DiagramFormat;
+  /**
+   * Optional: an instance of this definition whose current state is highlighted and whose executed
+   * actions label their edges with a count.
+   */
+  instanceId: string;
+}
+
+/** Response of RenderDefinition. */
+export interface RenderDefinitionResponse {
+  /** The diagram's source text. */
+  text: string;
+  /** The language of `text` (MERMAID or DOT, never UNSPECIFIED). */
+  format: DiagramFormat;
+  /** The definition version drawn. */
+  definitionVersion: number;
 }
 
 /** Request of GetServiceStats. */
@@ -1153,7 +1275,7 @@ export const ValidateDefinitionResponse: MessageFns<ValidateDefinitionResponse> 
 };
 
 function createBaseStartInstanceRequest(): StartInstanceRequest {
-  return { definitionId: "", definitionVersion: 0, instanceId: "", requestId: "" };
+  return { definitionId: "", definitionVersion: 0, instanceId: "", requestId: "", comment: "", payload: undefined };
 }
 
 export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
@@ -1169,6 +1291,12 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(34).string(message.requestId);
+    }
+    if (message.comment !== "") {
+      writer.uint32(42).string(message.comment);
+    }
+    if (message.payload !== undefined) {
+      Struct.encode(Struct.wrap(message.payload), writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1218,6 +1346,22 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.payload = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1252,6 +1396,8 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      payload: isObject(object.payload) ? object.payload : undefined,
     };
   },
 
@@ -1269,6 +1415,12 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    if (message.payload !== undefined) {
+      obj.payload = message.payload;
+    }
     return obj;
   },
 
@@ -1281,6 +1433,8 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
     message.definitionVersion = object.definitionVersion ?? 0;
     message.instanceId = object.instanceId ?? "";
     message.requestId = object.requestId ?? "";
+    message.comment = object.comment ?? "";
+    message.payload = object.payload ?? undefined;
     return message;
   },
 };
@@ -1391,13 +1545,16 @@ export const StartInstanceResponse: MessageFns<StartInstanceResponse> = {
 };
 
 function createBaseGetInstanceRequest(): GetInstanceRequest {
-  return { instanceId: "" };
+  return { instanceId: "", asOfVersion: 0 };
 }
 
 export const GetInstanceRequest: MessageFns<GetInstanceRequest> = {
   encode(message: GetInstanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.instanceId !== "") {
       writer.uint32(10).string(message.instanceId);
+    }
+    if (message.asOfVersion !== 0) {
+      writer.uint32(16).int32(message.asOfVersion);
     }
     return writer;
   },
@@ -1423,6 +1580,14 @@ export const GetInstanceRequest: MessageFns<GetInstanceRequest> = {
             message.instanceId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.asOfVersion = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1442,6 +1607,11 @@ export const GetInstanceRequest: MessageFns<GetInstanceRequest> = {
         : isSet(object.instance_id)
         ? globalThis.String(object.instance_id)
         : "",
+      asOfVersion: isSet(object.asOfVersion)
+        ? globalThis.Number(object.asOfVersion)
+        : isSet(object.as_of_version)
+        ? globalThis.Number(object.as_of_version)
+        : 0,
     };
   },
 
@@ -1449,6 +1619,9 @@ export const GetInstanceRequest: MessageFns<GetInstanceRequest> = {
     const obj: any = {};
     if (message.instanceId !== "") {
       obj.instanceId = message.instanceId;
+    }
+    if (message.asOfVersion !== 0) {
+      obj.asOfVersion = Math.round(message.asOfVersion);
     }
     return obj;
   },
@@ -1459,6 +1632,7 @@ export const GetInstanceRequest: MessageFns<GetInstanceRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetInstanceRequest>, I>>(object: I): GetInstanceRequest {
     const message = createBaseGetInstanceRequest();
     message.instanceId = object.instanceId ?? "";
+    message.asOfVersion = object.asOfVersion ?? 0;
     return message;
   },
 };
@@ -1833,7 +2007,7 @@ export const ListInstancesResponse: MessageFns<ListInstancesResponse> = {
 };
 
 function createBaseExecuteActionRequest(): ExecuteActionRequest {
-  return { instanceId: "", actionId: "", expectedVersion: 0, requestId: "" };
+  return { instanceId: "", actionId: "", expectedVersion: 0, requestId: "", comment: "", payload: undefined };
 }
 
 export const ExecuteActionRequest: MessageFns<ExecuteActionRequest> = {
@@ -1849,6 +2023,12 @@ export const ExecuteActionRequest: MessageFns<ExecuteActionRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(34).string(message.requestId);
+    }
+    if (message.comment !== "") {
+      writer.uint32(42).string(message.comment);
+    }
+    if (message.payload !== undefined) {
+      Struct.encode(Struct.wrap(message.payload), writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1898,6 +2078,22 @@ export const ExecuteActionRequest: MessageFns<ExecuteActionRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.payload = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1932,6 +2128,8 @@ export const ExecuteActionRequest: MessageFns<ExecuteActionRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      payload: isObject(object.payload) ? object.payload : undefined,
     };
   },
 
@@ -1949,6 +2147,12 @@ export const ExecuteActionRequest: MessageFns<ExecuteActionRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    if (message.payload !== undefined) {
+      obj.payload = message.payload;
+    }
     return obj;
   },
 
@@ -1961,6 +2165,8 @@ export const ExecuteActionRequest: MessageFns<ExecuteActionRequest> = {
     message.actionId = object.actionId ?? "";
     message.expectedVersion = object.expectedVersion ?? 0;
     message.requestId = object.requestId ?? "";
+    message.comment = object.comment ?? "";
+    message.payload = object.payload ?? undefined;
     return message;
   },
 };
@@ -2044,6 +2250,260 @@ export const ExecuteActionResponse: MessageFns<ExecuteActionResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<ExecuteActionResponse>, I>>(object: I): ExecuteActionResponse {
     const message = createBaseExecuteActionResponse();
+    message.instance = (object.instance !== undefined && object.instance !== null)
+      ? Instance.fromPartial(object.instance)
+      : undefined;
+    message.transition = (object.transition !== undefined && object.transition !== null)
+      ? HistoryEntry.fromPartial(object.transition)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseMigrateInstanceRequest(): MigrateInstanceRequest {
+  return { instanceId: "", toDefinitionVersion: 0, expectedVersion: 0, requestId: "", comment: "", payload: undefined };
+}
+
+export const MigrateInstanceRequest: MessageFns<MigrateInstanceRequest> = {
+  encode(message: MigrateInstanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.toDefinitionVersion !== 0) {
+      writer.uint32(16).int32(message.toDefinitionVersion);
+    }
+    if (message.expectedVersion !== 0) {
+      writer.uint32(24).int32(message.expectedVersion);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(34).string(message.requestId);
+    }
+    if (message.comment !== "") {
+      writer.uint32(42).string(message.comment);
+    }
+    if (message.payload !== undefined) {
+      Struct.encode(Struct.wrap(message.payload), writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MigrateInstanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMigrateInstanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.toDefinitionVersion = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expectedVersion = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.payload = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MigrateInstanceRequest {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      toDefinitionVersion: isSet(object.toDefinitionVersion)
+        ? globalThis.Number(object.toDefinitionVersion)
+        : isSet(object.to_definition_version)
+        ? globalThis.Number(object.to_definition_version)
+        : 0,
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      payload: isObject(object.payload) ? object.payload : undefined,
+    };
+  },
+
+  toJSON(message: MigrateInstanceRequest): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.toDefinitionVersion !== 0) {
+      obj.toDefinitionVersion = Math.round(message.toDefinitionVersion);
+    }
+    if (message.expectedVersion !== 0) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    if (message.payload !== undefined) {
+      obj.payload = message.payload;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MigrateInstanceRequest>, I>>(base?: I): MigrateInstanceRequest {
+    return MigrateInstanceRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MigrateInstanceRequest>, I>>(object: I): MigrateInstanceRequest {
+    const message = createBaseMigrateInstanceRequest();
+    message.instanceId = object.instanceId ?? "";
+    message.toDefinitionVersion = object.toDefinitionVersion ?? 0;
+    message.expectedVersion = object.expectedVersion ?? 0;
+    message.requestId = object.requestId ?? "";
+    message.comment = object.comment ?? "";
+    message.payload = object.payload ?? undefined;
+    return message;
+  },
+};
+
+function createBaseMigrateInstanceResponse(): MigrateInstanceResponse {
+  return { instance: undefined, transition: undefined };
+}
+
+export const MigrateInstanceResponse: MessageFns<MigrateInstanceResponse> = {
+  encode(message: MigrateInstanceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instance !== undefined) {
+      Instance.encode(message.instance, writer.uint32(10).fork()).join();
+    }
+    if (message.transition !== undefined) {
+      HistoryEntry.encode(message.transition, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MigrateInstanceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMigrateInstanceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instance = Instance.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.transition = HistoryEntry.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MigrateInstanceResponse {
+    return {
+      instance: isSet(object.instance) ? Instance.fromJSON(object.instance) : undefined,
+      transition: isSet(object.transition) ? HistoryEntry.fromJSON(object.transition) : undefined,
+    };
+  },
+
+  toJSON(message: MigrateInstanceResponse): unknown {
+    const obj: any = {};
+    if (message.instance !== undefined) {
+      obj.instance = Instance.toJSON(message.instance);
+    }
+    if (message.transition !== undefined) {
+      obj.transition = HistoryEntry.toJSON(message.transition);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MigrateInstanceResponse>, I>>(base?: I): MigrateInstanceResponse {
+    return MigrateInstanceResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MigrateInstanceResponse>, I>>(object: I): MigrateInstanceResponse {
+    const message = createBaseMigrateInstanceResponse();
     message.instance = (object.instance !== undefined && object.instance !== null)
       ? Instance.fromPartial(object.instance)
       : undefined;
@@ -2867,6 +3327,236 @@ export const WatchInstancesResponse: MessageFns<WatchInstancesResponse> = {
   },
 };
 
+function createBaseRenderDefinitionRequest(): RenderDefinitionRequest {
+  return { definitionId: "", version: 0, format: 0, instanceId: "" };
+}
+
+export const RenderDefinitionRequest: MessageFns<RenderDefinitionRequest> = {
+  encode(message: RenderDefinitionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.definitionId !== "") {
+      writer.uint32(10).string(message.definitionId);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).int32(message.version);
+    }
+    if (message.format !== 0) {
+      writer.uint32(24).int32(message.format);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(34).string(message.instanceId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenderDefinitionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenderDefinitionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.definitionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.format = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenderDefinitionRequest {
+    return {
+      definitionId: isSet(object.definitionId)
+        ? globalThis.String(object.definitionId)
+        : isSet(object.definition_id)
+        ? globalThis.String(object.definition_id)
+        : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      format: isSet(object.format) ? diagramFormatFromJSON(object.format) : 0,
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+    };
+  },
+
+  toJSON(message: RenderDefinitionRequest): unknown {
+    const obj: any = {};
+    if (message.definitionId !== "") {
+      obj.definitionId = message.definitionId;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.format !== 0) {
+      obj.format = diagramFormatToJSON(message.format);
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenderDefinitionRequest>, I>>(base?: I): RenderDefinitionRequest {
+    return RenderDefinitionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenderDefinitionRequest>, I>>(object: I): RenderDefinitionRequest {
+    const message = createBaseRenderDefinitionRequest();
+    message.definitionId = object.definitionId ?? "";
+    message.version = object.version ?? 0;
+    message.format = object.format ?? 0;
+    message.instanceId = object.instanceId ?? "";
+    return message;
+  },
+};
+
+function createBaseRenderDefinitionResponse(): RenderDefinitionResponse {
+  return { text: "", format: 0, definitionVersion: 0 };
+}
+
+export const RenderDefinitionResponse: MessageFns<RenderDefinitionResponse> = {
+  encode(message: RenderDefinitionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.text !== "") {
+      writer.uint32(10).string(message.text);
+    }
+    if (message.format !== 0) {
+      writer.uint32(16).int32(message.format);
+    }
+    if (message.definitionVersion !== 0) {
+      writer.uint32(24).int32(message.definitionVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenderDefinitionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenderDefinitionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.format = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.definitionVersion = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenderDefinitionResponse {
+    return {
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      format: isSet(object.format) ? diagramFormatFromJSON(object.format) : 0,
+      definitionVersion: isSet(object.definitionVersion)
+        ? globalThis.Number(object.definitionVersion)
+        : isSet(object.definition_version)
+        ? globalThis.Number(object.definition_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: RenderDefinitionResponse): unknown {
+    const obj: any = {};
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    if (message.format !== 0) {
+      obj.format = diagramFormatToJSON(message.format);
+    }
+    if (message.definitionVersion !== 0) {
+      obj.definitionVersion = Math.round(message.definitionVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenderDefinitionResponse>, I>>(base?: I): RenderDefinitionResponse {
+    return RenderDefinitionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenderDefinitionResponse>, I>>(object: I): RenderDefinitionResponse {
+    const message = createBaseRenderDefinitionResponse();
+    message.text = object.text ?? "";
+    message.format = object.format ?? 0;
+    message.definitionVersion = object.definitionVersion ?? 0;
+    return message;
+  },
+};
+
 function createBaseGetServiceStatsRequest(): GetServiceStatsRequest {
   return {};
 }
@@ -3108,7 +3798,7 @@ export const GetServiceStatsResponse: MessageFns<GetServiceStatsResponse> = {
  * google.rpc.BadRequest (field paths such as `definition.states[2].id`) or a
  * google.rpc.PreconditionFailure (current state and the actions allowed from it).
  * UNAVAILABLE means the server is shutting down or its store is unreachable: retry elsewhere or later.
- * On a write (CreateDefinition, StartInstance, ExecuteAction), its ErrorInfo metadata `write_outcome`
+ * On a write (CreateDefinition, StartInstance, ExecuteAction, MigrateInstance), its ErrorInfo metadata `write_outcome`
  * says what happened: NOT_APPLIED (nothing was stored) or UNKNOWN (the store failed while committing,
  * so the write may have been stored). Only a retry with the same request_id is safe after UNKNOWN:
  * it returns the original result if the write was stored, and applies it once if it was not. The
@@ -3117,7 +3807,7 @@ export const GetServiceStatsResponse: MessageFns<GetServiceStatsResponse> = {
  * When the server requires tokens (WORKFLOW_AUTH_TOKENS, or JWTs with WORKFLOW_JWT_PUBLIC_KEY_FILE /
  * WORKFLOW_JWKS_FILE), calls without `authorization: Bearer <token>` get UNAUTHENTICATED
  * (CREDENTIALS_MISSING / CREDENTIALS_INVALID), and readers calling CreateDefinition, StartInstance or
- * ExecuteAction get PERMISSION_DENIED. Credentials are checked first, from the headers alone.
+ * ExecuteAction or MigrateInstance get PERMISSION_DENIED. Credentials are checked first, from the headers alone.
  * Over HTTP (WORKFLOW_HTTP_LISTEN) each RPC is also served at the route of its google.api.http option,
  * in proto3 JSON; the same google.rpc.Status is then the JSON error body (docs/http.md).
  *
@@ -3212,8 +3902,10 @@ export const WorkflowServiceService = {
     responseDeserialize: (value: Buffer): StartInstanceResponse => StartInstanceResponse.decode(value),
   },
   /**
-   * Returns an instance with its current state, the actions available now and its recent history.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND.
+   * Returns an instance with its current state, the actions available now and its recent history;
+   * with as_of_version, the instance as it stood right after that version, rebuilt from its history.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE /
+   * VERSION_OUT_OF_RANGE (as_of_version above the current version; ErrorInfo metadata current_version).
    */
   getInstance: {
     path: "/workflow.v1.WorkflowService/GetInstance" as const,
@@ -3261,6 +3953,30 @@ export const WorkflowServiceService = {
     responseSerialize: (value: ExecuteActionResponse): Buffer =>
       Buffer.from(ExecuteActionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ExecuteActionResponse => ExecuteActionResponse.decode(value),
+  },
+  /**
+   * Moves a running instance to another version of its definition (for example to pick up a fixed
+   * action), keeping its state: one history entry records the move (entry.migration, no action_id,
+   * from_state = to_state), watchers get a MIGRATED event, and the instance runs the new version from
+   * then on. Any version may be the target, older ones too. Concurrent calls on the instance are applied
+   * in arrival order, as ExecuteAction's.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or DEFINITION_NOT_FOUND
+   * (no such version); FAILED_PRECONDITION / INSTANCE_COMPLETED, MIGRATION_STATE_MISSING (the current
+   * state does not exist in the target version) or MIGRATION_STATE_DISABLED (it is disabled there),
+   * with a PreconditionFailure naming the state; FAILED_PRECONDITION / ALREADY_ON_VERSION (the instance
+   * runs that version already; ErrorInfo metadata definition_version); ABORTED / VERSION_MISMATCH and
+   * CONTENTION, ALREADY_EXISTS / REQUEST_ID_REUSED, UNAVAILABLE as for ExecuteAction.
+   */
+  migrateInstance: {
+    path: "/workflow.v1.WorkflowService/MigrateInstance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MigrateInstanceRequest): Buffer =>
+      Buffer.from(MigrateInstanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MigrateInstanceRequest => MigrateInstanceRequest.decode(value),
+    responseSerialize: (value: MigrateInstanceResponse): Buffer =>
+      Buffer.from(MigrateInstanceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MigrateInstanceResponse => MigrateInstanceResponse.decode(value),
   },
   /**
    * Lists the actions that can be executed from the instance's current state (enabled, target enabled).
@@ -3352,6 +4068,26 @@ export const WorkflowServiceService = {
       Buffer.from(WatchInstancesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchInstancesResponse => WatchInstancesResponse.decode(value),
   },
+  /**
+   * Draws a definition version as a diagram: a Mermaid stateDiagram-v2 or a Graphviz DOT graph of its
+   * states and actions (the initial state marked by an arrow from a start point, final states by an
+   * arrow to an end point in Mermaid and a double border in DOT, disabled states and actions dashed).
+   * With instance_id: that instance's current state highlighted and every action edge it took
+   * labelled with how many times (version 0 then means the instance's version).
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (instance_id of another definition);
+   * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND.
+   */
+  renderDefinition: {
+    path: "/workflow.v1.WorkflowService/RenderDefinition" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenderDefinitionRequest): Buffer =>
+      Buffer.from(RenderDefinitionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenderDefinitionRequest => RenderDefinitionRequest.decode(value),
+    responseSerialize: (value: RenderDefinitionResponse): Buffer =>
+      Buffer.from(RenderDefinitionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RenderDefinitionResponse => RenderDefinitionResponse.decode(value),
+  },
   /** Counts definitions and instances, and reports the store's current revision. */
   getServiceStats: {
     path: "/workflow.v1.WorkflowService/GetServiceStats" as const,
@@ -3422,8 +4158,10 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    */
   startInstance: handleUnaryCall<StartInstanceRequest, StartInstanceResponse>;
   /**
-   * Returns an instance with its current state, the actions available now and its recent history.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND.
+   * Returns an instance with its current state, the actions available now and its recent history;
+   * with as_of_version, the instance as it stood right after that version, rebuilt from its history.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE /
+   * VERSION_OUT_OF_RANGE (as_of_version above the current version; ErrorInfo metadata current_version).
    */
   getInstance: handleUnaryCall<GetInstanceRequest, GetInstanceResponse>;
   /**
@@ -3446,6 +4184,20 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    * write_outcome above).
    */
   executeAction: handleUnaryCall<ExecuteActionRequest, ExecuteActionResponse>;
+  /**
+   * Moves a running instance to another version of its definition (for example to pick up a fixed
+   * action), keeping its state: one history entry records the move (entry.migration, no action_id,
+   * from_state = to_state), watchers get a MIGRATED event, and the instance runs the new version from
+   * then on. Any version may be the target, older ones too. Concurrent calls on the instance are applied
+   * in arrival order, as ExecuteAction's.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or DEFINITION_NOT_FOUND
+   * (no such version); FAILED_PRECONDITION / INSTANCE_COMPLETED, MIGRATION_STATE_MISSING (the current
+   * state does not exist in the target version) or MIGRATION_STATE_DISABLED (it is disabled there),
+   * with a PreconditionFailure naming the state; FAILED_PRECONDITION / ALREADY_ON_VERSION (the instance
+   * runs that version already; ErrorInfo metadata definition_version); ABORTED / VERSION_MISMATCH and
+   * CONTENTION, ALREADY_EXISTS / REQUEST_ID_REUSED, UNAVAILABLE as for ExecuteAction.
+   */
+  migrateInstance: handleUnaryCall<MigrateInstanceRequest, MigrateInstanceResponse>;
   /**
    * Lists the actions that can be executed from the instance's current state (enabled, target enabled).
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND.
@@ -3497,6 +4249,16 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    * seen + 1, which the message and ErrorInfo metadata resume_revision name.
    */
   watchInstances: handleServerStreamingCall<WatchInstancesRequest, WatchInstancesResponse>;
+  /**
+   * Draws a definition version as a diagram: a Mermaid stateDiagram-v2 or a Graphviz DOT graph of its
+   * states and actions (the initial state marked by an arrow from a start point, final states by an
+   * arrow to an end point in Mermaid and a double border in DOT, disabled states and actions dashed).
+   * With instance_id: that instance's current state highlighted and every action edge it took
+   * labelled with how many times (version 0 then means the instance's version).
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (instance_id of another definition);
+   * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND.
+   */
+  renderDefinition: handleUnaryCall<RenderDefinitionRequest, RenderDefinitionResponse>;
   /** Counts definitions and instances, and reports the store's current revision. */
   getServiceStats: handleUnaryCall<GetServiceStatsRequest, GetServiceStatsResponse>;
   /**
@@ -3617,8 +4379,10 @@ export interface WorkflowServiceClient extends Client {
     callback: (error: ServiceError | null, response: StartInstanceResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Returns an instance with its current state, the actions available now and its recent history.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND.
+   * Returns an instance with its current state, the actions available now and its recent history;
+   * with as_of_version, the instance as it stood right after that version, rebuilt from its history.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE /
+   * VERSION_OUT_OF_RANGE (as_of_version above the current version; ErrorInfo metadata current_version).
    */
   getInstance(
     request: GetInstanceRequest,
@@ -3682,6 +4446,34 @@ export interface WorkflowServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ExecuteActionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Moves a running instance to another version of its definition (for example to pick up a fixed
+   * action), keeping its state: one history entry records the move (entry.migration, no action_id,
+   * from_state = to_state), watchers get a MIGRATED event, and the instance runs the new version from
+   * then on. Any version may be the target, older ones too. Concurrent calls on the instance are applied
+   * in arrival order, as ExecuteAction's.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or DEFINITION_NOT_FOUND
+   * (no such version); FAILED_PRECONDITION / INSTANCE_COMPLETED, MIGRATION_STATE_MISSING (the current
+   * state does not exist in the target version) or MIGRATION_STATE_DISABLED (it is disabled there),
+   * with a PreconditionFailure naming the state; FAILED_PRECONDITION / ALREADY_ON_VERSION (the instance
+   * runs that version already; ErrorInfo metadata definition_version); ABORTED / VERSION_MISMATCH and
+   * CONTENTION, ALREADY_EXISTS / REQUEST_ID_REUSED, UNAVAILABLE as for ExecuteAction.
+   */
+  migrateInstance(
+    request: MigrateInstanceRequest,
+    callback: (error: ServiceError | null, response: MigrateInstanceResponse) => void,
+  ): ClientUnaryCall;
+  migrateInstance(
+    request: MigrateInstanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MigrateInstanceResponse) => void,
+  ): ClientUnaryCall;
+  migrateInstance(
+    request: MigrateInstanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MigrateInstanceResponse) => void,
   ): ClientUnaryCall;
   /**
    * Lists the actions that can be executed from the instance's current state (enabled, target enabled).
@@ -3778,6 +4570,30 @@ export interface WorkflowServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchInstancesResponse>;
+  /**
+   * Draws a definition version as a diagram: a Mermaid stateDiagram-v2 or a Graphviz DOT graph of its
+   * states and actions (the initial state marked by an arrow from a start point, final states by an
+   * arrow to an end point in Mermaid and a double border in DOT, disabled states and actions dashed).
+   * With instance_id: that instance's current state highlighted and every action edge it took
+   * labelled with how many times (version 0 then means the instance's version).
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (instance_id of another definition);
+   * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND.
+   */
+  renderDefinition(
+    request: RenderDefinitionRequest,
+    callback: (error: ServiceError | null, response: RenderDefinitionResponse) => void,
+  ): ClientUnaryCall;
+  renderDefinition(
+    request: RenderDefinitionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RenderDefinitionResponse) => void,
+  ): ClientUnaryCall;
+  renderDefinition(
+    request: RenderDefinitionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RenderDefinitionResponse) => void,
+  ): ClientUnaryCall;
   /** Counts definitions and instances, and reports the store's current revision. */
   getServiceStats(
     request: GetServiceStatsRequest,
@@ -3855,6 +4671,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
