@@ -320,6 +320,140 @@ export const MIGRATIONS: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 5,
+    name: "who and why on every history entry; migrations between definition versions",
+    // Added columns with constant defaults change only the catalog (instant on any size of table);
+    // rows written before read back with an empty actor and comment and no payload. A migration
+    // entry is stored as type 'transitioned' with migrated_from set, as in SQLite (rows.ts reads it
+    // back as 'migrated'). workflow_commit_batch gains four arrays and sets definition_version on a
+    // compare-and-set; migration 4's function stays beside it (another signature), so a replica of
+    // the previous build keeps committing during a rolling upgrade.
+    sql: `
+      ALTER TABLE events ADD COLUMN actor         TEXT    NOT NULL DEFAULT '';
+      ALTER TABLE events ADD COLUMN comment       TEXT    NOT NULL DEFAULT '';
+      ALTER TABLE events ADD COLUMN payload       JSONB;   -- google.protobuf.Struct as JSON; NULL = none
+      ALTER TABLE events ADD COLUMN migrated_from INTEGER; -- the definition version before a migration; NULL otherwise
+
+      CREATE FUNCTION workflow_commit_batch(
+        p_kind text[], p_id text[], p_from_version integer[], p_definition_id text[], p_definition_version integer[],
+        p_state text[], p_status text[], p_version integer[], p_create_time timestamptz[], p_update_time timestamptz[],
+        p_action_id text[], p_from_state text[], p_entry_request_id text[], p_request_id text[], p_fingerprint text[],
+        p_actor text[], p_comment text[], p_payload jsonb[], p_migrated_from integer[]
+      ) RETURNS TABLE (o_index integer, o_outcome text, o_revision bigint, o_current_version integer,
+                       o_current_state text, o_current_status text, o_current_definition_version integer,
+                       o_current_update_time timestamptz)
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_n integer := coalesce(array_length(p_id, 1), 0);
+        v_order integer[];
+        v_ok integer[] := '{}';
+        v_used text[] := '{}';
+        v_outcome text[];
+        v_current integer[];
+        v_row instances%ROWTYPE;
+        v_current_row instances[];
+        v_revision bigint[];
+        v_before text;
+        v_instances integer := 0;
+        v_completed integer := 0;
+        v_head bigint;
+        v_k integer;
+        i integer;
+      BEGIN
+        IF v_n = 0 THEN
+          RETURN;
+        END IF;
+        v_outcome := array_fill(NULL::text, ARRAY[v_n]);
+        v_current := array_fill(NULL::integer, ARRAY[v_n]);
+        v_current_row := array_fill(NULL::instances, ARRAY[v_n]);
+        v_revision := array_fill(NULL::bigint, ARRAY[v_n]);
+        -- A request_id committed meanwhile by another replica is visible once its lock is ours.
+        PERFORM pg_advisory_xact_lock(${REQUEST_LOCK_NAMESPACE}, h)
+           FROM (SELECT DISTINCT hashtext(r) AS h FROM unnest(p_request_id) AS r WHERE r IS NOT NULL ORDER BY 1) AS locks;
+        SELECT array_agg(ord ORDER BY p_id[ord] COLLATE "C", ord) INTO v_order FROM generate_subscripts(p_id, 1) AS ord;
+        FOREACH i IN ARRAY v_order LOOP
+          IF p_request_id[i] IS NOT NULL THEN
+            IF p_request_id[i] = ANY (v_used) OR EXISTS (SELECT 1 FROM requests WHERE request_id = p_request_id[i]) THEN
+              v_outcome[i] := 'request_exists';
+              CONTINUE;
+            END IF;
+          END IF;
+          IF p_kind[i] = 'start' THEN
+            -- Waits for a concurrent insert of the same id, then does nothing: nothing written.
+            INSERT INTO instances (id, definition_id, definition_version, current_state, status, version, create_time, update_time)
+            VALUES (p_id[i], p_definition_id[i], p_definition_version[i], p_state[i], p_status[i], 1, p_create_time[i], p_update_time[i])
+            ON CONFLICT (id) DO NOTHING;
+            IF NOT FOUND THEN
+              v_outcome[i] := 'instance_exists';
+              CONTINUE;
+            END IF;
+            v_instances := v_instances + 1;
+            IF p_status[i] = 'completed' THEN
+              v_completed := v_completed + 1;
+            END IF;
+          ELSE
+            -- Compare-and-set; the self-join yields the status before the update (for the completed count).
+            -- definition_version changes only by a migration (p_migrated_from set).
+            UPDATE instances AS t
+               SET definition_version = p_definition_version[i], current_state = p_state[i], status = p_status[i],
+                   version = p_version[i], update_time = p_update_time[i]
+              FROM instances AS old
+             WHERE t.id = p_id[i] AND t.version = p_from_version[i] AND old.id = t.id
+            RETURNING old.status INTO v_before;
+            IF NOT FOUND THEN
+              -- The instance as stored now, so the caller can validate again without another read.
+              v_outcome[i] := 'version_conflict';
+              SELECT * INTO v_row FROM instances WHERE id = p_id[i];
+              IF FOUND THEN
+                v_current[i] := v_row.version;
+                v_current_row[i] := v_row;
+              ELSE
+                v_current[i] := 0;
+              END IF;
+              CONTINUE;
+            END IF;
+            v_completed := v_completed + (CASE WHEN p_status[i] = 'completed' THEN 1 ELSE 0 END)
+                                       - (CASE WHEN v_before = 'completed' THEN 1 ELSE 0 END);
+          END IF;
+          v_outcome[i] := 'ok';
+          v_ok := v_ok || i;
+          IF p_request_id[i] IS NOT NULL THEN
+            v_used := v_used || p_request_id[i];
+          END IF;
+        END LOOP;
+        v_k := coalesce(array_length(v_ok, 1), 0);
+        IF v_k > 0 THEN
+          -- The serialized tail: the counter row is locked from here to COMMIT, so revisions are
+          -- handed out in commit order across replicas.
+          UPDATE counters
+             SET revision = counters.revision + v_k,
+                 instances = counters.instances + v_instances,
+                 completed = counters.completed + v_completed
+          RETURNING counters.revision INTO v_head;
+          FOR j IN 1..v_k LOOP
+            v_revision[v_ok[j]] := v_head - v_k + j;
+          END LOOP;
+          INSERT INTO events (revision, type, instance_id, definition_id, definition_version, version, status, create_time,
+                              action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from)
+          SELECT v_revision[w], CASE WHEN p_kind[w] = 'start' THEN 'started' ELSE 'transitioned' END,
+                 p_id[w], p_definition_id[w], p_definition_version[w], p_version[w], p_status[w], p_create_time[w],
+                 p_action_id[w], p_from_state[w], p_state[w], p_update_time[w], p_entry_request_id[w],
+                 p_actor[w], p_comment[w], p_payload[w], p_migrated_from[w]
+            FROM unnest(v_ok) AS w;
+          INSERT INTO requests (request_id, fingerprint, revision, time)
+          SELECT p_request_id[w], p_fingerprint[w], v_revision[w], p_update_time[w]
+            FROM unnest(v_ok) AS w WHERE p_request_id[w] IS NOT NULL;
+          PERFORM pg_notify('${EVENTS_CHANNEL}', v_head::text);
+        END IF;
+        RETURN QUERY SELECT ord, v_outcome[ord], v_revision[ord], v_current[ord],
+                            (v_current_row[ord]).current_state::text, (v_current_row[ord]).status,
+                            (v_current_row[ord]).definition_version, (v_current_row[ord]).update_time
+                       FROM generate_subscripts(p_id, 1) AS ord;
+      END
+      $fn$;
+    `,
+  },
 ];
 
 /** pg_advisory_xact_lock key guarding migrations: "workflow" in ASCII. */

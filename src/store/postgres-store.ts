@@ -47,6 +47,7 @@ import {
   eventFromRow,
   INSTANCE_COLUMNS,
   instanceFromRow,
+  noteColumns,
   type DefinitionRow,
   type EventRow,
   type InstanceRow,
@@ -122,7 +123,8 @@ const BATCH_SQL =
   "SELECT o_index, o_outcome, o_revision, o_current_version, o_current_state, o_current_status, " +
   "o_current_definition_version, o_current_update_time FROM workflow_commit_batch(" +
   "$1::text[], $2::text[], $3::integer[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::integer[], " +
-  "$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])";
+  "$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], " +
+  "$16::text[], $17::text[], $18::jsonb[], $19::integer[])";
 
 /** How often a batch that hit a deadlock runs again before its writes fail. */
 const DEADLOCK_RETRIES = 3;
@@ -580,7 +582,8 @@ export class PostgresStore implements WorkflowStore {
       switch (row.o_outcome) {
         case "ok": {
           const { instance, entry } = commit.transition;
-          const event = committedEvent(kind === "start" ? "started" : "transitioned", row.o_revision!, instance, entry);
+          const type = kind === "start" ? "started" : entry.migration ? "migrated" : "transitioned";
+          const event = committedEvent(type, row.o_revision!, instance, entry);
           if (event.revision > head) head = event.revision;
           item.resolve({ ok: true, event });
           break;
@@ -623,10 +626,11 @@ export class PostgresStore implements WorkflowStore {
 
   /** One call of the batch function; a deadlock (nothing written) runs it again. */
   private async callBatch(items: QueuedWrite<Write>[]): Promise<BatchRow[]> {
-    const columns: unknown[][] = Array.from({ length: 15 }, () => []);
+    const columns: unknown[][] = Array.from({ length: 19 }, () => []);
     for (const { write } of items) {
       const { instance, entry } = write.commit.transition;
       const key = write.commit.requestKey;
+      const note = noteColumns(entry);
       const values = [
         write.kind,
         instance.id,
@@ -643,6 +647,10 @@ export class PostgresStore implements WorkflowStore {
         entry.requestId,
         key?.requestId ?? null,
         key?.fingerprint ?? null,
+        note.actor,
+        note.comment,
+        note.payload,
+        note.migrated_from,
       ];
       values.forEach((v, i) => columns[i]!.push(v));
     }

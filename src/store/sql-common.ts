@@ -93,7 +93,12 @@ export function committedEvent(type: InstanceEvent["type"], revision: number, in
     revision,
     type,
     instance: { ...instance, createTime: new Date(instance.createTime.getTime()), updateTime: new Date(instance.updateTime.getTime()) },
-    entry: { ...entry, time: new Date(entry.time.getTime()) },
+    entry: {
+      ...entry,
+      time: new Date(entry.time.getTime()),
+      ...(entry.payload === undefined ? {} : { payload: structuredClone(entry.payload) }),
+      ...(entry.migration === undefined ? {} : { migration: { ...entry.migration } }),
+    },
   };
 }
 

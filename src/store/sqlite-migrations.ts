@@ -86,6 +86,20 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX instances_by_definition_state_status ON instances (definition_id, current_state, status, id);
     `,
   },
+  {
+    version: 3,
+    name: "who and why on every history entry; migrations between definition versions",
+    // Added columns with constant defaults: SQLite changes only the schema, not the rows, so this is
+    // instant on any size of database, and rows written before read back with an empty actor and
+    // comment and no payload. A migration entry is stored with type 'transitioned' (migration 1's
+    // CHECK cannot be changed in place) and migrated_from set: rows.ts reads it back as 'migrated'.
+    sql: `
+      ALTER TABLE events ADD COLUMN actor         TEXT    NOT NULL DEFAULT '';
+      ALTER TABLE events ADD COLUMN comment       TEXT    NOT NULL DEFAULT '';
+      ALTER TABLE events ADD COLUMN payload       TEXT;    -- JSON object (google.protobuf.Struct); NULL = none
+      ALTER TABLE events ADD COLUMN migrated_from INTEGER; -- the definition version before a migration; NULL otherwise
+    `,
+  },
 ];
 
 /** Applies the migrations the file lacks. Refuses a file written by a newer build (StoreOpenError). */

@@ -26,6 +26,7 @@ import {
   eventFromRow,
   INSTANCE_COLUMNS,
   instanceFromRow,
+  noteColumns,
   type DefinitionRow,
   type EventRow,
   type InstanceRow,
@@ -133,8 +134,8 @@ function prepareStatements(db: Database.Database) {
     insertInstance: db.prepare<[string, string, number, string, string, number, number, number]>(
       `INSERT INTO instances (${INSTANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    updateInstance: db.prepare<[string, string, number, number, string, number]>(
-      "UPDATE instances SET current_state = ?, status = ?, version = ?, update_time = ? WHERE id = ? AND version = ?",
+    updateInstance: db.prepare<[number, string, string, number, number, string, number]>(
+      "UPDATE instances SET definition_version = ?, current_state = ?, status = ?, version = ?, update_time = ? WHERE id = ? AND version = ?",
     ),
 
     insertEvent: db.prepare(`INSERT INTO events (${EVENT_COLUMNS}) VALUES (${EVENT_COLUMNS.split(", ").map(() => "?").join(", ")})`),
@@ -559,6 +560,7 @@ export class SqliteStore implements WorkflowStore {
       return { result: outcome, ...NOTHING };
     }
     const changed = this.stmts.updateInstance.run(
+      instance.definitionVersion,
       instance.currentState,
       instance.status,
       instance.version,
@@ -567,7 +569,7 @@ export class SqliteStore implements WorkflowStore {
       commit.fromVersion,
     ).changes;
     if (changed !== 1) throw new Error(`store: compare-and-set of instance ${instance.id} changed ${changed} rows`);
-    const event = this.insertEvent("transitioned", revision, instance, entry, commit.requestKey);
+    const event = this.insertEvent(entry.migration ? "migrated" : "transitioned", revision, instance, entry, commit.requestKey);
     const before = current.status === "completed" ? 1 : 0;
     const after = instance.status === "completed" ? 1 : 0;
     return { result: { ok: true, event }, event, instancesDelta: 0, completedDelta: after - before };
@@ -580,9 +582,10 @@ export class SqliteStore implements WorkflowStore {
     entry: HistoryEntry,
     requestKey: RequestKey | undefined,
   ): InstanceEvent {
+    const note = noteColumns(entry);
     this.stmts.insertEvent.run(
       revision,
-      type,
+      type === "migrated" ? "transitioned" : type, // migrated_from tells a migration (migration 3)
       instance.id,
       instance.definitionId,
       instance.definitionVersion,
@@ -594,6 +597,10 @@ export class SqliteStore implements WorkflowStore {
       entry.toState,
       entry.time.getTime(),
       entry.requestId,
+      note.actor,
+      note.comment,
+      note.payload,
+      note.migrated_from,
     );
     if (requestKey) this.stmts.insertRequest.run(requestKey.requestId, requestKey.fingerprint, revision, entry.time.getTime());
     return committedEvent(type, revision, instance, entry);
