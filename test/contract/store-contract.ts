@@ -4,8 +4,8 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isWorkflowError } from "../../src/engine/errors.js";
-import { executeAction, startInstance } from "../../src/engine/transition.js";
-import type { Definition, Instance, InstanceEvent, Transition } from "../../src/engine/types.js";
+import { executeAction, migrateInstance, startInstance } from "../../src/engine/transition.js";
+import type { Definition, Instance, InstanceEvent, Payload, Transition } from "../../src/engine/types.js";
 import type { CommitOutcome, RequestKey, TransitionCommit, WorkflowStore } from "../../src/store/store.js";
 import { approvalDefinition, reviewDefinition, stored } from "../support/definitions.js";
 
@@ -326,6 +326,66 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
       it("keeps each entry's from_state equal to the previous to_state", async () => {
         const all = await store.listHistory("doc", 0, 100);
         for (let i = 1; i < all.length; i++) expect(all[i]!.fromState).toBe(all[i - 1]!.toState);
+      });
+    });
+
+    describe("notes and migrations", () => {
+      const payload = (): Payload => ({ ticket: "OPS-7", amount: 12.5, tags: ["a", "ü", "😀"], nested: { ok: true, none: null }, "": "empty key" });
+
+      it("keeps actor, comment and payload on every read path: commit, history, recent history, events, request records", async () => {
+        const s = startInstance(approval, { instanceId: "n1", now: now(), requestId: "rs", actor: "alice", comment: "opened", payload: payload() });
+        const started = okEvent(await store.commitStart({ transition: s, requestKey: { requestId: "rs", fingerprint: "f-s" } }));
+        const t = executeAction(approval, started.instance, { actionId: "submit", now: now(), requestId: "rt", actor: "bob", comment: "ready" });
+        const moved = okEvent(await store.commitTransition({ transition: t, fromVersion: 1, requestKey: { requestId: "rt", fingerprint: "f-t" } }));
+        expect(started.entry).toEqual(s.entry);
+        expect(started.entry.payload).toEqual(payload());
+        expect(moved.entry).toEqual(t.entry);
+        expect(t.entry.payload).toBeUndefined();
+
+        expect(await store.listHistory("n1", 0, 10)).toEqual([s.entry, t.entry]);
+        expect(await store.recentHistory("n1", 10)).toEqual([s.entry, t.entry]);
+        const events = await store.readEvents(1, 10);
+        expect(events.map((e) => e.entry)).toEqual([s.entry, t.entry]);
+        expect((await store.readInstanceEvents("n1", 1, 10)).map((e) => e.entry)).toEqual([s.entry, t.entry]);
+        expect((await store.getRequest("rs"))?.result.entry).toEqual(s.entry);
+        expect((await store.getRequest("rt"))?.result.entry).toEqual(t.entry);
+
+        // What the caller passed in is copied: changing it after the commit changes nothing stored.
+        (s.entry.payload as Payload).ticket = "changed";
+        ((s.entry.payload as Payload).nested as Payload).ok = false;
+        expect((await store.listHistory("n1", 0, 1))[0]!.payload).toEqual(payload());
+      });
+
+      it("commits a migration as a compare-and-set that moves the definition version, read back as a migrated event", async () => {
+        const v2: Definition = { ...approval, version: 2, description: "v2", createTime: new Date("2024-02-01T00:00:00Z") };
+        expect((await store.putDefinition(v2)).ok).toBe(true);
+        const started = okEvent(await start(approval, "m1"));
+        const m = migrateInstance(approval, v2, started.instance, { now: now(), requestId: "rm", comment: "to v2" });
+        // A stale from-version conflicts and writes nothing.
+        const stale = await store.commitTransition({ transition: m, fromVersion: 5 });
+        expect(stale).toMatchObject({ ok: false, reason: "version_conflict", currentVersion: 1 });
+        expect((await store.getInstance("m1"))?.definitionVersion).toBe(1);
+
+        const migrated = okEvent(await store.commitTransition({ transition: m, fromVersion: 1, requestKey: { requestId: "rm", fingerprint: "f-m" } }));
+        expect(migrated.type).toBe("migrated");
+        expect(migrated.instance).toEqual(m.instance);
+        expect(await store.getInstance("m1")).toEqual(m.instance);
+        const [, entry] = await store.listHistory("m1", 0, 10);
+        expect(entry).toEqual(m.entry);
+        expect(entry!.migration).toEqual({ fromDefinitionVersion: 1, toDefinitionVersion: 2 });
+        const log = await store.readInstanceEvents("m1", 1, 10);
+        expect(log.map((e) => [e.type, e.instance.definitionVersion])).toEqual([
+          ["started", 1],
+          ["migrated", 2],
+        ]);
+        expect((await store.readEvents(1, 10, { definitionId: "approval" })).at(-1)).toMatchObject({ type: "migrated", entry: m.entry });
+        expect((await store.getRequest("rm"))?.result).toEqual({ instance: m.instance, entry: m.entry });
+
+        // The next transition is stored against version 2 and keeps it.
+        const next = executeAction(v2, m.instance, { actionId: "submit", now: now(), requestId: "" });
+        const after = okEvent(await store.commitTransition({ transition: next, fromVersion: 2 }));
+        expect(after).toMatchObject({ type: "transitioned", instance: { definitionVersion: 2, version: 3 } });
+        expect((await store.listInstances({ definitionId: "approval", state: "submitted" }, undefined, 10)).map((i) => i.definitionVersion)).toEqual([2]);
       });
     });
 
