@@ -75,6 +75,7 @@ describe("every route in the document answers", () => {
       ValidateDefinition: { definition },
       StartInstance: { definitionId: "doc", instanceId: "inst" },
       ExecuteAction: {},
+      MigrateInstance: { toDefinitionVersion: 2 },
     };
     const values: Record<string, string> = { definition_id: "doc", instance_id: "inst", action_id: "go" };
     const doc = JSON.parse(committed) as Doc;
@@ -83,13 +84,16 @@ describe("every route in the document answers", () => {
     const ops = Object.entries(doc.paths)
       .flatMap(([path, item]) => Object.entries(item).map(([verb, op]) => ({ path, verb, op })))
       .sort((x, y) => {
+        const late: Record<string, number> = { MigrateInstance: 5, ExecuteAction: 10 };
         const rank = (o: { op: { operationId: string } }) =>
-          order.includes(o.op.operationId) ? order.indexOf(o.op.operationId) - 10 : o.op.operationId === "ExecuteAction" ? 10 : 0;
+          order.includes(o.op.operationId) ? order.indexOf(o.op.operationId) - 10 : (late[o.op.operationId] ?? 0);
         return rank(x) - rank(y);
       });
     const answered: string[] = [];
     for (const { path, verb, op } of ops) {
       const url = path.replace(/\{(\w+)\}/g, (_, name: string) => values[name]!);
+      // A version to migrate to (before ExecuteAction completes the instance).
+      if (op.operationId === "MigrateInstance") expect((await api.post("/v1/definitions", { definition: { ...definition, version: 2, description: "v2" } })).status).toBe(200);
       if (op.operationId.startsWith("Watch")) {
         const sse = new SseReader(ts.httpUrl + url);
         await sse.waitFor(() => sse.events.length > 0, `the first event of ${op.operationId}`);
