@@ -1,4 +1,6 @@
-// Proves the UNAUTHENTICATED and PERMISSION_DENIED rows of the error table: with tokens configured, calls without or with a bad token are refused, reader tokens only read, writer and admin tokens do everything, the log names the caller by the token's name, and health and reflection stay open.
+// Proves the UNAUTHENTICATED and PERMISSION_DENIED rows of the error table: with tokens configured, calls without or with a bad token are refused, reader tokens only read, writer and admin tokens do everything, the log names the caller by the token's name, health and reflection stay open, and a change records the token's name as its actor.
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { credentials, loadPackageDefinition, Metadata, status as Status, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
@@ -9,6 +11,7 @@ import { parseConfig } from "../../src/config.js";
 import { WorkflowServiceService } from "../../src/gen/workflow/v1/service.js";
 import { approvalDefinition } from "../support/definitions.js";
 import { api, rejection, startTestServer, type TestServer } from "../support/test-server.js";
+import { mask, parseExamples, REPO_ROOT, runExample } from "../samples/readme-examples.js";
 
 const WRITER = "writer-token-0123456789";
 const READER = "reader-token-0123456789";
@@ -151,4 +154,22 @@ describe("token configuration", () => {
   it("empty means off", () => {
     expect(parseConfig([], { WORKFLOW_AUTH_TOKENS: "" }).authTokens).toBeUndefined();
   });
+});
+
+describe("the actor of a change", () => {
+  it("the no-run tokens block of docs/history.md prints what the page shows: the entry names the token", async () => {
+    const fresh = await startTestServer({ authTokens: parseTokenGrants("alice:alice-token-0123456789=writer") });
+    try {
+      const examples = parseExamples(readFileSync(path.join(REPO_ROOT, "docs/history.md"), "utf8"), { tag: "tokens" });
+      expect(examples.length).toBeGreaterThan(0);
+      for (const example of examples) {
+        const { code, output } = await runExample(example, fresh.address);
+        expect(code, output).toBe(0);
+        expect(mask(output)).toBe(mask(example.expected.join("\n")));
+      }
+      expect(examples.at(-1)!.expected.join("\n")).toContain('"actor": "alice"');
+    } finally {
+      await fresh.close();
+    }
+  }, 60_000);
 });
