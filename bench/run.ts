@@ -18,7 +18,7 @@ import { parseOptions, PG_GROWTH_SCENARIOS, unaryFor, USAGE, type BenchOptions, 
 import { canPin, killChildrenOnExit, ROOT } from "./lib/processes.js";
 import { planRun, runOverheadSeconds } from "./lib/plan.js";
 import { mainThreadProfile, readProfile, summarizeProfile } from "./lib/profile.js";
-import { checkTargets, renderMarkdown, renderReadmeBlock, spliceReadme, type BenchReport, type UnaryEntry, type UnaryPart } from "./lib/report.js";
+import { checkTargets, renderMarkdown, BENCH_PAGE, renderBenchBlock, spliceBenchBlock, type BenchReport, type UnaryEntry, type UnaryPart } from "./lib/report.js";
 import { startBare, startStore, STORE_LABELS, type ServerSet } from "./lib/servers.js";
 import { median } from "./lib/stats.js";
 import { renderSvg } from "./lib/svg.js";
@@ -460,14 +460,14 @@ writeFileSync(`${base}.json`, `${JSON.stringify(report, (_k, v: unknown) => (typ
 writeFileSync(`${base}.svg`, renderSvg(report));
 writeFileSync(`${base}.md`, renderMarkdown(report, `${opts.name}.svg`));
 log(`wrote ${relative(ROOT, base)}.{json,md,svg} in ${(report.durationSeconds / 60).toFixed(1)} min`);
-// A full run into the repository's results also refreshes the README's benchmark block.
+// A full run into the repository's results also refreshes the benchmark block of docs/benchmarks.md.
 if (opts.full && outDir === resolve(ROOT, "bench/results")) {
-  const readmePath = join(ROOT, "README.md");
-  const updated = spliceReadme(readFileSync(readmePath, "utf8"), renderReadmeBlock(report, relative(ROOT, base)));
+  const pagePath = join(ROOT, BENCH_PAGE);
+  const updated = spliceBenchBlock(readFileSync(pagePath, "utf8"), renderBenchBlock(report, relative(ROOT, base)));
   if (updated) {
-    writeFileSync(readmePath, updated);
-    log("updated the benchmark block of README.md");
-  } else log("README.md has no benchmark block markers: not updated");
+    writeFileSync(pagePath, updated);
+    log(`updated the benchmark block of ${BENCH_PAGE}`);
+  } else log(`${BENCH_PAGE} has no benchmark block markers: not updated`);
 }
 for (const t of report.targets) process.stdout.write(`${t.pass === null ? "  -  " : t.pass ? " ok  " : "MISS "} ${t.target}: ${t.measured}\n`);
 if (report.failures.length) process.stdout.write(`${report.failures.length} part(s) failed; see ${relative(ROOT, base)}.md\n`);

@@ -4,7 +4,7 @@
 #   2. buf breaking: nothing in proto/ breaks the released contract recorded in the lock image.
 #   3. The lock never moves silently: every commit that changed it changed nothing else, and every version
 #      of it is compatible with the one before, unless that commit's message carries a `Contract-Break:` trailer.
-# Regenerate the lock on purpose with `npm run contract:lock` (see README, "Writing a client in another language").
+# Regenerate the lock on purpose with `npm run contract:lock` (see docs/clients.md, "Compatibility").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,4 +1,5 @@
 /** The bench report: its JSON shape, the team's targets checked against it, and the Markdown. */
+import { posix } from "node:path";
 import { BASELINE_EVERY, type ScenarioFigures, type RunFigures } from "./measure.js";
 import type { StoreId } from "./options.js";
 import type { ProfileSummary } from "./profile.js";
@@ -375,13 +376,20 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
   return `${parts.join("\n\n")}\n`;
 }
 
-// ------------------------------------------------------------------ README block
+// ------------------------------------------------------------------ docs/benchmarks.md block
 
-export const README_BEGIN = "<!-- bench:begin (written by npm run bench after a full run; edit bench/lib/report.ts instead) -->";
-export const README_END = "<!-- bench:end -->";
+/** The page whose benchmark block a full run rewrites, relative to the repository root. */
+export const BENCH_PAGE = "docs/benchmarks.md";
+export const BENCH_BLOCK_BEGIN = "<!-- bench:begin (written by npm run bench after a full run; edit bench/lib/report.ts instead) -->";
+export const BENCH_BLOCK_END = "<!-- bench:end -->";
 
-/** The README's benchmark block: the run, the targets, ratio per scenario and store, the chart. */
-export function renderReadmeBlock(report: BenchReport, resultsPath: string): string {
+/**
+ * The benchmark block of BENCH_PAGE: the run, the targets, ratio per scenario and store, the chart.
+ * `resultsPath` is the report's path without extension, relative to the repository root
+ * (bench/results/latest); links are written relative to the page's directory.
+ */
+export function renderBenchBlock(report: BenchReport, resultsPath: string): string {
+  const href = posix.relative(posix.dirname(BENCH_PAGE), resultsPath);
   const m = report.machine as Record<string, string | number>;
   const stores = [...new Set(report.unary.filter((u) => u.part === "throughput").map((u) => u.store))];
   const labels = new Map(report.unary.map((u) => [u.store, u.storeLabel]));
@@ -392,11 +400,11 @@ export function renderReadmeBlock(report: BenchReport, resultsPath: string): str
     return e ? `${f2(e.figures.median.ratio)} (${int(e.figures.median.rate)}/s)` : "";
   };
   const lines = [
-    README_BEGIN,
+    BENCH_BLOCK_BEGIN,
     "",
     `Latest full run: ${report.startedAt.slice(0, 10)}, ${m.cpuModel}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, tree ${m.commit}, ` +
       `${(report.durationSeconds / 60).toFixed(1)} minutes.${report.note ? ` **${report.note}.**` : ""} ` +
-      `Full report: [${resultsPath}.md](${resultsPath}.md) (figures, CPU per call, growth, watch delivery), data: [${resultsPath}.json](${resultsPath}.json).`,
+      `Full report: [${resultsPath}.md](${href}.md) (figures, CPU per call, growth, watch delivery), data: [${resultsPath}.json](${href}.json).`,
     "",
     table(["target", "measured", "verdict"], report.targets.map((t) => [t.target, t.measured, verdict(t.pass)])),
     "",
@@ -404,17 +412,17 @@ export function renderReadmeBlock(report: BenchReport, resultsPath: string): str
     "",
     table(["scenario", ...stores.map((s) => labels.get(s) ?? s)], [...titles.entries()].map(([id, title]) => [title, ...stores.map((s) => cell(s, id))])),
     "",
-    `![benchmark chart](${resultsPath}.svg)`,
+    `![benchmark chart](${href}.svg)`,
     "",
-    README_END,
+    BENCH_BLOCK_END,
   ];
   return lines.join("\n");
 }
 
-/** `readme` with its benchmark block replaced (or undefined when the markers are missing). */
-export function spliceReadme(readme: string, block: string): string | undefined {
-  const a = readme.indexOf(README_BEGIN);
-  const b = readme.indexOf(README_END);
+/** `page` with its benchmark block replaced (or undefined when the markers are missing). */
+export function spliceBenchBlock(page: string, block: string): string | undefined {
+  const a = page.indexOf(BENCH_BLOCK_BEGIN);
+  const b = page.indexOf(BENCH_BLOCK_END);
   if (a < 0 || b < a) return undefined;
-  return readme.slice(0, a) + block + readme.slice(b + README_END.length);
+  return page.slice(0, a) + block + page.slice(b + BENCH_BLOCK_END.length);
 }

@@ -16,7 +16,17 @@ import { parseOptions, PARTS, PG_GROWTH_SCENARIOS, PG_REPLICAS_SCENARIOS, STORES
 import { planRun } from "../../bench/lib/plan.js";
 import { summarizeProfile, type CpuProfile } from "../../bench/lib/profile.js";
 import { readFileSync } from "node:fs";
-import { checkTargets, README_BEGIN, README_END, renderMarkdown, renderReadmeBlock, spliceReadme, type BenchReport, type UnaryEntry } from "../../bench/lib/report.js";
+import {
+  BENCH_BLOCK_BEGIN,
+  BENCH_BLOCK_END,
+  BENCH_PAGE,
+  checkTargets,
+  renderBenchBlock,
+  renderMarkdown,
+  spliceBenchBlock,
+  type BenchReport,
+  type UnaryEntry,
+} from "../../bench/lib/report.js";
 import { median, percentile, summarize } from "../../bench/lib/stats.js";
 import { escapeXml, logScale, renderSvg } from "../../bench/lib/svg.js";
 import { deliveryLatencies, watcherProcesses } from "../../bench/lib/watch.js";
@@ -449,18 +459,24 @@ describe("report outputs", () => {
     expect(scale.x(100)).toBeCloseTo(300);
   });
 
-  it("the README block has the targets, a ratio column per store and the chart, and replaces only what is between the markers", () => {
-    const block = renderReadmeBlock(report, "bench/results/latest");
-    expect(block.startsWith(README_BEGIN)).toBe(true);
-    expect(block.endsWith(README_END)).toBe(true);
+  it("the docs/benchmarks.md block has the targets, a ratio column per store and the chart, links from docs/, and replaces only what is between the markers", () => {
+    expect(BENCH_PAGE).toBe("docs/benchmarks.md");
+    const block = renderBenchBlock(report, "bench/results/latest");
+    expect(block.startsWith(BENCH_BLOCK_BEGIN)).toBe(true);
+    expect(block.endsWith(BENCH_BLOCK_END)).toBe(true);
     expect(block).toContain("| scenario | memory | sqlite | postgres |");
     expect(block).toContain("| ExecuteAction, spread | 0.90 (9,000/s) | 0.61 (6,100/s) | 0.30 (2,400/s) |");
-    expect(block).toContain("![benchmark chart](bench/results/latest.svg)");
-    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-    const updated = spliceReadme(readme, block)!;
+    expect(block).toContain("Full report: [bench/results/latest.md](../bench/results/latest.md)");
+    expect(block).toContain("![benchmark chart](../bench/results/latest.svg)");
+    const page = readFileSync(new URL(`../../${BENCH_PAGE}`, import.meta.url), "utf8");
+    expect(page, `${BENCH_PAGE} holds the markers npm run bench writes between`).toContain(BENCH_BLOCK_BEGIN);
+    const updated = spliceBenchBlock(page, block)!;
     expect(updated).toBeDefined();
-    expect(updated.slice(0, readme.indexOf(README_BEGIN))).toBe(readme.slice(0, readme.indexOf(README_BEGIN)));
-    expect(updated.slice(updated.indexOf(README_END))).toBe(readme.slice(readme.indexOf(README_END)));
-    expect(spliceReadme("no markers here", block)).toBeUndefined();
+    expect(updated).toContain(block);
+    expect(updated.slice(0, page.indexOf(BENCH_BLOCK_BEGIN))).toBe(page.slice(0, page.indexOf(BENCH_BLOCK_BEGIN)));
+    expect(updated.slice(updated.indexOf(BENCH_BLOCK_END))).toBe(page.slice(page.indexOf(BENCH_BLOCK_END)));
+    expect(spliceBenchBlock("no markers here", block)).toBeUndefined();
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    expect(readme, "the benchmark block lives in docs/benchmarks.md only").not.toContain(BENCH_BLOCK_BEGIN);
   });
 });

@@ -1,5 +1,5 @@
 /**
- * The `$ curl` examples of README.md and docs/http.md, found by the same rule as the grpcurl ones
+ * The `$ curl` examples of README.md and of every docs/*.md page, found by the same rule as the grpcurl ones
  * (see ./readme-examples.ts: fenced blocks, `no-run` skips a block, a command continues over `\`
  * and open single quotes, its expected output runs up to the next `$ ` line or the block's end).
  * Each file's examples run in document order against one fresh server, with `localhost:8080` in a
@@ -11,12 +11,13 @@
  * (one file per fresh server: each file's examples assume a server that has seen nothing else).
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { mask, parseExamples, REPO_ROOT, runShell, type Example } from "./readme-examples.js";
+import { exampleFiles, mask, parseExamples, runShell, type Example } from "./readme-examples.js";
 
-/** The documents whose curl examples npm test runs. */
-export const CURL_DOCUMENTS = ["README.md", "docs/http.md"].map((f) => path.join(REPO_ROOT, f));
+/** The documents whose curl examples npm test runs: README.md and every docs/*.md page that holds one. */
+export function curlDocuments(): string[] {
+  return exampleFiles().filter((file) => parseCurlExamples(readFileSync(file, "utf8")).length > 0);
+}
 /** The HTTP address the examples are written against. */
 export const DOC_HTTP_ADDRESS = "localhost:8080";
 const DOC_GRPC_ADDRESS = "localhost:50051";

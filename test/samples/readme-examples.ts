@@ -24,8 +24,8 @@
  *
  * Run as a script to check or refresh the outputs against a fresh server you started yourself:
  *   npx tsx test/samples/readme-examples.ts --addr 127.0.0.1:50051 [--update]
- * It prints each command's output and whether it matches; --update rewrites README.md's expected
- * outputs with what the commands print now.
+ * It prints each command's output and whether it matches; --update rewrites the expected outputs of
+ * README.md and docs/*.md with what the commands print now (only those that differ beyond times and ids).
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";

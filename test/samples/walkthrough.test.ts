@@ -122,7 +122,10 @@ describe("grpcurl examples of README.md and docs/*.md", () => {
   });
 
   it("print what the pages show, in order, against a fresh server", async () => {
-    expect(parseExamples(readFileSync(README, "utf8")).length, "README.md should hold grpcurl examples").toBeGreaterThanOrEqual(10);
+    expect(parseExamples(readFileSync(README, "utf8")).length, "README.md should hold its journey's grpcurl examples").toBeGreaterThanOrEqual(6);
+    const tour = path.join(REPO_ROOT, "docs/tour.md");
+    expect(exampleFiles(), "docs/tour.md, the grpcurl tour, runs after README.md").toContain(tour);
+    expect(parseExamples(readFileSync(tour, "utf8")).length, "docs/tour.md should hold the tour's grpcurl examples").toBeGreaterThanOrEqual(10);
     for (const file of exampleFiles()) {
       const name = path.relative(REPO_ROOT, file);
       for (const example of parseExamples(readFileSync(file, "utf8"))) {
