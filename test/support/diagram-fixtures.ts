@@ -1,0 +1,158 @@
+/**
+ * Definitions for the diagram tests: every sample in samples/*.json, and hostile definitions whose ids
+ * and names are built to break a careless Mermaid or DOT writer. Also what a label must read once drawn.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import type { Definition, DefinitionInput } from "../../src/engine/index.js";
+import { Definition as ProtoDefinition } from "../../src/gen/workflow/v1/resources.js";
+import { definitionFromProto } from "../../src/grpc/mappers.js";
+import { REPO_ROOT } from "../samples/readme-examples.js";
+import { action, state, stored } from "./definitions.js";
+
+/** Every samples/*.json definition, as the store would return it (version 1). */
+export function sampleDefinitions(): { file: string; definition: Definition }[] {
+  const dir = path.join(REPO_ROOT, "samples");
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .sort()
+    .map((file) => {
+      const json = JSON.parse(readFileSync(path.join(dir, file), "utf8")) as { definition: unknown };
+      return { file, definition: stored(definitionFromProto(ProtoDefinition.fromJSON(json.definition))!) };
+    });
+}
+
+/**
+ * Names that a definition may carry (they pass validation): quotes, backslashes and Graphviz escapes,
+ * HTML and entities, Mermaid and DOT syntax and keywords, directives, Markdown, Mermaid's own entity
+ * markers, unicode and emoji.
+ */
+export const HOSTILE_NAMES: readonly string[] = [
+  'Say "hi" \\ back\\slash \\n \\N \\G \\l \\\\ end\\',
+  "<b>bold</b> & &amp; &#35; &lt; <br/> <script>alert(1)</script>",
+  "{x} | y; #z: a --> b -- c",
+  "[*] --> [*]",
+  "]; x -> y [label=z]; //",
+  "end",
+  "state",
+  "note",
+  "direction LR",
+  "Direction   TB later",
+  "classDef",
+  "class",
+  "node",
+  "edge",
+  "digraph",
+  "subgraph",
+  "strict",
+  '%%{init: {"theme":"dark"}}%%',
+  "%% not a comment",
+  "[[fork]] <<choice>> <<join>>",
+  "style: #f00;",
+  "classDef x fill:#f00;",
+  "héllo wörld 日本語 😀 👩‍👩‍👧 ×",
+  "\ufb02\u00b0\u00b035\u00b6\u00df \ufb02\u00b0quot\u00b6\u00df",
+  "_it_ __b__ *s* **t** `code` ~~x~~",
+  "$$x^2$$ and $y$",
+  "click href default",
+  "/* c */ # e ' single '",
+  "1. item",
+  "- item",
+  "a:b::c;;d",
+  "",
+];
+
+/**
+ * Ids as wild as validation allows (`.`, `-`, `_`, a leading digit), including ones equal to the
+ * identifiers the renderer generates (s0, s1, start) and to keywords of both languages.
+ */
+const HOSTILE_IDS = ["0start.x-y_z", "s1", "start", "end", "node", "s0", "state", "9.9.9", "a-b", "A_B"];
+
+function hostileId(prefix: string, i: number): string {
+  return i < HOSTILE_IDS.length ? `${prefix}${HOSTILE_IDS[i]}` : `${prefix}${i}.x-${i}_y`;
+}
+
+/**
+ * A valid definition with a hostile name on every state and action: a chain through every state
+ * (each action named like its source state) and back, state 0 initial, the last one final; state 3
+ * and action 2 disabled; a self-loop on state 1.
+ */
+export function hostileDefinition(id = "0hostile.def-x_y"): DefinitionInput {
+  const states = HOSTILE_NAMES.map((name, i) =>
+    state(hostileId("", i), {
+      name,
+      initial: i === 0,
+      final: i === HOSTILE_NAMES.length - 1,
+      enabled: i === 3 ? false : undefined,
+    }),
+  );
+  const actions = HOSTILE_NAMES.map((name, i) =>
+    action(hostileId(i % 2 === 0 ? "" : "x", i), [states[i]!.id], states[(i + 1) % states.length]!.id, {
+      name,
+      enabled: i === 2 ? false : undefined,
+    }),
+  );
+  actions.push(action("loop", [states[1]!.id], states[1]!.id, { name: 'loop "me"' }));
+  return { id, name: 'Hostile "definition" <&> ;:# 😀', description: "", version: 0, states, actions };
+}
+
+/**
+ * Names no valid definition carries (validation refuses control characters and line breaks) but the
+ * renderer, being pure, must still draw: line breaks, tabs, control characters, a lone surrogate.
+ */
+export const UNVALIDATED_NAMES: readonly string[] = [
+  "line1\nline2\r\nline3\rline4",
+  "tab\there",
+  "ctl \u0001 \u007f \u009b",
+  "lone \ud800 surrogate",
+  "   ",
+];
+
+/** The hostile definition plus states and actions with the unvalidated names, as a stored version. */
+export function unvalidatedDefinition(): Definition {
+  const def = stored(hostileDefinition("unvalidated"));
+  const first = def.states[0]!.id;
+  UNVALIDATED_NAMES.forEach((name, i) => {
+    def.states.push(state(`u${i}`, { name }));
+    def.actions.push(action(`ua${i}`, [first], `u${i}`, { name }));
+  });
+  return def;
+}
+
+/**
+ * What a label reads once drawn: the name (the id when the name is blank), line breaks as "\n", a tab
+ * as a space, control characters and lone surrogates as U+FFFD.
+ */
+export function shownText(name: string, id: string): string {
+  if (name.trim() === "") return id;
+  return name
+    .replace(/\r\n?/g, "\n")
+    .replace(/\t/g, " ")
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "\ufffd")
+    .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd");
+}
+
+/**
+ * Every label a diagram of `def` must show: each state's name under its generated key (s0, s1, ... in
+ * definition order) and one edge label per (action, from state), with Mermaid's "(disabled)" mark.
+ * `counts` adds " ×n" to the edges of (action id, from state) pairs an instance took.
+ */
+export function expectedLabels(
+  def: Definition,
+  kind: "mermaid" | "dot",
+  counts: Record<string, number> = {},
+): { states: Map<string, string>; edges: string[] } {
+  const ids = new Set(def.states.map((s) => s.id));
+  return {
+    states: new Map(def.states.map((s, i) => [`s${i}`, shownText(s.name, s.id)])),
+    edges: def.actions.flatMap((a) =>
+      [...new Set(a.fromStates)]
+        .filter((from) => ids.has(from) && ids.has(a.toState))
+        .map((from) => {
+          const count = counts[`${a.id} ${from}`];
+          const disabled = kind === "mermaid" && a.enabled === false ? " (disabled)" : "";
+          return shownText(a.name, a.id) + disabled + (count ? ` \u00d7${count}` : "");
+        }),
+    ),
+  };
+}
