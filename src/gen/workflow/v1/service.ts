@@ -4071,9 +4071,13 @@ export const WorkflowServiceService = {
   /**
    * Draws a definition version as a diagram: a Mermaid stateDiagram-v2 or a Graphviz DOT graph of its
    * states and actions (the initial state marked by an arrow from a start point, final states by an
-   * arrow to an end point in Mermaid and a double border in DOT, disabled states and actions dashed).
+   * arrow to an end point in Mermaid and a double border in DOT, disabled states dashed, disabled
+   * actions dashed in DOT and labelled "(disabled)" in Mermaid, whose state diagrams cannot style one
+   * transition). One edge per action and from state. States and edges are labelled with their names
+   * (the id when a name is blank; DOT also gives the ids as tooltips); node identifiers are generated
+   * (s0, s1, ... in definition order) and labels escaped, so any id or name renders.
    * With instance_id: that instance's current state highlighted and every action edge it took
-   * labelled with how many times (version 0 then means the instance's version).
+   * labelled with how many times, e.g. "Submit ×2" (version 0 then means the instance's version).
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (instance_id of another definition);
    * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND.
    */
@@ -4252,9 +4256,13 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
   /**
    * Draws a definition version as a diagram: a Mermaid stateDiagram-v2 or a Graphviz DOT graph of its
    * states and actions (the initial state marked by an arrow from a start point, final states by an
-   * arrow to an end point in Mermaid and a double border in DOT, disabled states and actions dashed).
+   * arrow to an end point in Mermaid and a double border in DOT, disabled states dashed, disabled
+   * actions dashed in DOT and labelled "(disabled)" in Mermaid, whose state diagrams cannot style one
+   * transition). One edge per action and from state. States and edges are labelled with their names
+   * (the id when a name is blank; DOT also gives the ids as tooltips); node identifiers are generated
+   * (s0, s1, ... in definition order) and labels escaped, so any id or name renders.
    * With instance_id: that instance's current state highlighted and every action edge it took
-   * labelled with how many times (version 0 then means the instance's version).
+   * labelled with how many times, e.g. "Submit ×2" (version 0 then means the instance's version).
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (instance_id of another definition);
    * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND.
    */
@@ -4573,9 +4581,13 @@ export interface WorkflowServiceClient extends Client {
   /**
    * Draws a definition version as a diagram: a Mermaid stateDiagram-v2 or a Graphviz DOT graph of its
    * states and actions (the initial state marked by an arrow from a start point, final states by an
-   * arrow to an end point in Mermaid and a double border in DOT, disabled states and actions dashed).
+   * arrow to an end point in Mermaid and a double border in DOT, disabled states dashed, disabled
+   * actions dashed in DOT and labelled "(disabled)" in Mermaid, whose state diagrams cannot style one
+   * transition). One edge per action and from state. States and edges are labelled with their names
+   * (the id when a name is blank; DOT also gives the ids as tooltips); node identifiers are generated
+   * (s0, s1, ... in definition order) and labels escaped, so any id or name renders.
    * With instance_id: that instance's current state highlighted and every action edge it took
-   * labelled with how many times (version 0 then means the instance's version).
+   * labelled with how many times, e.g. "Submit ×2" (version 0 then means the instance's version).
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (instance_id of another definition);
    * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND.
    */
