@@ -1,11 +1,11 @@
 /**
  * `npm run backup -- --to FILE`: asks a running server to write a consistent copy of its SQLite
  * database to FILE (the BackupDatabase RPC: an admin token when authentication is on). FILE is a
- * path on the server's machine; a relative one is resolved against the directory this runs in.
- * Prints what was written and exits 0; exits 1 when the server refuses or fails, 2 on bad usage.
+ * path on the server's machine inside the server's backup directory (WORKFLOW_BACKUP_DIR): a
+ * relative one is resolved there by the server, an absolute one must lie under it. Prints the
+ * absolute path written and exits 0; exits 1 when the server refuses or fails, 2 on bad usage.
  */
 import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { WorkflowServiceClient } from "../src/gen/workflow/v1/service.js";
 import type { BackupDatabaseResponse } from "../src/gen/workflow/v1/operations.js";
@@ -13,7 +13,9 @@ import { ErrorInfo } from "../src/gen/google/rpc/error_details.js";
 import { Status as RpcStatus } from "../src/gen/google/rpc/status.js";
 
 const USAGE = `usage: npm run backup -- --to FILE [--server HOST:PORT] [--token TOKEN] [--ca FILE [--cert FILE --key FILE]]
-  --to FILE       where the copy goes, on the server's machine (must not exist; its directory must)
+  --to FILE       where the copy goes, inside the server's WORKFLOW_BACKUP_DIR: a file name such as
+                  nightly.db or a path relative to that directory, or an absolute path under it
+                  (must not exist; its directory must)
   --server        the server's gRPC address (default: WORKFLOW_LISTEN with 0.0.0.0 as 127.0.0.1, else 127.0.0.1:50051)
   --token TOKEN   an admin's bearer token when the server requires tokens (default: $WORKFLOW_TOKEN)
   --ca FILE       the CA of the server's TLS certificate (the server serves TLS)
@@ -60,8 +62,8 @@ function describe(err: ServiceError): string {
 
 const args = parseArgs(process.argv.slice(2));
 if (!args.to) fail(`backup: --to FILE is required\n${USAGE}`, 2);
-// npm run starts scripts in the package's directory; INIT_CWD is where the operator ran it.
-const target = resolve(process.env.INIT_CWD ?? process.cwd(), args.to);
+// Sent as given: the server resolves a relative path inside its backup directory, not here.
+const target = args.to;
 const token = args.token ?? process.env.WORKFLOW_TOKEN;
 let channel = credentials.createInsecure();
 try {

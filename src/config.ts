@@ -44,6 +44,8 @@ export interface Config {
   metricsMaxDefinitions: number;
   /** Store probe interval behind readiness; 0 = never. */
   healthProbeMs: number;
+  /** The only directory BackupDatabase writes into; undefined = BackupDatabase refused. main.ts checks it at start. */
+  backupDir: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -233,6 +235,12 @@ export const SETTINGS = {
     default: "5000",
     help: "how often the store is probed; health is NOT_SERVING for the service while a probe fails (0 = never probe)",
   },
+  backupDir: {
+    flag: "--backup-dir",
+    env: "WORKFLOW_BACKUP_DIR",
+    default: "",
+    help: "the only directory BackupDatabase (npm run backup) may write copies into, e.g. /var/backups/workflow; it must exist and be writable by the server at start; a request's path is a name inside it or an absolute path under it (unset: BackupDatabase is refused)",
+  },
 } satisfies Record<string, Setting>;
 
 type Key = keyof typeof SETTINGS;
@@ -384,6 +392,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     metricsListen: metricsListen as Config["metricsListen"],
     metricsMaxDefinitions: int("metricsMaxDefinitions", 1, 100_000),
     healthProbeMs: int("healthProbeMs", 0, 3_600_000),
+    backupDir: values.get("backupDir") || undefined,
   };
 }
 

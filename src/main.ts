@@ -1,9 +1,9 @@
 /**
  * The service's entry point: the only module with side effects. Reads flags and environment,
  * opens the store, serves, and shuts down gracefully on SIGTERM / SIGINT (exit 0); SIGHUP re-reads
- * the TLS and JWT key files. Bad configuration (including unreadable or bad TLS / JWT files): one
- * clear line on stderr and exit code 2. `--print-config` prints the effective configuration
- * (secrets masked) and exits 0 without serving.
+ * the TLS and JWT key files. Bad configuration (including unreadable or bad TLS / JWT files, and a
+ * WORKFLOW_BACKUP_DIR that is not a writable directory): one clear line on stderr and exit code 2.
+ * `--print-config` prints the effective configuration (secrets masked) and exits 0 without serving.
  */
 import {
   ConfigError,
@@ -12,12 +12,14 @@ import {
   parseConfig,
   PRINT_CONFIG,
   printConfig,
+  SETTINGS,
   usage,
   type Config,
 } from "./config.js";
 import { JwtVerifier } from "./grpc/jwt.js";
 import { TlsFiles } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
+import { checkBackupDir } from "./ops/online-backup.js";
 import { ListenError, startServer, type MetricsOptions } from "./server.js";
 import { openStore } from "./store/open-store.js";
 
@@ -54,6 +56,14 @@ async function main(): Promise<void> {
     process.exit(2);
   }
 
+  let backupDir: string | undefined;
+  try {
+    backupDir = config.backupDir === undefined ? undefined : checkBackupDir(config.backupDir);
+  } catch (err) {
+    process.stderr.write(`workflow: ${SETTINGS.backupDir.env}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+
   let store;
   try {
     store = await openStore(config, log);
@@ -80,6 +90,7 @@ async function main(): Promise<void> {
       jwt,
       metrics: metricsOptions(config),
       healthProbeMs: config.healthProbeMs,
+      backupDir,
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

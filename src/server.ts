@@ -64,6 +64,11 @@ export interface ServerOptions {
   metrics?: false | MetricsOptions;
   /** How often the store is probed for readiness (default 5000 ms); 0 = never (health stays SERVING until shutdown). */
   healthProbeMs?: number;
+  /**
+   * The only directory BackupDatabase writes into (WORKFLOW_BACKUP_DIR; absolute, checked by
+   * checkBackupDir in src/ops/online-backup.ts); omitted = BackupDatabase refused with BACKUP_NOT_CONFIGURED.
+   */
+  backupDir?: string;
 }
 
 export interface MetricsOptions {
@@ -142,7 +147,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const feed = new ChangeFeed(options.store, { maxSubscriptions: wire.maxWatchers, ...options.watchFeed });
   const watch = new WatchService(service, feed, { progressMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS });
-  const backups = new OnlineBackups(options.store);
+  const backups = new OnlineBackups(options.store, options.backupDir);
   const handlers = workflowHandlers(service, { log, tracker, streams: connections }, watch, backups);
   server.addService(withSafeRequestDecoding(withSharedEncoding(WorkflowServiceService), log), handlers);
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });

@@ -2,14 +2,21 @@
  * BackupDatabase: checks the request and the target, runs one online backup at a time through
  * the store (SQLite: src/store/sqlite-backup.ts), turns every way it can fail into a status the
  * operator can act on, logs what it did, and keeps the counts /metrics shows.
+ *
+ * Copies go only into the backup directory the operator configured (WORKFLOW_BACKUP_DIR): a caller
+ * may be anyone who reaches the port (authentication is off by default), so the path it sends is
+ * resolved inside that directory, symbolic links included, and refused when it leads out.
  */
-import { accessSync, constants as fsConstants, lstatSync, statSync } from "node:fs";
-import { dirname, isAbsolute } from "node:path";
+import { accessSync, constants as fsConstants, lstatSync, realpathSync, statSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { invalidRequest, isWorkflowError, WorkflowError } from "../engine/errors.js";
 import type { Logger } from "../logger.js";
 import type { BackupStats } from "../metrics/server-metrics.js";
 import { storeOperations } from "../store/store-operations.js";
 import type { WorkflowStore } from "../store/store.js";
+
+/** The setting that names the backup directory (src/config.ts), as messages name it. */
+const SETTING = "WORKFLOW_BACKUP_DIR";
 
 export interface BackupResult {
   path: string;
@@ -31,22 +38,76 @@ function unusable(path: string, why: string, cause: string): WorkflowError {
   return new WorkflowError("BACKUP_TARGET_UNUSABLE", `cannot write the backup to ${path}: ${why}`, { metadata: { path, cause } });
 }
 
+/**
+ * The backup directory as the server takes it at start: absolute (a relative one is resolved
+ * against the working directory), an existing directory the server may create files in. Throws an
+ * Error whose message says what is wrong; src/main.ts prints it and exits 2.
+ */
+export function checkBackupDir(dir: string): string {
+  const absolute = resolve(dir);
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(absolute).isDirectory();
+  } catch (err) {
+    const code = codeOf(err);
+    if (code === "ENOENT") throw new Error(`${absolute} does not exist; create it (writable by the server's user) or unset ${SETTING}`);
+    if (code === "ENOTDIR") throw new Error(`${absolute} is not a directory: a part of its path is a file`);
+    throw new Error(`${absolute} cannot be checked (${code || String(err)})`);
+  }
+  if (!isDirectory) throw new Error(`${absolute} is not a directory`);
+  try {
+    accessSync(absolute, fsConstants.W_OK | fsConstants.X_OK);
+  } catch (err) {
+    throw new Error(`${absolute} is not writable by the server's user (${codeOf(err) || String(err)}); fix its owner or mode`);
+  }
+  return absolute;
+}
+
+/**
+ * `path` with every symbolic link resolved. Where a part of it cannot be resolved (it does not
+ * exist, or cannot be read), the nearest ancestor that can is resolved and the rest appended: the
+ * result says where `path` would lead, and the target check reports what is missing.
+ */
+function resolveLinks(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    const parent = dirname(path);
+    return parent === path ? path : join(resolveLinks(parent), basename(path));
+  }
+}
+
+/** Whether `path` is `dir` or lies beneath it (both absolute and normalized). */
+function isWithin(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel === "" || (rel !== ".." && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
 export class OnlineBackups {
   private running = false;
   private readonly counts: BackupStats = { succeeded: 0, failed: 0, lastSuccessTime: 0, lastDurationSeconds: 0 };
 
-  constructor(private readonly store: WorkflowStore) {}
+  /**
+   * @param backupDir the only directory copies may be written into (WORKFLOW_BACKUP_DIR, absolute;
+   *   see checkBackupDir); undefined = every backup is refused with BACKUP_NOT_CONFIGURED.
+   */
+  constructor(
+    private readonly store: WorkflowStore,
+    private readonly backupDir?: string,
+  ) {}
 
   stats(): BackupStats {
     return { ...this.counts };
   }
 
-  /** Writes a consistent copy of the database to `path` (see the BackupDatabase RPC). */
-  async backup(path: string, ctx: { signal: AbortSignal; log: Logger; caller?: string }): Promise<BackupResult> {
-    if (typeof path !== "string" || path === "" || !isAbsolute(path) || path.includes("\0")) {
-      throw invalidRequest([
-        { field: "path", description: "must be an absolute path on the server's machine, e.g. /var/backups/workflow/workflow.db" },
-      ]);
+  /**
+   * Writes a consistent copy of the database to `path`, a name or relative path inside the backup
+   * directory or an absolute path under it (see the BackupDatabase RPC). The result's path is the
+   * absolute path written.
+   */
+  async backup(request: string, ctx: { signal: AbortSignal; log: Logger; caller?: string }): Promise<BackupResult> {
+    if (typeof request !== "string" || request === "" || request.includes("\0")) {
+      throw invalidRequest([{ field: "path", description: `must name the copy to write: a file name inside ${SETTING} such as nightly.db, a path relative to it, or an absolute path under it` }]);
     }
     const copy = storeOperations(this.store).backup?.bind(this.store);
     if (!copy) {
@@ -58,6 +119,7 @@ export class OnlineBackups {
         { metadata: { store: this.store.kind } },
       );
     }
+    const path = this.confine(request);
     this.checkTarget(path);
     if (this.running) {
       throw new WorkflowError("BACKUP_IN_PROGRESS", "another backup is running; retry when it has finished (one backup at a time)");
@@ -87,6 +149,40 @@ export class OnlineBackups {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * The absolute path a request names, its directory's symbolic links resolved; INVALID_REQUEST when
+   * that lies outside the backup directory (by `..`, an absolute path elsewhere or a link that leads
+   * out), BACKUP_NOT_CONFIGURED when there is no backup directory.
+   */
+  private confine(request: string): string {
+    const dir = this.backupDir;
+    if (dir === undefined) {
+      throw new WorkflowError(
+        "BACKUP_NOT_CONFIGURED",
+        `backups are off: this server has no backup directory; set ${SETTING} (or --backup-dir) to the directory copies may be written into, and restart the server`,
+        { metadata: { setting: SETTING } },
+      );
+    }
+    let root: string;
+    try {
+      root = realpathSync(dir);
+    } catch (err) {
+      const code = codeOf(err) || "UNKNOWN";
+      throw unusable(dir, `the backup directory ${dir} (${SETTING}) cannot be opened (${code})`, code);
+    }
+    const wanted = resolve(dir, request);
+    const parent = resolveLinks(dirname(wanted));
+    if (!isWithin(root, parent) || basename(wanted) === "") {
+      throw invalidRequest([
+        {
+          field: "path",
+          description: `must be inside ${SETTING} (${dir}): a file name such as nightly.db, a path relative to it, or an absolute path under it; ".." and symbolic links may not lead out of it`,
+        },
+      ]);
+    }
+    return join(parent, basename(wanted));
   }
 
   /** Refuses a target that exists or whose directory cannot take it, before any work. */

@@ -1,8 +1,9 @@
-// Proves the real entry point (src/main.ts as a child process): bad configuration (including missing or bad TLS and JWT files) is one clear line and exit code 2, SIGTERM / SIGINT shut down gracefully with exit code 0, and SIGHUP reloads the TLS certificate.
+// Proves the real entry point (src/main.ts as a child process): bad configuration (including missing or bad TLS and JWT files, and a WORKFLOW_BACKUP_DIR that is not a writable directory) is one clear line and exit code 2, SIGTERM / SIGINT shut down gracefully with exit code 0, and SIGHUP reloads the TLS certificate.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { copyFileSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { X509Certificate } from "node:crypto";
 import path from "node:path";
 import { connect } from "node:tls";
@@ -11,16 +12,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTestCerts, type TestCerts } from "../support/certs.js";
 import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
 import { approvalDefinition } from "../support/definitions.js";
-import { api } from "../support/test-server.js";
+import { api, rejection } from "../support/test-server.js";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-function run(args: string[], env: Record<string, string> = {}): ChildProcess {
+function run(args: string[], env: Record<string, string> = {}, user: { uid?: number; gid?: number } = {}): ChildProcess {
   return spawn(process.execPath, ["--import", "tsx", "src/main.ts", ...args], {
     cwd: ROOT,
     // HTTP on a free port: its default 8080 would collide between the processes these tests start.
     env: { ...process.env, LOG_LEVEL: "info", WORKFLOW_HTTP_LISTEN: "127.0.0.1:0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    ...user,
   });
 }
 
@@ -77,6 +79,66 @@ describe("configuration errors", () => {
     await once(first, "exit");
     expect(code).toBe(2);
     expect(stderr).toMatch(/cannot listen on 127\.0\.0\.1:\d+/);
+  });
+});
+
+describe("WORKFLOW_BACKUP_DIR", () => {
+  let tmp: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(path.join(tmpdir(), "workflow-main-backup-"));
+    chmodSync(tmp, 0o755); // an unprivileged user may look inside (the unwritable case below)
+    writeFileSync(path.join(tmp, "a-file"), "not a directory");
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it.each([
+    ["missing", "no-such-dir", /WORKFLOW_BACKUP_DIR: \/.*\/no-such-dir does not exist; create it/],
+    ["a regular file", "a-file", /WORKFLOW_BACKUP_DIR: \/.*\/a-file is not a directory$/],
+    ["under a regular file", "a-file/backups", /WORKFLOW_BACKUP_DIR: \/.*\/a-file\/backups is not a directory: a part of its path is a file/],
+  ])("%s exits 2 with one line", async (_, name, pattern) => {
+    const { code, stderr } = await exitOf(run(["--store", "memory", "--listen", "127.0.0.1:0"], { WORKFLOW_BACKUP_DIR: path.join(tmp, name) }));
+    expect(code).toBe(2);
+    expect(stderr.trim().split("\n")).toHaveLength(1);
+    expect(stderr.trim()).toMatch(pattern);
+    expect(stderr).not.toMatch(/\s+at\s/);
+  });
+
+  it("a directory the server's user cannot write exits 2 with one line", async () => {
+    const readOnly = path.join(tmp, "read-only");
+    mkdirSync(readOnly);
+    chmodSync(readOnly, 0o555);
+    // Root writes through any mode bits: run the server as nobody then, as it would run in production.
+    const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const { code, stderr } = await exitOf(run(["--store", "memory", "--listen", "127.0.0.1:0", "--backup-dir", readOnly], {}, user));
+    expect(code).toBe(2);
+    expect(stderr.trim().split("\n")).toEqual([`workflow: WORKFLOW_BACKUP_DIR: ${readOnly} is not writable by the server's user (EACCES); fix its owner or mode`]);
+  });
+
+  it("a writable directory: the server starts and BackupDatabase writes a relative path into it", async () => {
+    const backups = path.join(tmp, "backups");
+    mkdirSync(backups);
+    const child = run(["--store", "sqlite", "--data-dir", path.join(tmp, "data"), "--listen", "127.0.0.1:0"], { WORKFLOW_BACKUP_DIR: backups });
+    const exited = exitOf(child);
+    const port = await listeningPort(child);
+    const client = new WorkflowServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+    const res = await api(client).backupDatabase({ path: "from-main.db" });
+    client.close();
+    expect(res.path).toBe(path.join(backups, "from-main.db"));
+    expect(existsSync(res.path)).toBe(true);
+    child.kill("SIGTERM");
+    expect((await exited).code).toBe(0);
+  });
+
+  it("with the memory store it is harmless: the server starts, BackupDatabase says BACKUP_NOT_SUPPORTED", async () => {
+    const child = run(["--store", "memory", "--listen", "127.0.0.1:0"], { WORKFLOW_BACKUP_DIR: tmp });
+    const exited = exitOf(child);
+    const port = await listeningPort(child);
+    const client = new WorkflowServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+    const refused = await rejection(api(client).backupDatabase({ path: "memory.db" }));
+    client.close();
+    expect(refused.errorInfo?.reason).toBe("BACKUP_NOT_SUPPORTED");
+    child.kill("SIGTERM");
+    expect((await exited).code).toBe(0);
   });
 });
 

@@ -56,6 +56,8 @@ export interface TestServerOptions {
   metrics?: ServerOptions["metrics"];
   /** Store probe interval for readiness (default: the server's, 5000 ms). */
   healthProbeMs?: number;
+  /** The directory BackupDatabase writes into (default: none, so backups are refused). */
+  backupDir?: string;
 }
 
 export interface TestServer {
@@ -89,6 +91,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     credentialsPollMs: options.credentialsPollMs,
     metrics: options.metrics,
     healthProbeMs: options.healthProbeMs,
+    backupDir: options.backupDir,
   });
   const address = `127.0.0.1:${server.port}`;
   const clients: WorkflowServiceClient[] = [];

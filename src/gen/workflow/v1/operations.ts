@@ -10,16 +10,18 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 /** Request of BackupDatabase. */
 export interface BackupDatabaseRequest {
   /**
-   * Absolute path, on the server's machine, of the copy to write, e.g. /var/backups/workflow/2025-01-31.db.
-   * Nothing may exist there yet (a backup never overwrites); its directory must exist and be writable
-   * by the server.
+   * Where to write the copy, inside the server's backup directory (WORKFLOW_BACKUP_DIR): a file name
+   * such as 2025-01-31.db or a path relative to that directory, or an absolute path under it. Once
+   * resolved (symbolic links in its directory included) it must lie inside the backup directory, else
+   * INVALID_ARGUMENT. Nothing may exist there yet (a backup never overwrites); its directory must exist
+   * and be writable by the server.
    */
   path: string;
 }
 
 /** Response of BackupDatabase. */
 export interface BackupDatabaseResponse {
-  /** The copy written (the request's path). */
+  /** The absolute path of the copy written (the request's path resolved in the backup directory). */
   path: string;
   /** The copy's size in bytes. */
   sizeBytes: number;

@@ -4106,13 +4106,16 @@ export const WorkflowServiceService = {
   },
   /**
    * Operations (admin role when authentication is on; gRPC only, no HTTP route).
-   * Writes a consistent copy of the SQLite store's database to a file on the server's machine while
-   * the server goes on serving: SQLite's online backup API copies a few pages per step and writes
-   * continue between steps. The copy holds every write committed before the backup finished (up to
-   * the response's revision) and none after; restore by starting a server whose data directory holds
-   * the copy as workflow.db (docs/operations.md). `npm run backup -- --to FILE` calls it.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (path empty or not absolute); ALREADY_EXISTS /
-   * BACKUP_FILE_EXISTS (something is there already: a backup never overwrites); FAILED_PRECONDITION /
+   * Writes a consistent copy of the SQLite store's database to a file in the server's backup
+   * directory (WORKFLOW_BACKUP_DIR, set by the operator; never anywhere else) while the server goes on
+   * serving: SQLite's online backup API copies a few pages per step and writes continue between steps.
+   * The copy holds every write committed before the backup finished (up to the response's revision)
+   * and none after; restore by starting a server whose data directory holds the copy as workflow.db
+   * (docs/operations.md). `npm run backup -- --to FILE` calls it.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST with a violation on path (path empty, or leading out of
+   * the backup directory by .., an absolute path elsewhere or a symbolic link); FAILED_PRECONDITION /
+   * BACKUP_NOT_CONFIGURED (the server has no backup directory: set WORKFLOW_BACKUP_DIR); ALREADY_EXISTS
+   * / BACKUP_FILE_EXISTS (something is there already: a backup never overwrites); FAILED_PRECONDITION /
    * BACKUP_TARGET_UNUSABLE (the directory is missing or not writable, or the disk is full; ErrorInfo
    * metadata cause); FAILED_PRECONDITION / BACKUP_NOT_SUPPORTED (the memory store has nothing to back
    * up; back PostgreSQL up with pg_dump or pg_basebackup); ABORTED / BACKUP_IN_PROGRESS (one backup at
@@ -4271,13 +4274,16 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
   getServiceStats: handleUnaryCall<GetServiceStatsRequest, GetServiceStatsResponse>;
   /**
    * Operations (admin role when authentication is on; gRPC only, no HTTP route).
-   * Writes a consistent copy of the SQLite store's database to a file on the server's machine while
-   * the server goes on serving: SQLite's online backup API copies a few pages per step and writes
-   * continue between steps. The copy holds every write committed before the backup finished (up to
-   * the response's revision) and none after; restore by starting a server whose data directory holds
-   * the copy as workflow.db (docs/operations.md). `npm run backup -- --to FILE` calls it.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (path empty or not absolute); ALREADY_EXISTS /
-   * BACKUP_FILE_EXISTS (something is there already: a backup never overwrites); FAILED_PRECONDITION /
+   * Writes a consistent copy of the SQLite store's database to a file in the server's backup
+   * directory (WORKFLOW_BACKUP_DIR, set by the operator; never anywhere else) while the server goes on
+   * serving: SQLite's online backup API copies a few pages per step and writes continue between steps.
+   * The copy holds every write committed before the backup finished (up to the response's revision)
+   * and none after; restore by starting a server whose data directory holds the copy as workflow.db
+   * (docs/operations.md). `npm run backup -- --to FILE` calls it.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST with a violation on path (path empty, or leading out of
+   * the backup directory by .., an absolute path elsewhere or a symbolic link); FAILED_PRECONDITION /
+   * BACKUP_NOT_CONFIGURED (the server has no backup directory: set WORKFLOW_BACKUP_DIR); ALREADY_EXISTS
+   * / BACKUP_FILE_EXISTS (something is there already: a backup never overwrites); FAILED_PRECONDITION /
    * BACKUP_TARGET_UNUSABLE (the directory is missing or not writable, or the disk is full; ErrorInfo
    * metadata cause); FAILED_PRECONDITION / BACKUP_NOT_SUPPORTED (the memory store has nothing to back
    * up; back PostgreSQL up with pg_dump or pg_basebackup); ABORTED / BACKUP_IN_PROGRESS (one backup at
@@ -4624,13 +4630,16 @@ export interface WorkflowServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Operations (admin role when authentication is on; gRPC only, no HTTP route).
-   * Writes a consistent copy of the SQLite store's database to a file on the server's machine while
-   * the server goes on serving: SQLite's online backup API copies a few pages per step and writes
-   * continue between steps. The copy holds every write committed before the backup finished (up to
-   * the response's revision) and none after; restore by starting a server whose data directory holds
-   * the copy as workflow.db (docs/operations.md). `npm run backup -- --to FILE` calls it.
-   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (path empty or not absolute); ALREADY_EXISTS /
-   * BACKUP_FILE_EXISTS (something is there already: a backup never overwrites); FAILED_PRECONDITION /
+   * Writes a consistent copy of the SQLite store's database to a file in the server's backup
+   * directory (WORKFLOW_BACKUP_DIR, set by the operator; never anywhere else) while the server goes on
+   * serving: SQLite's online backup API copies a few pages per step and writes continue between steps.
+   * The copy holds every write committed before the backup finished (up to the response's revision)
+   * and none after; restore by starting a server whose data directory holds the copy as workflow.db
+   * (docs/operations.md). `npm run backup -- --to FILE` calls it.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST with a violation on path (path empty, or leading out of
+   * the backup directory by .., an absolute path elsewhere or a symbolic link); FAILED_PRECONDITION /
+   * BACKUP_NOT_CONFIGURED (the server has no backup directory: set WORKFLOW_BACKUP_DIR); ALREADY_EXISTS
+   * / BACKUP_FILE_EXISTS (something is there already: a backup never overwrites); FAILED_PRECONDITION /
    * BACKUP_TARGET_UNUSABLE (the directory is missing or not writable, or the disk is full; ErrorInfo
    * metadata cause); FAILED_PRECONDITION / BACKUP_NOT_SUPPORTED (the memory store has nothing to back
    * up; back PostgreSQL up with pg_dump or pg_basebackup); ABORTED / BACKUP_IN_PROGRESS (one backup at
