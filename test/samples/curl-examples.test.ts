@@ -8,9 +8,10 @@ import { mask, REPO_ROOT } from "./readme-examples.js";
 
 const documents = curlDocuments();
 
-it("finds the curl examples of docs/http.md, the HTTP reference", () => {
+it("finds the curl examples of the README's HTTP section and of docs/http.md, the HTTP reference", () => {
   const http = path.join(REPO_ROOT, "docs/http.md");
   expect(documents).toContain(http);
+  expect(parseCurlExamples(readFileSync(path.join(REPO_ROOT, "README.md"), "utf8")).length).toBeGreaterThanOrEqual(3);
   expect(parseCurlExamples(readFileSync(http, "utf8")).length).toBeGreaterThanOrEqual(10);
 });
 
