@@ -256,6 +256,22 @@ describe.each(STORE_KINDS)("MigrateInstance (%s store)", (kind) => {
     });
   });
 
+  it("repeating the original StartInstance of a migrated instance still returns it; a start it never had is INSTANCE_EXISTS", async () => {
+    const first = await alice.startInstance({ definitionId: "doc", definitionVersion: 1, instanceId: "m-restart" });
+    await alice.migrateInstance({ instanceId: "m-restart", toDefinitionVersion: 2 });
+    const again = await alice.startInstance({ definitionId: "doc", definitionVersion: 1, instanceId: "m-restart" });
+    expect(again.created).toBe(false);
+    expect(again.transition).toEqual(first.transition);
+    expect(again.instance).toMatchObject({ id: "m-restart", version: 2, definitionVersion: 2 });
+    // It was never started on version 2 (nor on the latest, 4).
+    for (const definitionVersion of [2, 0]) {
+      const other = await rejection(alice.startInstance({ definitionId: "doc", definitionVersion, instanceId: "m-restart" }));
+      expect(other.code, `definition_version ${definitionVersion}`).toBe(Status.ALREADY_EXISTS);
+      expect(other.errorInfo?.reason).toBe("INSTANCE_EXISTS");
+    }
+    await expectUnchanged("m-restart", 2, 2);
+  });
+
   it("expected_version: a stale one is ABORTED / VERSION_MISMATCH with current_version; the current one migrates", async () => {
     await docOnV1("m-ver", "submit");
     const stale = await rejection(alice.migrateInstance({ instanceId: "m-ver", toDefinitionVersion: 2, expectedVersion: 1 }));
