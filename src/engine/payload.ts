@@ -58,9 +58,17 @@ export function payloadEncodedSize(payload: Payload): number {
   return structSize(payload);
 }
 
+/**
+ * U+0000 is valid in a protobuf string, but PostgreSQL can store it neither in TEXT nor in JSONB:
+ * refused on every store alike, so a note accepted by one store is accepted by all.
+ */
+const NUL = "\u0000";
+const NUL_DESCRIPTION = "must not contain the character U+0000 (NUL)";
+
 /** The first problem of a JSON value that a Struct cannot carry faithfully, with the path to it. */
 function shapeProblem(value: unknown, path: string, depth: number, limits: Limits): FieldViolation | undefined {
-  if (value === null || typeof value === "boolean" || typeof value === "string") return undefined;
+  if (typeof value === "string") return value.includes(NUL) ? { field: path, description: NUL_DESCRIPTION } : undefined;
+  if (value === null || typeof value === "boolean") return undefined;
   if (typeof value === "number") {
     return Number.isFinite(value) ? undefined : { field: path, description: "must be a finite number (JSON has no NaN or Infinity)" };
   }
@@ -76,6 +84,7 @@ function shapeProblem(value: unknown, path: string, depth: number, limits: Limit
     return undefined;
   }
   for (const [key, v] of Object.entries(value)) {
+    if (key.includes(NUL)) return { field: path, description: `has a key that ${NUL_DESCRIPTION}: ${JSON.stringify(key)}` };
     const problem = shapeProblem(v, `${path}.${key}`, depth + 1, limits);
     if (problem) return problem;
   }
@@ -95,6 +104,8 @@ export function noteViolations(
   const length = comment.length > limits.maxCommentLength ? [...comment].length : comment.length;
   if (length > limits.maxCommentLength) {
     found.push({ field: "comment", description: `must be at most ${limits.maxCommentLength} characters (got ${length})` });
+  } else if (comment.includes(NUL)) {
+    found.push({ field: "comment", description: NUL_DESCRIPTION });
   }
   const payload = note.payload;
   if (payload === undefined || payload === null) return found;

@@ -503,13 +503,20 @@ export class LiveInstances {
   }
 
   /**
-   * Starting an id that exists: with the same definition version and the same (or no) request_id
-   * as its own start, the instance is returned as it is; otherwise INSTANCE_EXISTS.
+   * Starting an id that exists: with the definition version it started on and the same (or no)
+   * request_id as its own start, the instance is returned as it is; otherwise INSTANCE_EXISTS.
+   * The version it started on, not the one it runs: a migration since then does not make the
+   * original start request a different one.
    */
   private async startExisting(cmd: StartCommand, existing: Instance, signal?: AbortSignal): Promise<StartResult> {
-    if (existing.definitionId === cmd.definition.id && existing.definitionVersion === cmd.definition.version) {
-      const [start] = await this.store.listHistory(existing.id, 0, 1, signal);
-      if (start && (start.requestId === cmd.requestId || !cmd.requestId)) {
+    if (existing.definitionId === cmd.definition.id) {
+      // The start event's snapshot holds the version it started on (one row; a store that compacted
+      // it away leaves the version it runs as the best answer).
+      const [first] = await this.store.readInstanceEvents(existing.id, 1, 1);
+      const startEvent = first?.instance.version === 1 ? first : undefined;
+      const startedOn = startEvent ? startEvent.instance.definitionVersion : existing.definitionVersion;
+      const start = startEvent ? startEvent.entry : (await this.store.listHistory(existing.id, 0, 1, signal))[0];
+      if (startedOn === cmd.definition.version && start && (start.requestId === cmd.requestId || !cmd.requestId)) {
         return { transition: { instance: existing, entry: start }, created: false };
       }
     }

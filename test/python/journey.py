@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Proves that a Python client that knows only proto/ (plus the public google.rpc protos) can use the
-whole workflow.v1 contract: definitions, instances, history, rich error details and a watch stream.
+whole workflow.v1 contract: definitions, instances, history, rich error details and a watch stream,
+comments and google.protobuf.Struct payloads on actions, GetInstance as_of_version, and MigrateInstance.
 
 Usage: /usr/bin/python3 test/python/journey.py HOST:PORT [--buf PATH] [--deadline SECONDS]
        [--cacert CA.pem [--cert CLIENT.pem --key CLIENT.key]]   (TLS, and mutual TLS with a client certificate)
@@ -80,6 +81,9 @@ class Journey:
         from google.rpc import error_details_pb2, status_pb2
         from workflow.v1 import resources_pb2, service_pb2, service_pb2_grpc
 
+        from google.protobuf import struct_pb2
+
+        self.struct_pb2 = struct_pb2
         self.pb = service_pb2
         self.res = resources_pb2
         self.rpc_status = status_pb2
@@ -291,9 +295,130 @@ class Journey:
         current, allowed = self.current_state_violation(found["PreconditionFailure"])
         self.equal((current, allowed), ("published", []), "CURRENT_STATE of a completed instance (state, allowed actions)")
 
+    # ------------------------------------------------------------------ issue 12: notes, the past, migration
+
+    def notes(self):
+        """A comment and a google.protobuf.Struct payload on an action come back in its history entry."""
+        started = self.call("StartInstance", self.pb.StartInstanceRequest(
+            definition_id=self.definition_id, definition_version=1, comment="opened from Python"))
+        self.notes_id = started.instance.id
+        self.equal((started.transition.version, started.transition.comment, started.transition.HasField("payload")),
+                   (1, "opened from Python", False), "StartInstance transition (version, comment, has payload)")
+        payload = self.struct_pb2.Struct()
+        payload.update({"reason": "looks good ✓ — 日本語", "score": 4.5, "pages": 12, "tags": ["a", "b"],
+                        "nested": {"ok": True, "nothing": None, "list": [1, "two", False, {"deep": []}]}})
+        self.payload = payload
+        comment = "Submitted by the Python journey: ünïcode 😀"
+        done = self.call("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.notes_id, action_id="submit", comment=comment, payload=payload))
+        t = done.transition
+        self.equal((t.version, t.action_id, t.comment, t.actor), (2, "submit", comment, ""),
+                   "ExecuteAction transition (version, action, comment, actor without authentication)")
+        self.equal(t.payload, payload, "ExecuteAction transition payload")
+        history = self.call("ListInstanceHistory", self.pb.ListInstanceHistoryRequest(instance_id=self.notes_id))
+        entry = history.entries[1]
+        self.equal((entry.version, entry.comment), (2, comment), "ListInstanceHistory entry 2 (version, comment)")
+        self.equal(entry.payload, payload, "ListInstanceHistory entry 2 payload")
+        self.equal(dict(entry.payload)["nested"]["list"][1], "two", "payload read back as Python values")
+        self.check(not history.entries[0].HasField("payload"), "the start entry has no payload (none was sent)")
+        view = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=self.notes_id))
+        self.equal(view.recent_history[-1].payload, payload, "GetInstance recent_history payload")
+
+    def as_of_version(self):
+        """GetInstance with as_of_version: the instance as it stood right after that version."""
+        then = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=self.notes_id, as_of_version=1))
+        self.equal((then.instance.version, then.instance.current_state, then.current_state.id),
+                   (1, "draft", "draft"), "GetInstance as_of_version 1 (version, state)")
+        self.equal([a.id for a in then.available_actions], ["submit"], "GetInstance as_of_version 1: available_actions")
+        self.equal([e.version for e in then.recent_history], [1], "GetInstance as_of_version 1: recent_history")
+        now = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=self.notes_id, as_of_version=0))
+        self.equal((now.instance.version, now.instance.current_state), (2, "review"), "GetInstance as_of_version 0 = now")
+        status, found = self.expect_error("GetInstance", self.pb.GetInstanceRequest(
+            instance_id=self.notes_id, as_of_version=3), grpc.StatusCode.OUT_OF_RANGE)
+        self.equal(found["ErrorInfo"].reason, "VERSION_OUT_OF_RANGE", "ErrorInfo.reason above the current version")
+        self.equal(found["ErrorInfo"].metadata.get("current_version"), "2", "ErrorInfo.metadata[current_version]")
+
+    def create_version_2(self):
+        """Version 2 drops "approved" (and the actions through it) and adds fast_publish from review."""
+        res = self.res
+        definition = res.Definition(
+            id=self.definition_id,
+            version=2,
+            name="Document review (Python journey), version 2",
+            states=[
+                res.State(id="draft", name="Draft", initial=True),
+                res.State(id="review", name="In review"),
+                res.State(id="published", name="Published", final=True),
+                res.State(id="rejected", name="Rejected", final=True),
+            ],
+            actions=[
+                res.Action(id="submit", name="Submit", from_states=["draft"], to_state="review"),
+                res.Action(id="reject", name="Reject", from_states=["review"], to_state="rejected"),
+                res.Action(id="fast_publish", name="Publish at once", from_states=["review"], to_state="published"),
+            ],
+        )
+        created = self.call("CreateDefinition", self.pb.CreateDefinitionRequest(definition=definition))
+        self.equal((created.created, created.definition.version), (True, 2), "CreateDefinition version 2 (created, version)")
+
+    def migrate(self):
+        """MigrateInstance to version 2: the entry records the move, a watcher gets a MIGRATED event."""
+        # From the next version: the migration arrives by replay or live, whichever comes first.
+        stream = self.stub.WatchInstance(
+            self.pb.WatchInstanceRequest(instance_id=self.notes_id, start_version=3), timeout=self.deadline * 3)
+        try:
+            migrated = self.call("MigrateInstance", self.pb.MigrateInstanceRequest(
+                instance_id=self.notes_id, to_definition_version=2, expected_version=2,
+                comment="pick up fast_publish", payload=self.payload))
+            i, t = migrated.instance, migrated.transition
+            self.equal((i.definition_version, i.version, i.current_state), (2, 3, "review"),
+                       "MigrateInstance instance (definition_version, version, state)")
+            self.equal((t.version, t.action_id, t.from_state, t.to_state, t.comment),
+                       (3, "", "review", "review", "pick up fast_publish"), "MigrateInstance transition")
+            self.check(t.HasField("migration"), "MigrateInstance transition has a migration")
+            self.equal((t.migration.from_definition_version, t.migration.to_definition_version), (1, 2),
+                       "MigrateInstance transition.migration (from, to)")
+            self.equal(t.payload, self.payload, "MigrateInstance transition payload")
+            event = next(stream).event
+        except grpc.RpcError as err:
+            raise Mismatch(f"WatchInstance / MigrateInstance failed with {err.code().name}: {err.details()}") from None
+        finally:
+            stream.cancel()
+        self.equal((event.type, event.instance.version, event.instance.definition_version),
+                   (self.res.EVENT_TYPE_MIGRATED, 3, 2), "WatchInstance event after the migration (type, version, definition)")
+        self.equal(event.entry, t, "the MIGRATED event's entry is the migration's history entry")
+        view = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=self.notes_id))
+        self.equal(sorted(a.id for a in view.available_actions), ["fast_publish", "reject"],
+                   "GetInstance after the migration: version 2's actions")
+        before = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=self.notes_id, as_of_version=2))
+        self.equal(before.instance.definition_version, 1, "GetInstance as_of_version 2: the definition version before")
+        published = self.call("ExecuteAction", self.pb.ExecuteActionRequest(instance_id=self.notes_id, action_id="fast_publish"))
+        self.equal(published.instance.status, self.res.INSTANCE_STATUS_COMPLETED, "fast_publish (only in version 2) completes it")
+
+    def migrate_refused(self):
+        """A migration to a version without the current state: FAILED_PRECONDITION with a PreconditionFailure."""
+        started = self.call("StartInstance", self.pb.StartInstanceRequest(definition_id=self.definition_id, definition_version=1))
+        instance_id = started.instance.id
+        for action in ("submit", "approve"):
+            self.call("ExecuteAction", self.pb.ExecuteActionRequest(instance_id=instance_id, action_id=action))
+        status, found = self.expect_error("MigrateInstance", self.pb.MigrateInstanceRequest(
+            instance_id=instance_id, to_definition_version=2), grpc.StatusCode.FAILED_PRECONDITION)
+        info = found["ErrorInfo"]
+        self.equal(info.reason, "MIGRATION_STATE_MISSING", "ErrorInfo.reason")
+        self.equal((info.metadata.get("current_state"), info.metadata.get("to_definition_version")), ("approved", "2"),
+                   "ErrorInfo.metadata (current_state, to_definition_version)")
+        self.check("PreconditionFailure" in found, f"no google.rpc.PreconditionFailure among the details: {status}")
+        failure = found["PreconditionFailure"]
+        current, allowed = self.current_state_violation(failure)
+        self.equal((current, allowed), ("approved", ["publish"]), "PreconditionFailure (current state, allowed actions)")
+        self.check(any(v.type == "STATE" and v.subject == "approved" for v in failure.violations),
+                   f"PreconditionFailure should name the missing state: {failure}")
+        view = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=instance_id))
+        self.equal((view.instance.version, view.instance.definition_version), (3, 1), "a refused migration changes nothing")
+
     def run(self) -> None:
         for step in (self.create_definition, self.start_instance, self.execute, self.history, self.rejected_action,
-                     self.version_conflict, self.watch, self.watch_replay, self.completed_instance):
+                     self.version_conflict, self.watch, self.watch_replay, self.completed_instance,
+                     self.notes, self.as_of_version, self.create_version_2, self.migrate, self.migrate_refused):
             self.step = step.__name__
             try:
                 step()

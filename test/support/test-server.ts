@@ -17,6 +17,7 @@ import {
   ListDefinitionsRequest,
   ListInstanceHistoryRequest,
   ListInstancesRequest,
+  MigrateInstanceRequest,
   StartInstanceRequest,
   ValidateDefinitionRequest,
   WorkflowServiceClient,
@@ -197,30 +198,49 @@ type UnaryMethodWithOptions<Req, Res> = (
   callback: (error: ServiceError | null, response: Res) => void,
 ) => unknown;
 
-function bind<Req, Res>(client: WorkflowServiceClient, fns: PartialFns<Req>, method: UnaryMethodWithOptions<Req, Res>) {
+/** `authorization: Bearer <token>` metadata. */
+export function bearer(token: string): Metadata {
+  const md = new Metadata();
+  md.set("authorization", `Bearer ${token}`);
+  return md;
+}
+
+function bind<Req, Res>(client: WorkflowServiceClient, fns: PartialFns<Req>, method: UnaryMethodWithOptions<Req, Res>, token?: string) {
   return (request: Partial2<Req> = {} as Partial2<Req>, metadata?: Metadata): Promise<Res> =>
-    unaryCall(client, method as unknown as UnaryMethod<Req, Res>, fns.fromPartial(request), metadata);
+    unaryCall(
+      client,
+      method as unknown as UnaryMethod<Req, Res>,
+      fns.fromPartial(request),
+      metadata ?? (token === undefined ? undefined : bearer(token)),
+    );
 }
 
 /** Promise-returning unary calls taking partial requests (unset fields get proto3 defaults). */
 export function api(client: WorkflowServiceClient) {
+  return apiWithToken(client, undefined);
+}
+
+/** As api(), every call sending `token` as a bearer token unless given metadata of its own. */
+export function apiWithToken(client: WorkflowServiceClient, token: string | undefined) {
+  const b = <Req, Res>(fns: PartialFns<Req>, method: UnaryMethodWithOptions<Req, Res>) => bind(client, fns, method, token);
   return {
-    createDefinition: bind(client, CreateDefinitionRequest, client.createDefinition),
-    getDefinition: bind(client, GetDefinitionRequest, client.getDefinition),
-    listDefinitions: bind(client, ListDefinitionsRequest, client.listDefinitions),
-    validateDefinition: bind(client, ValidateDefinitionRequest, client.validateDefinition),
-    startInstance: bind(client, StartInstanceRequest, client.startInstance),
-    getInstance: bind(client, GetInstanceRequest, client.getInstance),
-    listInstances: bind(client, ListInstancesRequest, client.listInstances),
-    executeAction: bind(client, ExecuteActionRequest, client.executeAction),
-    listAvailableActions: bind(client, ListAvailableActionsRequest, client.listAvailableActions),
-    listInstanceHistory: bind(client, ListInstanceHistoryRequest, client.listInstanceHistory),
-    getServiceStats: bind(client, GetServiceStatsRequest, client.getServiceStats),
-    backupDatabase: bind(client, BackupDatabaseRequest, client.backupDatabase),
+    createDefinition: b(CreateDefinitionRequest, client.createDefinition),
+    getDefinition: b(GetDefinitionRequest, client.getDefinition),
+    listDefinitions: b(ListDefinitionsRequest, client.listDefinitions),
+    validateDefinition: b(ValidateDefinitionRequest, client.validateDefinition),
+    startInstance: b(StartInstanceRequest, client.startInstance),
+    getInstance: b(GetInstanceRequest, client.getInstance),
+    listInstances: b(ListInstancesRequest, client.listInstances),
+    executeAction: b(ExecuteActionRequest, client.executeAction),
+    migrateInstance: b(MigrateInstanceRequest, client.migrateInstance),
+    listAvailableActions: b(ListAvailableActionsRequest, client.listAvailableActions),
+    listInstanceHistory: b(ListInstanceHistoryRequest, client.listInstanceHistory),
+    getServiceStats: b(GetServiceStatsRequest, client.getServiceStats),
+    backupDatabase: b(BackupDatabaseRequest, client.backupDatabase),
   };
 }
 
-export type Api = ReturnType<typeof api>;
+export type Api = ReturnType<typeof apiWithToken>;
 
 /** Awaits `promise`, expecting a gRPC error; returns it decoded (fails if the call succeeds). */
 export async function rejection(promise: Promise<unknown>): Promise<DecodedStatus & { error: ServiceError }> {
