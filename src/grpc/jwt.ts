@@ -158,6 +158,10 @@ export class JwtVerifier {
       }
       throw explain(err, this.settings);
     }
+    // The subject becomes the actor of every history entry the caller writes: it must be storable text.
+    if (typeof payload.sub !== "string" || payload.sub === "" || payload.sub.length > 256 || /[\u0000-\u001f\u007f]/.test(payload.sub)) {
+      throw invalid("its sub claim must be 1 to 256 characters without control characters (it is recorded as the actor of each change)");
+    }
     const role = roleFrom(claimAt(payload, this.settings.rolesClaim));
     if (!role) {
       throw new WorkflowError(

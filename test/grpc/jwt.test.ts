@@ -132,6 +132,7 @@ describe("refused with a reason, never echoing the token", () => {
     ["wrong issuer", () => token({ issuer: "https://evil.test" }), /issuer \(iss\) is not "https:\/\/issuer.test"/],
     ["signed by another key", () => token({ key: other.privateKey }), /signature does not verify/],
     ["without a subject", () => token({ subject: null }), /no sub claim/],
+    ["with a control character in its subject (the actor of its changes)", () => token({ subject: "ro\u0000bot" }), /sub claim must be 1 to 256 characters without control characters/],
     [
       "unsigned (alg none)",
       async () => {
