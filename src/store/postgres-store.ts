@@ -295,10 +295,9 @@ export class PostgresStore implements WorkflowStore {
     });
     if (!signal) return connecting;
     return new Promise<PoolClient>((resolve, reject) => {
-      const onAbort = () => {
-        reject(signal.reason);
-        connecting.then((c) => c.release(), () => {});
-      };
+      // The connection of an abandoned wait is released once, below, when it comes: releasing it here
+      // too put one client in the pool twice, so two callers later shared it (and pg-pool threw).
+      const onAbort = () => reject(signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
       connecting.then(
         (client) => {

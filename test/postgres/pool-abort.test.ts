@@ -1,0 +1,53 @@
+// Proves a PostgreSQL read abandoned while it waits for a pooled connection (its call's deadline or cancellation) gives that connection back exactly once: afterwards the pool serves concurrent reads, never hands one connection to two callers, and nothing throws out of band.
+import pg from "pg";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { openPostgresStore } from "../../src/store/postgres-store.js";
+import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+it("an aborted wait for the only connection releases it once, and the pool keeps serving", async () => {
+  const outOfBand: unknown[] = [];
+  const record = (err: unknown) => outOfBand.push(err);
+  process.on("unhandledRejection", record);
+  process.on("uncaughtException", record);
+  const store = await openPostgresStore({ url: db.url, poolSize: 1 });
+  const locker = new pg.Client({ connectionString: db.url });
+  await locker.connect();
+  try {
+    // Hold the pool's only connection: a read blocked behind a table lock.
+    await locker.query("BEGIN");
+    await locker.query("LOCK TABLE instances IN ACCESS EXCLUSIVE MODE");
+    const holding = store.getInstance("held");
+    await expect.poll(() => store.poolStats().total).toBe(1);
+
+    // A second read waits for that connection; its call ends (deadline, cancellation) meanwhile.
+    const abandon = new AbortController();
+    const waiting = store.getInstance("abandoned", abandon.signal);
+    await expect.poll(() => store.poolStats().waiting).toBe(1);
+    abandon.abort(new Error("the call ended"));
+    await expect(waiting).rejects.toThrow("the call ended");
+
+    await locker.query("COMMIT");
+    expect(await holding).toBeUndefined();
+    // The connection came back to the abandoned wait, which gave it back to the pool: once.
+    await expect.poll(() => store.poolStats()).toEqual({ total: 1, idle: 1, waiting: 0 });
+
+    // Released twice, it would sit in the pool twice and two callers would share it.
+    const reads = await Promise.all(Array.from({ length: 20 }, (_, i) => store.getInstance(`r-${i}`)));
+    expect(reads).toEqual(Array.from({ length: 20 }, () => undefined));
+    expect(store.poolStats()).toEqual({ total: 1, idle: 1, waiting: 0 });
+    expect(outOfBand).toEqual([]);
+  } finally {
+    process.off("unhandledRejection", record);
+    process.off("uncaughtException", record);
+    await locker.end().catch(() => {});
+    await store.close();
+  }
+});
