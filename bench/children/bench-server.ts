@@ -60,7 +60,16 @@ store.onCommit((events) => {
   for (const e of events) committedAt.set(e.revision, t);
 });
 
-const server = await startServer({ listen: "127.0.0.1:0", store, logger: createLogger("warn"), shutdownGraceMs: 2_000 });
+// The watch scenario opens up to 5,000 watchers: above the production default of WORKFLOW_MAX_WATCHERS
+// (1,000), which would refuse them with TOO_MANY_WATCHERS, so the measured server allows them, as an
+// operator would for that many. Streams per connection stay at their default.
+const server = await startServer({
+  listen: "127.0.0.1:0",
+  store,
+  logger: createLogger("warn"),
+  shutdownGraceMs: 2_000,
+  wire: { maxWatchers: 20_000 },
+});
 const service = server.service;
 
 /** Runs `count` tasks with at most `concurrency` in flight; the first failure stops it. */
