@@ -28,7 +28,7 @@ import { availableActions, findState, replayHistory } from "../engine/transition
 import { DefinitionCache } from "../live/definition-cache.js";
 import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../live/live-instances.js";
 import { instanceNotFound } from "../live/refusals.js";
-import type { InstanceFilter, StoreStats, WorkflowStore } from "../store/store.js";
+import type { InstanceFilter, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 
 export interface Page<T> {
@@ -143,6 +143,11 @@ function canonicalJson(value: unknown): string {
 function fingerprintOf(fields: unknown[], note: NoteFields): string {
   const extra = note.comment || note.payload ? [note.comment ?? "", note.payload === undefined ? null : JSON.parse(canonicalJson(note.payload))] : [];
   return JSON.stringify([...fields, ...extra]);
+}
+
+/** The request_id and the fingerprint it binds (undefined without a request_id). */
+function requestKeyOf(cmd: NoteFields & { requestId: string }, fields: unknown[]): RequestKey | undefined {
+  return cmd.requestId ? { requestId: cmd.requestId, fingerprint: fingerprintOf(fields, cmd) } : undefined;
 }
 
 /** The note a write records: the actor (authentication's name for the caller), comment, payload. */
@@ -282,8 +287,7 @@ export class WorkflowService {
       this.requestIdViolation(cmd.requestId),
       ...noteViolations(cmd, this.limits),
     ]);
-    const fingerprint = fingerprintOf(["start", cmd.definitionId, cmd.definitionVersion, cmd.instanceId], cmd);
-    const requestKey = cmd.requestId ? { requestId: cmd.requestId, fingerprint } : undefined;
+    const requestKey = requestKeyOf(cmd, ["start", cmd.definitionId, cmd.definitionVersion, cmd.instanceId]);
     const definition = await this.definitions.get(cmd.definitionId, cmd.definitionVersion, signal);
     const { transition, created } = await this.live.start(
       { definition, instanceId: cmd.instanceId || this.newId(), requestId: cmd.requestId, requestKey, note: noteOf(cmd, actor) },
@@ -357,14 +361,9 @@ export class WorkflowService {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       this.idViolation("action_id", cmd.actionId),
-      cmd.expectedVersion < 0
-        ? { field: "expected_version", description: "must be 0 (no check) or the instance version you read" }
-        : undefined,
-      this.requestIdViolation(cmd.requestId),
-      ...noteViolations(cmd, this.limits),
+      ...this.changeViolations(cmd),
     ]);
-    const fingerprint = fingerprintOf(["execute", cmd.instanceId, cmd.actionId, cmd.expectedVersion], cmd);
-    const requestKey = cmd.requestId ? { requestId: cmd.requestId, fingerprint } : undefined;
+    const requestKey = requestKeyOf(cmd, ["execute", cmd.instanceId, cmd.actionId, cmd.expectedVersion]);
     return this.live.execute(
       {
         instanceId: cmd.instanceId,
@@ -388,14 +387,9 @@ export class WorkflowService {
       !Number.isInteger(cmd.toDefinitionVersion) || cmd.toDefinitionVersion < 0
         ? { field: "to_definition_version", description: "must be 0 (latest) or a positive version" }
         : undefined,
-      cmd.expectedVersion < 0
-        ? { field: "expected_version", description: "must be 0 (no check) or the instance version you read" }
-        : undefined,
-      this.requestIdViolation(cmd.requestId),
-      ...noteViolations(cmd, this.limits),
+      ...this.changeViolations(cmd),
     ]);
-    const fingerprint = fingerprintOf(["migrate", cmd.instanceId, cmd.toDefinitionVersion, cmd.expectedVersion], cmd);
-    const requestKey = cmd.requestId ? { requestId: cmd.requestId, fingerprint } : undefined;
+    const requestKey = requestKeyOf(cmd, ["migrate", cmd.instanceId, cmd.toDefinitionVersion, cmd.expectedVersion]);
     // The definition id never changes, so the instance read here names the target's id for good.
     const { instance } = await this.liveInstance(cmd.instanceId, signal);
     const definition = await this.definitions.get(instance.definitionId, cmd.toDefinitionVersion, signal);
@@ -533,6 +527,17 @@ export class WorkflowService {
   private idViolation(field: string, value: string): FieldViolation | undefined {
     const problem = idProblem(value ?? "", this.limits);
     return problem ? { field, description: problem } : undefined;
+  }
+
+  /** What every change of an existing instance checks: expected_version, request_id, comment and payload. */
+  private changeViolations(cmd: NoteFields & { expectedVersion: number; requestId: string }): (FieldViolation | undefined)[] {
+    return [
+      cmd.expectedVersion < 0
+        ? { field: "expected_version", description: "must be 0 (no check) or the instance version you read" }
+        : undefined,
+      this.requestIdViolation(cmd.requestId),
+      ...noteViolations(cmd, this.limits),
+    ];
   }
 
   private requestIdViolation(requestId: string): FieldViolation | undefined {
