@@ -127,22 +127,19 @@ function normalizeDefinition(input: DefinitionInput): DefinitionInput {
   };
 }
 
-/** JSON with object keys sorted: the same payload gives the same text whatever order its keys came in. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
-}
+/** A JSON.stringify replacer sorting object keys: the same payload gives the same text whatever order its keys came in. */
+const sortedKeys = (_key: string, v: unknown): unknown =>
+  v && typeof v === "object" && !Array.isArray(v)
+    ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    : v;
 
 /**
  * A request's fingerprint (what a request_id is bound to): its fields, and the comment and payload
  * when it has them (appended only then, so fingerprints recorded before notes existed still match).
  */
 function fingerprintOf(fields: unknown[], note: NoteFields): string {
-  const extra = note.comment || note.payload ? [note.comment ?? "", note.payload === undefined ? null : JSON.parse(canonicalJson(note.payload))] : [];
-  return JSON.stringify([...fields, ...extra]);
+  const extra = note.comment || note.payload ? [note.comment ?? "", note.payload ?? null] : [];
+  return JSON.stringify([...fields, ...extra], sortedKeys);
 }
 
 /** The request_id and the fingerprint it binds (undefined without a request_id). */
@@ -447,7 +444,7 @@ export class WorkflowService {
         ]);
       }
       if (version === 0) version = now.definitionVersion;
-      instance = { currentState: now.currentState, history: await this.historyUpTo(now, signal) };
+      instance = { currentState: now.currentState, history: await this.historyUpTo(now.id, now.version, signal) };
     }
     const definition = await this.definitions.get(req.definitionId, version, signal);
     return { text: renderDefinition(definition, req.format, { instance }), format: req.format, definitionVersion: definition.version };
@@ -461,26 +458,27 @@ export class WorkflowService {
   // ---------------------------------------------------------------- helpers
 
   /** Every history entry of an instance up to the version `now` is at (later commits are left out), oldest first. */
-  private async historyUpTo(now: Instance, signal?: AbortSignal): Promise<HistoryEntry[]> {
+  private async historyUpTo(instanceId: string, version: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
     const entries: HistoryEntry[] = [];
-    while (entries.length < now.version) {
-      const page = await this.store.listHistory(now.id, entries.length, now.version - entries.length, signal);
+    while (entries.length < version) {
+      const page = await this.store.listHistory(instanceId, entries.length, version - entries.length, signal);
       if (page.length === 0) break;
-      entries.push(...page.filter((e) => e.version <= now.version));
+      entries.push(...page.filter((e) => e.version <= version));
     }
     return entries;
   }
 
   /** The instance right after history version `version` (below the current one), replayed from its history. */
   private async instanceAsOf(now: Instance, version: number, signal?: AbortSignal): Promise<InstanceView> {
-    // The whole history: migrations after `version` tell which definition version it started on.
-    const entries = await this.historyUpTo(now, signal);
-    const firstMigration = entries.find((e) => e.migration)?.migration;
-    const startVersion = firstMigration ? firstMigration.fromDefinitionVersion : now.definitionVersion;
-    const versions = new Set([startVersion, ...entries.flatMap((e) => (e.migration ? [e.migration.toDefinitionVersion] : []))]);
+    // The start event's snapshot names the definition version it started on (one row), so only the
+    // entries up to `version` are read, however long the history grew after it.
+    const [start] = await this.store.readInstanceEvents(now.id, 1, 1);
+    if (start?.instance.version !== 1) throw new Error(`instance ${now.id} has no start event`);
+    const startVersion = start.instance.definitionVersion;
+    const upTo = await this.historyUpTo(now.id, version, signal);
+    const versions = new Set([startVersion, ...upTo.flatMap((e) => (e.migration ? [e.migration.toDefinitionVersion] : []))]);
     const definitions = new Map<number, Definition>();
     for (const v of versions) definitions.set(v, await this.definitions.get(now.definitionId, v, signal));
-    const upTo = entries.slice(0, version);
     const instance = replayHistory((v) => definitions.get(v), now.id, upTo, startVersion);
     const definition = definitions.get(instance.definitionVersion)!;
     const state = findState(definition, instance.currentState);
