@@ -8,7 +8,6 @@
  * requests in flight.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
@@ -25,6 +24,7 @@ import { answerPreflight, applyCors, isPreflight, type CorsPolicy } from "./cors
 import { sendJson, type Exchange, type FaceDeps } from "./exchange.js";
 import { codeName, HttpError, toHttpFailure } from "./http-status.js";
 import { JsonApi } from "./json-api.js";
+import { listenOn } from "./listen.js";
 import { isLegacyPath, LegacyApi } from "./legacy-api.js";
 import { statusToJson } from "./proto-json.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./request-body.js";
@@ -61,12 +61,6 @@ export interface RunningHttpServer {
   port: number;
   /** Stops accepting, then closes every connection once its response is done (or at once after graceMs). */
   close(graceMs: number): Promise<void>;
-}
-
-function splitHostPort(listen: string): { host: string; port: number } {
-  const m = /^(.+):(\d+)$/.exec(listen);
-  if (!m) throw new Error(`"${listen}" is not host:port`);
-  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port: Number(m[2]) };
 }
 
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
@@ -163,15 +157,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     log.info({ http: "(unparsable request)", status: tooLarge ? 431 : 400, reason: err.code }, "http");
   });
 
-  const { host, port } = splitHostPort(options.listen);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const bound = (server.address() as AddressInfo).port;
+  const bound = await listenOn(server, options.listen);
   log.info({ port: bound }, "http listening");
 
   return {

@@ -4,7 +4,7 @@
  * public port. Open like health checks: Prometheus scrapes without credentials.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenOn } from "../http/listen.js";
 import type { Logger } from "../logger.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
@@ -39,12 +39,6 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
-function splitHostPort(listen: string): { host: string; port: number } {
-  const m = /^(.+):(\d+)$/.exec(listen);
-  if (!m) throw new Error(`"${listen}" is not host:port`);
-  return { host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port: Number(m[2]) };
-}
-
 /** A listener that serves GET /metrics and 404 for anything else. Rejects when it cannot listen. */
 export async function startMetricsListener(listen: string, metrics: ServerMetrics, log: Logger): Promise<MetricsListener> {
   const server: Server = createServer((req, res) => {
@@ -58,15 +52,7 @@ export async function startMetricsListener(listen: string, metrics: ServerMetric
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  const { host, port } = splitHostPort(listen);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const bound = (server.address() as AddressInfo).port;
+  const bound = await listenOn(server, listen);
   return {
     port: bound,
     close: () =>
