@@ -25,6 +25,18 @@ export function isBug(err: unknown): boolean {
   return false;
 }
 
+/**
+ * What to hand pg-pool's release() after a statement failed: nothing (the connection is fine and
+ * goes back to the pool) when the server answered with an ordinary error, the error itself (the
+ * connection is destroyed) otherwise. A FATAL or PANIC answer (57P01 terminated by an operator or
+ * a failover, 57P02/57P03 shutting down) comes just before the server closes the session: that
+ * connection, returned as healthy, would be handed to the next caller before its end is noticed.
+ */
+export function releaseArgument(err: unknown): Error | true | undefined {
+  if (err instanceof pg.DatabaseError && err.severity !== "FATAL" && err.severity !== "PANIC") return undefined;
+  return err instanceof Error ? err : true;
+}
+
 /** Deadlock or serialization failure: the transaction rolled back and may simply run again. */
 export function isRetryable(err: unknown): boolean {
   return err instanceof pg.DatabaseError && (err.code === "40P01" || err.code === "40001");

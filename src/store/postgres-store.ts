@@ -33,7 +33,7 @@ import { WorkflowError } from "../engine/errors.js";
 import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
 import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
-import { checkUrl, errorCode, isBug, isRetryable, openError, writeOutcome } from "./postgres-errors.js";
+import { checkUrl, errorCode, isBug, isRetryable, openError, releaseArgument, writeOutcome } from "./postgres-errors.js";
 import { EventReader } from "./postgres-event-reader.js";
 import { migrate } from "./postgres-migrations.js";
 import { StoreErrors } from "./store-errors.js";
@@ -166,6 +166,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   const onStoreError = options.onStoreError ?? (() => {});
   // An idle pooled connection that breaks emits here; without a handler it would crash the process.
   pool.on("error", (err) => onStoreError(err));
+  // pg-pool listens for errors only while a connection is idle. One that breaks while checked out
+  // (its session terminated by a failover, an OOM kill or an operator) also emits "error" on the
+  // client after failing its query: with no listener that is an uncaught exception that ends the
+  // process. The failed query already reports the failure to its caller (and to onStoreError).
+  pool.on("connect", (client) => client.on("error", () => {}));
   try {
     const client = await pool.connect();
     try {
@@ -322,8 +327,7 @@ export class PostgresStore implements WorkflowStore {
       client.release();
       return value;
     } catch (err) {
-      const answered = err instanceof pg.DatabaseError;
-      client.release(answered ? undefined : err instanceof Error ? err : true);
+      client.release(releaseArgument(err));
       if (err instanceof WorkflowError || isBug(err)) throw err;
       this.onStoreError(err);
       throw storeUnavailable(err, `could not ${what}; retry later`, errorCode(err));
@@ -660,7 +664,7 @@ export class PostgresStore implements WorkflowStore {
         client.release();
         return rows;
       } catch (err) {
-        client.release(err instanceof pg.DatabaseError ? undefined : err instanceof Error ? err : true);
+        client.release(releaseArgument(err));
         if (isRetryable(err) && attempt <= DEADLOCK_RETRIES) continue;
         throw err;
       }

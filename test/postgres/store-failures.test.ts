@@ -225,7 +225,8 @@ describe("a write stuck behind another session's row lock", () => {
     await vi.waitFor(
       async () => {
         const { rows } = await db.sql(
-          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%workflow_commit_batch%' AND state = 'active'",
+          // Not this query itself, whose text names the function too.
+          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%workflow_commit_batch%' AND state = 'active' AND pid <> pg_backend_pid()",
         );
         pid = rows[0]?.pid as number | undefined;
         expect(pid).toBeTypeOf("number");
