@@ -5,6 +5,7 @@
 import { DEFAULT_LIMITS, type Limits } from "./engine/limits.js";
 import { parseTokenGrants, type TokenGrant } from "./grpc/auth.js";
 import { describeCors, parseCorsOrigins, type CorsPolicy } from "./http/cors.js";
+import { isLoopbackListen } from "./http/listen.js";
 import { DEFAULT_WIRE_SETTINGS, type WireSettings } from "./grpc/connections.js";
 import type { JwtSettings } from "./grpc/jwt.js";
 import type { TlsSettings } from "./grpc/tls.js";
@@ -40,6 +41,8 @@ export interface Config {
   jwt: JwtSettings | undefined;
   /** Where /metrics is served: auto (the HTTP listener, else 127.0.0.1:9464), off, or host:port (only there). */
   metricsListen: "auto" | "off" | `${string}:${number}`;
+  /** The metrics listener's TLS: inherit (the server's files, when set) or off (plaintext, loopback addresses only). */
+  metricsTls: "inherit" | "off";
   /** Definition ids with a metrics label value of their own. */
   metricsMaxDefinitions: number;
   /** Store probe interval behind readiness; 0 = never. */
@@ -223,6 +226,12 @@ export const SETTINGS = {
     default: "auto",
     help: "Prometheus /metrics: auto = on the HTTP listener, or on 127.0.0.1:9464 when HTTP is off; host:port = only on a listener of its own there; off = no metrics",
   },
+  metricsTls: {
+    flag: "--metrics-tls",
+    env: "WORKFLOW_METRICS_TLS",
+    default: "inherit",
+    help: "TLS of the metrics listener: inherit = with WORKFLOW_TLS_CERT set it serves TLS with the same files (and requires client certificates when WORKFLOW_TLS_CLIENT_CA is set), like every listener; off = plaintext, allowed only when that listener is on a loopback address (--metrics-listen 127.0.0.1:9464, or auto with HTTP off)",
+  },
   metricsMaxDefinitions: {
     flag: "--metrics-max-definitions",
     env: "WORKFLOW_METRICS_MAX_DEFINITIONS",
@@ -372,6 +381,20 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
       `${SETTINGS.metricsListen.flag} / ${SETTINGS.metricsListen.env}: "${metricsListen}" is not auto, off or host:port (e.g. 127.0.0.1:9464)`,
     );
   }
+  const metricsTls = values.get("metricsTls")!;
+  if (metricsTls !== "inherit" && metricsTls !== "off") {
+    throw new ConfigError(`${SETTINGS.metricsTls.flag} / ${SETTINGS.metricsTls.env}: "${metricsTls}" is not inherit or off`);
+  }
+  if (metricsTls === "off") {
+    // Where the metrics listener of its own binds (main.ts): none when metrics live on the HTTP listener.
+    const own = ml ? metricsListen : metricsListen === "auto" && httpListen === "off" ? DEFAULT_METRICS_LISTEN : undefined;
+    if (own === undefined || !isLoopbackListen(own)) {
+      throw new ConfigError(
+        `${SETTINGS.metricsTls.env}=off (plaintext metrics) needs the metrics on a listener of their own on a loopback address, ` +
+          `e.g. ${SETTINGS.metricsListen.env}=${DEFAULT_METRICS_LISTEN}; ${own === undefined ? "metrics are served on the HTTP listener or not at all" : `${own} is reachable from other machines`}`,
+      );
+    }
+  }
   return {
     listen,
     store,
@@ -390,6 +413,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     tls: parseTls(values),
     jwt: parseJwt(values),
     metricsListen: metricsListen as Config["metricsListen"],
+    metricsTls,
     metricsMaxDefinitions: int("metricsMaxDefinitions", 1, 100_000),
     healthProbeMs: int("healthProbeMs", 0, 3_600_000),
     backupDir: values.get("backupDir") || undefined,

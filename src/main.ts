@@ -128,6 +128,8 @@ async function main(): Promise<void> {
 /** Where metrics are served: see WORKFLOW_METRICS_LISTEN in src/config.ts. */
 function metricsOptions(config: Config): MetricsOptions | false {
   const maxDefinitionLabels = config.metricsMaxDefinitions;
+  // parseConfig allows WORKFLOW_METRICS_TLS=off only where the listener below binds a loopback address.
+  const plaintext = config.metricsTls === "off";
   switch (config.metricsListen) {
     case "off":
       return false;
@@ -135,9 +137,9 @@ function metricsOptions(config: Config): MetricsOptions | false {
       // With HTTP on, /metrics is there; without, on a local port that another server may already hold.
       return config.httpListen
         ? { maxDefinitionLabels }
-        : { maxDefinitionLabels, listen: DEFAULT_METRICS_LISTEN, listenOptional: true };
+        : { maxDefinitionLabels, listen: DEFAULT_METRICS_LISTEN, listenOptional: true, plaintext };
     default:
-      return { maxDefinitionLabels, listen: config.metricsListen, onHttpListener: false };
+      return { maxDefinitionLabels, listen: config.metricsListen, onHttpListener: false, plaintext };
   }
 }
 

@@ -53,7 +53,7 @@ export interface ServerOptions {
   // --- wire: security, limits and connections (src/grpc/call-guard.ts, connections.ts, tls.ts, jwt.ts)
   /** JWT bearer verification, beside or instead of authTokens. */
   jwt?: JwtVerifier;
-  /** TLS or mutual TLS; omitted = plaintext. */
+  /** TLS or mutual TLS on every listener (gRPC, HTTP, metrics unless metrics.plaintext); omitted = plaintext. */
   tls?: TlsFiles;
   /** Request size and time limits, watcher limit, connection hygiene; each field defaults. */
   wire?: Partial<WireSettings>;
@@ -81,6 +81,12 @@ export interface MetricsOptions {
   listenOptional?: boolean;
   /** Serve GET /metrics on the HTTP listener too (default true). */
   onHttpListener?: boolean;
+  /**
+   * The listener of `listen` speaks plaintext even when the server has TLS files
+   * (WORKFLOW_METRICS_TLS=off, which main.ts allows on a loopback address only). Default false:
+   * it serves TLS with the same files and client CA as every other listener.
+   */
+  plaintext?: boolean;
   /** Definition ids with a label value of their own in the domain metrics (default 100). */
   maxDefinitionLabels?: number;
 }
@@ -203,6 +209,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         tracker,
         logger: log,
         authenticate,
+        tls: options.tls,
         cors: options.http.cors ?? { kind: "any" },
         maxBodyBytes: options.http.maxBodyBytes,
         heartbeatMs: options.watchProgressMs ?? DEFAULT_WATCH_PROGRESS_MS,
@@ -220,8 +227,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let metricsListener: MetricsListener | undefined;
   if (metrics && metricsOptions?.listen) {
     try {
-      metricsListener = await startMetricsListener(metricsOptions.listen, metrics, log);
-      log.info({ port: metricsListener.port }, "metrics listening");
+      const tls = metricsOptions.plaintext ? undefined : options.tls;
+      metricsListener = await startMetricsListener(metricsOptions.listen, metrics, log, tls);
+      log.info({ port: metricsListener.port, tls: tls ? (tls.mutual ? "mutual" : "on") : "off" }, "metrics listening");
     } catch (err) {
       if (!metricsOptions.listenOptional) {
         readiness?.stop();

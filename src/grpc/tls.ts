@@ -7,11 +7,13 @@
  *
  * grpc-js re-reads credentials through its CertificateProvider interface
  * (@grpc/grpc-js/experimental): every update here calls setSecureContext on its TLS server, so
- * new connections get the new certificate while open ones keep theirs.
+ * new connections get the new certificate while open ones keep theirs. The HTTP and metrics
+ * listeners are node:https servers made from serverOptions() and kept current by follow(), so one
+ * reload (file change or SIGHUP) reaches every listener at once.
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, unwatchFile, watchFile } from "node:fs";
-import { createSecureContext } from "node:tls";
+import { createSecureContext, type Server as TlsServer, type TlsOptions } from "node:tls";
 import { experimental, type ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "../logger.js";
 
@@ -82,6 +84,7 @@ export class TlsFiles {
   private loaded: Loaded;
   private readonly identityListeners = new Set<IdentityCertificateUpdateListener>();
   private readonly caListeners = new Set<CaCertificateUpdateListener>();
+  private readonly followers = new Set<TlsServer>();
 
   /** Throws when the files are missing or bad (see loadTlsFiles). */
   constructor(readonly settings: TlsSettings) {
@@ -123,12 +126,31 @@ export class TlsFiles {
     return experimental.createCertificateProviderServerCredentials(identity, ca as CertificateProvider, this.mutual);
   }
 
+  /**
+   * Options for a node:tls / node:https server with the current files: client certificates
+   * requested and required (handshake refused without one) when the client CA is set.
+   */
+  serverOptions(): TlsOptions {
+    const { cert, key, ca } = this.loaded;
+    return { cert, key, ...(ca ? { ca } : {}), requestCert: this.mutual, rejectUnauthorized: this.mutual };
+  }
+
+  /**
+   * Keeps a node:tls / node:https server made from serverOptions() on the current files: every
+   * reload calls its setSecureContext (new connections get the new files). Stops when it closes.
+   */
+  follow(server: TlsServer): void {
+    this.followers.add(server);
+    server.once("close", () => this.followers.delete(server));
+  }
+
   /** Re-reads the files; on success every listener gets them. Throws (keeping the old ones) when they are bad. */
   reload(): Loaded["summary"] {
     const next = loadTlsFiles(this.settings);
     this.loaded = next;
     if (next.ca) for (const l of this.caListeners) l({ caCertificate: next.ca });
     for (const l of this.identityListeners) l({ certificate: next.cert, privateKey: next.key });
+    for (const server of this.followers) server.setSecureContext({ cert: next.cert, key: next.key, ...(next.ca ? { ca: next.ca } : {}) });
     return next.summary;
   }
 

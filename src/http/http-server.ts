@@ -3,11 +3,12 @@
  * the original REST API (`/health`, `/api/...`), the JSON API generated from the proto's
  * google.api.http routes (`/v1/...`, watches as server-sent events) and `/openapi.json`. CORS on
  * every face, one log line per request (with trace_id and span_id when the request carries a W3C
- * `traceparent`), request metrics and GET /metrics when the server has metrics, and the gRPC
- * server's shutdown: the same CallTracker refuses new requests, ends SSE streams and waits for
- * requests in flight.
+ * `traceparent`), request metrics and GET /metrics when the server has metrics, and the gRPC server's shutdown: the same
+ * CallTracker refuses new requests, ends SSE streams and waits for requests in flight. With the
+ * server's TLS files it serves HTTPS only (client certificates required under mutual TLS),
+ * reloading them with gRPC.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
@@ -15,6 +16,7 @@ import { status as Code } from "@grpc/grpc-js";
 import type { WatchService } from "../feed/watch-service.js";
 import type { Authenticator } from "../grpc/auth.js";
 import type { CallTracker } from "../grpc/call-adapter.js";
+import type { TlsFiles } from "../grpc/tls.js";
 import type { Logger } from "../logger.js";
 import { METRICS_PATH, serveMetrics } from "../metrics/metrics-endpoint.js";
 import type { ServerMetrics } from "../metrics/server-metrics.js";
@@ -24,7 +26,7 @@ import { answerPreflight, applyCors, isPreflight, type CorsPolicy } from "./cors
 import { sendJson, type Exchange, type FaceDeps } from "./exchange.js";
 import { codeName, HttpError, toHttpFailure } from "./http-status.js";
 import { JsonApi } from "./json-api.js";
-import { listenOn } from "./listen.js";
+import { createListenerServer, listenOn } from "./listen.js";
 import { isLegacyPath, LegacyApi } from "./legacy-api.js";
 import { statusToJson } from "./proto-json.js";
 import { DEFAULT_MAX_BODY_BYTES } from "./request-body.js";
@@ -44,6 +46,8 @@ export interface HttpServerOptions {
   logger: Logger;
   /** The gRPC server's authenticator; undefined = open. */
   authenticate?: Authenticator;
+  /** The gRPC server's TLS files: HTTPS only on them; undefined = plaintext HTTP. */
+  tls?: TlsFiles;
   cors: CorsPolicy;
   /** Largest request body (413 above it). */
   maxBodyBytes?: number;
@@ -109,7 +113,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     throw new HttpError(404, Code.NOT_FOUND, "ROUTE_NOT_FOUND", `no route ${url.pathname}; the APIs are under /v1 (see /openapi.json) and /api`);
   };
 
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const server: Server = createListenerServer((req: IncomingMessage, res: ServerResponse) => {
     const started = performance.now();
     const trace = parseTraceparent(req.headers.traceparent);
     // Never trust the Host header for anything but parsing the path.
@@ -138,7 +142,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       }
       sendJson(res, failure.httpStatus, statusToJson(failure.status), failure.headers);
     });
-  });
+  }, { tls: options.tls, log, listener: "http" });
   // A request whose body never finishes must not hold a connection for ever.
   server.requestTimeout = 60_000;
   server.headersTimeout = 30_000;
@@ -158,7 +162,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   });
 
   const bound = await listenOn(server, options.listen);
-  log.info({ port: bound }, "http listening");
+  log.info({ port: bound, tls: options.tls ? (options.tls.mutual ? "mutual" : "on") : "off" }, "http listening");
 
   return {
     port: bound,

@@ -1,10 +1,13 @@
 /**
  * GET /metrics: on the HTTP listener beside the APIs, or on a listener of its own
  * (WORKFLOW_METRICS_LISTEN) that serves nothing else, for operators who keep metrics off the
- * public port. Open like health checks: Prometheus scrapes without credentials.
+ * public port. Open like health checks: Prometheus scrapes without credentials. Both serve TLS with the process's
+ * files when TLS is configured, unless WORKFLOW_METRICS_TLS=off keeps the own listener
+ * plaintext (on a loopback address only: src/config.ts).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { listenOn } from "../http/listen.js";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { TlsFiles } from "../grpc/tls.js";
+import { createListenerServer, listenOn } from "../http/listen.js";
 import type { Logger } from "../logger.js";
 import type { ServerMetrics } from "./server-metrics.js";
 
@@ -39,9 +42,12 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
-/** A listener that serves GET /metrics and 404 for anything else. Rejects when it cannot listen. */
-export async function startMetricsListener(listen: string, metrics: ServerMetrics, log: Logger): Promise<MetricsListener> {
-  const server: Server = createServer((req, res) => {
+/**
+ * A listener that serves GET /metrics and 404 for anything else, over TLS when given the files
+ * (client certificates required under mutual TLS). Rejects when it cannot listen.
+ */
+export async function startMetricsListener(listen: string, metrics: ServerMetrics, log: Logger, tls?: TlsFiles): Promise<MetricsListener> {
+  const server: Server = createListenerServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === METRICS_PATH) {
       void serveMetrics(metrics, req, res, log);
@@ -49,7 +55,7 @@ export async function startMetricsListener(listen: string, metrics: ServerMetric
     }
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });
     res.end(`this listener serves only ${METRICS_PATH}\n`);
-  });
+  }, { tls, log, listener: "metrics" });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   const bound = await listenOn(server, listen);

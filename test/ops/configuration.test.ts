@@ -69,6 +69,17 @@ describe("--print-config", () => {
     expect(line("WORKFLOW_TLS_CERT")).toMatch(/^WORKFLOW_TLS_CERT= +# unset$/);
   });
 
+  it("WORKFLOW_METRICS_TLS=off (plaintext metrics) is accepted only for a metrics listener of its own on a loopback address", () => {
+    const parse = (env: Record<string, string>) => parseConfig([], { WORKFLOW_METRICS_TLS: "off", ...env });
+    expect(parse({ WORKFLOW_METRICS_LISTEN: "127.0.0.1:9464" }).metricsTls).toBe("off");
+    expect(parse({ WORKFLOW_METRICS_LISTEN: "[::1]:9464" }).metricsTls).toBe("off");
+    expect(parse({ WORKFLOW_HTTP_LISTEN: "off" }).metricsTls).toBe("off");
+    expect(() => parse({ WORKFLOW_METRICS_LISTEN: "0.0.0.0:9464" })).toThrow(/WORKFLOW_METRICS_TLS=off .* loopback address.*0\.0\.0\.0:9464 is reachable from other machines/);
+    expect(() => parse({})).toThrow(/WORKFLOW_METRICS_TLS=off .*metrics are served on the HTTP listener/);
+    expect(() => parseConfig([], { WORKFLOW_METRICS_TLS: "plain" })).toThrow(/WORKFLOW_METRICS_TLS: "plain" is not inherit or off/);
+    expect(parseConfig([], {}).metricsTls).toBe("inherit");
+  });
+
   it("refuses what a start would refuse", () => {
     expect(() => printConfig(["--print-config"], { WORKFLOW_METRICS_LISTEN: "9464" })).toThrow(ConfigError);
     expect(() => printConfig(["--print-config"], { WORKFLOW_METRICS_LISTEN: "9464" })).toThrow(/WORKFLOW_METRICS_LISTEN.*auto, off or host:port/);

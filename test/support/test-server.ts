@@ -66,7 +66,7 @@ export interface TestServer {
   store: WorkflowStore;
   address: string;
   client: WorkflowServiceClient;
-  /** `http://127.0.0.1:PORT` of the HTTP listener, when started. */
+  /** `http://127.0.0.1:PORT` of the HTTP listener, when started (`https://` with TLS). */
   httpUrl: string;
   /** A new client (its own channel) to the same server. */
   newClient(): WorkflowServiceClient;
@@ -107,7 +107,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     store,
     address,
     client,
-    httpUrl: server.httpPort ? `http://127.0.0.1:${server.httpPort}` : "",
+    httpUrl: server.httpPort ? `${options.tls ? "https" : "http"}://127.0.0.1:${server.httpPort}` : "",
     newClient,
     async close() {
       for (const c of clients) c.close();
