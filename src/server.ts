@@ -19,8 +19,9 @@ import { ConnectionManager, DEFAULT_WIRE_SETTINGS, grpcConnectionOptions, type W
 import type { JwtVerifier } from "./grpc/jwt.js";
 import { withSafeRequestDecoding } from "./grpc/request-decoder.js";
 import { watchFiles, type TlsFiles } from "./grpc/tls.js";
-import type { CorsPolicy } from "./http/cors.js";
+import { describeCors, type CorsPolicy } from "./http/cors.js";
 import { startHttpServer, type RunningHttpServer } from "./http/http-server.js";
+import { isLoopbackListen } from "./http/listen.js";
 import type { Logger } from "./logger.js";
 import { startMetricsListener, type MetricsListener } from "./metrics/metrics-endpoint.js";
 import { ServerMetrics } from "./metrics/server-metrics.js";
@@ -278,6 +279,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return shuttingDown;
   };
 
+  const warning = openAccessWarning({
+    authenticated: authenticate !== undefined || options.tls?.mutual === true,
+    listeners: [
+      { listener: "grpc", address: options.listen },
+      ...(http ? [{ listener: "http", address: options.http!.listen }] : []),
+      ...(metricsListener ? [{ listener: "metrics", address: metricsOptions!.listen! }] : []),
+    ],
+    cors: http ? (options.http!.cors ?? { kind: "any" }) : undefined,
+  });
+  if (warning) log.warn(warning.fields, warning.message);
+
   log.info(
     {
       port,
@@ -301,5 +313,40 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     readiness,
     reloadCredentials,
     shutdown,
+  };
+}
+
+/** What the start-up warning about an open server says, or undefined when there is nothing to say. */
+export interface OpenAccessWarning {
+  message: string;
+  fields: { reachable: string[]; corsOrigins?: string };
+}
+
+/**
+ * The defaults stay those of the old service (every address, any origin, no credentials), so a
+ * server that runs with them says so at start: with no authentication (no tokens, no JWT keys, no
+ * client CA), a listener on a non-loopback address lets anyone on the network read and change
+ * everything, and CORS for any origin lets any web page a browser on this machine opens do the
+ * same, even on 127.0.0.1.
+ */
+export function openAccessWarning(state: {
+  authenticated: boolean;
+  listeners: { listener: string; address: string }[];
+  cors?: CorsPolicy;
+}): OpenAccessWarning | undefined {
+  if (state.authenticated) return undefined;
+  const reachable = state.listeners.filter((l) => !isLoopbackListen(l.address)).map((l) => `${l.listener} ${l.address}`);
+  const anyOrigin = state.cors?.kind === "any";
+  if (reachable.length === 0 && !anyOrigin) return undefined;
+  const who = [
+    ...(reachable.length > 0 ? ["anyone who can reach " + reachable.join(", ")] : []),
+    ...(anyOrigin ? ["any web page a browser here opens (CORS allows any origin)"] : []),
+  ].join(" and ");
+  return {
+    message:
+      `authentication is off: ${who} may read and change every definition and instance; ` +
+      "set WORKFLOW_AUTH_TOKENS or JWT keys (or WORKFLOW_TLS_CLIENT_CA), or bind to 127.0.0.1 with WORKFLOW_CORS_ORIGINS listing your front end " +
+      "(docs/security.md, production checklist)",
+    fields: { reachable, ...(anyOrigin ? { corsOrigins: describeCors(state.cors!) } : {}) },
   };
 }

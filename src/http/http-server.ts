@@ -3,7 +3,8 @@
  * the original REST API (`/health`, `/api/...`), the JSON API generated from the proto's
  * google.api.http routes (`/v1/...`, watches as server-sent events) and `/openapi.json`. CORS on
  * every face, one log line per request (with trace_id and span_id when the request carries a W3C
- * `traceparent`), request metrics and GET /metrics when the server has metrics, and the gRPC server's shutdown: the same
+ * `traceparent`), request metrics and GET /metrics when the server has metrics (a bearer token
+ * of any role required when authentication is on), and the gRPC server's shutdown: the same
  * CallTracker refuses new requests, ends SSE streams and waits for requests in flight. With the
  * server's TLS files it serves HTTPS only (client certificates required under mutual TLS),
  * reloading them with gRPC.
@@ -18,7 +19,7 @@ import type { Authenticator } from "../grpc/auth.js";
 import type { CallTracker } from "../grpc/call-adapter.js";
 import type { TlsFiles } from "../grpc/tls.js";
 import type { Logger } from "../logger.js";
-import { METRICS_PATH, serveMetrics } from "../metrics/metrics-endpoint.js";
+import { authenticateScrape, METRICS_PATH, serveMetrics } from "../metrics/metrics-endpoint.js";
 import type { ServerMetrics } from "../metrics/server-metrics.js";
 import type { WorkflowService } from "../service/workflow-service.js";
 import { parseTraceparent } from "../trace-context.js";
@@ -99,6 +100,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     if (isLegacyPath(url.pathname)) return legacyApi.handle(ex);
     if (url.pathname === METRICS_PATH && metrics && options.serveMetrics) {
       ex.route = METRICS_PATH;
+      // Beside the APIs, the exposition (definition ids, traffic) is for callers with credentials.
+      if (options.authenticate) await authenticateScrape(options.authenticate, req);
       ex.code = "OK";
       return serveMetrics(metrics, req, res, ex.log);
     }

@@ -1,11 +1,16 @@
 /**
  * GET /metrics: on the HTTP listener beside the APIs, or on a listener of its own
  * (WORKFLOW_METRICS_LISTEN) that serves nothing else, for operators who keep metrics off the
- * public port. Open like health checks: Prometheus scrapes without credentials. Both serve TLS with the process's
+ * public port. On the HTTP listener, when authentication is on, a scrape needs a bearer token of
+ * any role (the exposition tells what GetServiceStats tells a reader); the listener of its own
+ * asks for none, its address being the operator's choice. Both serve TLS with the process's
  * files when TLS is configured, unless WORKFLOW_METRICS_TLS=off keeps the own listener
  * plaintext (on a loopback address only: src/config.ts).
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { Metadata } from "@grpc/grpc-js";
+import { WorkflowError } from "../engine/errors.js";
+import type { Authenticator, Caller } from "../grpc/auth.js";
 import type { TlsFiles } from "../grpc/tls.js";
 import { createListenerServer, listenOn } from "../http/listen.js";
 import type { Logger } from "../logger.js";
@@ -35,6 +40,23 @@ export async function serveMetrics(metrics: ServerMetrics, req: IncomingMessage,
     "cache-control": "no-store",
   });
   res.end(req.method === "HEAD" ? undefined : body);
+}
+
+/**
+ * The caller of a scrape, from its `Authorization: Bearer <token>` header through the server's
+ * authenticator (static tokens, JWT): any role may scrape. Throws CREDENTIALS_MISSING /
+ * CREDENTIALS_INVALID (401 on the HTTP listener) as the APIs do.
+ */
+export async function authenticateScrape(authenticate: Authenticator, req: IncomingMessage): Promise<Caller> {
+  const metadata = new Metadata();
+  const header = req.headers.authorization;
+  try {
+    if (header !== undefined) metadata.set("authorization", header);
+  } catch {
+    // grpc-js refuses metadata values outside printable ASCII; no valid credential looks like that.
+    throw new WorkflowError("CREDENTIALS_INVALID", "the Authorization header must be 'Bearer <token>' in printable ASCII");
+  }
+  return authenticate(metadata);
 }
 
 export interface MetricsListener {
