@@ -1,11 +1,15 @@
-// Proves a real browser (headless Debian Chromium through playwright-core) can use the API from a page of another origin: CORS preflights pass for JSON bodies, If-Match and Authorization, ETag is readable, EventSource follows an instance to its end, resumes by itself with Last-Event-ID after the connection drops (no event lost or repeated), stops on the 204 after the end, and a server that does not list the page's origin is refused by the browser.
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer as createHttpServer, type Server } from "node:http";
+// Proves a real browser (headless Debian Chromium through playwright-core) can use the API from a page of another origin, over HTTP and once more over HTTPS (the server's TLS files): CORS preflights pass for JSON bodies, If-Match and Authorization, ETag is readable, EventSource follows an instance to its end, resumes by itself with Last-Event-ID after the connection drops (no event lost or repeated), stops on the 204 after the end, a server that does not list the page's origin is refused by the browser, and over HTTPS a certificate the browser was not told to trust is refused.
+import { createHash, createPublicKey } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer as createHttpServer, type RequestListener, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { createServer as createTcpServer, connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TlsFiles } from "../../src/grpc/tls.js";
+import { makeTestCerts, type TestCerts } from "../support/certs.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -68,29 +72,27 @@ class Relay {
   }
 }
 
-let api: TestServer;
-let strict: TestServer;
-let relay: Relay;
-let pageServer: Server;
-let pageOrigin: string;
+/**
+ * How Chromium trusts the test certificates: --ignore-certificate-errors-spki-list with the hash of
+ * the server key's SubjectPublicKeyInfo. It accepts that one key and nothing else (unlike
+ * --ignore-certificate-errors, which accepts any certificate), without installing the test CA in an
+ * NSS database (Debian's certutil is not needed). Chromium honours it only with a user data
+ * directory, which launchPersistentContext gives it. The HTTPS server asks for no client
+ * certificate: a browser rarely holds one, so a server browsers call runs TLS with tokens (the
+ * client-certificate cases are curl's, in test/http/https.test.ts).
+ */
+function spkiHash(certFile: string): string {
+  const spki = createPublicKey(readFileSync(certFile)).export({ type: "spki", format: "der" });
+  return createHash("sha256").update(spki).digest("base64");
+}
+
+let certs: TestCerts;
 let profile: string;
 let context: BrowserContext;
-let page: Page;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (CI's .ci/run does)`);
-  api = await startTestServer({ http: {}, authTokens: [{ name: "browser", token: TOKEN, role: "writer" }] });
-  // A server that allows only another origin: the browser must refuse to let the page read it.
-  strict = await startTestServer({ http: { cors: { kind: "list", origins: new Set(["http://elsewhere.example"]) } } });
-  relay = new Relay(api.server.httpPort!);
-  await relay.start();
-  // The front end comes from another origin: "localhost" and another port, where the API is 127.0.0.1.
-  pageServer = createHttpServer((_req, res) => {
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    res.end(PAGE);
-  });
-  await new Promise<void>((resolve) => pageServer.listen(0, "127.0.0.1", resolve));
-  pageOrigin = `http://localhost:${(pageServer.address() as { port: number }).port}`;
+  certs = makeTestCerts();
   profile = mkdtempSync(path.join(tmpdir(), "workflow-chromium-"));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -104,24 +106,76 @@ beforeAll(async () => {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      `--ignore-certificate-errors-spki-list=${spkiHash(certs.serverCert)}`,
     ],
   });
-  page = context.pages()[0] ?? (await context.newPage());
-  await page.goto(`${pageOrigin}/`);
 }, 120_000);
 
 afterAll(async () => {
   await context?.close();
   if (profile) rmSync(profile, { recursive: true, force: true });
-  await relay?.close();
-  await new Promise<void>((resolve) => (pageServer ? pageServer.close(() => resolve()) : resolve()));
-  await api?.close();
-  await strict?.close();
+  certs?.remove();
 });
 
-describe("a page from another origin, in headless Chromium", () => {
+/** A server for a static response: HTTPS on `tls` (cert and key files) when given. */
+async function staticServer(handler: RequestListener, tls?: { cert: string; key: string }): Promise<{ server: Server; port: number }> {
+  const server = tls
+    ? (createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler) as unknown as Server)
+    : createHttpServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/** Closes a static server, cutting the browser's kept-alive connections (the browser outlives each describe). */
+function closeServer(server: Server | undefined): Promise<void> {
+  if (!server) return Promise.resolve();
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  return closed;
+}
+
+describe.each([
+  ["HTTP", false],
+  ["HTTPS", true],
+])("over %s", (_scheme, secure) => {
+  let api: TestServer;
+  let strict: TestServer;
+  let relay: Relay;
+  let pageServer: Server;
+  let page: Page;
+  const scheme = secure ? "https" : "http";
+
+  beforeAll(async () => {
+    const tls = () => (secure ? new TlsFiles({ certFile: certs.serverCert, keyFile: certs.serverKey }) : undefined);
+    api = await startTestServer({ http: {}, tls: tls(), authTokens: [{ name: "browser", token: TOKEN, role: "writer" }] });
+    // A server that allows only another origin: the browser must refuse to let the page read it.
+    strict = await startTestServer({ http: { cors: { kind: "list", origins: new Set(["http://elsewhere.example"]) } }, tls: tls() });
+    relay = new Relay(api.server.httpPort!);
+    await relay.start();
+    // The front end comes from another origin: "localhost" and another port, where the API is 127.0.0.1.
+    const served = await staticServer(
+      (_req, res) => {
+        res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+        res.end(PAGE);
+      },
+      secure ? { cert: certs.serverCert, key: certs.serverKey } : undefined,
+    );
+    pageServer = served.server;
+    page = await context.newPage();
+    await page.goto(`${scheme}://localhost:${served.port}/`);
+  }, 120_000);
+
+  afterAll(async () => {
+    await page?.close();
+    await relay?.close();
+    await closeServer(pageServer);
+    await api?.close();
+    await strict?.close();
+  });
+
   it("creates a definition, starts and moves an instance, and follows it with EventSource to the end across a dropped connection", async () => {
-    const base = `http://127.0.0.1:${relay.port}`;
+    const base = `${scheme}://127.0.0.1:${relay.port}`;
+    expect(api.httpUrl.startsWith(`${scheme}://`)).toBe(true);
     const call = (method: string, p: string, body?: unknown, headers?: Record<string, string>) =>
       page.evaluate(([b, m, pth, bd, h]) => (globalThis as unknown as PageWindow).call(b, m, pth, bd, h), [base, method, p, body, headers] as const) as Promise<{
         status: number;
@@ -168,7 +222,11 @@ describe("a page from another origin, in headless Chromium", () => {
 
     // The connection drops; the instance moves on meanwhile; EventSource reconnects by itself with Last-Event-ID.
     relay.cut();
-    const finished = await fetch(`${api.httpUrl}/v1/instances/b-1/actions/finish`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
+    // Straight to the API, not through the relay (the page's own connection, which EventSource does not share).
+    const finished = (await page.evaluate(
+      ([b, p]) => (globalThis as unknown as PageWindow).call(b, "POST", p),
+      [api.httpUrl, "/v1/instances/b-1/actions/finish"] as const,
+    )) as { status: number };
     expect(finished.status).toBe(200);
     await page.waitForFunction(() => (globalThis as unknown as PageWindow).events.some((e) => e.type === "status"), undefined, { timeout: 30_000 });
     // After the end, EventSource tries once more, gets 204 and stops for good (readyState CLOSED).
@@ -194,5 +252,29 @@ describe("a page from another origin, in headless Chromium", () => {
       }
     }, `${strict.httpUrl}/v1/stats`);
     expect(outcome).toBe("refused: TypeError");
+  });
+
+  // Over HTTPS only: that the browser trusts the server's key, and no other certificate.
+  if (secure) it("a certificate Chromium was not told to trust is refused (the flag trusts one key, not every certificate)", async () => {
+    const untrusted = await staticServer(
+      (_req, res) => {
+        res.writeHead(200, { "content-type": "application/json", "access-control-allow-origin": "*" });
+        res.end("{}");
+      },
+      { cert: certs.otherServerCert, key: certs.otherServerKey },
+    );
+    try {
+      const outcome = await page.evaluate(async (url) => {
+        try {
+          await fetch(url);
+          return "read";
+        } catch (err) {
+          return `refused: ${(err as Error).name}`;
+        }
+      }, `https://127.0.0.1:${untrusted.port}/`);
+      expect(outcome).toBe("refused: TypeError");
+    } finally {
+      await closeServer(untrusted.server);
+    }
   });
 });
