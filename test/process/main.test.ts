@@ -1,4 +1,4 @@
-// Proves the real entry point (src/main.ts as a child process): bad configuration (including missing or bad TLS and JWT files, and a WORKFLOW_BACKUP_DIR that is not a writable directory) is one clear line and exit code 2, SIGTERM / SIGINT shut down gracefully with exit code 0, and SIGHUP reloads the TLS certificate.
+// Proves the real entry point (src/main.ts as a child process): bad configuration (including missing or bad TLS and JWT files, and a WORKFLOW_BACKUP_DIR that is not a writable directory) is one clear line and exit code 2, SIGTERM / SIGINT shut down gracefully with exit code 0, and SIGHUP reloads the TLS certificate on every listener (gRPC, HTTP, metrics).
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
@@ -338,33 +338,43 @@ describe("TLS files", () => {
     expect(stderr).toContain(`WORKFLOW_TLS_KEY: ${certs.strayKey} is not the private key of the certificate`);
   });
 
-  it("SIGHUP reloads the certificate: new connections get the new one", async () => {
+  it("SIGHUP reloads the certificate on every listener (gRPC, HTTP, metrics): new connections get the new one", async () => {
     const dir = path.join(certs.dir, "sighup");
     mkdirSync(dir);
     const cert = path.join(dir, "tls.crt");
     const key = path.join(dir, "tls.key");
     copyFileSync(certs.serverCert, cert);
     copyFileSync(certs.serverKey, key);
-    const child = run(["--store", "memory", "--listen", "127.0.0.1:0"], { WORKFLOW_TLS_CERT: cert, WORKFLOW_TLS_KEY: key });
+    const child = run(["--store", "memory", "--listen", "127.0.0.1:0"], {
+      WORKFLOW_TLS_CERT: cert,
+      WORKFLOW_TLS_KEY: key,
+      WORKFLOW_METRICS_LISTEN: "127.0.0.1:0",
+    });
     const exited = exitOf(child);
     // One iterator for the whole test: leaving a for-await loop would close the reader.
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
     const next = async (msg: string) => {
       for (let r = await lines.next(); !r.done; r = await lines.next()) {
-        const entry = JSON.parse(r.value) as { msg?: string; port?: number };
+        const entry = JSON.parse(r.value) as { msg?: string; port?: number; httpPort?: number; metricsPort?: number };
         if (entry.msg === msg) return entry;
       }
       throw new Error(`server exited before logging ${msg}`);
     };
-    const { port } = (await next("listening")) as { port: number };
-    const served = () =>
+    const { port, httpPort, metricsPort } = (await next("listening")) as { port: number; httpPort: number; metricsPort: number };
+    const fingerprint = (port: number, alpn: string) =>
       new Promise<string>((resolve, reject) => {
-        const socket = connect({ host: "127.0.0.1", port, ca: readFileSync(certs.caCert), servername: "localhost", ALPNProtocols: ["h2"] }, () => {
+        const socket = connect({ host: "127.0.0.1", port, ca: readFileSync(certs.caCert), servername: "localhost", ALPNProtocols: [alpn] }, () => {
           resolve(socket.getPeerCertificate().fingerprint256);
           socket.destroy();
         });
         socket.on("error", reject);
       });
+    const served = async () => {
+      const [grpc, http, metrics] = [await fingerprint(port, "h2"), await fingerprint(httpPort, "http/1.1"), await fingerprint(metricsPort, "http/1.1")];
+      expect(http).toBe(grpc);
+      expect(metrics).toBe(grpc);
+      return grpc;
+    };
     expect(await served()).toBe(new X509Certificate(readFileSync(certs.serverCert)).fingerprint256);
     // Rewritten in place with the old modification times, so the file poll sees no change: only SIGHUP reloads.
     for (const [file, from] of [[key, certs.otherServerKey], [cert, certs.otherServerCert]] as const) {
