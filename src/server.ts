@@ -279,16 +279,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return shuttingDown;
   };
 
-  const warning = openAccessWarning({
-    authenticated: authenticate !== undefined || options.tls?.mutual === true,
+  for (const warning of startWarnings({
+    tokens: authenticate !== undefined,
+    tls: options.tls ? (options.tls.mutual ? "mutual" : "on") : "off",
     listeners: [
-      { listener: "grpc", address: options.listen },
-      ...(http ? [{ listener: "http", address: options.http!.listen }] : []),
-      ...(metricsListener ? [{ listener: "metrics", address: metricsOptions!.listen! }] : []),
+      { listener: "grpc", address: options.listen, takesTokens: true },
+      ...(http ? [{ listener: "http", address: options.http!.listen, takesTokens: true }] : []),
+      ...(metricsListener ? [{ listener: "metrics", address: metricsOptions!.listen!, takesTokens: false }] : []),
     ],
     cors: http ? (options.http!.cors ?? { kind: "any" }) : undefined,
-  });
-  if (warning) log.warn(warning.fields, warning.message);
+  })) {
+    log.warn(warning.fields, warning.message);
+  }
 
   log.info(
     {
@@ -316,37 +318,61 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 }
 
-/** What the start-up warning about an open server says, or undefined when there is nothing to say. */
-export interface OpenAccessWarning {
+/** A warning the server logs at start about how exposed it is. */
+export interface StartWarning {
   message: string;
   fields: { reachable: string[]; corsOrigins?: string };
 }
 
+/** What startWarnings needs to know about the server it starts. */
+export interface Exposure {
+  /** Tokens or JWT keys configured (callers present bearer tokens). */
+  tokens: boolean;
+  /** TLS files configured, and whether they require client certificates. */
+  tls: "off" | "on" | "mutual";
+  /** Every listener, the host:port it binds, and whether callers send it tokens (the metrics listener takes none). */
+  listeners: { listener: string; address: string; takesTokens: boolean }[];
+  /** The HTTP listener's CORS policy, when HTTP runs. */
+  cors?: CorsPolicy;
+}
+
 /**
  * The defaults stay those of the old service (every address, any origin, no credentials), so a
- * server that runs with them says so at start: with no authentication (no tokens, no JWT keys, no
- * client CA), a listener on a non-loopback address lets anyone on the network read and change
- * everything, and CORS for any origin lets any web page a browser on this machine opens do the
- * same, even on 127.0.0.1.
+ * server that runs with them says so at start:
+ * - with no authentication (no tokens, no JWT keys, no client CA), a listener on a non-loopback
+ *   address lets anyone on the network read and change everything, and CORS for any origin lets
+ *   any web page a browser on this machine opens do the same, even on 127.0.0.1;
+ * - with tokens but without TLS, a non-loopback listener that takes them carries them in cleartext.
  */
-export function openAccessWarning(state: {
-  authenticated: boolean;
-  listeners: { listener: string; address: string }[];
-  cors?: CorsPolicy;
-}): OpenAccessWarning | undefined {
-  if (state.authenticated) return undefined;
-  const reachable = state.listeners.filter((l) => !isLoopbackListen(l.address)).map((l) => `${l.listener} ${l.address}`);
-  const anyOrigin = state.cors?.kind === "any";
-  if (reachable.length === 0 && !anyOrigin) return undefined;
-  const who = [
-    ...(reachable.length > 0 ? ["anyone who can reach " + reachable.join(", ")] : []),
-    ...(anyOrigin ? ["any web page a browser here opens (CORS allows any origin)"] : []),
-  ].join(" and ");
-  return {
-    message:
-      `authentication is off: ${who} may read and change every definition and instance; ` +
-      "set WORKFLOW_AUTH_TOKENS or JWT keys (or WORKFLOW_TLS_CLIENT_CA), or bind to 127.0.0.1 with WORKFLOW_CORS_ORIGINS listing your front end " +
-      "(docs/security.md, production checklist)",
-    fields: { reachable, ...(anyOrigin ? { corsOrigins: describeCors(state.cors!) } : {}) },
-  };
+export function startWarnings(exposure: Exposure): StartWarning[] {
+  const outside = exposure.listeners.filter((l) => !isLoopbackListen(l.address));
+  const named = (ls: typeof outside) => ls.map((l) => `${l.listener} ${l.address}`);
+  const warnings: StartWarning[] = [];
+  if (!exposure.tokens && exposure.tls !== "mutual") {
+    const reachable = named(outside);
+    const anyOrigin = exposure.cors?.kind === "any";
+    if (reachable.length > 0 || anyOrigin) {
+      const who = [
+        ...(reachable.length > 0 ? ["anyone who can reach " + reachable.join(", ")] : []),
+        ...(anyOrigin ? ["any web page a browser here opens (CORS allows any origin)"] : []),
+      ].join(" and ");
+      warnings.push({
+        message:
+          `authentication is off: ${who} may read and change every definition and instance; ` +
+          "set WORKFLOW_AUTH_TOKENS or JWT keys (or WORKFLOW_TLS_CLIENT_CA), or bind to 127.0.0.1 with WORKFLOW_CORS_ORIGINS listing your front end " +
+          "(docs/security.md, production checklist)",
+        fields: { reachable, ...(anyOrigin ? { corsOrigins: describeCors(exposure.cors!) } : {}) },
+      });
+    }
+  }
+  const cleartext = exposure.tls === "off" ? outside.filter((l) => l.takesTokens) : [];
+  if (exposure.tokens && cleartext.length > 0) {
+    warnings.push({
+      message:
+        `TLS is off: bearer tokens cross the network in cleartext to ${named(cleartext).join(", ")}; ` +
+        "set WORKFLOW_TLS_CERT and WORKFLOW_TLS_KEY (docs/security.md, production checklist)",
+      fields: { reachable: named(cleartext) },
+    });
+  }
+  return warnings;
 }

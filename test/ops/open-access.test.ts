@@ -1,4 +1,4 @@
-// Proves the server says so at start when it is open (authentication off and a listener on a non-loopback address, or CORS for any origin), and stays quiet when tokens, JWT keys or a client CA guard it or it is loopback-only without CORS for any origin; and that with authentication on /metrics on the HTTP listener needs a valid bearer token (any role) while a metrics listener of its own does not.
+// Proves the server says so at start when it is open (authentication off and a listener on a non-loopback address, or CORS for any origin) or when tokens would cross the network in cleartext (tokens on, TLS off, a non-loopback listener), and stays quiet when tokens with TLS, or a client CA, guard it or it is loopback-only without CORS for any origin; and that with authentication on /metrics on the HTTP listener needs a valid bearer token (any role) while a metrics listener of its own does not.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -25,6 +25,8 @@ async function startLines(options: TestServerOptions): Promise<Record<string, un
 }
 
 const warnings = (lines: Record<string, unknown>[]) => lines.filter((l) => typeof l.msg === "string" && WARNING.test(l.msg));
+const allWarnings = (lines: Record<string, unknown>[]) => lines.filter((l) => l.level === 40);
+const TOKENS = [{ name: "ci", token: "open-access-token-0123", role: "writer" as const }];
 
 let certs: TestCerts;
 beforeAll(() => {
@@ -58,7 +60,10 @@ describe("the warning at start", () => {
 
   it.each<[string, () => TestServerOptions]>([
     ["loopback only, CORS limited to a list", () => ({ http: { listen: "127.0.0.1:0", cors: { kind: "list", origins: new Set(["https://app.example"]) } } })],
-    ["tokens on, HTTP on 0.0.0.0 with CORS for any origin", () => ({ http: { listen: "0.0.0.0:0" }, authTokens: [{ name: "ci", token: "open-access-token-0123", role: "writer" }] })],
+    [
+      "tokens and TLS on, HTTP on 0.0.0.0 with CORS for any origin",
+      () => ({ http: { listen: "0.0.0.0:0" }, authTokens: TOKENS, tls: new TlsFiles({ certFile: certs.serverCert, keyFile: certs.serverKey }) }),
+    ],
     [
       "mutual TLS (a client CA) on, HTTP on 0.0.0.0",
       () => ({ http: { listen: "0.0.0.0:0" }, tls: new TlsFiles({ certFile: certs.serverCert, keyFile: certs.serverKey, clientCaFile: certs.caCert }) }),
@@ -66,7 +71,15 @@ describe("the warning at start", () => {
   ])("no warning with %s", async (_what, options) => {
     const lines = await startLines(options());
     expect(lines.at(-1)!.msg).toBe("listening");
+    expect(allWarnings(lines)).toEqual([]);
+  });
+
+  it("tokens on but TLS off, HTTP on 0.0.0.0: not 'authentication is off', but a warning that tokens cross in cleartext", async () => {
+    const lines = await startLines({ http: { listen: "0.0.0.0:0" }, authTokens: TOKENS });
     expect(warnings(lines)).toEqual([]);
+    expect(allWarnings(lines)).toEqual([
+      expect.objectContaining({ reachable: ["http 0.0.0.0:0"], msg: expect.stringMatching(/^TLS is off: bearer tokens cross the network in cleartext to http 0\.0\.0\.0:0; set WORKFLOW_TLS_CERT/) }),
+    ]);
   });
 
   it("npm start's defaults (every address, any origin, no tokens) log it", async () => {
