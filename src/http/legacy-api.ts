@@ -288,7 +288,9 @@ export class LegacyApi {
       ex.code = codeName(failure.status.code);
       const httpStatus = err instanceof HttpError ? err.httpStatus : legacyHttpStatus(failure.status.code);
       const violations = isWorkflowError(err) ? err.fieldViolations.map((v) => ({ ...v, field: legacyField(v.field) })) : [];
-      sendJson(ex.res, httpStatus, { success: false, error: legacyError(failure.status.message, violations) }, failure.headers);
+      // The old envelope has no details: a failed write's outcome gets a key of its own (old clients ignore it).
+      const outcome = failure.writeOutcome ? { write_outcome: failure.writeOutcome } : {};
+      sendJson(ex.res, httpStatus, { success: false, error: legacyError(failure.status.message, violations), ...outcome }, failure.headers);
     }
   }
 

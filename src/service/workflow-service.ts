@@ -30,6 +30,7 @@ import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../liv
 import { instanceNotFound } from "../live/refusals.js";
 import type { InstanceFilter, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
+import { failedBeforeCommit } from "./write-outcome.js";
 
 export interface Page<T> {
   items: T[];
@@ -154,6 +155,18 @@ function noteOf(fields: NoteFields, actor: string): ChangeNote {
   return note;
 }
 
+/**
+ * A write's result, or its failure as the client must see it: an UNAVAILABLE the store's commit did
+ * not qualify came from a read before the commit, so nothing was written (write-outcome.ts).
+ */
+async function settleWrite<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (err) {
+    throw failedBeforeCommit(err);
+  }
+}
+
 const isString = (k: unknown): k is string => typeof k === "string";
 const isNumber = (k: unknown): k is number => typeof k === "number" && Number.isInteger(k) && k >= 0;
 const isDefinitionKey = (k: unknown): k is { id: string; version: number } =>
@@ -187,7 +200,12 @@ export class WorkflowService {
 
   // ---------------------------------------------------------------- definitions
 
-  async createDefinition(
+  /** Publishes a definition version; a failure says its write_outcome (write-outcome.ts). */
+  createDefinition(input: DefinitionInput | undefined, signal?: AbortSignal): Promise<{ definition: Definition; created: boolean }> {
+    return settleWrite(this.publishDefinition(input, signal));
+  }
+
+  private async publishDefinition(
     input: DefinitionInput | undefined,
     signal?: AbortSignal,
   ): Promise<{ definition: Definition; created: boolean }> {
@@ -273,8 +291,15 @@ export class WorkflowService {
 
   // ---------------------------------------------------------------- instances
 
-  /** `actor` is the authenticated caller's name ("" without authentication), recorded in the entry. */
-  async startInstance(cmd: StartInstanceCommand, signal?: AbortSignal, actor = ""): Promise<StartedInstance> {
+  /**
+   * `actor` is the authenticated caller's name ("" without authentication), recorded in the entry.
+   * A failure says its write_outcome, whichever step failed (write-outcome.ts).
+   */
+  startInstance(cmd: StartInstanceCommand, signal?: AbortSignal, actor = ""): Promise<StartedInstance> {
+    return settleWrite(this.start(cmd, signal, actor));
+  }
+
+  private async start(cmd: StartInstanceCommand, signal: AbortSignal | undefined, actor: string): Promise<StartedInstance> {
     this.requireValid([
       this.idViolation("definition_id", cmd.definitionId),
       cmd.definitionVersion < 0
@@ -354,7 +379,12 @@ export class WorkflowService {
     return this.page(items, limit, (i) => encodePageToken(i.id, query));
   }
 
-  async executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+  /** Executes an action; a failure says its write_outcome, whichever step failed (write-outcome.ts). */
+  executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+    return settleWrite(this.execute(cmd, signal, actor));
+  }
+
+  private async execute(cmd: ExecuteActionCommand, signal: AbortSignal | undefined, actor: string): Promise<Transition> {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       this.idViolation("action_id", cmd.actionId),
@@ -376,9 +406,14 @@ export class WorkflowService {
 
   /**
    * Moves an instance to another version of its definition (0 = the latest), keeping its state;
-   * sequenced with every other write of the instance. The engine decides whether it may move.
+   * sequenced with every other write of the instance. The engine decides whether it may move. A
+   * failure says its write_outcome, whichever step failed (write-outcome.ts).
    */
-  async migrateInstance(cmd: MigrateInstanceCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+  migrateInstance(cmd: MigrateInstanceCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+    return settleWrite(this.migrate(cmd, signal, actor));
+  }
+
+  private async migrate(cmd: MigrateInstanceCommand, signal: AbortSignal | undefined, actor: string): Promise<Transition> {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       !Number.isInteger(cmd.toDefinitionVersion) || cmd.toDefinitionVersion < 0
