@@ -29,7 +29,7 @@ import { DefinitionCache } from "../live/definition-cache.js";
 import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../live/live-instances.js";
 import { instanceNotFound } from "../live/refusals.js";
 import type { InstanceFilter, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { decodePageToken, encodePageToken, isDefinitionKey, isIdKey, isVersionKey } from "./page-token.js";
 import { failedBeforeCommit } from "./write-outcome.js";
 
 export interface Page<T> {
@@ -167,10 +167,6 @@ async function settleWrite<T>(write: Promise<T>): Promise<T> {
   }
 }
 
-const isString = (k: unknown): k is string => typeof k === "string";
-const isNumber = (k: unknown): k is number => typeof k === "number" && Number.isInteger(k) && k >= 0;
-const isDefinitionKey = (k: unknown): k is { id: string; version: number } =>
-  typeof k === "object" && k !== null && isString((k as { id: unknown }).id) && isNumber((k as { version: unknown }).version);
 
 export class WorkflowService {
   readonly limits: Limits;
@@ -374,7 +370,7 @@ export class WorkflowService {
     if (req.state) filter.state = req.state;
     if (req.status) filter.status = req.status;
     const query = { rpc: "ListInstances", ...filter };
-    const after = decodePageToken(req.pageToken, query, isString);
+    const after = decodePageToken(req.pageToken, query, isIdKey);
     const items = await this.store.listInstances(filter, after, limit + 1, signal);
     return this.page(items, limit, (i) => encodePageToken(i.id, query));
   }
@@ -450,7 +446,7 @@ export class WorkflowService {
     this.requireValid([this.idViolation("instance_id", req.instanceId)]);
     const limit = this.pageSize(req.pageSize);
     const query = { rpc: "ListInstanceHistory", instanceId: req.instanceId };
-    const after = decodePageToken(req.pageToken, query, isNumber) ?? 0;
+    const after = decodePageToken(req.pageToken, query, isVersionKey) ?? 0;
     await this.liveInstance(req.instanceId, signal);
     const items = await this.store.listHistory(req.instanceId, after, limit + 1, signal);
     return this.page(items, limit, (e) => encodePageToken(e.version, query));
