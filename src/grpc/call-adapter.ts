@@ -23,7 +23,7 @@ import type { Caller } from "./auth.js";
 import { callerOf } from "./call-guard.js";
 import { toServiceError } from "./error-map.js";
 import { isUndecodable } from "./request-decoder.js";
-import { shutdownRefusal } from "./rpc-kinds.js";
+import { shutdownRefusal, type RpcName } from "./rpc-kinds.js";
 
 export interface CallContext {
   /** Aborted when the client cancels, the deadline passes, or the server shuts down (streams). */
@@ -161,7 +161,7 @@ function callLogger(base: Logger, metadata: Metadata): Logger {
 
 /** Wraps `fn` as a grpc-js unary handler. */
 export function unary<Req, Res>(
-  method: string,
+  method: RpcName,
   deps: AdapterDeps,
   fn: (request: Req, ctx: CallContext) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
@@ -245,7 +245,7 @@ function waitForDrain(call: ServerWritableStream<unknown, unknown>, signal: Abor
  * ctx.signal aborts; its `finally` blocks release what it holds.
  */
 export function serverStream<Req, Res>(
-  method: string,
+  method: RpcName,
   deps: AdapterDeps,
   fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>,
   resumeAfter?: (message: Res) => ResumePoint | undefined,

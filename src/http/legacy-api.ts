@@ -11,6 +11,7 @@ import { invalidRequest, isWorkflowError, type FieldViolation } from "../engine/
 import { availableActions, findState } from "../engine/transition.js";
 import type { ActionDef, Definition, DefinitionInput, HistoryEntry, Instance, StateDef } from "../engine/types.js";
 import type { WorkflowService } from "../service/workflow-service.js";
+import type { RpcName } from "../grpc/rpc-kinds.js";
 import { admit, inFlight, sendJson, type Exchange, type FaceDeps } from "./exchange.js";
 import { codeName, HttpError, toHttpFailure } from "./http-status.js";
 import { readBody, readJsonBody } from "./request-body.js";
@@ -214,7 +215,7 @@ interface LegacyRoute {
   /** The pattern as a template, for the metrics' route label. */
   template: string;
   /** The RPC whose authorization the route needs; undefined = open (like gRPC health). */
-  rpc?: string;
+  rpc?: RpcName;
   run(api: LegacyApi, params: string[], ex: Exchange): Promise<{ data: unknown; message?: string } | "raw">;
 }
 
