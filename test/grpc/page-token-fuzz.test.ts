@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ID_PATTERN } from "../../src/engine/limits.js";
 import { InstanceStatus } from "../../src/gen/workflow/v1/resources.js";
 import { approvalDefinition, reviewDefinition } from "../support/definitions.js";
+import { client, expectStatus, fieldViolations } from "../http/http-support.js";
 import { seededRandom, type SeededRandom } from "../support/seeded-random.js";
 import { STORE_KINDS, storePlace } from "../support/store-places.js";
 import { api, decodeStatus, startTestServer, type Api, type TestServer } from "../support/test-server.js";
@@ -182,7 +183,7 @@ describe.each(STORE_KINDS)("page tokens on the %s store", (kind) => {
 
   beforeAll(async () => {
     const place = await storePlace(kind);
-    ts = await startTestServer({ store: await place.open() });
+    ts = await startTestServer({ store: await place.open(), http: {} });
     rpc = api(ts.client);
     await rpc.createDefinition({ definition: approvalDefinition() });
     await rpc.createDefinition({ definition: { ...approvalDefinition(), name: "Approval 2", version: 2 } });
@@ -234,6 +235,19 @@ describe.each(STORE_KINDS)("page tokens on the %s store", (kind) => {
     // Both answers occur: in-range keys page, the rest are refused.
     expect(seen.ok).toBeGreaterThan(0);
     expect(seen.refused).toBeGreaterThan(0);
+  });
+
+  it("over HTTP (/v1) too: the issue's token (k = 3,000,000,000) is a 400 naming page_token", async () => {
+    for (const [target, path] of [
+      [TARGETS[5]!, "/v1/instances/a1/history?pageSize=1&pageToken="],
+      [TARGETS[0]!, "/v1/definitions?pageSize=1&pageToken="],
+    ] as const) {
+      const { query } = real.get(target)!;
+      const k = target.kind === "version" ? 3_000_000_000 : { id: "approval", version: 3_000_000_000 };
+      const res = await client(ts.httpUrl).get(path + b64(JSON.stringify({ v: 1, k, q: query })));
+      expectStatus(res, 400, Status.INVALID_ARGUMENT, "INVALID_REQUEST");
+      expect(fieldViolations(res).map((v) => v.field)).toEqual(["page_token"]);
+    }
   });
 
   it("tokens of another query or another RPC", async () => {
