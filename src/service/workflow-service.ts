@@ -167,7 +167,6 @@ async function settleWrite<T>(write: Promise<T>): Promise<T> {
   }
 }
 
-
 export class WorkflowService {
   readonly limits: Limits;
   private readonly now: () => Date;
