@@ -134,7 +134,7 @@ describe("every failed write says its write_outcome", () => {
       expected: { unavailable: true, reason: "STORE_UNAVAILABLE", outcome: "NOT_APPLIED" },
     },
     {
-      point: "the store down, everything the write reads cached (it fails at its commit)",
+      point: "the store down, the definitions and instances cached (the instance writes fail at their commit)",
       cached: true,
       inject: (store) => store.close(),
       expected: { unavailable: true, reason: "STORE_UNAVAILABLE", outcome: "NOT_APPLIED" },
