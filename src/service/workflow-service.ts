@@ -29,7 +29,8 @@ import { DefinitionCache } from "../live/definition-cache.js";
 import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../live/live-instances.js";
 import { instanceNotFound } from "../live/refusals.js";
 import type { InstanceFilter, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { decodePageToken, encodePageToken, isDefinitionKey, isIdKey, isVersionKey } from "./page-token.js";
+import { failedBeforeCommit } from "./write-outcome.js";
 
 export interface Page<T> {
   items: T[];
@@ -154,10 +155,17 @@ function noteOf(fields: NoteFields, actor: string): ChangeNote {
   return note;
 }
 
-const isString = (k: unknown): k is string => typeof k === "string";
-const isNumber = (k: unknown): k is number => typeof k === "number" && Number.isInteger(k) && k >= 0;
-const isDefinitionKey = (k: unknown): k is { id: string; version: number } =>
-  typeof k === "object" && k !== null && isString((k as { id: unknown }).id) && isNumber((k as { version: unknown }).version);
+/**
+ * A write's result, or its failure as the client must see it: an UNAVAILABLE the store's commit did
+ * not qualify came from a read before the commit, so nothing was written (write-outcome.ts).
+ */
+async function settleWrite<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (err) {
+    throw failedBeforeCommit(err);
+  }
+}
 
 export class WorkflowService {
   readonly limits: Limits;
@@ -187,7 +195,12 @@ export class WorkflowService {
 
   // ---------------------------------------------------------------- definitions
 
-  async createDefinition(
+  /** Publishes a definition version; a failure says its write_outcome (write-outcome.ts). */
+  createDefinition(input: DefinitionInput | undefined, signal?: AbortSignal): Promise<{ definition: Definition; created: boolean }> {
+    return settleWrite(this.publishDefinition(input, signal));
+  }
+
+  private async publishDefinition(
     input: DefinitionInput | undefined,
     signal?: AbortSignal,
   ): Promise<{ definition: Definition; created: boolean }> {
@@ -273,8 +286,15 @@ export class WorkflowService {
 
   // ---------------------------------------------------------------- instances
 
-  /** `actor` is the authenticated caller's name ("" without authentication), recorded in the entry. */
-  async startInstance(cmd: StartInstanceCommand, signal?: AbortSignal, actor = ""): Promise<StartedInstance> {
+  /**
+   * `actor` is the authenticated caller's name ("" without authentication), recorded in the entry.
+   * A failure says its write_outcome, whichever step failed (write-outcome.ts).
+   */
+  startInstance(cmd: StartInstanceCommand, signal?: AbortSignal, actor = ""): Promise<StartedInstance> {
+    return settleWrite(this.start(cmd, signal, actor));
+  }
+
+  private async start(cmd: StartInstanceCommand, signal: AbortSignal | undefined, actor: string): Promise<StartedInstance> {
     this.requireValid([
       this.idViolation("definition_id", cmd.definitionId),
       cmd.definitionVersion < 0
@@ -349,12 +369,17 @@ export class WorkflowService {
     if (req.state) filter.state = req.state;
     if (req.status) filter.status = req.status;
     const query = { rpc: "ListInstances", ...filter };
-    const after = decodePageToken(req.pageToken, query, isString);
+    const after = decodePageToken(req.pageToken, query, isIdKey);
     const items = await this.store.listInstances(filter, after, limit + 1, signal);
     return this.page(items, limit, (i) => encodePageToken(i.id, query));
   }
 
-  async executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+  /** Executes an action; a failure says its write_outcome, whichever step failed (write-outcome.ts). */
+  executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+    return settleWrite(this.execute(cmd, signal, actor));
+  }
+
+  private async execute(cmd: ExecuteActionCommand, signal: AbortSignal | undefined, actor: string): Promise<Transition> {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       this.idViolation("action_id", cmd.actionId),
@@ -376,9 +401,14 @@ export class WorkflowService {
 
   /**
    * Moves an instance to another version of its definition (0 = the latest), keeping its state;
-   * sequenced with every other write of the instance. The engine decides whether it may move.
+   * sequenced with every other write of the instance. The engine decides whether it may move. A
+   * failure says its write_outcome, whichever step failed (write-outcome.ts).
    */
-  async migrateInstance(cmd: MigrateInstanceCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+  migrateInstance(cmd: MigrateInstanceCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+    return settleWrite(this.migrate(cmd, signal, actor));
+  }
+
+  private async migrate(cmd: MigrateInstanceCommand, signal: AbortSignal | undefined, actor: string): Promise<Transition> {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       !Number.isInteger(cmd.toDefinitionVersion) || cmd.toDefinitionVersion < 0
@@ -415,7 +445,7 @@ export class WorkflowService {
     this.requireValid([this.idViolation("instance_id", req.instanceId)]);
     const limit = this.pageSize(req.pageSize);
     const query = { rpc: "ListInstanceHistory", instanceId: req.instanceId };
-    const after = decodePageToken(req.pageToken, query, isNumber) ?? 0;
+    const after = decodePageToken(req.pageToken, query, isVersionKey) ?? 0;
     await this.liveInstance(req.instanceId, signal);
     const items = await this.store.listHistory(req.instanceId, after, limit + 1, signal);
     return this.page(items, limit, (e) => encodePageToken(e.version, query));
