@@ -257,7 +257,7 @@ export class LiveInstances {
   async view(instanceId: string, signal?: AbortSignal): Promise<LiveState | undefined> {
     if (this.store.exclusive) {
       const hit = this.cache.get(instanceId);
-      if (hit) {
+      if (hit && this.hasWholeWindow(hit)) {
         this.counters.hits++;
         return hit;
       }
@@ -292,11 +292,26 @@ export class LiveInstances {
       // Bounded by the version just read: a snapshot even if another replica commits meanwhile.
       this.store.recentHistory(instanceId, this.recentCount, instance.version, signal),
     ]);
-    const known = this.cache.peek(instanceId);
-    if (known && known.instance.version >= instance.version) return known;
     const state = freezeState({ ...instance }, definition, recent);
+    const known = this.cache.peek(instanceId);
+    if (known && known.instance.version >= instance.version) {
+      if (this.hasWholeWindow(known)) return known;
+      // Memory holds a later version only a write may start from (its window is cut): answer
+      // with the store's snapshot, and leave memory as it is for the next write.
+      if (known.instance.version > instance.version) return state;
+    }
     this.cache.set(instanceId, state);
     return state;
+  }
+
+  /**
+   * True when the state's recent history is the whole window (the last recentCount entries, or every
+   * entry of a younger instance). A state rebuilt from a conflict's report has no history: it is
+   * good for deciding the next write, never for answering a read; appending the entries this
+   * process commits makes it whole again once the window is full.
+   */
+  private hasWholeWindow(state: LiveState): boolean {
+    return state.recentHistory.length >= Math.min(this.recentCount, state.instance.version);
   }
 
   /** The state after a committed change of `before` (undefined for a start). */
@@ -432,7 +447,8 @@ export class LiveInstances {
     this.cache.delete(instanceId);
     // On a shared store memory only starts writes (reads go to the store), so the instance the
     // conflict reported is enough to validate again at once: no extra read, and the loser of a race
-    // between replicas is as quick on its next attempt as the winner.
+    // between replicas is as quick on its next attempt as the winner. It has no history: read()
+    // never answers from it (hasWholeWindow), so no reader sees a cut recent_history.
     let mustRead = true;
     if (!this.store.exclusive && storedNow) {
       try {
