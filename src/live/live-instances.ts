@@ -16,7 +16,8 @@
  * committed state of recently used instances (the instance, its definition version, its recent
  * history) is kept in a bounded LRU cache and is the truth: reads and writes of a cached instance
  * touch no store, misses are read from the store. A change becomes visible here only after its
- * commit resolved; a failed commit leaves the cache as it was. On a shared store (PostgreSQL
+ * commit resolved; a commit that failed with NOT_APPLIED leaves the cache as it was, any other
+ * failure (UNKNOWN: the write may have survived) drops the instance, so it is read again. On a shared store (PostgreSQL
  * replicas) reads always go to the store; writes start from the cached state (one round trip)
  * and a compare-and-set conflict with another replica validates again against the instance the
  * conflict reported (no extra read), until the call commits, its signal aborts (its deadline), or
@@ -202,6 +203,11 @@ interface Planned {
 type Decision = { write: Transition } | { refusal: WorkflowError } | { exists: true };
 
 const EMPTY: readonly HistoryEntry[] = Object.freeze([]);
+
+/** True when a failed commit certainly wrote nothing (write_outcome NOT_APPLIED). */
+function notApplied(err: unknown): boolean {
+  return isWorkflowError(err) && err.metadata.write_outcome === "NOT_APPLIED";
+}
 
 /** A frozen state; `recentHistory` is taken as it is (the caller hands over a fresh array). */
 function freezeState(instance: Instance, definition: Definition, recentHistory: HistoryEntry[]): LiveState {
@@ -422,10 +428,14 @@ export class LiveInstances {
     let committed = state;
     const again: Queued[] = [];
     let storedNow: Instance | undefined;
+    let inDoubt = false;
     for (let k = 0; k < planned.length; k++) {
       const { q, definition } = planned[k]!;
       const result = outcomes[k]!;
       if (result.status === "rejected") {
+        // Unless the store says nothing was written, the write may have survived (a COMMIT that
+        // failed after reaching the WAL): memory no longer knows the committed state.
+        if (!notApplied(result.reason)) inDoubt = true;
         q.fail(result.reason);
         continue;
       }
@@ -443,6 +453,12 @@ export class LiveInstances {
         again.push(q);
       }
     }
+    if (inDoubt) {
+      this.cache.delete(instanceId);
+      // The store decides again what the remaining calls meet.
+      for (let i = again.length - 1; i >= 0; i--) this.retry(instanceId, lane, again[i]!);
+      return true;
+    }
     if (again.length === 0) return false;
     this.cache.delete(instanceId);
     // On a shared store memory only starts writes (reads go to the store), so the instance the
@@ -459,16 +475,18 @@ export class LiveInstances {
         // Read it all again next round.
       }
     }
-    for (let i = again.length - 1; i >= 0; i--) {
-      const q = again[i]!;
-      if (++q.attempts >= this.maxAttempts) {
-        q.fail(contention(instanceId, q.attempts));
-        continue;
-      }
-      this.counters.retries++;
-      lane.unshift(q);
-    }
+    for (let i = again.length - 1; i >= 0; i--) this.retry(instanceId, lane, again[i]!);
     return mustRead;
+  }
+
+  /** Puts a call back at the head of its lane to be decided again, or fails it after maxAttempts. */
+  private retry(instanceId: string, lane: Queued[], q: Queued): void {
+    if (++q.attempts >= this.maxAttempts) {
+      q.fail(contention(instanceId, q.attempts));
+      return;
+    }
+    this.counters.retries++;
+    lane.unshift(q);
   }
 
   /** What a call would do from `state`: a write, a refusal, or (a start) meeting an existing instance. */
