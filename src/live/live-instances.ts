@@ -14,7 +14,7 @@
  *
  * Live state. On stores this process writes alone (`store.exclusive`: memory, SQLite) the
  * committed state of recently used instances (the instance, its definition version, its recent
- * history) is kept in a bounded LRU cache and is the truth: reads and writes of a cached instance
+ * history) is kept in an LRU cache bounded in bytes and in instances, and is the truth: reads and writes of a cached instance
  * touch no store, misses are read from the store. A change becomes visible here only after its
  * commit resolved; a commit that failed with NOT_APPLIED leaves the cache as it was, any other
  * failure (UNKNOWN: the write may have survived) drops the instance, so it is read again. On a shared store (PostgreSQL
@@ -32,6 +32,7 @@ import type { CommitOutcome, RequestKey, WorkflowStore } from "../store/store.js
 import type { DefinitionCache } from "./definition-cache.js";
 import { LruMap } from "./lru-map.js";
 import { contention, instanceNotFound, replayOrReject, versionMismatch } from "./refusals.js";
+import { stateBytes } from "./state-size.js";
 
 /** An instance as committed, with what a read or a write needs. Frozen: shared by every caller. */
 export interface LiveState {
@@ -80,6 +81,8 @@ export interface StartResult {
 export interface LiveInstancesOptions {
   /** Instances kept in memory (default DEFAULT_LIVE_CAPACITY). */
   capacity?: number;
+  /** Bytes the instances kept in memory may account for together (default DEFAULT_LIVE_MAX_BYTES; see state-size.ts). */
+  maxBytes?: number;
   /** History entries kept per instance for GetInstance (default 10). */
   recentHistoryCount?: number;
   /** Most calls of one instance committed in one round (default 256). */
@@ -103,16 +106,23 @@ export interface LiveObserver {
 }
 
 /**
- * Instances kept in memory by default. Measured (scratch script, heap + array buffers after GC): about
- * 1.4 KB for an instance with one history entry, 3.9 KB with a full recent history (10 entries), 6.2
- * KB once GetInstance has also built and encoded its response: 20,000 is at most about 125 MB.
+ * Instances kept in memory by default: a second bound beside the bytes, which bound the memory.
+ * What one instance costs depends on its notes, from about 2 KB (one history entry) or 7 KB (a
+ * full recent history without comments or payloads) to several MB (ten maximal payloads of the
+ * costliest shape): see state-size.ts and docs/storage.md.
  */
 export const DEFAULT_LIVE_CAPACITY = 20_000;
+
+/** Bytes the cached instances may account for together by default (64 MiB). */
+export const DEFAULT_LIVE_MAX_BYTES = 64 * 1024 * 1024;
 
 /** Counters for tests, the bench and operators. */
 export interface LiveStats {
   cached: number;
   capacity: number;
+  /** Bytes the cached instances account for (stateBytes), and their bound. */
+  bytes: number;
+  maxBytes: number;
   hits: number;
   misses: number;
   evictions: number;
@@ -231,7 +241,7 @@ export class LiveInstances {
     private readonly definitions: DefinitionCache,
     options: LiveInstancesOptions = {},
   ) {
-    this.cache = new LruMap(options.capacity ?? DEFAULT_LIVE_CAPACITY);
+    this.cache = new LruMap(options.capacity ?? DEFAULT_LIVE_CAPACITY, { maxWeight: options.maxBytes ?? DEFAULT_LIVE_MAX_BYTES });
     this.recentCount = options.recentHistoryCount ?? 10;
     this.maxChain = store.exclusive ? Math.max(1, options.maxChain ?? 256) : 1;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 1_000);
@@ -245,6 +255,8 @@ export class LiveInstances {
     return {
       cached: this.cache.size,
       capacity: this.cache.capacity,
+      bytes: this.cache.weight,
+      maxBytes: this.cache.maxWeight,
       hits: this.counters.hits,
       misses: this.counters.misses,
       evictions: this.cache.evictions,
@@ -306,7 +318,7 @@ export class LiveInstances {
       // with the store's snapshot, and leave memory as it is for the next write.
       if (known.instance.version > instance.version) return state;
     }
-    this.cache.set(instanceId, state);
+    this.keep(state);
     return state;
   }
 
@@ -328,8 +340,13 @@ export class LiveInstances {
     recent.push(Object.freeze(entry));
     Object.freeze(instance);
     const state: LiveState = Object.freeze({ instance, definition, recentHistory: Object.freeze(recent) });
-    this.cache.set(instance.id, state);
+    this.keep(state);
     return state;
+  }
+
+  /** Caches a state with what it weighs (it may be evicted at once if it alone exceeds the bound). */
+  private keep(state: LiveState): void {
+    this.cache.set(state.instance.id, state, stateBytes(state.instance, state.recentHistory));
   }
 
   // ---------------------------------------------------------------- lanes
@@ -469,7 +486,7 @@ export class LiveInstances {
     if (!this.store.exclusive && storedNow) {
       try {
         const definition = await this.definitions.get(storedNow.definitionId, storedNow.definitionVersion);
-        this.cache.set(instanceId, freezeState({ ...storedNow }, definition, []));
+        this.keep(freezeState({ ...storedNow }, definition, []));
         mustRead = false;
       } catch {
         // Read it all again next round.
