@@ -8,7 +8,7 @@ import { describeCors, parseCorsOrigins, type CorsPolicy } from "./http/cors.js"
 import { DEFAULT_WIRE_SETTINGS, type WireSettings } from "./grpc/connections.js";
 import type { JwtSettings } from "./grpc/jwt.js";
 import type { TlsSettings } from "./grpc/tls.js";
-import { DEFAULT_LIVE_CAPACITY, DEFAULT_LIVE_MAX_BYTES } from "./live/live-instances.js";
+import { DEFAULT_LIVE_CAPACITY, DEFAULT_LIVE_MAX_BYTES } from "./sequencer/write-sequencer.js";
 
 export type StoreKind = "memory" | "sqlite" | "postgres";
 

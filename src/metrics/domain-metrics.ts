@@ -11,7 +11,7 @@
 import type { Registry } from "prom-client";
 import type { ErrorCode } from "../engine/errors.js";
 import type { InstanceEvent } from "../engine/types.js";
-import type { LiveObserver } from "../live/live-instances.js";
+import type { LiveObserver } from "../sequencer/write-sequencer.js";
 import { BoundCounter, CounterFamily } from "./families.js";
 
 /** The label value every definition beyond the cap is counted under. */

@@ -25,9 +25,9 @@ import { noteViolations } from "../engine/payload.js";
 import { renderDefinition, type DiagramKind } from "../engine/render.js";
 import { assertValidDefinition, diagnoseDefinition } from "../engine/validate-definition.js";
 import { availableActions, findState, replayHistory } from "../engine/transition.js";
-import { DefinitionCache } from "../live/definition-cache.js";
-import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../live/live-instances.js";
-import { instanceNotFound } from "../live/refusals.js";
+import { DefinitionCache } from "../sequencer/definition-cache.js";
+import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../sequencer/write-sequencer.js";
+import { instanceNotFound } from "../sequencer/refusals.js";
 import type { InstanceFilter, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 

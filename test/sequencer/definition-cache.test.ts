@@ -1,7 +1,7 @@
 // Proves the definition cache is bounded (least recently used versions are dropped and read again) and hands every caller the same deeply frozen definition, so no caller can change what another sees.
 import { describe, expect, it } from "vitest";
 import type { Definition } from "../../src/engine/types.js";
-import { DefinitionCache } from "../../src/live/definition-cache.js";
+import { DefinitionCache } from "../../src/sequencer/definition-cache.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { approvalDefinition, stored } from "../support/definitions.js";
 
