@@ -8,7 +8,7 @@ import { describeCors, parseCorsOrigins, type CorsPolicy } from "./http/cors.js"
 import { DEFAULT_WIRE_SETTINGS, type WireSettings } from "./grpc/connections.js";
 import type { JwtSettings } from "./grpc/jwt.js";
 import type { TlsSettings } from "./grpc/tls.js";
-import { DEFAULT_LIVE_CAPACITY, DEFAULT_LIVE_MAX_BYTES } from "./sequencer/write-sequencer.js";
+import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_INSTANCES } from "./sequencer/committed-state.js";
 
 export type StoreKind = "memory" | "sqlite" | "postgres";
 
@@ -115,13 +115,13 @@ export const SETTINGS = {
   cacheInstances: {
     flag: "--cache-instances",
     env: "WORKFLOW_CACHE_INSTANCES",
-    default: String(DEFAULT_LIVE_CAPACITY),
+    default: String(DEFAULT_CACHE_INSTANCES),
     help: "most instances kept in memory for reads and writes; --cache-bytes bounds their memory (see docs/storage.md)",
   },
   cacheBytes: {
     flag: "--cache-bytes",
     env: "WORKFLOW_CACHE_BYTES",
-    default: String(DEFAULT_LIVE_MAX_BYTES),
+    default: String(DEFAULT_CACHE_BYTES),
     help: "bytes the instances kept in memory may take together, as estimated from what each holds (2 KB to several MB each, see docs/storage.md)",
   },
   httpListen: {

@@ -155,7 +155,7 @@ export class ServerMetrics {
     );
 
     // The instance cache (memory and SQLite stores).
-    const live = () => sources.service.live.stats();
+    const live = () => sources.service.sequencer.stats();
     gauge("workflow_instance_cache_entries", "Instances whose committed state is held in memory.", [], () => [[[], live().cached]]);
     gauge("workflow_instance_cache_bytes", "Bytes the instances held in memory account for (bounded by WORKFLOW_CACHE_BYTES).", [], () => [
       [[], live().bytes],

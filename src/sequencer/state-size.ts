@@ -1,8 +1,8 @@
 /**
- * What a cached instance costs in memory, estimated from what it really holds, so the live cache
- * can be bounded in bytes rather than in instances: one instance with a full recent history of
- * maximal notes (16 KB payloads, 1,000-character comments) weighs hundreds of times more than one
- * without, so a count alone bounds nothing.
+ * What a cached instance costs in memory, estimated from what it really holds, so the cache of
+ * committed state can be bounded in bytes rather than in instances: one instance with a full recent
+ * history of maximal notes (16 KB payloads, 1,000-character comments) weighs hundreds of times more
+ * than one without, so a count alone bounds nothing.
  *
  * The constants are V8's object layouts rounded up, checked against the heap (scratch measurement,
  * Node 24, heap used + array buffers after GC, 2,000 copies each): a maximal payload costs from
@@ -45,7 +45,6 @@ const READ_ENTRY = OBJECT + 10 * SLOT + 2 * SLOT + 64;
 
 /** Heap bytes of a string: one byte per character when every character fits in Latin-1, else two. */
 export function stringBytes(s: string): number {
-  // eslint-disable-next-line no-control-regex
   const perChar = /[^\u0000-\u00ff]/.test(s) ? 2 : 1;
   return align(STRING + perChar * s.length);
 }

@@ -1,4 +1,4 @@
-// Proves that the live cache is bounded in bytes counted from what each instance really holds: filled with instances whose ten recent notes carry maximal payloads (16 KB, the costliest shape) and 1,000-character comments, it never accounts for more than its bound, evicts to stay there, and still answers every read in full.
+// Proves that the cache of committed state is bounded in bytes counted from what each instance really holds: filled with instances whose ten recent notes carry maximal payloads (16 KB, the costliest shape) and 1,000-character comments, it never accounts for more than its bound, evicts to stay there, and still answers every read in full.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
 import { payloadEncodedSize } from "../../src/engine/payload.js";
@@ -21,9 +21,9 @@ function maximalPayload(): Payload {
 const MAX_BYTES = 8 * 1024 * 1024;
 const RING = ["go_s1", "go_s2", "go_s0"];
 
-describe("the live cache's byte bound", () => {
+describe("the committed-state cache's byte bound", () => {
   it("holds when every cached instance carries ten maximal payloads and comments", async () => {
-    const service = new WorkflowService(new MemoryStore(), { live: { maxBytes: MAX_BYTES } });
+    const service = new WorkflowService(new MemoryStore(), { sequencer: { maxBytes: MAX_BYTES } });
     await service.createDefinition(ringDefinition());
     const payload = maximalPayload();
     expect(payloadEncodedSize(payload)).toBeGreaterThan(DEFAULT_LIMITS.maxPayloadBytes - 4);
@@ -34,25 +34,25 @@ describe("the live cache's byte bound", () => {
       await service.startInstance({ definitionId: "ring", definitionVersion: 0, instanceId, requestId: "", comment, payload });
       for (let v = 2; v <= 10; v++) {
         await service.executeAction({ instanceId, actionId: RING[(v - 2) % 3]!, expectedVersion: 0, requestId: "", comment, payload });
-        const { bytes, maxBytes } = service.live.stats();
+        const { bytes, maxBytes } = service.sequencer.stats();
         expect(bytes).toBeLessThanOrEqual(maxBytes);
         peak = Math.max(peak, bytes);
       }
     }
-    const stats = service.live.stats();
+    const stats = service.sequencer.stats();
     expect(stats.maxBytes).toBe(MAX_BYTES);
     // Each full instance accounts for more than a tenth of the bound: the bound, not the count, decided.
     expect(stats.cached).toBeLessThan(ids.length);
     expect(stats.evictions).toBeGreaterThan(0);
     expect(peak).toBeGreaterThan(MAX_BYTES / 2);
     // One instance accounts for at least what its ten payloads take on the heap.
-    const last = (await service.live.view(ids.at(-1)!))!;
+    const last = (await service.sequencer.view(ids.at(-1)!))!;
     expect(stateBytes(last.instance, last.recentHistory)).toBeGreaterThan(10 * jsonBytes(payload));
     // Evicted instances are read again in full, and the bound still holds.
     for (const id of ids) {
-      const view = await service.live.view(id);
+      const view = await service.sequencer.view(id);
       expect(view!.recentHistory.map((e) => e.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-      expect(service.live.stats().bytes).toBeLessThanOrEqual(MAX_BYTES);
+      expect(service.sequencer.stats().bytes).toBeLessThanOrEqual(MAX_BYTES);
     }
   });
 
