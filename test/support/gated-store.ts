@@ -1,17 +1,14 @@
 /**
  * A memory store whose transition commits can be held at a gate, for tests that need a call to be
- * in flight at a known moment (shutdown while a call runs, a deadline passing while calls queue):
- * before the commit (holdCommits), or after it, committed and its event published but its caller
- * not yet told (holdResults: the moment between a commit and what the caller does with it).
+ * in flight at a known moment (shutdown while a call runs, a deadline passing while calls queue);
+ * and holdCommitResults, which holds any store's commits after they are committed.
  */
 import { MemoryStore } from "../../src/store/memory-store.js";
-import type { CommitOutcome, TransitionCommit } from "../../src/store/store.js";
+import type { CommitOutcome, TransitionCommit, WorkflowStore } from "../../src/store/store.js";
 
 export class GatedStore extends MemoryStore {
   private gate: Promise<void> | undefined;
   private release: (() => void) | undefined;
-  private holdingResults = false;
-  private heldResults = 0;
   /** Action ids of the transitions committed, in order. */
   readonly committed: string[] = [];
 
@@ -20,37 +17,50 @@ export class GatedStore extends MemoryStore {
     this.gate = new Promise((resolve) => (this.release = resolve));
   }
 
-  /** From now on transition commits are applied (and published) at once, and answered only after open(). */
-  holdResults(): void {
-    this.holdCommits();
-    this.holdingResults = true;
-  }
-
-  /** Commits applied and waiting to be answered (holdResults). */
-  get held(): number {
-    return this.heldResults;
-  }
-
   /** Lets every held commit (and later ones) through. */
   open(): void {
     this.gate = undefined;
-    this.holdingResults = false;
     this.release?.();
   }
 
   override async commitTransition(commit: TransitionCommit, signal?: AbortSignal): Promise<CommitOutcome> {
-    if (this.holdingResults && this.gate) {
-      const gate = this.gate;
-      const outcome = await super.commitTransition(commit, signal);
-      if (outcome.ok) this.committed.push(commit.transition.entry.actionId);
-      this.heldResults++;
-      await gate;
-      this.heldResults--;
-      return outcome;
-    }
     if (this.gate) await this.gate;
     const outcome = await super.commitTransition(commit, signal);
     if (outcome.ok) this.committed.push(commit.transition.entry.actionId);
     return outcome;
   }
+}
+
+/** A store's transition commits held after they are committed (see holdCommitResults). */
+export interface HeldResults {
+  /** Commits applied (their events published) whose callers have not been answered yet. */
+  readonly held: number;
+  /** Answers every held commit, and stops holding. */
+  open(): void;
+}
+
+/**
+ * From now on, `store`'s transition commits are applied (and their events published) at once, but
+ * answered only after open(): the moment between a commit and what its caller does with it. Works on
+ * any store (it wraps the instance's commitTransition), so a test can force that moment on every one.
+ */
+export function holdCommitResults(store: WorkflowStore): HeldResults {
+  const commit = store.commitTransition.bind(store);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const state = {
+    held: 0,
+    open() {
+      store.commitTransition = commit;
+      release();
+    },
+  };
+  store.commitTransition = async (c: TransitionCommit, signal?: AbortSignal): Promise<CommitOutcome> => {
+    const outcome = await commit(c, signal);
+    state.held++;
+    await gate;
+    state.held--;
+    return outcome;
+  };
+  return state;
 }
