@@ -12,7 +12,7 @@
  * response built and encoded is estimated within a few percent above its heap cost (figures in
  * docs/storage.md). Overestimating keeps the bound true; the cost is a few instances fewer.
  */
-import type { HistoryEntry, Instance, JsonValue } from "../engine/types.js";
+import type { Definition, HistoryEntry, Instance, JsonValue } from "../engine/types.js";
 import { payloadEncodedSize } from "../engine/payload.js";
 
 /** A JS object: map, properties and elements pointers, four in-object slots (what JSON.parse gives `{}`). */
@@ -108,6 +108,29 @@ export function instanceBytes(instance: Instance): number {
 export function stateBytes(instance: Instance, recentHistory: readonly HistoryEntry[]): number {
   let bytes = STATE + READ_VIEW + instanceBytes(instance);
   for (const entry of recentHistory) bytes += SLOT + entryBytes(entry);
+  return bytes;
+}
+
+/** One entry of a Map (the engine's indexes of a definition). */
+const MAP_ENTRY = 32;
+
+/**
+ * A definition version as the definition cache holds it: its objects and strings, and the indexes
+ * the engine builds once per frozen version (states and actions by id, the actions available from
+ * each state: one slot per action and state it leaves from).
+ */
+export function definitionBytes(def: Definition): number {
+  let bytes = OBJECT + 7 * SLOT + DATE + stringBytes(def.id) + stringBytes(def.name) + stringBytes(def.description);
+  bytes += 2 * ARRAY + 3 * (ARRAY + OBJECT);
+  for (const st of def.states) {
+    bytes += SLOT + OBJECT + 6 * SLOT + stringBytes(st.id) + stringBytes(st.name) + stringBytes(st.description);
+    bytes += 2 * MAP_ENTRY + ARRAY; // by id, and its available actions
+  }
+  for (const a of def.actions) {
+    bytes += SLOT + OBJECT + 6 * SLOT + stringBytes(a.id) + stringBytes(a.name) + stringBytes(a.description) + stringBytes(a.toState);
+    bytes += ARRAY + MAP_ENTRY;
+    for (const from of a.fromStates) bytes += 2 * SLOT + stringBytes(from); // the list, and the index's slot
+  }
   return bytes;
 }
 
