@@ -85,6 +85,7 @@ async function main(): Promise<void> {
       watchProgressMs: config.watchProgressMs,
       authTokens: config.authTokens,
       cacheInstances: config.cacheInstances,
+      cacheBytes: config.cacheBytes,
       http: config.httpListen ? { listen: config.httpListen, cors: config.corsOrigins } : undefined,
       wire: config.wire,
       tls,

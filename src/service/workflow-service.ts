@@ -1,6 +1,6 @@
 /**
- * The application layer: validates requests, applies the pure engine through the live-instance
- * sequencer (src/live: per-instance ordering, state in memory, group commit), and pages reads.
+ * The application layer: validates requests, applies the pure engine through the write sequencer
+ * (src/sequencer: per-instance ordering, committed state in memory, group commit), and pages reads.
  * Idempotency by request_id is decided where the write is made (the store records the request_id
  * in the transaction of its change). Transport-free: handlers call it with plain objects and the
  * call's AbortSignal, which abandons work still waiting (for a lane, a batch or a connection).
@@ -25,9 +25,10 @@ import { noteViolations } from "../engine/payload.js";
 import { renderDefinition, type DiagramKind } from "../engine/render.js";
 import { assertValidDefinition, diagnoseDefinition } from "../engine/validate-definition.js";
 import { availableActions, findState, replayHistory } from "../engine/transition.js";
-import { DefinitionCache } from "../live/definition-cache.js";
-import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../live/live-instances.js";
-import { instanceNotFound } from "../live/refusals.js";
+import { DefinitionCache } from "../sequencer/definition-cache.js";
+import type { CommittedState } from "../sequencer/committed-state.js";
+import { WriteSequencer, type WriteSequencerOptions } from "../sequencer/write-sequencer.js";
+import { instanceNotFound } from "../sequencer/refusals.js";
 import type { InstanceFilter, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
 import { decodePageToken, encodePageToken, isDefinitionKey, isIdKey, isVersionKey } from "./page-token.js";
 import { failedBeforeCommit } from "./write-outcome.js";
@@ -83,8 +84,8 @@ export interface WorkflowServiceOptions {
   newId?: () => string;
   /** Entries GetInstance returns as recent history. */
   recentHistoryCount?: number;
-  /** The live-instance cache and sequencer (capacity, chain length, retries). */
-  live?: Omit<LiveInstancesOptions, "now" | "recentHistoryCount">;
+  /** The write sequencer and its cache of committed state (capacity, bytes, chain length, retries). */
+  sequencer?: Omit<WriteSequencerOptions, "now" | "recentHistoryCount">;
   /** Definition versions kept in memory. */
   definitionCacheSize?: number;
 }
@@ -173,9 +174,9 @@ export class WorkflowService {
   private readonly newId: () => string;
   private readonly recentHistoryCount: number;
   readonly definitions: DefinitionCache;
-  readonly live: LiveInstances;
+  readonly sequencer: WriteSequencer;
   /** GetInstance views, computed once per committed state (the same object for every reader). */
-  private readonly views = new WeakMap<LiveState, InstanceView>();
+  private readonly views = new WeakMap<CommittedState, InstanceView>();
 
   constructor(
     readonly store: WorkflowStore,
@@ -186,8 +187,8 @@ export class WorkflowService {
     this.newId = options.newId ?? randomUUID;
     this.definitions = new DefinitionCache(store, options.definitionCacheSize);
     this.recentHistoryCount = options.recentHistoryCount ?? 10;
-    this.live = new LiveInstances(store, this.definitions, {
-      ...options.live,
+    this.sequencer = new WriteSequencer(store, this.definitions, {
+      ...options.sequencer,
       now: this.now,
       recentHistoryCount: this.recentHistoryCount,
     });
@@ -306,7 +307,7 @@ export class WorkflowService {
     ]);
     const requestKey = requestKeyOf(cmd, ["start", cmd.definitionId, cmd.definitionVersion, cmd.instanceId]);
     const definition = await this.definitions.get(cmd.definitionId, cmd.definitionVersion, signal);
-    const { transition, created } = await this.live.start(
+    const { transition, created } = await this.sequencer.start(
       { definition, instanceId: cmd.instanceId || this.newId(), requestId: cmd.requestId, requestKey, note: noteOf(cmd, actor) },
       signal,
     );
@@ -386,7 +387,7 @@ export class WorkflowService {
       ...this.changeViolations(cmd),
     ]);
     const requestKey = requestKeyOf(cmd, ["execute", cmd.instanceId, cmd.actionId, cmd.expectedVersion]);
-    return this.live.execute(
+    return this.sequencer.execute(
       {
         instanceId: cmd.instanceId,
         actionId: cmd.actionId,
@@ -420,7 +421,7 @@ export class WorkflowService {
     // The definition id never changes, so the instance read here names the target's id for good.
     const { instance } = await this.liveInstance(cmd.instanceId, signal);
     const definition = await this.definitions.get(instance.definitionId, cmd.toDefinitionVersion, signal);
-    return this.live.migrate(
+    return this.sequencer.migrate(
       {
         instanceId: cmd.instanceId,
         definition,
@@ -532,8 +533,8 @@ export class WorkflowService {
     return (await this.liveInstance(id, signal)).instance;
   }
 
-  private async liveInstance(id: string, signal?: AbortSignal): Promise<LiveState> {
-    const live = await this.live.view(id, signal);
+  private async liveInstance(id: string, signal?: AbortSignal): Promise<CommittedState> {
+    const live = await this.sequencer.view(id, signal);
     if (!live) throw instanceNotFound(id);
     return live;
   }

@@ -104,7 +104,7 @@ async function warm(ts: TestServer): Promise<void> {
     await rpc.getInstance({ instanceId: `x-${tag(face)}` });
     await rpc.getInstance({ instanceId: `m-${tag(face)}` });
   }
-  expect(ts.server.service.live.stats().cached).toBe(2 * FACES.length);
+  expect(ts.server.service.sequencer.stats().cached).toBe(2 * FACES.length);
 }
 
 let servers: TestServer[] = [];
