@@ -141,7 +141,7 @@ export class ServerMetrics {
         [["instances"], s.all],
       ];
     });
-    counter("workflow_watch_catch_up_reads_total", "Pages watchers read from the store to replay or to catch up after falling behind.", [], () => [
+    counter("workflow_watch_catch_up_reads_total", "Pages watchers read from the store to replay or to catch up after falling behind (counted when issued).", [], () => [
       [[], feed().catchUpReads],
     ]);
     counter("workflow_watch_events_dropped_total", "Events evicted from slow watchers' queues (they catch up from the store).", [], () => [
