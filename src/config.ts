@@ -9,7 +9,7 @@ import { isLoopbackListen } from "./http/listen.js";
 import { DEFAULT_WIRE_SETTINGS, type WireSettings } from "./grpc/connections.js";
 import type { JwtSettings } from "./grpc/jwt.js";
 import type { TlsSettings } from "./grpc/tls.js";
-import { DEFAULT_LIVE_CAPACITY } from "./live/live-instances.js";
+import { DEFAULT_CACHE_BYTES, DEFAULT_CACHE_INSTANCES } from "./sequencer/committed-state.js";
 
 export type StoreKind = "memory" | "sqlite" | "postgres";
 
@@ -28,6 +28,8 @@ export interface Config {
   authTokens: TokenGrant[] | undefined;
   /** Instances whose committed state the server keeps in memory (memory and SQLite stores). */
   cacheInstances: number;
+  /** Bytes those instances may account for together (the bound that holds whatever their notes weigh). */
+  cacheBytes: number;
   limits: Limits;
   /** host:port of the HTTP listener (REST API, /v1 JSON API, SSE, OpenAPI); undefined = off. */
   httpListen: string | undefined;
@@ -116,8 +118,14 @@ export const SETTINGS = {
   cacheInstances: {
     flag: "--cache-instances",
     env: "WORKFLOW_CACHE_INSTANCES",
-    default: String(DEFAULT_LIVE_CAPACITY),
-    help: "instances kept in memory for reads and writes (1.5 to 6 KB each, see docs/storage.md)",
+    default: String(DEFAULT_CACHE_INSTANCES),
+    help: "most instances kept in memory for reads and writes; --cache-bytes bounds their memory (see docs/storage.md)",
+  },
+  cacheBytes: {
+    flag: "--cache-bytes",
+    env: "WORKFLOW_CACHE_BYTES",
+    default: String(DEFAULT_CACHE_BYTES),
+    help: "bytes the instances kept in memory may take together, as estimated from what each holds (2 KB to several MB each, see docs/storage.md)",
   },
   httpListen: {
     flag: "--http-listen",
@@ -406,6 +414,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     watchProgressMs: int("watchProgressMs", 10, 3_600_000),
     authTokens: parseAuthTokens(values.get("authTokens")),
     cacheInstances: int("cacheInstances", 1, 10_000_000),
+    cacheBytes: int("cacheBytes", 1024 * 1024, 2 ** 40),
     limits,
     httpListen: httpListen === "off" ? undefined : httpListen,
     corsOrigins: parseCors(values.get("corsOrigins")),

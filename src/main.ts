@@ -16,7 +16,7 @@ import {
   usage,
   type Config,
 } from "./config.js";
-import { JwtVerifier } from "./grpc/jwt.js";
+import type { JwtVerifier } from "./grpc/jwt.js";
 import { TlsFiles } from "./grpc/tls.js";
 import { createLogger } from "./logger.js";
 import { checkBackupDir } from "./ops/online-backup.js";
@@ -50,7 +50,8 @@ async function main(): Promise<void> {
   let jwt: JwtVerifier | undefined;
   try {
     tls = config.tls ? new TlsFiles(config.tls) : undefined;
-    jwt = config.jwt ? new JwtVerifier(config.jwt) : undefined;
+    // jose loads only when JWT authentication is configured.
+    jwt = config.jwt ? new (await import("./grpc/jwt.js")).JwtVerifier(config.jwt) : undefined;
   } catch (err) {
     process.stderr.write(`workflow: ${(err as Error).message}\n`);
     process.exit(2);
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
       watchProgressMs: config.watchProgressMs,
       authTokens: config.authTokens,
       cacheInstances: config.cacheInstances,
+      cacheBytes: config.cacheBytes,
       http: config.httpListen ? { listen: config.httpListen, cors: config.corsOrigins } : undefined,
       wire: config.wire,
       tls,

@@ -47,8 +47,10 @@ export interface ServerOptions {
   authTokens?: TokenGrant[];
   /** Per-watcher queue and catch-up page sizes of the change feed. */
   watchFeed?: ChangeFeedOptions;
-  /** Instances whose committed state is kept in memory (see src/live). */
+  /** Instances whose committed state is kept in memory (see src/sequencer). */
   cacheInstances?: number;
+  /** Bytes those instances may account for together. */
+  cacheBytes?: number;
   /** The HTTP listener (REST API, /v1 JSON API, SSE, OpenAPI) beside gRPC; omitted = none. */
   http?: HttpListenerOptions;
   // --- wire: security, limits and connections (src/grpc/call-guard.ts, connections.ts, tls.ts, jwt.ts)
@@ -142,7 +144,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const metrics = metricsOptions ? new ServerMetrics({ maxDefinitionLabels: metricsOptions.maxDefinitionLabels }) : undefined;
   const service = new WorkflowService(options.store, {
     limits: options.limits ?? DEFAULT_LIMITS,
-    live: { capacity: options.cacheInstances, observer: metrics?.domain },
+    sequencer: { capacity: options.cacheInstances, maxBytes: options.cacheBytes, observer: metrics?.domain },
   });
   const tracker = new CallTracker();
   const wire: WireSettings = { ...DEFAULT_WIRE_SETTINGS, ...options.wire };

@@ -198,8 +198,9 @@ export class FeedSubscription {
 
   private async readPage(): Promise<void> {
     const from = this.cursorValue!;
-    const page = await this.source.read(from, this.limits.pageSize);
+    // Counted when issued: a read the store refuses (the events are compacted away) is a read too.
     this.accounting.catchUpRead();
+    const page = await this.source.read(from, this.limits.pageSize);
     if (this.closed) throw this.closedWith;
     if (page.length < this.limits.pageSize) {
       // The store had nothing more when this read began, which was after registration: from

@@ -28,6 +28,9 @@ export interface WatchServiceOptions {
 
 export const DEFAULT_WATCH_PROGRESS_MS = 5_000;
 
+/** Events read per page while looking for an instance's latest (usually one page of one or two). */
+const LATEST_PAGE = 64;
+
 export class WatchService {
   /** Watchers ended with WATCHER_TOO_SLOW (fell behind past the retained log), for the metrics. */
   endedTooSlow = 0;
@@ -50,18 +53,21 @@ export class WatchService {
       this.idViolation("instance_id", req.instanceId),
       versionViolation("start_version", req.startVersion, "0 (snapshot, then live) or the version to replay from"),
     ]);
-    const store = this.service.store;
     // Subscribe first: everything committed after this line reaches the subscription.
     const sub = this.feed.subscribe({ kind: "instance", instanceId: req.instanceId }, signal);
     try {
-      const instance = await this.service.loadInstance(req.instanceId);
+      // Memory may lag the store by the commits whose callers have not heard back yet (their events
+      // are already published): it is a lower bound, never the snapshot.
+      let instance = await this.service.loadInstance(req.instanceId);
       if (req.startVersion === 0) {
-        const [latest] = await store.readInstanceEvents(instance.id, instance.version, 1);
-        if (!latest) throw new Error(`store: instance ${instance.id} has no event for its version ${instance.version}`);
+        // The snapshot is the store's latest event, read after subscribing: every later event reaches
+        // the subscription, and the ones it already holds up to the snapshot are dropped by version.
+        const latest = await this.latestEvent(instance.id, instance.version);
         sub.start(latest.instance.version + 1, { replay: false });
         yield { event: latest, snapshot: true };
         if (latest.instance.status === "completed") return;
       } else {
+        if (req.startVersion > instance.version + 1) instance = (await this.latestEvent(instance.id, instance.version)).instance;
         if (req.startVersion > instance.version + 1) {
           throw new WorkflowError(
             "START_VERSION_OUT_OF_RANGE",
@@ -137,6 +143,19 @@ export class WatchService {
     } finally {
       sub.close();
     }
+  }
+
+  /** The instance's latest committed event, from the store, at `atLeast` or later. */
+  private async latestEvent(instanceId: string, atLeast: number): Promise<InstanceEvent> {
+    let latest: InstanceEvent | undefined;
+    for (let from = atLeast; ; ) {
+      const page = await this.service.store.readInstanceEvents(instanceId, from, LATEST_PAGE);
+      if (page.length > 0) latest = page[page.length - 1]!;
+      if (page.length < LATEST_PAGE) break;
+      from = latest!.instance.version + 1;
+    }
+    if (!latest) throw new Error(`store: instance ${instanceId} has no event for its version ${atLeast}`);
+    return latest;
   }
 
   private idViolation(field: string, value: string): FieldViolation | undefined {

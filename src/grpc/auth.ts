@@ -11,6 +11,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { Metadata } from "@grpc/grpc-js";
 import { WorkflowError } from "../engine/errors.js";
+import { rpcsOfKind } from "./rpc-kinds.js";
 
 export const ROLES = ["reader", "writer", "admin"] as const;
 export type Role = (typeof ROLES)[number];
@@ -26,23 +27,11 @@ export interface Caller {
 /** The caller of every call when authentication is off. */
 export const ANONYMOUS: Caller = Object.freeze({ subject: "", role: "admin", via: "none" });
 
-/** WorkflowService methods a reader may call: they read or validate, never change anything. */
-export const READ_ONLY_METHODS: ReadonlySet<string> = new Set([
-  "GetDefinition",
-  "ListDefinitions",
-  "ValidateDefinition",
-  "GetInstance",
-  "ListInstances",
-  "ListAvailableActions",
-  "ListInstanceHistory",
-  "WatchInstance",
-  "WatchInstances",
-  "GetServiceStats",
-  "RenderDefinition",
-]);
+/** WorkflowService methods a reader may call: they read or validate, never change anything (rpc-kinds.ts). */
+export const READ_ONLY_METHODS: ReadonlySet<string> = rpcsOfKind("read");
 
-/** WorkflowService methods only an admin may call. */
-export const ADMIN_ONLY_METHODS: ReadonlySet<string> = new Set<string>(["BackupDatabase"]);
+/** WorkflowService methods only an admin may call: the operations RPCs (rpc-kinds.ts). */
+export const ADMIN_ONLY_METHODS: ReadonlySet<string> = rpcsOfKind("operation");
 
 /** Identifies the caller from the call's metadata; throws UNAUTHENTICATED errors. */
 export type Authenticator = (metadata: Metadata) => Caller | Promise<Caller>;

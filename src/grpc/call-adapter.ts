@@ -23,6 +23,7 @@ import type { Caller } from "./auth.js";
 import { callerOf } from "./call-guard.js";
 import { toServiceError } from "./error-map.js";
 import { isUndecodable } from "./request-decoder.js";
+import { shutdownRefusal, type RpcName } from "./rpc-kinds.js";
 
 export interface CallContext {
   /** Aborted when the client cancels, the deadline passes, or the server shuts down (streams). */
@@ -116,7 +117,7 @@ export interface AdapterDeps {
 
 /** Why a new call may not start (shutting down, or an undecodable request), or undefined to run it. */
 function refusal(method: string, deps: AdapterDeps, request: unknown): unknown {
-  if (deps.tracker.isDraining) return WRITE_METHODS.has(method) ? UNAVAILABLE_SHUTDOWN_WRITE : UNAVAILABLE_SHUTDOWN;
+  if (deps.tracker.isDraining) return shutdownRefusal(method);
   if (isUndecodable(request)) return request.error;
   return undefined;
 }
@@ -128,13 +129,6 @@ function logFields(caller: Caller, err?: unknown): Record<string, string> {
   if (isWorkflowError(err)) fields.reason = err.code;
   return fields;
 }
-
-const SHUTDOWN_MESSAGE = "the server is shutting down; retry on another replica or later";
-const UNAVAILABLE_SHUTDOWN = new WorkflowError("SHUTTING_DOWN", SHUTDOWN_MESSAGE);
-const UNAVAILABLE_SHUTDOWN_WRITE = new WorkflowError("SHUTTING_DOWN", SHUTDOWN_MESSAGE, { metadata: { write_outcome: "NOT_APPLIED" } });
-
-/** The RPCs that write: their UNAVAILABLE errors say whether anything was stored (write_outcome). */
-const WRITE_METHODS: ReadonlySet<string> = new Set(["CreateDefinition", "StartInstance", "ExecuteAction"]);
 
 /**
  * Why a call's signal aborted: its deadline passed, or the client cancelled it. Work still waiting
@@ -167,7 +161,7 @@ function callLogger(base: Logger, metadata: Metadata): Logger {
 
 /** Wraps `fn` as a grpc-js unary handler. */
 export function unary<Req, Res>(
-  method: string,
+  method: RpcName,
   deps: AdapterDeps,
   fn: (request: Req, ctx: CallContext) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
@@ -251,7 +245,7 @@ function waitForDrain(call: ServerWritableStream<unknown, unknown>, signal: Abor
  * ctx.signal aborts; its `finally` blocks release what it holds.
  */
 export function serverStream<Req, Res>(
-  method: string,
+  method: RpcName,
   deps: AdapterDeps,
   fn: (request: Req, ctx: CallContext) => AsyncIterable<Res>,
   resumeAfter?: (message: Res) => ResumePoint | undefined,

@@ -11,6 +11,7 @@ import { BadRequest, ErrorInfo, PreconditionFailure } from "../gen/google/rpc/er
 import { Status as RpcStatus } from "../gen/google/rpc/status.js";
 import type { Any } from "../gen/google/protobuf/any.js";
 import type { Logger } from "../logger.js";
+import { failureOf } from "./rpc-kinds.js";
 
 /** ErrorInfo.domain of every error this service returns. */
 export const ERROR_DOMAIN = "workflow.v1";
@@ -201,9 +202,11 @@ function serviceError(code: Status, message: string, rpcStatus?: RpcStatus): Ser
 
 /**
  * Turns anything a handler threw into the status the client sees. Client mistakes keep their
- * message and details; bugs become a generic INTERNAL whose correlation id is in the log.
+ * message and details; bugs become a generic INTERNAL whose correlation id is in the log; a write's
+ * UNAVAILABLE always says its write_outcome (rpc-kinds.ts failureOf).
  */
-export function toServiceError(err: unknown, log: Logger, method: string): ServiceError {
+export function toServiceError(thrown: unknown, log: Logger, method: string): ServiceError {
+  const err = failureOf(method, thrown);
   if (isWorkflowError(err)) {
     const rpcStatus = toRpcStatus(err);
     return serviceError(rpcStatus.code, rpcStatus.message, rpcStatus);

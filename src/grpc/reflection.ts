@@ -99,6 +99,29 @@ export interface ReflectionOptions {
  * NOT_FOUND it prints the detail as undecoded base64.
  */
 export function addReflection(server: Pick<Server, "addService">, options: ReflectionOptions = {}): void {
+  // Decoding every descriptor (protobufjs, twice: v1 and v1alpha) is a fifth of the server's start-up
+  // CPU, for a service most processes never see called: the services are registered now (a library
+  // instance without files gives their definitions) and built on their first call.
+  let handlers: Map<string, (call: ServerDuplexStream<ReflectionRequest, unknown>) => void> | undefined;
+  const handlerFor = (path: string) => {
+    handlers ??= buildReflection(options);
+    const handler = handlers.get(path);
+    if (!handler) throw new Error(`reflection: no handler for ${path}`);
+    return handler;
+  };
+  new ReflectionService({} as never).addToServer({
+    addService(service) {
+      const path = (service as unknown as { ServerReflectionInfo: { path: string } }).ServerReflectionInfo.path;
+      server.addService(service, {
+        ServerReflectionInfo: (call: ServerDuplexStream<ReflectionRequest, unknown>) => handlerFor(path)(call),
+      });
+    },
+  });
+}
+
+/** The real reflection handlers, by method path (v1 and v1alpha), over every file the server describes. */
+function buildReflection(options: ReflectionOptions): Map<string, (call: ServerDuplexStream<ReflectionRequest, unknown>) => void> {
+  const built = new Map<string, (call: ServerDuplexStream<ReflectionRequest, unknown>) => void>();
   const files = loadFileDescriptors();
   const extensions = extensionNumbersByType(files);
   // @grpc/reflection reads `fileDescriptorProtos` off each entry of a proto-loader package definition.
@@ -117,8 +140,8 @@ export function addReflection(server: Pick<Server, "addService">, options: Refle
   const wrapped: Pick<Server, "addService"> = {
     addService(service, implementation: UntypedServiceImplementation) {
       const handler = implementation.ServerReflectionInfo as (call: ServerDuplexStream<ReflectionRequest, unknown>) => void;
-      server.addService(service, {
-        ServerReflectionInfo: (call: ServerDuplexStream<ReflectionRequest, unknown>) => {
+      const path = (service as unknown as { ServerReflectionInfo: { path: string } }).ServerReflectionInfo.path;
+      built.set(path, (call: ServerDuplexStream<ReflectionRequest, unknown>) => {
           // The library only registers 'data' and 'end' listeners and writes one response per request.
           const view = new Proxy(call, {
             get(target, property) {
@@ -138,13 +161,13 @@ export function addReflection(server: Pick<Server, "addService">, options: Refle
             },
           });
           handler(view);
-        },
       });
     },
   };
   const reflection = new ReflectionService(pkg as never);
   serveAsCompiled(reflection, files);
   reflection.addToServer(wrapped);
+  return built;
 }
 
 /** The private parts of @grpc/reflection 1.x's v1 and v1alpha implementations this relies on. */

@@ -8,6 +8,7 @@ import { Metadata } from "@grpc/grpc-js";
 import { WorkflowError } from "../engine/errors.js";
 import { ANONYMOUS, authorize, type Authenticator, type Caller } from "../grpc/auth.js";
 import type { CallTracker } from "../grpc/call-adapter.js";
+import { shutdownRefusal } from "../grpc/rpc-kinds.js";
 import type { Logger } from "../logger.js";
 
 export interface Exchange {
@@ -49,15 +50,14 @@ export function sendJson(res: ServerResponse, httpStatus: number, body: unknown,
   res.end(text);
 }
 
-const SHUTTING_DOWN = new WorkflowError("SHUTTING_DOWN", "the server is shutting down; retry on another replica or later");
-
 /**
- * Throws what gRPC would answer before running `rpc`: UNAVAILABLE while shutting down, the
+ * Throws what gRPC would answer before running `rpc`: UNAVAILABLE while shutting down (on a write
+ * with write_outcome NOT_APPLIED, the same refusal as gRPC's), the
  * authenticator's UNAUTHENTICATED or the role check's PERMISSION_DENIED, fed the Authorization
  * header (or the value given in its place) as gRPC `authorization` metadata.
  */
 export async function admit(deps: FaceDeps, rpc: string, req: IncomingMessage, authorization = req.headers.authorization): Promise<Caller> {
-  if (deps.tracker.isDraining) throw SHUTTING_DOWN;
+  if (deps.tracker.isDraining) throw shutdownRefusal(rpc);
   if (!deps.authenticate) return ANONYMOUS;
   const metadata = new Metadata();
   const header = authorization;

@@ -11,6 +11,8 @@ import { ErrorInfo } from "../gen/google/rpc/error_details.js";
 import type { Any } from "../gen/google/protobuf/any.js";
 import type { Status as RpcStatus } from "../gen/google/rpc/status.js";
 import { ERROR_DOMAIN, toRpcStatus } from "../grpc/error-map.js";
+import { failureOf } from "../grpc/rpc-kinds.js";
+import { writeOutcomeOf, type WriteOutcome } from "../service/write-outcome.js";
 import type { Logger } from "../logger.js";
 
 /** Every gRPC code and its HTTP status. A missing code fails to compile. */
@@ -57,13 +59,20 @@ export interface HttpFailure {
   httpStatus: number;
   status: RpcStatus;
   headers: Record<string, string>;
+  /** A failed write's write_outcome (also in the status's ErrorInfo), for faces without details (the legacy envelope). */
+  writeOutcome?: WriteOutcome;
 }
 
-/** What a client sees for `err`: the HTTP status, the google.rpc.Status body and any headers. */
-export function toHttpFailure(err: unknown, log: Logger, rpc: string): HttpFailure {
+/**
+ * What a client sees for what `rpc` threw: the HTTP status, the google.rpc.Status body and any
+ * headers; a write's UNAVAILABLE always says its write_outcome (as on gRPC: rpc-kinds.ts failureOf).
+ */
+export function toHttpFailure(thrown: unknown, log: Logger, rpc: string): HttpFailure {
+  const err = failureOf(rpc, thrown);
   if (isWorkflowError(err)) {
     const status = toRpcStatus(err);
-    return { httpStatus: HTTP_STATUS_BY_CODE[status.code as Code] ?? 500, status, headers: {} };
+    const writeOutcome = writeOutcomeOf(err);
+    return { httpStatus: HTTP_STATUS_BY_CODE[status.code as Code] ?? 500, status, headers: {}, ...(writeOutcome ? { writeOutcome } : {}) };
   }
   if (err instanceof HttpError) {
     return {

@@ -11,6 +11,7 @@ import { invalidRequest, isWorkflowError, type FieldViolation } from "../engine/
 import { availableActions, findState } from "../engine/transition.js";
 import type { ActionDef, Definition, DefinitionInput, HistoryEntry, Instance, StateDef } from "../engine/types.js";
 import type { WorkflowService } from "../service/workflow-service.js";
+import type { RpcName } from "../grpc/rpc-kinds.js";
 import { admit, inFlight, sendJson, type Exchange, type FaceDeps } from "./exchange.js";
 import { codeName, HttpError, toHttpFailure } from "./http-status.js";
 import { readBody, readJsonBody } from "./request-body.js";
@@ -214,7 +215,7 @@ interface LegacyRoute {
   /** The pattern as a template, for the metrics' route label. */
   template: string;
   /** The RPC whose authorization the route needs; undefined = open (like gRPC health). */
-  rpc?: string;
+  rpc?: RpcName;
   run(api: LegacyApi, params: string[], ex: Exchange): Promise<{ data: unknown; message?: string } | "raw">;
 }
 
@@ -288,7 +289,9 @@ export class LegacyApi {
       ex.code = codeName(failure.status.code);
       const httpStatus = err instanceof HttpError ? err.httpStatus : legacyHttpStatus(failure.status.code);
       const violations = isWorkflowError(err) ? err.fieldViolations.map((v) => ({ ...v, field: legacyField(v.field) })) : [];
-      sendJson(ex.res, httpStatus, { success: false, error: legacyError(failure.status.message, violations) }, failure.headers);
+      // The old envelope has no details: a failed write's outcome gets a key of its own (old clients ignore it).
+      const outcome = failure.writeOutcome ? { write_outcome: failure.writeOutcome } : {};
+      sendJson(ex.res, httpStatus, { success: false, error: legacyError(failure.status.message, violations), ...outcome }, failure.headers);
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * Domain counters that need a label the code does not already count by: starts and transitions
  * committed by this process, by definition id, and ExecuteAction refusals by reason. Fed by the
- * live-instance layer (LiveObserver), the one place that knows a commit is this process's own
+ * write sequencer (WriteObserver), the one place that knows a commit is this process's own
  * and not a replayed request_id.
  *
  * Definition ids are user data: the first `maxDefinitions` ids seen get a label value of their
@@ -11,7 +11,7 @@
 import type { Registry } from "prom-client";
 import type { ErrorCode } from "../engine/errors.js";
 import type { InstanceEvent } from "../engine/types.js";
-import type { LiveObserver } from "../live/live-instances.js";
+import type { WriteObserver } from "../sequencer/write-sequencer.js";
 import { BoundCounter, CounterFamily } from "./families.js";
 
 /** The label value every definition beyond the cap is counted under. */
@@ -23,7 +23,7 @@ interface DefinitionSeries {
   transitions: BoundCounter;
 }
 
-export class DomainMetrics implements LiveObserver {
+export class DomainMetrics implements WriteObserver {
   private readonly started: CounterFamily;
   private readonly transitions: CounterFamily;
   private readonly rejected: CounterFamily;

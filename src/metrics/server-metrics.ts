@@ -141,7 +141,7 @@ export class ServerMetrics {
         [["instances"], s.all],
       ];
     });
-    counter("workflow_watch_catch_up_reads_total", "Pages watchers read from the store to replay or to catch up after falling behind.", [], () => [
+    counter("workflow_watch_catch_up_reads_total", "Pages watchers read from the store to replay or to catch up after falling behind (counted when issued).", [], () => [
       [[], feed().catchUpReads],
     ]);
     counter("workflow_watch_events_dropped_total", "Events evicted from slow watchers' queues (they catch up from the store).", [], () => [
@@ -155,11 +155,14 @@ export class ServerMetrics {
     );
 
     // The instance cache (memory and SQLite stores).
-    const live = () => sources.service.live.stats();
+    const live = () => sources.service.sequencer.stats();
     gauge("workflow_instance_cache_entries", "Instances whose committed state is held in memory.", [], () => [[[], live().cached]]);
+    gauge("workflow_instance_cache_bytes", "Bytes the instances held in memory account for (bounded by WORKFLOW_CACHE_BYTES).", [], () => [
+      [[], live().bytes],
+    ]);
     counter("workflow_instance_cache_hits_total", "Reads and writes served from the instance cache.", [], () => [[[], live().hits]]);
     counter("workflow_instance_cache_misses_total", "Instance reads that went to the store.", [], () => [[[], live().misses]]);
-    counter("workflow_instance_cache_evictions_total", "Instances evicted from the cache to stay within its capacity.", [], () => [
+    counter("workflow_instance_cache_evictions_total", "Instances evicted from the cache to stay within its capacity or its bytes.", [], () => [
       [[], live().evictions],
     ]);
 

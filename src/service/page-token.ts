@@ -1,9 +1,13 @@
 /**
  * Opaque page tokens: base64url JSON holding the last key served and a fingerprint of the
- * filters, so a token cannot silently be replayed against a different query.
+ * filters, so a token cannot silently be replayed against a different query. A token is client
+ * input: whatever it decodes to is checked against the keys the server can have issued (an id
+ * such as ids are, a version within the contract's int32) before any store sees it, so a crafted
+ * one is INVALID_ARGUMENT on page_token on every store, never a database error.
  */
 import { createHash } from "node:crypto";
 import { invalidRequest } from "../engine/errors.js";
+import { ID_PATTERN } from "../engine/limits.js";
 
 interface TokenBody<K> {
   v: 1;
@@ -51,3 +55,19 @@ export function decodePageToken<K>(
   }
   return b.k;
 }
+
+/** The largest version of a definition, an instance or a history entry: the contract's int32. */
+export const MAX_VERSION = 2 ** 31 - 1;
+
+/** A version key: an integer from 0 to MAX_VERSION (a larger one overflows PostgreSQL's integer columns). */
+export const isVersionKey = (k: unknown): k is number => typeof k === "number" && Number.isInteger(k) && k >= 0 && k <= MAX_VERSION;
+
+/**
+ * An id key: a definition or instance id as ids are made (ID_PATTERN; its length is bounded by
+ * the token's), never a string a store could choke on (a NUL byte, for instance).
+ */
+export const isIdKey = (k: unknown): k is string => typeof k === "string" && ID_PATTERN.test(k);
+
+/** A ListDefinitions key: the id and version of the last definition served. */
+export const isDefinitionKey = (k: unknown): k is { id: string; version: number } =>
+  typeof k === "object" && k !== null && isIdKey((k as { id: unknown }).id) && isVersionKey((k as { version: unknown }).version);

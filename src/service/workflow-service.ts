@@ -1,6 +1,6 @@
 /**
- * The application layer: validates requests, applies the pure engine through the live-instance
- * sequencer (src/live: per-instance ordering, state in memory, group commit), and pages reads.
+ * The application layer: validates requests, applies the pure engine through the write sequencer
+ * (src/sequencer: per-instance ordering, committed state in memory, group commit), and pages reads.
  * Idempotency by request_id is decided where the write is made (the store records the request_id
  * in the transaction of its change). Transport-free: handlers call it with plain objects and the
  * call's AbortSignal, which abandons work still waiting (for a lane, a batch or a connection).
@@ -25,11 +25,13 @@ import { noteViolations } from "../engine/payload.js";
 import { renderDefinition, type DiagramKind } from "../engine/render.js";
 import { assertValidDefinition, diagnoseDefinition } from "../engine/validate-definition.js";
 import { availableActions, findState, replayHistory } from "../engine/transition.js";
-import { DefinitionCache } from "../live/definition-cache.js";
-import { LiveInstances, type LiveInstancesOptions, type LiveState } from "../live/live-instances.js";
-import { instanceNotFound } from "../live/refusals.js";
+import { DefinitionCache } from "../sequencer/definition-cache.js";
+import type { CommittedState } from "../sequencer/committed-state.js";
+import { WriteSequencer, type WriteSequencerOptions } from "../sequencer/write-sequencer.js";
+import { instanceNotFound } from "../sequencer/refusals.js";
 import type { InstanceFilter, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { decodePageToken, encodePageToken, isDefinitionKey, isIdKey, isVersionKey } from "./page-token.js";
+import { failedBeforeCommit } from "./write-outcome.js";
 
 export interface Page<T> {
   items: T[];
@@ -82,8 +84,8 @@ export interface WorkflowServiceOptions {
   newId?: () => string;
   /** Entries GetInstance returns as recent history. */
   recentHistoryCount?: number;
-  /** The live-instance cache and sequencer (capacity, chain length, retries). */
-  live?: Omit<LiveInstancesOptions, "now" | "recentHistoryCount">;
+  /** The write sequencer and its cache of committed state (capacity, bytes, chain length, retries). */
+  sequencer?: Omit<WriteSequencerOptions, "now" | "recentHistoryCount">;
   /** Definition versions kept in memory. */
   definitionCacheSize?: number;
 }
@@ -154,10 +156,17 @@ function noteOf(fields: NoteFields, actor: string): ChangeNote {
   return note;
 }
 
-const isString = (k: unknown): k is string => typeof k === "string";
-const isNumber = (k: unknown): k is number => typeof k === "number" && Number.isInteger(k) && k >= 0;
-const isDefinitionKey = (k: unknown): k is { id: string; version: number } =>
-  typeof k === "object" && k !== null && isString((k as { id: unknown }).id) && isNumber((k as { version: unknown }).version);
+/**
+ * A write's result, or its failure as the client must see it: an UNAVAILABLE the store's commit did
+ * not qualify came from a read before the commit, so nothing was written (write-outcome.ts).
+ */
+async function settleWrite<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (err) {
+    throw failedBeforeCommit(err);
+  }
+}
 
 export class WorkflowService {
   readonly limits: Limits;
@@ -165,9 +174,9 @@ export class WorkflowService {
   private readonly newId: () => string;
   private readonly recentHistoryCount: number;
   readonly definitions: DefinitionCache;
-  readonly live: LiveInstances;
+  readonly sequencer: WriteSequencer;
   /** GetInstance views, computed once per committed state (the same object for every reader). */
-  private readonly views = new WeakMap<LiveState, InstanceView>();
+  private readonly views = new WeakMap<CommittedState, InstanceView>();
 
   constructor(
     readonly store: WorkflowStore,
@@ -178,8 +187,8 @@ export class WorkflowService {
     this.newId = options.newId ?? randomUUID;
     this.definitions = new DefinitionCache(store, options.definitionCacheSize);
     this.recentHistoryCount = options.recentHistoryCount ?? 10;
-    this.live = new LiveInstances(store, this.definitions, {
-      ...options.live,
+    this.sequencer = new WriteSequencer(store, this.definitions, {
+      ...options.sequencer,
       now: this.now,
       recentHistoryCount: this.recentHistoryCount,
     });
@@ -187,7 +196,12 @@ export class WorkflowService {
 
   // ---------------------------------------------------------------- definitions
 
-  async createDefinition(
+  /** Publishes a definition version; a failure says its write_outcome (write-outcome.ts). */
+  createDefinition(input: DefinitionInput | undefined, signal?: AbortSignal): Promise<{ definition: Definition; created: boolean }> {
+    return settleWrite(this.publishDefinition(input, signal));
+  }
+
+  private async publishDefinition(
     input: DefinitionInput | undefined,
     signal?: AbortSignal,
   ): Promise<{ definition: Definition; created: boolean }> {
@@ -273,8 +287,15 @@ export class WorkflowService {
 
   // ---------------------------------------------------------------- instances
 
-  /** `actor` is the authenticated caller's name ("" without authentication), recorded in the entry. */
-  async startInstance(cmd: StartInstanceCommand, signal?: AbortSignal, actor = ""): Promise<StartedInstance> {
+  /**
+   * `actor` is the authenticated caller's name ("" without authentication), recorded in the entry.
+   * A failure says its write_outcome, whichever step failed (write-outcome.ts).
+   */
+  startInstance(cmd: StartInstanceCommand, signal?: AbortSignal, actor = ""): Promise<StartedInstance> {
+    return settleWrite(this.start(cmd, signal, actor));
+  }
+
+  private async start(cmd: StartInstanceCommand, signal: AbortSignal | undefined, actor: string): Promise<StartedInstance> {
     this.requireValid([
       this.idViolation("definition_id", cmd.definitionId),
       cmd.definitionVersion < 0
@@ -286,7 +307,7 @@ export class WorkflowService {
     ]);
     const requestKey = requestKeyOf(cmd, ["start", cmd.definitionId, cmd.definitionVersion, cmd.instanceId]);
     const definition = await this.definitions.get(cmd.definitionId, cmd.definitionVersion, signal);
-    const { transition, created } = await this.live.start(
+    const { transition, created } = await this.sequencer.start(
       { definition, instanceId: cmd.instanceId || this.newId(), requestId: cmd.requestId, requestKey, note: noteOf(cmd, actor) },
       signal,
     );
@@ -349,19 +370,24 @@ export class WorkflowService {
     if (req.state) filter.state = req.state;
     if (req.status) filter.status = req.status;
     const query = { rpc: "ListInstances", ...filter };
-    const after = decodePageToken(req.pageToken, query, isString);
+    const after = decodePageToken(req.pageToken, query, isIdKey);
     const items = await this.store.listInstances(filter, after, limit + 1, signal);
     return this.page(items, limit, (i) => encodePageToken(i.id, query));
   }
 
-  async executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+  /** Executes an action; a failure says its write_outcome, whichever step failed (write-outcome.ts). */
+  executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+    return settleWrite(this.execute(cmd, signal, actor));
+  }
+
+  private async execute(cmd: ExecuteActionCommand, signal: AbortSignal | undefined, actor: string): Promise<Transition> {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       this.idViolation("action_id", cmd.actionId),
       ...this.changeViolations(cmd),
     ]);
     const requestKey = requestKeyOf(cmd, ["execute", cmd.instanceId, cmd.actionId, cmd.expectedVersion]);
-    return this.live.execute(
+    return this.sequencer.execute(
       {
         instanceId: cmd.instanceId,
         actionId: cmd.actionId,
@@ -376,9 +402,14 @@ export class WorkflowService {
 
   /**
    * Moves an instance to another version of its definition (0 = the latest), keeping its state;
-   * sequenced with every other write of the instance. The engine decides whether it may move.
+   * sequenced with every other write of the instance. The engine decides whether it may move. A
+   * failure says its write_outcome, whichever step failed (write-outcome.ts).
    */
-  async migrateInstance(cmd: MigrateInstanceCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+  migrateInstance(cmd: MigrateInstanceCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
+    return settleWrite(this.migrate(cmd, signal, actor));
+  }
+
+  private async migrate(cmd: MigrateInstanceCommand, signal: AbortSignal | undefined, actor: string): Promise<Transition> {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       !Number.isInteger(cmd.toDefinitionVersion) || cmd.toDefinitionVersion < 0
@@ -390,7 +421,7 @@ export class WorkflowService {
     // The definition id never changes, so the instance read here names the target's id for good.
     const { instance } = await this.liveInstance(cmd.instanceId, signal);
     const definition = await this.definitions.get(instance.definitionId, cmd.toDefinitionVersion, signal);
-    return this.live.migrate(
+    return this.sequencer.migrate(
       {
         instanceId: cmd.instanceId,
         definition,
@@ -415,7 +446,7 @@ export class WorkflowService {
     this.requireValid([this.idViolation("instance_id", req.instanceId)]);
     const limit = this.pageSize(req.pageSize);
     const query = { rpc: "ListInstanceHistory", instanceId: req.instanceId };
-    const after = decodePageToken(req.pageToken, query, isNumber) ?? 0;
+    const after = decodePageToken(req.pageToken, query, isVersionKey) ?? 0;
     await this.liveInstance(req.instanceId, signal);
     const items = await this.store.listHistory(req.instanceId, after, limit + 1, signal);
     return this.page(items, limit, (e) => encodePageToken(e.version, query));
@@ -502,8 +533,8 @@ export class WorkflowService {
     return (await this.liveInstance(id, signal)).instance;
   }
 
-  private async liveInstance(id: string, signal?: AbortSignal): Promise<LiveState> {
-    const live = await this.live.view(id, signal);
+  private async liveInstance(id: string, signal?: AbortSignal): Promise<CommittedState> {
+    const live = await this.sequencer.view(id, signal);
     if (!live) throw instanceNotFound(id);
     return live;
   }

@@ -2,8 +2,6 @@
 import type { Config } from "../config.js";
 import type { Logger } from "../logger.js";
 import { MemoryStore } from "./memory-store.js";
-import { openPostgresStore } from "./postgres-store.js";
-import { openSqliteStore } from "./sqlite-store.js";
 import type { WorkflowStore } from "./store.js";
 
 /**
@@ -33,6 +31,9 @@ export async function openStore(config: Config, log: Logger): Promise<WorkflowSt
     case "memory":
       return new MemoryStore({ onListenerError });
     case "sqlite": {
+      // Drivers load only for the store in use: a server on SQLite never pays for pg's start-up, and
+      // one on PostgreSQL never loads the native SQLite addon.
+      const { openSqliteStore } = await import("./sqlite-store.js");
       // Throws StoreOpenError with an operator-facing message (main.ts prints it and exits 2).
       const store = openSqliteStore({
         dataDir: config.dataDir,
@@ -43,6 +44,7 @@ export async function openStore(config: Config, log: Logger): Promise<WorkflowSt
       return store;
     }
     case "postgres": {
+      const { openPostgresStore } = await import("./postgres-store.js");
       // Throws StoreOpenError with one line for a bad URL, an unreachable server, a refused login.
       const store = await openPostgresStore({
         url: config.databaseUrl!,

@@ -218,6 +218,24 @@ describe("two replicas on one PostgreSQL database", () => {
     expect(torn).toEqual([]);
   });
 
+  it("serves the whole recent history on both replicas after one of them lost a race (start x1 on A, 3 on A, 1 on B, 1 on A)", async () => {
+    const ring = ["go_s1", "go_s2", "go_s0"];
+    let step = 0;
+    const act = (rpc: Api) => rpc.executeAction({ instanceId: "x1", actionId: ring[step++ % 3]! });
+    const versions = async (rpc: Api) => (await rpc.getInstance({ instanceId: "x1" })).recentHistory.map((e) => e.version);
+    await rpcA.startInstance({ definitionId: "ring", instanceId: "x1" });
+    for (let i = 0; i < 3; i++) await act(rpcA);
+    await act(rpcB);
+    // A's memory still says version 4: its write loses the compare-and-set to B's and is decided again.
+    await act(rpcA);
+    expect(await versions(rpcA)).toEqual(range(1, 6));
+    expect(await versions(rpcB)).toEqual(range(1, 6));
+    await act(rpcA);
+    await act(rpcA);
+    expect(await versions(rpcA)).toEqual(range(1, 8));
+    expect(await versions(rpcB)).toEqual(range(1, 8));
+  });
+
   it("keeps feeding watchers when a replica's LISTEN connection is killed, and reconnects it", async () => {
     const pid = storeA.listenerPid;
     expect(pid).toBeTypeOf("number");

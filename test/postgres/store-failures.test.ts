@@ -1,4 +1,4 @@
-// Proves the PostgreSQL store fails the way operators and clients can act on: one clear line and exit 2 when it cannot open, UNAVAILABLE (never INTERNAL) while the database refuses connections, and recovery once it is back; a write stuck behind a row lock gives up after lock_timeout (NOT_APPLIED), and one whose connection dies mid-commit says UNKNOWN.
+// Proves the PostgreSQL store fails the way operators and clients can act on: one clear line and exit 2 when it cannot open, UNAVAILABLE (never INTERNAL) while the database refuses connections, with write_outcome NOT_APPLIED on every write, and recovery once it is back; a write stuck behind a row lock gives up after lock_timeout (NOT_APPLIED), and one whose connection dies mid-commit says UNKNOWN.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
@@ -153,15 +153,19 @@ describe("while the database refuses connections", () => {
     // Refuse new connections and end every open one (the pool's and the LISTEN connection).
     await db.admin(`ALTER DATABASE ${db.name} WITH ALLOW_CONNECTIONS false`);
     await db.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [db.name]);
-    for (const call of [
-      () => rpc.executeAction({ instanceId: "down-1", actionId: "submit", requestId: "down-submit" }),
-      () => rpc.startInstance({ definitionId: "review", instanceId: "down-2" }),
-      () => rpc.getInstance({ instanceId: "down-1" }),
-      () => rpc.getServiceStats({}),
-    ]) {
+    // Writes say nothing was stored, whether they failed at a read (StartInstance reads the latest
+    // definition version from the database first) or at the commit; reads say nothing.
+    for (const [call, outcome] of [
+      [() => rpc.executeAction({ instanceId: "down-1", actionId: "submit", requestId: "down-submit" }), "NOT_APPLIED"],
+      [() => rpc.startInstance({ definitionId: "review", instanceId: "down-2" }), "NOT_APPLIED"],
+      [() => rpc.migrateInstance({ instanceId: "down-1", toDefinitionVersion: 1 }), "NOT_APPLIED"],
+      [() => rpc.getInstance({ instanceId: "down-1" }), undefined],
+      [() => rpc.getServiceStats({}), undefined],
+    ] as const) {
       const err = await rejection(call());
       expect(err.code, err.message).toBe(status.UNAVAILABLE);
       expect(err.message).toMatch(/the database is unavailable/);
+      expect(err.errorInfo?.metadata.write_outcome, err.message).toBe(outcome);
     }
     expect(storeErrors.length).toBeGreaterThan(0);
 

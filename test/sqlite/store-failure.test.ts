@@ -1,4 +1,4 @@
-// Proves that a write the database cannot complete reaches the client as UNAVAILABLE / STORE_UNAVAILABLE with what happened to it: a full disk is write_outcome NOT_APPLIED (every call answered OK is stored, and a retry with the same request_id succeeds once there is room), an I/O error at COMMIT is UNKNOWN (recovery may apply WAL frames the failed COMMIT left).
+// Proves that a write the database cannot complete reaches the client as UNAVAILABLE / STORE_UNAVAILABLE with what happened to it: a full disk is write_outcome NOT_APPLIED (every call answered OK is stored, and a retry with the same request_id succeeds once there is room), an I/O error at COMMIT is UNKNOWN (recovery may apply WAL frames the failed COMMIT left), and the server then forgets what it held of that instance and reads it again, so a write that did survive is what the next read shows.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -75,6 +75,41 @@ it("an I/O error at COMMIT is write_outcome UNKNOWN: only a retry with the same 
     const retry = await rpc.startInstance({ definitionId: "ring", instanceId: "doubt", requestId: "req-doubt" });
     expect(retry.created).toBe(true);
     expect((await rpc.startInstance({ definitionId: "ring", instanceId: "doubt", requestId: "req-doubt" })).created).toBe(false);
+  } finally {
+    await ts.close();
+  }
+});
+
+it("after a COMMIT whose outcome is UNKNOWN, reads show what the database holds, not the version cached before it", async () => {
+  const store = openSqliteStore({ dataDir: join(root, "ioerr-stored") });
+  const ts = await startTestServer({ store });
+  try {
+    const rpc = api(ts.client);
+    await rpc.createDefinition({ definition: ringDefinition() });
+    await rpc.startInstance({ definitionId: "ring", instanceId: "survivor" });
+    expect((await rpc.getInstance({ instanceId: "survivor" })).instance!.version).toBe(1); // cached at version 1
+    // The COMMIT reaches the disk, then reports an I/O error: the write survived, the caller hears UNKNOWN.
+    const statements = (store as unknown as { stmts: { commit: { run(): unknown } } }).stmts;
+    const realCommit = statements.commit;
+    statements.commit = {
+      run() {
+        realCommit.run();
+        throw new Database.SqliteError("disk I/O error", "SQLITE_IOERR_FSYNC");
+      },
+    };
+    const failed = await rpc.executeAction({ instanceId: "survivor", actionId: "go_s1", requestId: "req-survivor" }).then(
+      () => undefined,
+      (err: ServiceError) => decodeStatus(err),
+    );
+    statements.commit = realCommit;
+    expect(failed?.errorInfo?.metadata.write_outcome).toBe("UNKNOWN");
+    const view = await rpc.getInstance({ instanceId: "survivor" });
+    expect(view.instance!.version).toBe(2);
+    expect(view.instance!.currentState).toBe("s1");
+    expect(view.recentHistory.map((e) => e.version)).toEqual([1, 2]);
+    // The retry the error asks for finds the write and replays it.
+    const retry = await rpc.executeAction({ instanceId: "survivor", actionId: "go_s1", requestId: "req-survivor" });
+    expect(retry.instance!.version).toBe(2);
   } finally {
     await ts.close();
   }

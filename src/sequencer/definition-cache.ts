@@ -1,14 +1,20 @@
 /**
  * Definition versions as the service uses them: immutable once stored, so a version read once is
- * served from memory afterwards. Bounded (least recently used versions are dropped and read
- * again when needed) and deeply frozen, so no caller can change what another one sees.
+ * served from memory afterwards. Bounded in versions and in bytes (a valid definition can take
+ * several MB with the engine's indexes: definitionBytes in state-size.ts), least recently used
+ * versions dropped and read again when needed, and deeply frozen, so no caller can change what
+ * another one sees.
  */
 import { WorkflowError } from "../engine/errors.js";
 import type { Definition } from "../engine/types.js";
 import type { WorkflowStore } from "../store/store.js";
 import { LruMap } from "./lru-map.js";
+import { definitionBytes } from "./state-size.js";
 
 export const DEFAULT_DEFINITION_CACHE_SIZE = 1_000;
+
+/** Bytes the cached definition versions may account for together by default (64 MiB). */
+export const DEFAULT_DEFINITION_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** Freezes a definition and everything in it (states, actions, their from_states). */
 export function freezeDefinition(def: Definition): Definition {
@@ -33,13 +39,19 @@ export class DefinitionCache {
   constructor(
     private readonly store: WorkflowStore,
     capacity = DEFAULT_DEFINITION_CACHE_SIZE,
+    maxBytes = DEFAULT_DEFINITION_CACHE_BYTES,
   ) {
-    this.versions = new LruMap(capacity);
+    this.versions = new LruMap(capacity, { maxWeight: maxBytes });
     this.latest = store.exclusive ? new LruMap(capacity) : undefined;
   }
 
   get size(): number {
     return this.versions.size;
+  }
+
+  /** Bytes the cached versions account for (definitionBytes). */
+  get bytes(): number {
+    return this.versions.weight;
   }
 
   /**
@@ -75,7 +87,7 @@ export class DefinitionCache {
     const known = this.versions.get(key);
     if (known) return known;
     const frozen = freezeDefinition(structuredClone(def));
-    this.versions.set(key, frozen);
+    this.versions.set(key, frozen, definitionBytes(frozen));
     return frozen;
   }
 }

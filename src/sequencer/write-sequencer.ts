@@ -1,44 +1,43 @@
 /**
- * Live instances: the layer between the service and the store that sequences writes per instance
- * and keeps what reads and writes need in memory.
+ * The write sequencer: the layer between the service and the store through which every change of
+ * an instance goes (StartInstance, ExecuteAction, MigrateInstance; later timers and scheduled
+ * actions). Its seams: ordering (this file: lanes, rounds, chains, retries), the cache of committed
+ * state it decides against (committed-state.ts), idempotency replay (idempotency.ts), and the
+ * refusals it phrases (refusals.ts).
  *
- * Sequencing. Every StartInstance and ExecuteAction for one instance id joins that id's lane and
- * is applied in arrival order, each validated against the state the previous one left; calls on
- * different instances never wait for each other. A call fails only for its own reason (a rule, a
- * version it asked for, the store): never because another call won a race. While one write of a
- * lane is being committed, later calls queue; the next round validates them all against the
- * committed state and (on a store this process writes alone) submits them together as a chain,
- * which the store's group commit puts in one transaction: a hot instance gets many transitions
- * per fsync. A refusal is decided only against committed state: a call whose predecessor in the
- * chain has not committed yet waits for the next round rather than be refused on a guess.
+ * Ordering. Every call for one instance id joins that id's lane and is applied in arrival order,
+ * each validated against the state the previous one left; calls on different instances never wait
+ * for each other. A call fails only for its own reason (a rule, a version it asked for, the store):
+ * never because another call won a race. While one write of a lane is being committed, later calls
+ * queue; the next round validates them all against the committed state and (on a store this
+ * process writes alone) submits them together as a chain, which the store's group commit puts in
+ * one transaction: a hot instance gets many transitions per fsync. A refusal is decided only
+ * against committed state: a call whose predecessor in the chain has not committed yet waits for
+ * the next round rather than be refused on a guess.
  *
- * Live state. On stores this process writes alone (`store.exclusive`: memory, SQLite) the
- * committed state of recently used instances (the instance, its definition version, its recent
- * history) is kept in a bounded LRU cache and is the truth: reads and writes of a cached instance
- * touch no store, misses are read from the store. A change becomes visible here only after its
- * commit resolved; a failed commit leaves the cache as it was. On a shared store (PostgreSQL
- * replicas) reads always go to the store; writes start from the cached state (one round trip)
- * and a compare-and-set conflict with another replica validates again against the instance the
- * conflict reported (no extra read), until the call commits, its signal aborts (its deadline), or
- * `maxAttempts` races were lost (then CONTENTION, never VERSION_MISMATCH). Writes are never
- * chained there (one write per instance per round), because the store cannot tell a chain from
- * independent writes.
+ * Committed state. On stores this process writes alone the cached state is the truth; a commit
+ * that failed with NOT_APPLIED leaves it as it was, any other failure (UNKNOWN: the write may have
+ * survived) drops the instance, so it is read again. On a shared store (PostgreSQL replicas) writes
+ * start from the cached state (one round trip) and a compare-and-set conflict with another replica
+ * validates again against the instance the conflict reported (no extra read), until the call
+ * commits, its signal aborts (its deadline), or `maxAttempts` races were lost (then CONTENTION,
+ * never VERSION_MISMATCH). Writes are never chained there (one write per instance per round),
+ * because the store cannot tell a chain from independent writes.
  */
 import { isWorkflowError, WorkflowError, type ErrorCode } from "../engine/errors.js";
 import { executeAction, migrateInstance, startInstance } from "../engine/transition.js";
-import type { ChangeNote, Definition, HistoryEntry, Instance, InstanceEvent, Transition } from "../engine/types.js";
+import type { ChangeNote, Definition, Instance, InstanceEvent, Transition } from "../engine/types.js";
 import type { CommitOutcome, RequestKey, WorkflowStore } from "../store/store.js";
+import {
+  CommittedStates,
+  EMPTY_HISTORY,
+  type CommittedState,
+  type CommittedStateOptions,
+  type CommittedStateStats,
+} from "./committed-state.js";
 import type { DefinitionCache } from "./definition-cache.js";
-import { LruMap } from "./lru-map.js";
-import { contention, instanceNotFound, replayOrReject, versionMismatch } from "./refusals.js";
-
-/** An instance as committed, with what a read or a write needs. Frozen: shared by every caller. */
-export interface LiveState {
-  readonly instance: Instance;
-  readonly definition: Definition;
-  /** The latest history entries (at most recentHistoryCount), oldest first. */
-  readonly recentHistory: readonly HistoryEntry[];
-}
+import { recordedRequest, replayOrReject, startExisting } from "./idempotency.js";
+import { contention, instanceNotFound, versionMismatch } from "./refusals.js";
 
 export interface StartCommand {
   definition: Definition;
@@ -76,11 +75,7 @@ export interface StartResult {
   created: boolean;
 }
 
-export interface LiveInstancesOptions {
-  /** Instances kept in memory (default DEFAULT_LIVE_CAPACITY). */
-  capacity?: number;
-  /** History entries kept per instance for GetInstance (default 10). */
-  recentHistoryCount?: number;
+export interface WriteSequencerOptions extends CommittedStateOptions {
   /** Most calls of one instance committed in one round (default 256). */
   maxChain?: number;
   /**
@@ -90,31 +85,19 @@ export interface LiveInstancesOptions {
   maxAttempts?: number;
   now?: () => Date;
   /** Told of every write this process commits and every action it refuses (the metrics). Must not throw. */
-  observer?: LiveObserver;
+  observer?: WriteObserver;
 }
 
 /** What the domain metrics count, from the one place that knows a commit is this process's own. */
-export interface LiveObserver {
+export interface WriteObserver {
   /** A start or a transition committed by this process (not a replay of a recorded request_id). */
   committed(event: InstanceEvent): void;
   /** An ExecuteAction refused against the committed state, by its reason (ACTION_NOT_ALLOWED, VERSION_MISMATCH, ...). */
   refused(reason: ErrorCode): void;
 }
 
-/**
- * Instances kept in memory by default. Measured (scratch script, heap + array buffers after GC): about
- * 1.4 KB for an instance with one history entry, 3.9 KB with a full recent history (10 entries), 6.2
- * KB once GetInstance has also built and encoded its response: 20,000 is at most about 125 MB.
- */
-export const DEFAULT_LIVE_CAPACITY = 20_000;
-
-/** Counters for tests, the bench and operators. */
-export interface LiveStats {
-  cached: number;
-  capacity: number;
-  hits: number;
-  misses: number;
-  evictions: number;
+/** Counters for tests, the bench and operators: the cache's, and the lanes'. */
+export interface SequencerStats extends CommittedStateStats {
   /** Instances with calls queued or being committed now. */
   activeLanes: number;
   /** Calls waiting in lanes now. */
@@ -201,47 +184,37 @@ interface Planned {
 
 type Decision = { write: Transition } | { refusal: WorkflowError } | { exists: true };
 
-const EMPTY: readonly HistoryEntry[] = Object.freeze([]);
-
-/** A frozen state; `recentHistory` is taken as it is (the caller hands over a fresh array). */
-function freezeState(instance: Instance, definition: Definition, recentHistory: HistoryEntry[]): LiveState {
-  Object.freeze(instance);
-  for (const e of recentHistory) Object.freeze(e);
-  return Object.freeze({ instance, definition, recentHistory: Object.freeze(recentHistory) });
+/** True when a failed commit certainly wrote nothing (write_outcome NOT_APPLIED). */
+function notApplied(err: unknown): boolean {
+  return isWorkflowError(err) && err.metadata.write_outcome === "NOT_APPLIED";
 }
 
-export class LiveInstances {
-  private readonly cache: LruMap<string, LiveState>;
+export class WriteSequencer {
+  private readonly states: CommittedStates;
   private readonly lanes = new Map<string, Queued[]>();
-  private readonly recentCount: number;
   private readonly maxChain: number;
   private readonly maxAttempts: number;
   private readonly now: () => Date;
-  private readonly observer: LiveObserver | undefined;
-  private readonly counters = { hits: 0, misses: 0, rounds: 0, roundCalls: 0, retries: 0 };
+  private readonly observer: WriteObserver | undefined;
+  private readonly counters = { rounds: 0, roundCalls: 0, retries: 0 };
 
   constructor(
     private readonly store: WorkflowStore,
     private readonly definitions: DefinitionCache,
-    options: LiveInstancesOptions = {},
+    options: WriteSequencerOptions = {},
   ) {
-    this.cache = new LruMap(options.capacity ?? DEFAULT_LIVE_CAPACITY);
-    this.recentCount = options.recentHistoryCount ?? 10;
+    this.states = new CommittedStates(store, definitions, options);
     this.maxChain = store.exclusive ? Math.max(1, options.maxChain ?? 256) : 1;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 1_000);
     this.now = options.now ?? (() => new Date());
     this.observer = options.observer;
   }
 
-  stats(): LiveStats {
+  stats(): SequencerStats {
     let queued = 0;
     for (const lane of this.lanes.values()) queued += lane.length;
     return {
-      cached: this.cache.size,
-      capacity: this.cache.capacity,
-      hits: this.counters.hits,
-      misses: this.counters.misses,
-      evictions: this.cache.evictions,
+      ...this.states.stats(),
       activeLanes: this.lanes.size,
       queued,
       rounds: this.counters.rounds,
@@ -254,15 +227,8 @@ export class LiveInstances {
    * The instance as committed now, or undefined when it does not exist. From memory on a store
    * this process writes alone; read from the store (a snapshot) on a shared one.
    */
-  async view(instanceId: string, signal?: AbortSignal): Promise<LiveState | undefined> {
-    if (this.store.exclusive) {
-      const hit = this.cache.get(instanceId);
-      if (hit) {
-        this.counters.hits++;
-        return hit;
-      }
-    }
-    return this.read(instanceId, signal);
+  view(instanceId: string, signal?: AbortSignal): Promise<CommittedState | undefined> {
+    return this.states.view(instanceId, signal);
   }
 
   /** Starts an instance, in arrival order with every other call on the same instance id. */
@@ -278,37 +244,6 @@ export class LiveInstances {
   /** Moves an instance to another version of its definition, in arrival order with every other call on it. */
   migrate(cmd: MigrateCommand, signal?: AbortSignal): Promise<Transition> {
     return new Promise((resolve, reject) => this.enqueue(new LaneCall("migrate", cmd, resolve, reject, signal, this.lanes)));
-  }
-
-  // ---------------------------------------------------------------- state
-
-  /** Reads an instance from the store and keeps it (unless memory already holds a later version). */
-  private async read(instanceId: string, signal?: AbortSignal): Promise<LiveState | undefined> {
-    this.counters.misses++;
-    const instance = await this.store.getInstance(instanceId, signal);
-    if (!instance) return undefined;
-    const [definition, recent] = await Promise.all([
-      this.definitions.get(instance.definitionId, instance.definitionVersion, signal),
-      // Bounded by the version just read: a snapshot even if another replica commits meanwhile.
-      this.store.recentHistory(instanceId, this.recentCount, instance.version, signal),
-    ]);
-    const known = this.cache.peek(instanceId);
-    if (known && known.instance.version >= instance.version) return known;
-    const state = freezeState({ ...instance }, definition, recent);
-    this.cache.set(instanceId, state);
-    return state;
-  }
-
-  /** The state after a committed change of `before` (undefined for a start). */
-  private committed(before: LiveState | undefined, definition: Definition, instance: Instance, entry: HistoryEntry): LiveState {
-    // The entries before it are frozen already: copy the window, append, freeze only what is new.
-    const previous = before?.recentHistory ?? EMPTY;
-    const recent = previous.slice(previous.length >= this.recentCount ? previous.length - this.recentCount + 1 : 0);
-    recent.push(Object.freeze(entry));
-    Object.freeze(instance);
-    const state: LiveState = Object.freeze({ instance, definition, recentHistory: Object.freeze(recent) });
-    this.cache.set(instance.id, state);
-    return state;
   }
 
   // ---------------------------------------------------------------- lanes
@@ -335,10 +270,10 @@ export class LiveInstances {
     let mustRead = false;
     try {
       while (lane.length > 0) {
-        const cached = mustRead ? undefined : this.cache.get(instanceId);
-        let state: LiveState | undefined;
+        const cached = mustRead ? undefined : this.states.cached(instanceId);
+        let state: CommittedState | undefined;
         try {
-          state = cached ?? (await this.read(instanceId));
+          state = cached ?? (await this.states.read(instanceId));
         } catch (err) {
           // Without the instance's state nothing queued can be decided: each call fails with the store's error.
           for (const q of lane.splice(0)) q.fail(err);
@@ -356,7 +291,7 @@ export class LiveInstances {
    * One round: plans calls from the head of the lane against `state`, commits them, settles them.
    * Returns true when the next round must re-read the instance from the store first.
    */
-  private async round(instanceId: string, lane: Queued[], state: LiveState | undefined, stateIsTruth: boolean): Promise<boolean> {
+  private async round(instanceId: string, lane: Queued[], state: CommittedState | undefined, stateIsTruth: boolean): Promise<boolean> {
     const planned: Planned[] = [];
     let tentative = state;
     while (lane.length > 0 && planned.length < this.maxChain) {
@@ -380,7 +315,7 @@ export class LiveInstances {
         // A start and a migration bring the definition version the instance runs from then on.
         const definition = q.kind === "execute" ? tentative!.definition : q.cmd.definition;
         planned.push({ q, transition, fromVersion: tentative?.instance.version ?? 0, definition });
-        tentative = { instance: transition.instance, definition, recentHistory: EMPTY };
+        tentative = { instance: transition.instance, definition, recentHistory: EMPTY_HISTORY };
         continue;
       }
       // A refusal (or an existing instance for a start) is only decided against committed state.
@@ -407,16 +342,20 @@ export class LiveInstances {
     let committed = state;
     const again: Queued[] = [];
     let storedNow: Instance | undefined;
+    let inDoubt = false;
     for (let k = 0; k < planned.length; k++) {
       const { q, definition } = planned[k]!;
       const result = outcomes[k]!;
       if (result.status === "rejected") {
+        // Unless the store says nothing was written, the write may have survived (a COMMIT that
+        // failed after reaching the WAL): memory no longer knows the committed state.
+        if (!notApplied(result.reason)) inDoubt = true;
         q.fail(result.reason);
         continue;
       }
       const outcome = result.value;
       if (outcome.ok) {
-        committed = this.committed(committed, definition, outcome.event.instance, outcome.event.entry);
+        committed = this.states.committed(committed, definition, outcome.event.instance, outcome.event.entry);
         this.observer?.committed(outcome.event);
         this.settleWritten(q, { instance: outcome.event.instance, entry: outcome.event.entry });
       } else if (outcome.reason === "request_exists") {
@@ -428,35 +367,44 @@ export class LiveInstances {
         again.push(q);
       }
     }
+    if (inDoubt) {
+      this.states.forget(instanceId);
+      // The store decides again what the remaining calls meet.
+      for (let i = again.length - 1; i >= 0; i--) this.retry(instanceId, lane, again[i]!);
+      return true;
+    }
     if (again.length === 0) return false;
-    this.cache.delete(instanceId);
+    this.states.forget(instanceId);
     // On a shared store memory only starts writes (reads go to the store), so the instance the
     // conflict reported is enough to validate again at once: no extra read, and the loser of a race
-    // between replicas is as quick on its next attempt as the winner.
+    // between replicas is as quick on its next attempt as the winner. It has no history: it never
+    // answers a read (CommittedStates.raced), so no reader sees a cut recent_history.
     let mustRead = true;
     if (!this.store.exclusive && storedNow) {
       try {
         const definition = await this.definitions.get(storedNow.definitionId, storedNow.definitionVersion);
-        this.cache.set(instanceId, freezeState({ ...storedNow }, definition, []));
+        this.states.raced(storedNow, definition);
         mustRead = false;
       } catch {
         // Read it all again next round.
       }
     }
-    for (let i = again.length - 1; i >= 0; i--) {
-      const q = again[i]!;
-      if (++q.attempts >= this.maxAttempts) {
-        q.fail(contention(instanceId, q.attempts));
-        continue;
-      }
-      this.counters.retries++;
-      lane.unshift(q);
-    }
+    for (let i = again.length - 1; i >= 0; i--) this.retry(instanceId, lane, again[i]!);
     return mustRead;
   }
 
+  /** Puts a call back at the head of its lane to be decided again, or fails it after maxAttempts. */
+  private retry(instanceId: string, lane: Queued[], q: Queued): void {
+    if (++q.attempts >= this.maxAttempts) {
+      q.fail(contention(instanceId, q.attempts));
+      return;
+    }
+    this.counters.retries++;
+    lane.unshift(q);
+  }
+
   /** What a call would do from `state`: a write, a refusal, or (a start) meeting an existing instance. */
-  private decide(q: Queued, state: LiveState | undefined): Decision {
+  private decide(q: Queued, state: CommittedState | undefined): Decision {
     if (q.kind === "start") {
       if (state) return { exists: true };
       const { definition, instanceId, requestId, note } = q.cmd;
@@ -481,10 +429,9 @@ export class LiveInstances {
    * Settles a call refused against committed state. A request_id already recorded wins over the
    * refusal: the call is a retry, and gets the original result.
    */
-  private async settleRefused(q: Queued, state: LiveState | undefined, decision: Decision): Promise<void> {
+  private async settleRefused(q: Queued, state: CommittedState | undefined, decision: Decision): Promise<void> {
     try {
-      const key = q.cmd.requestKey;
-      const record = key ? await this.store.getRequest(key.requestId, q.signal) : undefined;
+      const record = await recordedRequest(this.store, q.cmd.requestKey, q.signal);
       if (record) {
         this.settleReplay(q, record.fingerprint, record.result);
         return;
@@ -495,37 +442,11 @@ export class LiveInstances {
         return;
       }
       // A start meeting an existing instance.
-      if (q.kind !== "start" || !state) throw new Error("live: an existing-instance decision without a start and a state");
-      q.ok(await this.startExisting(q.cmd, state.instance, q.signal));
+      if (q.kind !== "start" || !state) throw new Error("sequencer: an existing-instance decision without a start and a state");
+      q.ok({ transition: await startExisting(this.store, q.cmd, state.instance, q.signal), created: false });
     } catch (err) {
       q.fail(err);
     }
-  }
-
-  /**
-   * Starting an id that exists: with the definition version it started on and the same (or no)
-   * request_id as its own start, the instance is returned as it is; otherwise INSTANCE_EXISTS.
-   * The version it started on, not the one it runs: a migration since then does not make the
-   * original start request a different one.
-   */
-  private async startExisting(cmd: StartCommand, existing: Instance, signal?: AbortSignal): Promise<StartResult> {
-    if (existing.definitionId === cmd.definition.id) {
-      // The start event's snapshot holds the version it started on (one row; a store that compacted
-      // it away leaves the version it runs as the best answer).
-      const [first] = await this.store.readInstanceEvents(existing.id, 1, 1);
-      const startEvent = first?.instance.version === 1 ? first : undefined;
-      const startedOn = startEvent ? startEvent.instance.definitionVersion : existing.definitionVersion;
-      const start = startEvent ? startEvent.entry : (await this.store.listHistory(existing.id, 0, 1, signal))[0];
-      if (startedOn === cmd.definition.version && start && (start.requestId === cmd.requestId || !cmd.requestId)) {
-        return { transition: { instance: existing, entry: start }, created: false };
-      }
-    }
-    throw new WorkflowError(
-      "INSTANCE_EXISTS",
-      `instance "${existing.id}" already exists (definition "${existing.definitionId}" version ${existing.definitionVersion}); ` +
-        "choose another instance_id or omit it to get a generated one",
-      { metadata: { instance_id: existing.id } },
-    );
   }
 
   private settleWritten(q: Queued, transition: Transition): void {

@@ -1,7 +1,6 @@
-/** The refusals the service and the sequencer share, phrased once. */
+/** The refusals the service and the sequencer share, phrased once (REQUEST_ID_REUSED: idempotency.ts). */
 import { WorkflowError } from "../engine/errors.js";
-import type { Instance, Transition } from "../engine/types.js";
-import type { RequestKey } from "../store/store.js";
+import type { Instance } from "../engine/types.js";
 
 export function instanceNotFound(id: string): WorkflowError {
   return new WorkflowError("INSTANCE_NOT_FOUND", `instance "${id}" not found; check ListInstances`, {
@@ -36,15 +35,5 @@ export function contention(instanceId: string, attempts: number): WorkflowError 
     `instance "${instanceId}" was changed by other writers ${attempts} times while this call was being applied; ` +
       "nothing was written, retry (with the same request_id)",
     { metadata: { instance_id: instanceId, attempts: String(attempts), write_outcome: "NOT_APPLIED" } },
-  );
-}
-
-/** The recorded result of a request_id, or REQUEST_ID_REUSED when it was first used for another request. */
-export function replayOrReject(requestKey: RequestKey, recordedFingerprint: string, result: Transition): Transition {
-  if (recordedFingerprint === requestKey.fingerprint) return result;
-  throw new WorkflowError(
-    "REQUEST_ID_REUSED",
-    `request_id "${requestKey.requestId}" was already used for a different request; use a new request_id for a new request`,
-    { metadata: { request_id: requestKey.requestId } },
   );
 }

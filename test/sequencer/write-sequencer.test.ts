@@ -1,10 +1,10 @@
-// Proves the live-instance layer's promises directly against store doubles: arrival order per instance, no waiting across instances, refusals decided only on committed state, memory that is the truth on exclusive stores (no store reads, bounded, changed only by commits), and retries then CONTENTION on a shared store.
+// Proves the write sequencer's promises directly against store doubles: arrival order per instance, no waiting across instances, refusals decided only on committed state, memory that is the truth on exclusive stores (no store reads, bounded, changed only by commits), and retries then CONTENTION on a shared store.
 import { describe, expect, it } from "vitest";
 import { isWorkflowError, type WorkflowError } from "../../src/engine/errors.js";
 import { executeAction } from "../../src/engine/transition.js";
 import type { Definition, Instance } from "../../src/engine/types.js";
-import { DefinitionCache } from "../../src/live/definition-cache.js";
-import { LiveInstances, type LiveInstancesOptions } from "../../src/live/live-instances.js";
+import { DefinitionCache } from "../../src/sequencer/definition-cache.js";
+import { WriteSequencer, type WriteSequencerOptions } from "../../src/sequencer/write-sequencer.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import type { CommitOutcome, StartCommit, TransitionCommit } from "../../src/store/store.js";
 import { ringDefinition } from "../sqlite/ring-definition.js";
@@ -40,11 +40,11 @@ class SharedProbeStore extends ProbeStore {
 const ring = stored(ringDefinition(), 1);
 const approval = stored(approvalDefinition(), 1);
 
-async function setUp(store: ProbeStore, options: LiveInstancesOptions = {}) {
+async function setUp(store: ProbeStore, options: WriteSequencerOptions = {}) {
   await store.putDefinition(ring);
   await store.putDefinition(approval);
   const definitions = new DefinitionCache(store);
-  const live = new LiveInstances(store, definitions, options);
+  const live = new WriteSequencer(store, definitions, options);
   const def = (d: Definition) => definitions.get(d.id, d.version);
   const startRing = async (id: string) => live.start({ definition: await def(ring), instanceId: id, requestId: "" });
   const exec = (instanceId: string, actionId: string, expectedVersion = 0, requestId = "") =>
@@ -69,7 +69,7 @@ async function refusal(promise: Promise<unknown>): Promise<WorkflowError> {
   throw new Error("expected a refusal, the call succeeded");
 }
 
-describe("LiveInstances on a store this process writes alone", () => {
+describe("WriteSequencer on a store this process writes alone", () => {
   it("applies calls on one instance in arrival order, each against the state the previous one left", async () => {
     const store = new ProbeStore();
     const { live, startRing, exec } = await setUp(store);
@@ -218,7 +218,7 @@ describe("LiveInstances on a store this process writes alone", () => {
   });
 });
 
-describe("LiveInstances on a store other processes write too", () => {
+describe("WriteSequencer on a store other processes write too", () => {
   /** Another replica moves the instance behind this process's back. */
   async function otherReplicaMoves(store: ProbeStore, id: string, actionId: string): Promise<void> {
     const instance = (await MemoryStore.prototype.getInstance.call(store, id))!;

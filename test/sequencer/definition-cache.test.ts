@@ -1,7 +1,7 @@
-// Proves the definition cache is bounded (least recently used versions are dropped and read again) and hands every caller the same deeply frozen definition, so no caller can change what another sees.
+// Proves the definition cache is bounded in versions and in bytes (least recently used versions are dropped and read again) and hands every caller the same deeply frozen definition, so no caller can change what another sees.
 import { describe, expect, it } from "vitest";
 import type { Definition } from "../../src/engine/types.js";
-import { DefinitionCache } from "../../src/live/definition-cache.js";
+import { DefinitionCache } from "../../src/sequencer/definition-cache.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { approvalDefinition, stored } from "../support/definitions.js";
 
@@ -27,6 +27,33 @@ describe("DefinitionCache", () => {
     await cache.get("a", 1);
     expect(store.reads).toBe(reads);
     await cache.get("b", 1);
+    expect(store.reads).toBe(reads + 1);
+  });
+
+  it("keeps its versions within its byte bound however large they are", async () => {
+    const store = new CountingStore();
+    // Valid and large: 200 states, 500 actions each leaving from 200 states (about 1.2 MB of JSON).
+    const states = Array.from({ length: 200 }, (_, i) => ({ id: `s${i}`, name: `S${i}`, initial: i === 0, final: false, description: "" }));
+    const actions = Array.from({ length: 500 }, (_, i) => ({
+      id: `a${i}`,
+      name: `A${i}`,
+      fromStates: states.map((s) => s.id),
+      toState: `s${(i + 1) % 200}`,
+      description: "",
+    }));
+    const ids = Array.from({ length: 8 }, (_, i) => `big-${i}`);
+    for (const id of ids) await store.putDefinition({ ...stored({ id, name: id, description: "", version: 1, states, actions }, 1) });
+    const maxBytes = 10 * 1024 * 1024;
+    const cache = new DefinitionCache(store, 1_000, maxBytes);
+    for (const id of ids) {
+      await cache.get(id, 1);
+      expect(cache.bytes).toBeLessThanOrEqual(maxBytes);
+    }
+    // Each is counted at more than 1 MB, so the bytes, not the count of 1,000, decided what stays.
+    expect(cache.size).toBeLessThan(ids.length);
+    expect(cache.bytes).toBeGreaterThan(maxBytes / 2);
+    const reads = store.reads;
+    await cache.get(ids[0]!, 1); // dropped: read again
     expect(store.reads).toBe(reads + 1);
   });
 
