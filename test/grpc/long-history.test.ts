@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderDefinition, type DiagramKind } from "../../src/engine/render.js";
 import { availableActions, replayHistory } from "../../src/engine/transition.js";
 import type { Definition, HistoryEntry, Instance } from "../../src/engine/types.js";
-import { DiagramFormat, RenderDefinitionRequest } from "../../src/gen/workflow/v1/service.js";
+import { DiagramFormat, RenderDefinitionRequest, type RenderDefinitionResponse } from "../../src/gen/workflow/v1/service.js";
 import { buildLongHistory, loopDefinition, loopDefinitionV2 } from "../support/long-history.js";
 import { storePlace } from "../support/store-places.js";
 import { api, startTestServer, unaryCall, type Api, type TestServer } from "../support/test-server.js";
@@ -92,7 +92,7 @@ describe.each(["memory", "sqlite"] as const)("a 130,000-version history (%s stor
   });
 
   it.each(["mermaid", "dot"] as const)("RenderDefinition with the instance (%s): the drawing the whole history's counts give", async (format: DiagramKind) => {
-    const res = await unaryCall(
+    const res = await unaryCall<RenderDefinitionRequest, RenderDefinitionResponse>(
       ts.client,
       ts.client.renderDefinition,
       RenderDefinitionRequest.fromPartial({
