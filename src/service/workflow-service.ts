@@ -442,6 +442,27 @@ export class WorkflowService {
     return { actions: view.availableActions, instance: view.instance, state: view.currentState };
   }
 
+  /**
+   * The last `count` history entries of an instance up to the version `instance` is at, oldest
+   * first: one indexed read, however long the history.
+   */
+  historyTail(instance: Instance, count: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
+    return this.store.recentHistory(instance.id, count, instance.version, signal);
+  }
+
+  /**
+   * The `limit` most recently created instances, newest first, each with the last `historyCount`
+   * entries of its history: bounded whatever the store holds (the old REST API's list).
+   */
+  async newestInstances(
+    limit: number,
+    historyCount: number,
+    signal?: AbortSignal,
+  ): Promise<{ instance: Instance; history: HistoryEntry[] }[]> {
+    const instances = await this.store.listNewestInstances(limit, signal);
+    return Promise.all(instances.map(async (instance) => ({ instance, history: await this.historyTail(instance, historyCount, signal) })));
+  }
+
   async listInstanceHistory(
     req: { instanceId: string; pageSize: number; pageToken: string },
     signal?: AbortSignal,

@@ -56,6 +56,8 @@ export class MemoryStore implements WorkflowStore {
   private readonly definitionIds = new SortedStringSet();
   private readonly instances = new Map<string, Instance>();
   private readonly instanceIds = new SortedStringSet();
+  /** Instance ids in the order they were started (oldest first): listNewestInstances reads its end. */
+  private readonly startOrder: string[] = [];
   /** Instance ids by filter combination (see keyOf). */
   private readonly byFilter = new Map<FilterKey, SortedStringSet>();
   private readonly histories = new Map<string, InstanceEvent[]>();
@@ -150,6 +152,14 @@ export class MemoryStore implements WorkflowStore {
       if (out.length >= limit) break;
       out.push(this.instances.get(id)!);
     }
+    return out;
+  }
+
+  /** Newest first by start order, which is create_time order on this one-process store. */
+  async listNewestInstances(limit: number, signal?: AbortSignal): Promise<Instance[]> {
+    this.check(signal);
+    const out: Instance[] = [];
+    for (let i = this.startOrder.length - 1; i >= 0 && out.length < limit; i--) out.push(this.instances.get(this.startOrder[i]!)!);
     return out;
   }
 
@@ -263,7 +273,10 @@ export class MemoryStore implements WorkflowStore {
 
   /** Moves an instance between the filter indexes whose values changed. */
   private reindex(before: Instance | undefined, after: Instance): void {
-    if (!before) this.instanceIds.add(after.id);
+    if (!before) {
+      this.instanceIds.add(after.id);
+      this.startOrder.push(after.id);
+    }
     const old = before ? filterValues(before) : undefined;
     const now = filterValues(after);
     for (const mask of COMBINATIONS) {

@@ -456,14 +456,17 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
-    name: "the path each instance took: (action, from state) counts kept by a trigger",
+    name: "the path each instance took: (action, from state) counts kept by a trigger; instances newest first",
     // RenderDefinition with an instance counts the edges it took. Counting its history on every call
     // costs the length of the history; this table holds the counts, one row per pair, filled from the
     // rows written before and then maintained by a statement trigger in the commit's transaction, so
     // workflow_commit_batch stays as it is and a batch costs one upsert. Two transactions never
     // update the same instance's counts at once: each first updates (locks) the instance's row.
     // The start and migrations have no action_id and count nothing.
+    // The old REST API lists the newest instances first: an index in that order.
     sql: `
+      CREATE INDEX instances_by_create_time ON instances (create_time, id);
+
       CREATE TABLE action_counts (
         instance_id TEXT COLLATE "C" NOT NULL,
         action_id   TEXT COLLATE "C" NOT NULL,

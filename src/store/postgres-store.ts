@@ -398,6 +398,16 @@ export class PostgresStore implements WorkflowStore {
     });
   }
 
+  listNewestInstances(limit: number, signal?: AbortSignal): Promise<Instance[]> {
+    return this.read("list instances", signal, async (q) => {
+      const { rows } = await q.query<InstanceRow>(
+        `SELECT ${INSTANCE_COLUMNS} FROM instances ORDER BY create_time DESC, id DESC LIMIT $1`,
+        [limit],
+      );
+      return rows.map(instanceFromRow);
+    });
+  }
+
   /** One statement, so the instance and its counts come from one snapshot. */
   instancePath(instanceId: string, signal?: AbortSignal): Promise<InstancePath | undefined> {
     return this.read("read an instance", signal, async (q) => {

@@ -102,12 +102,15 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
-    name: "the path each instance took: (action, from state) counts kept by a trigger",
+    name: "the path each instance took: (action, from state) counts kept by a trigger; instances newest first",
     // RenderDefinition with an instance counts the edges it took. Counting its history on every call
     // costs the length of the history; this table holds the counts, one row per pair, maintained by a
     // trigger in the commit's transaction (no commit code changes), and filled from the rows written
     // before. The start and migrations have no action_id and count nothing.
+    // The old REST API lists the newest instances first: an index in that order.
     sql: `
+      CREATE INDEX instances_by_create_time ON instances (create_time, id);
+
       CREATE TABLE action_counts (
         instance_id TEXT    NOT NULL,
         action_id   TEXT    NOT NULL,

@@ -146,6 +146,9 @@ function prepareStatements(db: Database.Database) {
     recentHistory: db.prepare<[string, number, number], EventRow>(
       `SELECT ${ENTRY_COLUMNS} FROM events WHERE instance_id = ? AND version <= ? ORDER BY version DESC LIMIT ?`,
     ),
+    newestInstances: db.prepare<[number], InstanceRow>(
+      `SELECT ${INSTANCE_COLUMNS} FROM instances ORDER BY create_time DESC, id DESC LIMIT ?`,
+    ),
     actionCounts: db.prepare<[string], { action_id: string; from_state: string; count: number }>(
       "SELECT action_id, from_state, count FROM action_counts WHERE instance_id = ? ORDER BY action_id, from_state",
     ),
@@ -334,6 +337,10 @@ export class SqliteStore implements WorkflowStore {
         .map(entryFromRow)
         .reverse(),
     );
+  }
+
+  listNewestInstances(limit: number, signal?: AbortSignal): Promise<Instance[]> {
+    return this.read("list instances", signal, () => this.stmts.newestInstances.all(limit).map(instanceFromRow));
   }
 
   /** Two reads in one synchronous step: no commit of this connection can land between them. */

@@ -128,6 +128,11 @@ export interface WorkflowStore {
    * index of its own, so the cost of a page does not grow with the number of stored instances.
    */
   listInstances(filter: InstanceFilter, afterId: string | undefined, limit: number, signal?: AbortSignal): Promise<Instance[]>;
+  /**
+   * The `limit` most recently created instances, newest first (create_time, then id, descending),
+   * from an index, so the cost does not grow with the number of instances.
+   */
+  listNewestInstances(limit: number, signal?: AbortSignal): Promise<Instance[]>;
   /** Oldest first; versions strictly greater than afterVersion. */
   listHistory(instanceId: string, afterVersion: number, limit: number, signal?: AbortSignal): Promise<HistoryEntry[]>;
   /**

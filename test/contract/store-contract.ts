@@ -444,6 +444,17 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
 
       const ids = (list: Instance[]) => list.map((i) => i.id);
 
+      it("lists the newest instances first (by creation), whatever their ids and later changes", async () => {
+        expect(ids(await store.listNewestInstances(100))).toEqual(["d", "b", "e", "a", "c"]);
+        expect(ids(await store.listNewestInstances(2))).toEqual(["d", "b"]);
+        okEvent(await start(review, "a-newest"));
+        okEvent(await act("c", "cancel")); // a change makes no instance newer
+        const newest = await store.listNewestInstances(3);
+        expect(ids(newest)).toEqual(["a-newest", "d", "b"]);
+        expect(newest[0]).toEqual(await store.getInstance("a-newest"));
+        expect(await store.listNewestInstances(0)).toEqual([]);
+      });
+
       it("orders by id and pages with afterId", async () => {
         expect(ids(await store.listInstances({}, undefined, 10))).toEqual(["a", "b", "c", "d", "e"]);
         expect(ids(await store.listInstances({}, undefined, 2))).toEqual(["a", "b"]);
