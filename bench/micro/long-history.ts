@@ -12,6 +12,7 @@
  *     (bench/micro/long-history-load.ts) call as_of_version and RenderDefinition(instance) back to back.
  *
  *   npm run bench:history -- [--versions 1000000] [--calls 200] [--seconds 5]
+ *   LONG_HISTORY_DIR=/tmp/long npm run bench:history   (keeps the data directory, reuses it next time)
  *
  * Measured on the shared 2-core development machine, 2026-12-07 (other engineers' tests running),
  * 1,000,000 versions: see docs/benchmarks.md ("Long histories") for the figures of the last run.
@@ -44,13 +45,17 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-const dir = mkdtempSync(join(tmpdir(), "workflow-long-history-"));
+// LONG_HISTORY_DIR keeps the built data directory (and reuses it when it holds one), so the
+// measurement can be repeated without building a million versions again.
+const kept = process.env.LONG_HISTORY_DIR;
+const dir = kept ?? mkdtempSync(join(tmpdir(), "workflow-long-history-"));
 try {
   // ---------------------------------------------------------------- build
   const buildStart = performance.now();
   const store = openSqliteStore({ dataDir: dir });
   let reported = 0;
-  const last = await buildLongHistory(store, {
+  const existing = await store.getInstance("long-1");
+  const last = existing ?? await buildLongHistory(store, {
     instanceId: "long-1",
     versions: flags.versions,
     migrateAt: Math.floor(flags.versions / 2) | 1,
@@ -63,7 +68,11 @@ try {
   });
   await store.close();
   const fileMb = statSync(join(dir, "workflow.db")).size / 1e6;
-  console.log(`built ${last.version} versions in ${((performance.now() - buildStart) / 1000).toFixed(1)} s (${fileMb.toFixed(0)} MB file)`);
+  console.log(
+    existing
+      ? `reused ${last.version} versions in ${dir} (${fileMb.toFixed(0)} MB file)`
+      : `built ${last.version} versions in ${((performance.now() - buildStart) / 1000).toFixed(1)} s (${fileMb.toFixed(0)} MB file)`,
+  );
 
   // ---------------------------------------------------------------- measure
   const server = spawnTsx("bench/micro/long-history-server.ts", [dir]);
@@ -117,5 +126,5 @@ try {
     await server.stop();
   }
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  if (!kept) rmSync(dir, { recursive: true, force: true });
 }
