@@ -8,8 +8,11 @@
  * own process (bench/micro/long-history-server.ts). Measured, with grpc-js clients:
  *   - as_of_version at random versions, RenderDefinition(instance) Mermaid and DOT: --calls calls
  *     each, one at a time (the first RenderDefinition of a format prepares the drawing: shown apart);
- *   - Check latency, one caller for --seconds, alone and then while 4 callers in another process
- *     (bench/micro/long-history-load.ts) call as_of_version and RenderDefinition(instance) back to back.
+ *   - Check latency with 4 such calls in flight (the case of the issue: 4 calls sent at once, a Check
+ *     sent right behind them), --calls rounds, against a Check alone;
+ *   - for information, Check latency, one caller for --seconds, alone and then while 4 callers in
+ *     another process (bench/micro/long-history-load.ts) keep the server saturated with such calls
+ *     back to back (any saturating load slows Check by its queueing; this shows how much).
  *
  *   npm run bench:history -- [--versions 1000000] [--calls 200] [--seconds 5]
  *   LONG_HISTORY_DIR=/tmp/long npm run bench:history   (keeps the data directory, reuses it next time)
@@ -108,6 +111,19 @@ try {
       };
       await checkLatencies(); // warm
       const alone = await checkLatencies();
+      // The issue's case: 4 such calls sent at once, and a Check right behind them (queued after them
+      // on the server), --calls rounds; against a Check alone.
+      const burstAlone: number[] = [];
+      const burst: number[] = [];
+      for (let i = 0; i < flags.calls; i++) {
+        burstAlone.push(await timed(() => check(health)));
+        const heavy = [asOf(), render(DiagramFormat.DIAGRAM_FORMAT_MERMAID)(), asOf(), render(DiagramFormat.DIAGRAM_FORMAT_DOT)()];
+        burst.push(await timed(() => check(health)));
+        await Promise.all(heavy);
+      }
+      console.log(`Health Check alone: ${summary(burstAlone)}`);
+      console.log(`Health Check sent with 4 concurrent as_of_version / RenderDefinition(instance) calls: ${summary(burst)}`);
+      console.log(`  p99 with / alone = ${(percentile(burst, 99) / percentile(burstAlone, 99)).toFixed(2)}`);
       // The load runs in its own process, so its client work never delays the calls measured here.
       const load = spawnTsx("bench/micro/long-history-load.ts", [address, String(last.version)]);
       await load.nextLine(); // {"ready"}
@@ -115,8 +131,8 @@ try {
       load.child.kill("SIGTERM");
       const { calls: heavyCalls } = (await load.nextLine()) as { calls: number };
       await load.stop();
-      console.log(`Health Check alone: ${summary(alone)}`);
-      console.log(`Health Check during 4 concurrent as_of_version / RenderDefinition(instance) loops: ${summary(loaded)}`);
+      console.log(`Health Check, one caller for ${flags.seconds} s, alone: ${summary(alone)}`);
+      console.log(`Health Check while 4 callers keep the server saturated with such calls: ${summary(loaded)}`);
       console.log(`  (${heavyCalls} heavy calls in ${flags.seconds} s); p99 loaded / alone = ${(percentile(loaded, 99) / percentile(alone, 99)).toFixed(2)}`);
     } finally {
       client.close();
