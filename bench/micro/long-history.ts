@@ -17,8 +17,16 @@
  *   npm run bench:history -- [--versions 1000000] [--calls 200] [--seconds 5]
  *   LONG_HISTORY_DIR=/tmp/long npm run bench:history   (keeps the data directory, reuses it next time)
  *
- * Measured on the shared 2-core development machine, 2026-12-07 (other engineers' tests running),
- * 1,000,000 versions: see docs/benchmarks.md ("Long histories") for the figures of the last run.
+ * Measured on the shared 2-core development machine, 2026-12-07, load average 7-11 (other sessions'
+ * tests), 1,000,000 versions (built in 90-115 s, 122 MB), two runs (200 and 500 calls):
+ *   as_of_version, random versions: p50 1.6 / 1.1 ms, p99 10.6 / 43.7 ms
+ *   RenderDefinition(instance) Mermaid: p50 1.3 / 0.9 ms, p99 6.0 / 38 ms (first call, which draws: 10 / 48 ms)
+ *   RenderDefinition(instance) DOT: p50 1.3 / 0.8 ms, p99 14.9 / 50 ms (first call: 3.6 / 8 ms)
+ *   Health/Check alone: p50 0.55 / 0.54 ms, p99 3.3 / 24 ms
+ *   Health/Check right behind 4 such calls: p50 1.85 / 1.68 ms, p99 32 / 76 ms
+ *   Health/Check right behind 4 plain GetInstance calls: p50 1.18 ms, p99 55 ms
+ *   Health/Check while 4 callers saturate the server with such calls: p99 3.2-7.5x alone
+ * The p99s are the machine's (Check alone moved from 3 to 24 ms between runs); see docs/benchmarks.md.
  */
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -121,9 +129,17 @@ try {
         burst.push(await timed(() => check(health)));
         await Promise.all(heavy);
       }
+      // The same with 4 plain GetInstance calls (the current instance, from memory): what any 4 reads cost a Check.
+      const plainBurst: number[] = [];
+      for (let i = 0; i < flags.calls; i++) {
+        const reads = Array.from({ length: 4 }, () => rpc.getInstance({ instanceId: "long-1" }));
+        plainBurst.push(await timed(() => check(health)));
+        await Promise.all(reads);
+      }
       console.log(`Health Check alone: ${summary(burstAlone)}`);
       console.log(`Health Check sent with 4 concurrent as_of_version / RenderDefinition(instance) calls: ${summary(burst)}`);
       console.log(`  p99 with / alone = ${(percentile(burst, 99) / percentile(burstAlone, 99)).toFixed(2)}`);
+      console.log(`Health Check sent with 4 concurrent plain GetInstance calls: ${summary(plainBurst)}`);
       // The load runs in its own process, so its client work never delays the calls measured here.
       const load = spawnTsx("bench/micro/long-history-load.ts", [address, String(last.version)]);
       await load.nextLine(); // {"ready"}
