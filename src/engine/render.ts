@@ -118,8 +118,9 @@ class LineWriter {
     private readonly maxBytes: number,
   ) {}
 
-  push(line: string): number {
-    this.bytes += utf8Length(line) + 1;
+  /** Adds a line; `bytes` is its UTF-8 size when the caller knows it without counting. */
+  push(line: string, bytes = utf8Length(line)): number {
+    this.bytes += bytes + 1;
     if (this.bytes > this.maxBytes) {
       throw new WorkflowError(
         "DIAGRAM_TOO_LARGE",
@@ -321,7 +322,8 @@ function prepareMermaid(g: Graph, out: LineWriter): PreparedDiagram {
     const label = edgeLabel(e, true);
     let text = encoded.get(label);
     if (text === undefined) encoded.set(label, (text = mermaidText(label)));
-    return out.push(mermaidEdgeLine(e, text));
+    const line = mermaidEdgeLine(e, text);
+    return out.push(line, line.length); // ids are generated and labels encoded: ASCII only
   });
   for (const n of g.nodes) if (n.final) out.push(`  ${n.key} --> [*]`);
   if (disabledStates.length > 0) out.push(`  class ${disabledStates.join(",")} disabled`);
@@ -386,12 +388,17 @@ function dotNodeLine(n: Node, current: boolean): string {
   return `  ${n.key} ${attrs(a)};`;
 }
 
-function dotEdgeLine(e: Edge, taken: number): string {
+/** An edge's attribute list: the same for every edge of one action until the instance's marks. */
+function dotEdgeAttrs(e: Edge, taken: number): string {
   const a: [string, string | number][] = [["label", edgeLabel(e, false, taken)], ["tooltip", e.actionId]];
   if (e.disabled) a.push(["style", "dashed"]);
   if (taken > 0) a.push(["penwidth", 2], ["color", "#b45309"]);
   else if (e.disabled) a.push(["color", "gray40"], ["fontcolor", "gray40"]);
-  return `  ${e.from} -> ${e.to} ${attrs(a)};`;
+  return attrs(a);
+}
+
+function dotEdgeLine(e: Edge, taken: number): string {
+  return `  ${e.from} -> ${e.to} ${dotEdgeAttrs(e, taken)};`;
 }
 
 function prepareDot(g: Graph, out: LineWriter): PreparedDiagram {
@@ -402,7 +409,17 @@ function prepareDot(g: Graph, out: LineWriter): PreparedDiagram {
   if (g.initial !== undefined) out.push(`  start ${attrs([["shape", "point"], ["width", 0.2], ["label", ""], ["tooltip", "start"]])};`);
   const nodeLines = g.nodes.map((n) => out.push(dotNodeLine(n, false)));
   if (g.initial !== undefined) out.push(`  start -> ${g.nodes[g.initial]!.key};`);
-  const edgeLines = g.edges.map((e) => out.push(dotEdgeLine(e, 0)));
+  // Edges of one action share their attributes: escaped and measured once.
+  const shared = new Map<string, { text: string; bytes: number }>();
+  const edgeLines = g.edges.map((e) => {
+    const key = `${e.actionId}\u0000${e.label}\u0000${e.disabled}`;
+    let a = shared.get(key);
+    if (!a) {
+      const text = dotEdgeAttrs(e, 0);
+      shared.set(key, (a = { text, bytes: utf8Length(text) }));
+    }
+    return out.push(`  ${e.from} -> ${e.to} ${a.text};`, 8 + e.from.length + e.to.length + a.bytes);
+  });
   out.push("}");
   const base = out.lines;
   const edgeIndex = indexEdges(g.edges);
