@@ -464,7 +464,11 @@ export const MIGRATIONS: readonly Migration[] = [
     // update the same instance's counts at once: each first updates (locks) the instance's row.
     // The start and migrations have no action_id and count nothing.
     // The old REST API lists the newest instances first: an index in that order.
+    // Replicas of the previous build may be committing meanwhile (a rolling upgrade): the lock makes
+    // their inserts wait until the trigger exists, so no row falls between the backfill and it.
     sql: `
+      LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE;
+
       CREATE INDEX instances_by_create_time ON instances (create_time, id);
 
       CREATE TABLE action_counts (
