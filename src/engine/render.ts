@@ -210,7 +210,7 @@ export function countTaken(history: readonly HistoryEntry[]): PathTaken["counts"
 }
 
 /** Each edge's count in `path`, by edge index (0 when not taken). */
-function takenCounts(edges: readonly Edge[], edgeIndex: ReadonlyMap<string, number[]>, path: PathTaken): Map<number, number> {
+function takenCounts(edgeIndex: ReadonlyMap<string, number[]>, path: PathTaken): Map<number, number> {
   const taken = new Map<number, number>();
   for (const c of path.counts) {
     if (c.count <= 0) continue;
@@ -335,7 +335,7 @@ function prepareMermaid(g: Graph, out: LineWriter): PreparedDiagram {
     bytes: out.bytes,
     overlay(path) {
       const lines = base.slice();
-      for (const [i, n] of takenCounts(g.edges, edgeIndex, path)) {
+      for (const [i, n] of takenCounts(edgeIndex, path)) {
         const e = g.edges[i]!;
         lines[edgeLines[i]!] = mermaidEdgeLine(e, mermaidText(edgeLabel(e, true, n)));
       }
@@ -432,7 +432,7 @@ function prepareDot(g: Graph, out: LineWriter): PreparedDiagram {
       g.nodes.forEach((n, i) => {
         if (n.id === path.currentState) lines[nodeLines[i]!] = dotNodeLine(n, true);
       });
-      for (const [i, n] of takenCounts(g.edges, edgeIndex, path)) lines[edgeLines[i]!] = dotEdgeLine(g.edges[i]!, n);
+      for (const [i, n] of takenCounts(edgeIndex, path)) lines[edgeLines[i]!] = dotEdgeLine(g.edges[i]!, n);
       return lines.join("\n") + "\n";
     },
   };
