@@ -6,14 +6,46 @@
  * ever has to be a valid identifier in either language; the real text only travels in labels,
  * escaped for that language. Output is deterministic: states, then edges in action order and, within
  * an action, in from_states order.
+ *
+ * A drawing is prepared once per definition version and language (prepareDiagram, which the service
+ * caches); an instance's marks (its current state, the edges it took) are an overlay that rewrites
+ * only the lines they change. The drawing is bounded (MAX_DIAGRAM_BYTES): a valid definition can have
+ * 100,000 edges, tens of megabytes of text no client can draw.
  */
+import { WorkflowError } from "./errors.js";
 import type { ActionDef, Definition, HistoryEntry, StateDef } from "./types.js";
 
 export type DiagramKind = "mermaid" | "dot";
 
+/**
+ * The largest drawing, in bytes of UTF-8, without an instance's marks (which add at most a few dozen
+ * bytes per edge): far below the 4 MiB a gRPC client accepts by default, and still a diagram a person
+ * can read. Larger: DIAGRAM_TOO_LARGE, decided before the text is built past the limit.
+ */
+export const MAX_DIAGRAM_BYTES = 1024 * 1024;
+
+/** An instance to draw on a diagram: its current state, and how many times it took each edge. */
+export interface PathTaken {
+  currentState: string;
+  counts: readonly { actionId: string; fromState: string; count: number }[];
+}
+
 export interface RenderOptions {
   /** An instance to draw on the diagram: its current state highlighted, its history's action edges counted. */
   instance?: { currentState: string; history: readonly HistoryEntry[] };
+  /** The limit on the drawing's size (MAX_DIAGRAM_BYTES unless given). */
+  maxBytes?: number;
+}
+
+/** A drawing of one definition version in one language, ready to take an instance's marks. */
+export interface PreparedDiagram {
+  readonly kind: DiagramKind;
+  /** The drawing without an instance. */
+  readonly text: string;
+  /** Its size in bytes of UTF-8. */
+  readonly bytes: number;
+  /** The drawing with `path` on it: only the lines it changes are written again. */
+  overlay(path: PathTaken): string;
 }
 
 /** Marks appended to edge labels. */
@@ -36,7 +68,6 @@ interface Node {
   label: string;
   final: boolean;
   disabled: boolean;
-  current: boolean;
 }
 
 interface Edge {
@@ -45,9 +76,9 @@ interface Edge {
   /** The action's name (its id when the name is blank). */
   label: string;
   actionId: string;
+  /** The state the edge leaves (an id): with actionId, what a history entry's count is keyed by. */
+  fromState: string;
   disabled: boolean;
-  /** How many times the instance took this edge; undefined without an instance. */
-  taken: number | undefined;
 }
 
 /**
@@ -56,45 +87,95 @@ interface Edge {
  * double border (DOT). Disabled states: dashed border. Disabled actions: dashed edge in DOT; in Mermaid,
  * which has no per-edge style in state diagrams, a "(disabled)" suffix on the label.
  * With `options.instance`: its current state filled and bold, and each edge it took labelled "×n".
+ * Throws DIAGRAM_TOO_LARGE beyond `options.maxBytes` (MAX_DIAGRAM_BYTES).
  */
 export function renderDefinition(def: Definition, kind: DiagramKind, options: RenderOptions = {}): string {
-  const graph = toGraph(def, options);
-  return kind === "dot" ? renderDot(graph) : renderMermaid(graph);
+  const prepared = prepareDiagram(def, kind, options.maxBytes);
+  if (!options.instance) return prepared.text;
+  return prepared.overlay({ currentState: options.instance.currentState, counts: countTaken(options.instance.history) });
 }
 
-function toGraph(def: Definition, options: RenderOptions): Graph {
+/**
+ * The drawing of `def` in `kind`, without an instance, and the means to put one on it cheaply.
+ * Throws WorkflowError DIAGRAM_TOO_LARGE as soon as the text passes `maxBytes`, so a huge definition
+ * costs no more than a drawing at the limit.
+ */
+export function prepareDiagram(def: Definition, kind: DiagramKind, maxBytes = MAX_DIAGRAM_BYTES): PreparedDiagram {
+  const graph = toGraph(def);
+  const out = new LineWriter(def, kind, graph, maxBytes);
+  return kind === "dot" ? prepareDot(graph, out) : prepareMermaid(graph, out);
+}
+
+/** Collects a drawing's lines and refuses it once they pass the limit. */
+class LineWriter {
+  readonly lines: string[] = [];
+  bytes = 0;
+
+  constructor(
+    private readonly def: Definition,
+    private readonly kind: DiagramKind,
+    private readonly graph: Graph,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Adds a line; `bytes` is its UTF-8 size when the caller knows it without counting. */
+  push(line: string, bytes = utf8Length(line)): number {
+    this.bytes += bytes + 1;
+    if (this.bytes > this.maxBytes) {
+      throw new WorkflowError(
+        "DIAGRAM_TOO_LARGE",
+        `definition "${this.def.id}" version ${this.def.version} draws to more than ${this.maxBytes} bytes of ${this.kind === "dot" ? "DOT" : "Mermaid"} ` +
+          `(${this.graph.nodes.length} states, ${this.graph.edges.length} edges); fetch the definition and draw a part of it instead`,
+        {
+          metadata: {
+            definition_id: this.def.id,
+            definition_version: String(this.def.version),
+            format: this.kind,
+            states: String(this.graph.nodes.length),
+            edges: String(this.graph.edges.length),
+            max_bytes: String(this.maxBytes),
+          },
+        },
+      );
+    }
+    return this.lines.push(line) - 1;
+  }
+}
+
+/** Bytes of `text` in UTF-8 (lone surrogates, which the escapes replace by U+FFFD, count as 3). */
+function utf8Length(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // a pair: 2 UTF-16 units, 4 bytes
+      i++;
+    } else n += 2;
+  }
+  return n;
+}
+
+function toGraph(def: Definition): Graph {
   const keys = new Map<string, string>();
   const nodes = def.states.map((s: StateDef, i): Node => {
     const key = `s${i}`;
     if (!keys.has(s.id)) keys.set(s.id, key);
-    return {
-      key,
-      id: s.id,
-      label: textOr(s.name, s.id),
-      final: s.final,
-      disabled: s.enabled === false,
-      current: options.instance !== undefined && options.instance.currentState === s.id,
-    };
+    return { key, id: s.id, label: textOr(s.name, s.id), final: s.final, disabled: s.enabled === false };
   });
   const initialIndex = def.states.findIndex((s) => s.initial);
-  const counts = options.instance ? countTaken(options.instance.history) : undefined;
   const edges: Edge[] = [];
   for (const a of def.actions as ActionDef[]) {
     const to = keys.get(a.toState);
     if (to === undefined) continue; // an invalid definition: nothing to point at
     const seen = new Set<string>();
+    const label = textOr(a.name, a.id);
     for (const fromState of a.fromStates) {
       const from = keys.get(fromState);
       if (from === undefined || seen.has(fromState)) continue;
       seen.add(fromState);
-      edges.push({
-        from,
-        to,
-        label: textOr(a.name, a.id),
-        actionId: a.id,
-        disabled: a.enabled === false,
-        taken: counts ? (counts.get(takenKey(a.id, fromState)) ?? 0) : undefined,
-      });
+      edges.push({ from, to, label, actionId: a.id, fromState, disabled: a.enabled === false });
     }
   }
   return {
@@ -116,21 +197,45 @@ function takenKey(actionId: string, fromState: string): string {
 }
 
 /** How often each (action, from state) pair occurs in a history; the start and migrations carry no action id. */
-function countTaken(history: readonly HistoryEntry[]): Map<string, number> {
-  const counts = new Map<string, number>();
+export function countTaken(history: readonly HistoryEntry[]): PathTaken["counts"] {
+  const counts = new Map<string, { actionId: string; fromState: string; count: number }>();
   for (const e of history) {
     if (!e.actionId) continue;
     const k = takenKey(e.actionId, e.fromState);
-    counts.set(k, (counts.get(k) ?? 0) + 1);
+    const c = counts.get(k);
+    if (c) c.count++;
+    else counts.set(k, { actionId: e.actionId, fromState: e.fromState, count: 1 });
   }
-  return counts;
+  return [...counts.values()];
+}
+
+/** Each edge's count in `path`, by edge index (0 when not taken). */
+function takenCounts(edgeIndex: ReadonlyMap<string, number[]>, path: PathTaken): Map<number, number> {
+  const taken = new Map<number, number>();
+  for (const c of path.counts) {
+    if (c.count <= 0) continue;
+    for (const i of edgeIndex.get(takenKey(c.actionId, c.fromState)) ?? []) taken.set(i, (taken.get(i) ?? 0) + c.count);
+  }
+  return taken;
+}
+
+/** Edge indexes by (action, from state). */
+function indexEdges(edges: readonly Edge[]): Map<string, number[]> {
+  const index = new Map<string, number[]>();
+  edges.forEach((e, i) => {
+    const k = takenKey(e.actionId, e.fromState);
+    const list = index.get(k);
+    if (list) list.push(i);
+    else index.set(k, [i]);
+  });
+  return index;
 }
 
 /** The edge's label with its marks: "(disabled)" when asked, "×n" when the instance took it. */
-function edgeLabel(e: Edge, markDisabled: boolean): string {
+function edgeLabel(e: Edge, markDisabled: boolean, taken = 0): string {
   let label = e.label;
   if (markDisabled && e.disabled) label += DISABLED_SUFFIX;
-  if (e.taken !== undefined && e.taken > 0) label += ` ${TIMES}${e.taken}`;
+  if (taken > 0) label += ` ${TIMES}${taken}`;
   return label;
 }
 
@@ -194,25 +299,54 @@ export function mermaidText(text: string): string {
   return out.replace(/(direction) /gi, "$1#32;");
 }
 
-function renderMermaid(g: Graph): string {
-  const lines = ["stateDiagram-v2"];
+const CURRENT_CLASS_DEF = "  classDef current fill:#fde68a,stroke:#b45309,stroke-width:3px,font-weight:bold";
+
+function mermaidEdgeLine(e: Edge, encoded: string): string {
+  return encoded === "" ? `  ${e.from} --> ${e.to}` : `  ${e.from} --> ${e.to} : ${encoded}`;
+}
+
+function prepareMermaid(g: Graph, out: LineWriter): PreparedDiagram {
   const disabledStates = g.nodes.filter((n) => n.disabled).map((n) => n.key);
-  const current = g.nodes.filter((n) => n.current).map((n) => n.key);
-  if (disabledStates.length > 0) lines.push("  classDef disabled stroke-dasharray:5 5");
-  if (current.length > 0) lines.push("  classDef current fill:#fde68a,stroke:#b45309,stroke-width:3px,font-weight:bold");
+  out.push("stateDiagram-v2");
+  if (disabledStates.length > 0) out.push("  classDef disabled stroke-dasharray:5 5");
+  // An instance's classDef goes here, after the disabled one.
+  const classDefAt = out.lines.length;
   if (g.edges.some((e) => e.disabled)) {
-    lines.push("  %% State diagrams have no per-transition style: a disabled action's label ends with (disabled).");
+    out.push("  %% State diagrams have no per-transition style: a disabled action's label ends with (disabled).");
   }
-  for (const n of g.nodes) lines.push(`  state "${mermaidText(n.label)}" as ${n.key}`);
-  if (g.initial !== undefined) lines.push(`  [*] --> ${g.nodes[g.initial]!.key}`);
-  for (const e of g.edges) {
-    const label = mermaidText(edgeLabel(e, true));
-    lines.push(label === "" ? `  ${e.from} --> ${e.to}` : `  ${e.from} --> ${e.to} : ${label}`);
-  }
-  for (const n of g.nodes) if (n.final) lines.push(`  ${n.key} --> [*]`);
-  if (disabledStates.length > 0) lines.push(`  class ${disabledStates.join(",")} disabled`);
-  if (current.length > 0) lines.push(`  class ${current.join(",")} current`);
-  return lines.join("\n") + "\n";
+  for (const n of g.nodes) out.push(`  state "${mermaidText(n.label)}" as ${n.key}`);
+  if (g.initial !== undefined) out.push(`  [*] --> ${g.nodes[g.initial]!.key}`);
+  // Edges of one action share its label: encoded once.
+  const encoded = new Map<string, string>();
+  const edgeLines = g.edges.map((e) => {
+    const label = edgeLabel(e, true);
+    let text = encoded.get(label);
+    if (text === undefined) encoded.set(label, (text = mermaidText(label)));
+    const line = mermaidEdgeLine(e, text);
+    return out.push(line, line.length); // ids are generated and labels encoded: ASCII only
+  });
+  for (const n of g.nodes) if (n.final) out.push(`  ${n.key} --> [*]`);
+  if (disabledStates.length > 0) out.push(`  class ${disabledStates.join(",")} disabled`);
+  const base = out.lines;
+  const edgeIndex = indexEdges(g.edges);
+  return {
+    kind: "mermaid",
+    text: base.join("\n") + "\n",
+    bytes: out.bytes,
+    overlay(path) {
+      const lines = base.slice();
+      for (const [i, n] of takenCounts(edgeIndex, path)) {
+        const e = g.edges[i]!;
+        lines[edgeLines[i]!] = mermaidEdgeLine(e, mermaidText(edgeLabel(e, true, n)));
+      }
+      const current = g.nodes.filter((n) => n.id === path.currentState).map((n) => n.key);
+      if (current.length > 0) {
+        lines.push(`  class ${current.join(",")} current`);
+        lines.splice(classDefAt, 0, CURRENT_CLASS_DEF);
+      }
+      return lines.join("\n") + "\n";
+    },
+  };
 }
 
 // ---------------------------------------------------------------- DOT
@@ -241,35 +375,65 @@ function attrs(list: [string, string | number][]): string {
   return `[${list.map(([k, v]) => `${k}=${typeof v === "number" ? v : dotString(v)}`).join(", ")}]`;
 }
 
-function renderDot(g: Graph): string {
-  const lines = [
-    "digraph workflow {",
-    `  graph ${attrs([["label", g.title], ["labelloc", "t"], ["rankdir", "LR"], ["fontname", "Helvetica"]])};`,
-    `  node ${attrs([["shape", "box"], ["style", "rounded"], ["fontname", "Helvetica"]])};`,
-    `  edge ${attrs([["fontname", "Helvetica"], ["fontsize", 10]])};`,
-  ];
-  if (g.initial !== undefined) lines.push(`  start ${attrs([["shape", "point"], ["width", 0.2], ["label", ""], ["tooltip", "start"]])};`);
-  for (const n of g.nodes) {
-    const style = ["rounded"];
-    const a: [string, string | number][] = [["label", n.label], ["tooltip", n.id]];
-    if (n.final) a.push(["peripheries", 2]);
-    if (n.disabled) style.push("dashed");
-    if (n.current) {
-      style.push("filled", "bold");
-      a.push(["fillcolor", "#fde68a"], ["color", "#b45309"]);
+function dotNodeLine(n: Node, current: boolean): string {
+  const style = ["rounded"];
+  const a: [string, string | number][] = [["label", n.label], ["tooltip", n.id]];
+  if (n.final) a.push(["peripheries", 2]);
+  if (n.disabled) style.push("dashed");
+  if (current) {
+    style.push("filled", "bold");
+    a.push(["fillcolor", "#fde68a"], ["color", "#b45309"]);
+  }
+  if (style.length > 1) a.push(["style", style.join(",")]);
+  return `  ${n.key} ${attrs(a)};`;
+}
+
+/** An edge's attribute list: the same for every edge of one action until the instance's marks. */
+function dotEdgeAttrs(e: Edge, taken: number): string {
+  const a: [string, string | number][] = [["label", edgeLabel(e, false, taken)], ["tooltip", e.actionId]];
+  if (e.disabled) a.push(["style", "dashed"]);
+  if (taken > 0) a.push(["penwidth", 2], ["color", "#b45309"]);
+  else if (e.disabled) a.push(["color", "gray40"], ["fontcolor", "gray40"]);
+  return attrs(a);
+}
+
+function dotEdgeLine(e: Edge, taken: number): string {
+  return `  ${e.from} -> ${e.to} ${dotEdgeAttrs(e, taken)};`;
+}
+
+function prepareDot(g: Graph, out: LineWriter): PreparedDiagram {
+  out.push("digraph workflow {");
+  out.push(`  graph ${attrs([["label", g.title], ["labelloc", "t"], ["rankdir", "LR"], ["fontname", "Helvetica"]])};`);
+  out.push(`  node ${attrs([["shape", "box"], ["style", "rounded"], ["fontname", "Helvetica"]])};`);
+  out.push(`  edge ${attrs([["fontname", "Helvetica"], ["fontsize", 10]])};`);
+  if (g.initial !== undefined) out.push(`  start ${attrs([["shape", "point"], ["width", 0.2], ["label", ""], ["tooltip", "start"]])};`);
+  const nodeLines = g.nodes.map((n) => out.push(dotNodeLine(n, false)));
+  if (g.initial !== undefined) out.push(`  start -> ${g.nodes[g.initial]!.key};`);
+  // Edges of one action share their attributes: escaped and measured once.
+  const shared = new Map<string, { text: string; bytes: number }>();
+  const edgeLines = g.edges.map((e) => {
+    const key = `${e.actionId}\u0000${e.label}\u0000${e.disabled}`;
+    let a = shared.get(key);
+    if (!a) {
+      const text = dotEdgeAttrs(e, 0);
+      shared.set(key, (a = { text, bytes: utf8Length(text) }));
     }
-    if (style.length > 1) a.push(["style", style.join(",")]);
-    lines.push(`  ${n.key} ${attrs(a)};`);
-  }
-  if (g.initial !== undefined) lines.push(`  start -> ${g.nodes[g.initial]!.key};`);
-  for (const e of g.edges) {
-    const a: [string, string | number][] = [["label", edgeLabel(e, false)], ["tooltip", e.actionId]];
-    const taken = e.taken !== undefined && e.taken > 0;
-    if (e.disabled) a.push(["style", "dashed"]);
-    if (taken) a.push(["penwidth", 2], ["color", "#b45309"]);
-    else if (e.disabled) a.push(["color", "gray40"], ["fontcolor", "gray40"]);
-    lines.push(`  ${e.from} -> ${e.to} ${attrs(a)};`);
-  }
-  lines.push("}");
-  return lines.join("\n") + "\n";
+    return out.push(`  ${e.from} -> ${e.to} ${a.text};`, 8 + e.from.length + e.to.length + a.bytes);
+  });
+  out.push("}");
+  const base = out.lines;
+  const edgeIndex = indexEdges(g.edges);
+  return {
+    kind: "dot",
+    text: base.join("\n") + "\n",
+    bytes: out.bytes,
+    overlay(path) {
+      const lines = base.slice();
+      g.nodes.forEach((n, i) => {
+        if (n.id === path.currentState) lines[nodeLines[i]!] = dotNodeLine(n, true);
+      });
+      for (const [i, n] of takenCounts(edgeIndex, path)) lines[edgeLines[i]!] = dotEdgeLine(g.edges[i]!, n);
+      return lines.join("\n") + "\n";
+    },
+  };
 }

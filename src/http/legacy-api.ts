@@ -82,13 +82,21 @@ const legacyDefinition = (d: Definition): LegacyDefinition => ({
   actions: d.actions.map(legacyAction),
 });
 
+/** GET /api/instances answers at most this many instances, the most recently created first (docs/http.md). */
+export const LEGACY_LIST_LIMIT = 500;
+/** Each instance in that list carries its last this many executed actions. */
+export const LEGACY_LIST_HISTORY = 10;
+/** One instance (GET /api/instances/{id}, a start, an action) carries its last this many executed actions. */
+export const LEGACY_INSTANCE_HISTORY = 1_000;
+
 /** The old instance: its history lists the executed actions (the start is not an action). */
-const legacyInstance = (i: Instance, history: HistoryEntry[]): LegacyInstance => ({
+const legacyInstance = (i: Instance, history: HistoryEntry[], maxActions = LEGACY_INSTANCE_HISTORY): LegacyInstance => ({
   id: i.id,
   definition_id: i.definitionId,
   current_state_id: i.currentState,
   history: history
     .filter((e) => e.version > 1 && e.version <= i.version)
+    .slice(-maxActions)
     .map((e) => ({ action_id: e.actionId, from_state: e.fromState, to_state: e.toState, timestamp: e.time.toISOString() })),
   created_at: i.createTime.toISOString(),
   is_final: i.status === "completed",
@@ -338,21 +346,25 @@ export class LegacyApi {
     return { data: legacyDefinition(await this.service.getDefinition(id, 0)) };
   }
 
+  /**
+   * The old list, bounded: the LEGACY_LIST_LIMIT most recently created instances, each with its last
+   * LEGACY_LIST_HISTORY executed actions (the old service returned every instance with its whole
+   * history: one long history alone made a 12 MB answer). When there are more, `message` says where
+   * the rest is.
+   */
   async listInstances() {
-    const all: LegacyInstance[] = [];
-    let pageToken = "";
-    do {
-      const page = await this.service.listInstances({
-        definitionId: "",
-        state: "",
-        status: undefined,
-        pageSize: this.service.limits.maxPageSize,
-        pageToken,
-      });
-      for (const instance of page.items) all.push(legacyInstance(instance, await this.history(instance)));
-      pageToken = page.nextPageToken;
-    } while (pageToken);
-    return { data: all };
+    const [newest, stats] = await Promise.all([
+      this.service.newestInstances(LEGACY_LIST_LIMIT, LEGACY_LIST_HISTORY + 1, undefined),
+      this.service.stats(),
+    ]);
+    const data = newest.map(({ instance, history }) => legacyInstance(instance, history, LEGACY_LIST_HISTORY));
+    if (stats.instanceCount <= data.length) return { data };
+    return {
+      data,
+      message:
+        `the ${data.length} most recently created of ${stats.instanceCount} instances, each with its last ${LEGACY_LIST_HISTORY} actions; ` +
+        "GET /v1/instances and /v1/instances/{id}/history page through everything",
+    };
   }
 
   async startInstance(ex: Exchange) {
@@ -398,15 +410,8 @@ export class LegacyApi {
     };
   }
 
-  /** The instance's whole history (every page), oldest first. */
-  private async history(instance: Instance): Promise<HistoryEntry[]> {
-    const entries: HistoryEntry[] = [];
-    let pageToken = "";
-    do {
-      const page = await this.service.listInstanceHistory({ instanceId: instance.id, pageSize: this.service.limits.maxPageSize, pageToken });
-      entries.push(...page.items);
-      pageToken = page.nextPageToken;
-    } while (pageToken && entries[entries.length - 1]!.version < instance.version);
-    return entries;
+  /** The end of the instance's history: enough entries for its last LEGACY_INSTANCE_HISTORY actions (the start is not one). */
+  private history(instance: Instance): Promise<HistoryEntry[]> {
+    return this.service.historyTail(instance, LEGACY_INSTANCE_HISTORY + 1);
   }
 }

@@ -22,14 +22,15 @@ import type {
   Transition,
 } from "../engine/types.js";
 import { noteViolations } from "../engine/payload.js";
-import { renderDefinition, type DiagramKind } from "../engine/render.js";
+import type { DiagramKind } from "../engine/render.js";
 import { assertValidDefinition, diagnoseDefinition } from "../engine/validate-definition.js";
-import { availableActions, findState, replayHistory } from "../engine/transition.js";
+import { availableActions, findState } from "../engine/transition.js";
 import { DefinitionCache } from "../sequencer/definition-cache.js";
 import type { CommittedState } from "../sequencer/committed-state.js";
 import { WriteSequencer, type WriteSequencerOptions } from "../sequencer/write-sequencer.js";
 import { instanceNotFound } from "../sequencer/refusals.js";
-import type { InstanceFilter, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
+import type { InstanceFilter, InstancePath, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
+import { DiagramCache } from "./diagram-cache.js";
 import { decodePageToken, encodePageToken, isDefinitionKey, isIdKey, isVersionKey } from "./page-token.js";
 import { failedBeforeCommit } from "./write-outcome.js";
 
@@ -177,6 +178,8 @@ export class WorkflowService {
   readonly sequencer: WriteSequencer;
   /** GetInstance views, computed once per committed state (the same object for every reader). */
   private readonly views = new WeakMap<CommittedState, InstanceView>();
+  /** RenderDefinition's drawings, one per definition version and language. */
+  readonly diagrams = new DiagramCache();
 
   constructor(
     readonly store: WorkflowStore,
@@ -315,9 +318,9 @@ export class WorkflowService {
   }
 
   /**
-   * The instance now, or (asOfVersion > 0) as it stood right after that history version, rebuilt
-   * from its history by the engine's replay: state, status, definition version, the actions
-   * available then, and the recent history ending there.
+   * The instance now, or (asOfVersion > 0) as it stood right after that history version: the
+   * snapshot stored with that version's history entry, the actions its definition version allowed
+   * then, and the recent history ending there.
    */
   async getInstance(instanceId: string, signal?: AbortSignal, asOfVersion = 0): Promise<InstanceView> {
     this.requireValid([
@@ -439,6 +442,27 @@ export class WorkflowService {
     return { actions: view.availableActions, instance: view.instance, state: view.currentState };
   }
 
+  /**
+   * The last `count` history entries of an instance up to the version `instance` is at, oldest
+   * first: one indexed read, however long the history.
+   */
+  historyTail(instance: Instance, count: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
+    return this.store.recentHistory(instance.id, count, instance.version, signal);
+  }
+
+  /**
+   * The `limit` most recently created instances, newest first, each with the last `historyCount`
+   * entries of its history: bounded whatever the store holds (the old REST API's list).
+   */
+  async newestInstances(
+    limit: number,
+    historyCount: number,
+    signal?: AbortSignal,
+  ): Promise<{ instance: Instance; history: HistoryEntry[] }[]> {
+    const instances = await this.store.listNewestInstances(limit, signal);
+    return Promise.all(instances.map(async (instance) => ({ instance, history: await this.historyTail(instance, historyCount, signal) })));
+  }
+
   async listInstanceHistory(
     req: { instanceId: string; pageSize: number; pageToken: string },
     signal?: AbortSignal,
@@ -454,7 +478,9 @@ export class WorkflowService {
 
   /**
    * A definition version as a diagram. With an instance: the version it runs (when `version` is 0),
-   * its current state highlighted and its executed actions counted on their edges.
+   * its current state highlighted and its executed actions counted on their edges. The drawing is
+   * prepared once per definition version and format (DiagramCache); the instance's marks come from
+   * the store's per-instance counts, so neither costs more with a longer history.
    */
   async renderDefinition(
     req: { definitionId: string; version: number; format: DiagramKind; instanceId: string },
@@ -466,19 +492,23 @@ export class WorkflowService {
       req.instanceId ? this.idViolation("instance_id", req.instanceId) : undefined,
     ]);
     let version = req.version;
-    let instance: { currentState: string; history: HistoryEntry[] } | undefined;
+    let path: InstancePath | undefined;
     if (req.instanceId) {
-      const now = await this.loadInstance(req.instanceId, signal);
+      // The instance and its counts from one committed point.
+      path = await this.store.instancePath(req.instanceId, signal);
+      if (!path) throw instanceNotFound(req.instanceId);
+      const now = path.instance;
       if (now.definitionId !== req.definitionId) {
         throw invalidRequest([
           { field: "instance_id", description: `instance "${now.id}" runs definition "${now.definitionId}", not "${req.definitionId}"` },
         ]);
       }
       if (version === 0) version = now.definitionVersion;
-      instance = { currentState: now.currentState, history: await this.historyUpTo(now.id, now.version, signal) };
     }
     const definition = await this.definitions.get(req.definitionId, version, signal);
-    return { text: renderDefinition(definition, req.format, { instance }), format: req.format, definitionVersion: definition.version };
+    const diagram = this.diagrams.get(definition, req.format);
+    const text = path ? diagram.overlay({ currentState: path.instance.currentState, counts: path.counts }) : diagram.text;
+    return { text, format: req.format, definitionVersion: definition.version };
   }
 
   stats(signal?: AbortSignal): Promise<StoreStats> {
@@ -488,39 +518,23 @@ export class WorkflowService {
 
   // ---------------------------------------------------------------- helpers
 
-  /** Every history entry of an instance up to the version `now` is at (later commits are left out), oldest first. */
-  private async historyUpTo(instanceId: string, version: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
-    const entries: HistoryEntry[] = [];
-    while (entries.length < version) {
-      const page = await this.store.listHistory(instanceId, entries.length, version - entries.length, signal);
-      if (page.length === 0) break;
-      entries.push(...page.filter((e) => e.version <= version));
-    }
-    return entries;
-  }
-
-  /** The instance right after history version `version` (below the current one), replayed from its history. */
+  /**
+   * The instance right after history version `version` (below the current one). Every event row
+   * holds the instance as that change left it, so this is one indexed read for the snapshot and one
+   * for the recent history ending there, however long the history is; the engine's replayHistory
+   * rebuilds the same instance from the entries (the tests hold the two to each other).
+   */
   private async instanceAsOf(now: Instance, version: number, signal?: AbortSignal): Promise<InstanceView> {
-    // The start event's snapshot names the definition version it started on (one row), so only the
-    // entries up to `version` are read, however long the history grew after it.
-    const [start] = await this.store.readInstanceEvents(now.id, 1, 1);
-    if (start?.instance.version !== 1) throw new Error(`instance ${now.id} has no start event`);
-    const startVersion = start.instance.definitionVersion;
-    const upTo = await this.historyUpTo(now.id, version, signal);
-    const versions = new Set([startVersion, ...upTo.flatMap((e) => (e.migration ? [e.migration.toDefinitionVersion] : []))]);
-    const definitions = new Map<number, Definition>();
-    for (const v of versions) definitions.set(v, await this.definitions.get(now.definitionId, v, signal));
-    const instance = replayHistory((v) => definitions.get(v), now.id, upTo, startVersion);
-    const definition = definitions.get(instance.definitionVersion)!;
+    const [event] = await this.store.readInstanceEvents(now.id, version, 1);
+    if (event?.instance.version !== version) throw new Error(`instance ${now.id} has no history entry for version ${version}`);
+    const [definition, recentHistory] = await Promise.all([
+      this.definitions.get(now.definitionId, event.instance.definitionVersion, signal),
+      this.store.recentHistory(now.id, this.recentHistoryCount, version, signal),
+    ]);
+    const instance = event.instance;
     const state = findState(definition, instance.currentState);
     if (!state) throw new Error(`instance ${now.id} was in state ${instance.currentState} at version ${version}, unknown to its definition`);
-    const recentCount = this.recentHistoryCount;
-    return {
-      instance,
-      currentState: state,
-      availableActions: availableActions(definition, instance),
-      recentHistory: upTo.slice(Math.max(0, upTo.length - recentCount)),
-    };
+    return { instance, currentState: state, availableActions: availableActions(definition, instance), recentHistory };
   }
 
   /** Loads a definition version (0 = latest), NOT_FOUND when absent. Frozen: shared by every caller. */

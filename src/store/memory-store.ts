@@ -12,10 +12,12 @@ import { CommitListeners } from "./commit-listeners.js";
 import { SortedStringSet } from "./sorted-set.js";
 import { storeClosed } from "./sql-common.js";
 import type {
+  ActionCount,
   CommitListener,
   CommitOutcome,
   EventFilter,
   InstanceFilter,
+  InstancePath,
   RequestRecord,
   RevisionBounds,
   StartCommit,
@@ -44,6 +46,9 @@ function keyOf(mask: number, values: readonly (string | undefined)[]): FilterKey
   return key;
 }
 
+/** Code-unit order, as the SQL stores' binary collations sort. */
+const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 export class MemoryStore implements WorkflowStore {
   readonly kind = "memory";
   readonly exclusive: boolean = true;
@@ -51,10 +56,14 @@ export class MemoryStore implements WorkflowStore {
   private readonly definitionIds = new SortedStringSet();
   private readonly instances = new Map<string, Instance>();
   private readonly instanceIds = new SortedStringSet();
+  /** Instance ids in the order they were started (oldest first): listNewestInstances reads its end. */
+  private readonly startOrder: string[] = [];
   /** Instance ids by filter combination (see keyOf). */
   private readonly byFilter = new Map<FilterKey, SortedStringSet>();
   private readonly histories = new Map<string, InstanceEvent[]>();
   private readonly requests = new Map<string, RequestRecord>();
+  /** Per instance: how many times it took each (action, from state), keyed by actionKey. */
+  private readonly actionCounts = new Map<string, Map<string, ActionCount>>();
   /** Every event: events[r - 1].revision === r. */
   private readonly events: InstanceEvent[] = [];
   /** Every event of each definition id, ascending by revision (for filtered replays). */
@@ -146,6 +155,14 @@ export class MemoryStore implements WorkflowStore {
     return out;
   }
 
+  /** Newest first by start order, which is create_time order on this one-process store. */
+  async listNewestInstances(limit: number, signal?: AbortSignal): Promise<Instance[]> {
+    this.check(signal);
+    const out: Instance[] = [];
+    for (let i = this.startOrder.length - 1; i >= 0 && out.length < limit; i--) out.push(this.instances.get(this.startOrder[i]!)!);
+    return out;
+  }
+
   async listHistory(instanceId: string, afterVersion: number, limit: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
     this.check(signal);
     const events = this.histories.get(instanceId) ?? [];
@@ -157,6 +174,16 @@ export class MemoryStore implements WorkflowStore {
     const events = this.histories.get(instanceId) ?? [];
     const end = Math.min(events.length, upToVersion ?? events.length);
     return events.slice(Math.max(0, end - count), end).map((e) => e.entry);
+  }
+
+  async instancePath(instanceId: string, signal?: AbortSignal): Promise<InstancePath | undefined> {
+    this.check(signal);
+    const instance = this.instances.get(instanceId);
+    if (!instance) return undefined;
+    const counts = [...(this.actionCounts.get(instanceId)?.values() ?? [])]
+      .map((c) => ({ ...c }))
+      .sort((a, b) => compareStrings(a.actionId, b.actionId) || compareStrings(a.fromState, b.fromState));
+    return { instance, counts };
   }
 
   async getRequest(requestId: string, signal?: AbortSignal): Promise<RequestRecord | undefined> {
@@ -216,6 +243,7 @@ export class MemoryStore implements WorkflowStore {
     if (event.instance.status === "completed") this.completedCount++;
     this.reindex(before, event.instance);
     this.instances.set(instance.id, event.instance);
+    if (entry.actionId) this.countAction(instance.id, entry.actionId, entry.fromState);
     const history = this.histories.get(instance.id);
     if (history) history.push(event);
     else this.histories.set(instance.id, [event]);
@@ -233,9 +261,22 @@ export class MemoryStore implements WorkflowStore {
     return event;
   }
 
+  private countAction(instanceId: string, actionId: string, fromState: string): void {
+    let counts = this.actionCounts.get(instanceId);
+    if (!counts) this.actionCounts.set(instanceId, (counts = new Map()));
+    // NUL cannot occur in an id, so the key is unambiguous.
+    const key = `${actionId}\u0000${fromState}`;
+    const c = counts.get(key);
+    if (c) c.count++;
+    else counts.set(key, { actionId, fromState, count: 1 });
+  }
+
   /** Moves an instance between the filter indexes whose values changed. */
   private reindex(before: Instance | undefined, after: Instance): void {
-    if (!before) this.instanceIds.add(after.id);
+    if (!before) {
+      this.instanceIds.add(after.id);
+      this.startOrder.push(after.id);
+    }
     const old = before ? filterValues(before) : undefined;
     const now = filterValues(after);
     for (const mask of COMBINATIONS) {

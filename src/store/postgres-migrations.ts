@@ -454,6 +454,51 @@ export const MIGRATIONS: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 6,
+    name: "the path each instance took: (action, from state) counts kept by a trigger; instances newest first",
+    // RenderDefinition with an instance counts the edges it took. Counting its history on every call
+    // costs the length of the history; this table holds the counts, one row per pair, filled from the
+    // rows written before and then maintained by a statement trigger in the commit's transaction, so
+    // workflow_commit_batch stays as it is and a batch costs one upsert. Two transactions never
+    // update the same instance's counts at once: each first updates (locks) the instance's row.
+    // The start and migrations have no action_id and count nothing.
+    // The old REST API lists the newest instances first: an index in that order.
+    // Replicas of the previous build may be committing meanwhile (a rolling upgrade): the lock makes
+    // their inserts wait until the trigger exists, so no row falls between the backfill and it.
+    sql: `
+      LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE;
+
+      CREATE INDEX instances_by_create_time ON instances (create_time, id);
+
+      CREATE TABLE action_counts (
+        instance_id TEXT COLLATE "C" NOT NULL,
+        action_id   TEXT COLLATE "C" NOT NULL,
+        from_state  TEXT COLLATE "C" NOT NULL,
+        count       BIGINT           NOT NULL,
+        PRIMARY KEY (instance_id, action_id, from_state)
+      );
+
+      INSERT INTO action_counts (instance_id, action_id, from_state, count)
+        SELECT instance_id, action_id, from_state, count(*) FROM events WHERE action_id <> ''
+         GROUP BY instance_id, action_id, from_state;
+
+      CREATE FUNCTION workflow_count_actions() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        INSERT INTO action_counts AS c (instance_id, action_id, from_state, count)
+        SELECT instance_id, action_id, from_state, count(*) FROM new_events WHERE action_id <> ''
+         GROUP BY instance_id, action_id, from_state
+         ORDER BY instance_id, action_id, from_state
+        ON CONFLICT (instance_id, action_id, from_state) DO UPDATE SET count = c.count + EXCLUDED.count;
+        RETURN NULL;
+      END
+      $fn$;
+
+      CREATE TRIGGER events_count_actions AFTER INSERT ON events
+        REFERENCING NEW TABLE AS new_events
+        FOR EACH STATEMENT EXECUTE FUNCTION workflow_count_actions();
+    `,
+  },
 ];
 
 /** pg_advisory_xact_lock key guarding migrations: "workflow" in ASCII. */

@@ -68,6 +68,7 @@ import type {
   CommitOutcome,
   EventFilter,
   InstanceFilter,
+  InstancePath,
   RequestRecord,
   RevisionBounds,
   StartCommit,
@@ -394,6 +395,33 @@ export class PostgresStore implements WorkflowStore {
         [instanceId, upToVersion ?? 2_147_483_647, count],
       );
       return rows.map(entryFromRow).reverse();
+    });
+  }
+
+  listNewestInstances(limit: number, signal?: AbortSignal): Promise<Instance[]> {
+    return this.read("list instances", signal, async (q) => {
+      const { rows } = await q.query<InstanceRow>(
+        `SELECT ${INSTANCE_COLUMNS} FROM instances ORDER BY create_time DESC, id DESC LIMIT $1`,
+        [limit],
+      );
+      return rows.map(instanceFromRow);
+    });
+  }
+
+  /** One statement, so the instance and its counts come from one snapshot. */
+  instancePath(instanceId: string, signal?: AbortSignal): Promise<InstancePath | undefined> {
+    return this.read("read an instance", signal, async (q) => {
+      const { rows } = await q.query<InstanceRow & { action_id: string | null; from_state: string | null; count: string | null }>(
+        `SELECT ${INSTANCE_COLUMNS.split(", ").map((c) => `i.${c}`).join(", ")}, c.action_id, c.from_state, c.count
+           FROM instances i LEFT JOIN action_counts c ON c.instance_id = i.id
+          WHERE i.id = $1 ORDER BY c.action_id, c.from_state`,
+        [instanceId],
+      );
+      if (!rows[0]) return undefined;
+      const counts = rows.flatMap((r) =>
+        r.action_id === null ? [] : [{ actionId: r.action_id, fromState: r.from_state!, count: Number(r.count) }],
+      );
+      return { instance: instanceFromRow(rows[0]), counts };
     });
   }
 

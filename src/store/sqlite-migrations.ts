@@ -100,6 +100,37 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE events ADD COLUMN migrated_from INTEGER; -- the definition version before a migration; NULL otherwise
     `,
   },
+  {
+    version: 4,
+    name: "the path each instance took: (action, from state) counts kept by a trigger; instances newest first",
+    // RenderDefinition with an instance counts the edges it took. Counting its history on every call
+    // costs the length of the history; this table holds the counts, one row per pair, maintained by a
+    // trigger in the commit's transaction (no commit code changes), and filled from the rows written
+    // before. The start and migrations have no action_id and count nothing.
+    // The old REST API lists the newest instances first: an index in that order.
+    sql: `
+      CREATE INDEX instances_by_create_time ON instances (create_time, id);
+
+      CREATE TABLE action_counts (
+        instance_id TEXT    NOT NULL,
+        action_id   TEXT    NOT NULL,
+        from_state  TEXT    NOT NULL,
+        count       INTEGER NOT NULL,
+        PRIMARY KEY (instance_id, action_id, from_state)
+      ) WITHOUT ROWID;
+
+      INSERT INTO action_counts (instance_id, action_id, from_state, count)
+        SELECT instance_id, action_id, from_state, count(*) FROM events WHERE action_id <> ''
+         GROUP BY instance_id, action_id, from_state;
+
+      CREATE TRIGGER events_count_actions AFTER INSERT ON events WHEN NEW.action_id <> ''
+      BEGIN
+        INSERT INTO action_counts (instance_id, action_id, from_state, count)
+        VALUES (NEW.instance_id, NEW.action_id, NEW.from_state, 1)
+        ON CONFLICT (instance_id, action_id, from_state) DO UPDATE SET count = count + 1;
+      END;
+    `,
+  },
 ];
 
 /** Applies the migrations the file lacks. Refuses a file written by a newer build (StoreOpenError). */

@@ -51,6 +51,7 @@ import type {
   CommitOutcome,
   EventFilter,
   InstanceFilter,
+  InstancePath,
   RequestKey,
   RequestRecord,
   RevisionBounds,
@@ -144,6 +145,12 @@ function prepareStatements(db: Database.Database) {
     ),
     recentHistory: db.prepare<[string, number, number], EventRow>(
       `SELECT ${ENTRY_COLUMNS} FROM events WHERE instance_id = ? AND version <= ? ORDER BY version DESC LIMIT ?`,
+    ),
+    newestInstances: db.prepare<[number], InstanceRow>(
+      `SELECT ${INSTANCE_COLUMNS} FROM instances ORDER BY create_time DESC, id DESC LIMIT ?`,
+    ),
+    actionCounts: db.prepare<[string], { action_id: string; from_state: string; count: number }>(
+      "SELECT action_id, from_state, count FROM action_counts WHERE instance_id = ? ORDER BY action_id, from_state",
     ),
     instanceEvents: db.prepare<[string, number, number], EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM events WHERE instance_id = ? AND version >= ? ORDER BY version LIMIT ?`,
@@ -330,6 +337,22 @@ export class SqliteStore implements WorkflowStore {
         .map(entryFromRow)
         .reverse(),
     );
+  }
+
+  listNewestInstances(limit: number, signal?: AbortSignal): Promise<Instance[]> {
+    return this.read("list instances", signal, () => this.stmts.newestInstances.all(limit).map(instanceFromRow));
+  }
+
+  /** Two reads in one synchronous step: no commit of this connection can land between them. */
+  instancePath(instanceId: string, signal?: AbortSignal): Promise<InstancePath | undefined> {
+    return this.read("read an instance", signal, () => {
+      const row = this.stmts.instance.get(instanceId);
+      if (!row) return undefined;
+      const counts = this.stmts.actionCounts
+        .all(instanceId)
+        .map((c) => ({ actionId: c.action_id, fromState: c.from_state, count: c.count }));
+      return { instance: instanceFromRow(row), counts };
+    });
   }
 
   getRequest(requestId: string, signal?: AbortSignal): Promise<RequestRecord | undefined> {

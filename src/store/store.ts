@@ -55,6 +55,20 @@ export type CommitOutcome =
   /** The request_id is already recorded (by this request or another). Nothing was written. */
   | { ok: false; reason: "request_exists"; record: RequestRecord };
 
+/** How many times an instance took one action from one state: an edge of the diagram's path taken. */
+export interface ActionCount {
+  actionId: string;
+  fromState: string;
+  count: number;
+}
+
+/** An instance and the actions it took, read together (one committed point). */
+export interface InstancePath {
+  instance: Instance;
+  /** One entry per (action, from state) taken at least once, ordered by action id, then from state. */
+  counts: ActionCount[];
+}
+
 export interface InstanceFilter {
   definitionId?: string;
   state?: string;
@@ -114,6 +128,11 @@ export interface WorkflowStore {
    * index of its own, so the cost of a page does not grow with the number of stored instances.
    */
   listInstances(filter: InstanceFilter, afterId: string | undefined, limit: number, signal?: AbortSignal): Promise<Instance[]>;
+  /**
+   * The `limit` most recently created instances, newest first (create_time, then id, descending),
+   * from an index, so the cost does not grow with the number of instances.
+   */
+  listNewestInstances(limit: number, signal?: AbortSignal): Promise<Instance[]>;
   /** Oldest first; versions strictly greater than afterVersion. */
   listHistory(instanceId: string, afterVersion: number, limit: number, signal?: AbortSignal): Promise<HistoryEntry[]>;
   /**
@@ -122,6 +141,14 @@ export interface WorkflowStore {
    * even when another writer commits in between.
    */
   recentHistory(instanceId: string, count: number, upToVersion?: number, signal?: AbortSignal): Promise<HistoryEntry[]>;
+
+  /**
+   * The instance as stored now and how many times it took each (action, from state), from one
+   * committed point; undefined when the instance does not exist. The counts are kept as commits
+   * land (the start and migrations carry no action and count nothing), so the cost is the number of
+   * distinct pairs, never the length of the history.
+   */
+  instancePath(instanceId: string, signal?: AbortSignal): Promise<InstancePath | undefined>;
 
   getRequest(requestId: string, signal?: AbortSignal): Promise<RequestRecord | undefined>;
 

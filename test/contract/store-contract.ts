@@ -323,6 +323,44 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         expect((await store.recentHistory("doc", 3, 1)).map((e) => e.version)).toEqual([1]);
       });
 
+      it("counts the (action, from state) pairs the instance took, with the instance read at the same point", async () => {
+        const path = await store.instancePath("doc");
+        expect(path?.instance).toEqual(await store.getInstance("doc"));
+        expect(path?.counts).toEqual([
+          { actionId: "publish", fromState: "in_review", count: 1 },
+          { actionId: "request_changes", fromState: "in_review", count: 2 },
+          { actionId: "resubmit", fromState: "changes_requested", count: 2 },
+          { actionId: "submit", fromState: "draft", count: 1 },
+        ]);
+        // The same as counting the history (the start carries no action).
+        const fromHistory = new Map<string, number>();
+        for (const e of await store.listHistory("doc", 0, 100)) {
+          if (e.actionId) fromHistory.set(`${e.actionId}/${e.fromState}`, (fromHistory.get(`${e.actionId}/${e.fromState}`) ?? 0) + 1);
+        }
+        expect(new Map(path!.counts.map((c) => [`${c.actionId}/${c.fromState}`, c.count]))).toEqual(fromHistory);
+        expect(await store.instancePath("nope")).toBeUndefined();
+      });
+
+      it("counts nothing for a start, and every link of a chain committed together", async () => {
+        const started = okEvent(await start(review, "chain"));
+        expect((await store.instancePath("chain"))?.counts).toEqual([]);
+        let instance = started.instance;
+        const commits: Promise<CommitOutcome>[] = [];
+        for (const actionId of ["submit", "request_changes", "resubmit", "request_changes"]) {
+          const transition = executeAction(review, instance, { actionId, now: now(), requestId: "" });
+          commits.push(store.commitTransition({ transition, fromVersion: instance.version }));
+          instance = transition.instance;
+        }
+        for (const c of await Promise.all(commits)) okEvent(c);
+        const path = await store.instancePath("chain");
+        expect(path?.instance.version).toBe(5);
+        expect(path?.counts).toEqual([
+          { actionId: "request_changes", fromState: "in_review", count: 2 },
+          { actionId: "resubmit", fromState: "changes_requested", count: 1 },
+          { actionId: "submit", fromState: "draft", count: 1 },
+        ]);
+      });
+
       it("keeps each entry's from_state equal to the previous to_state", async () => {
         const all = await store.listHistory("doc", 0, 100);
         for (let i = 1; i < all.length; i++) expect(all[i]!.fromState).toBe(all[i - 1]!.toState);
@@ -386,6 +424,8 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         const after = okEvent(await store.commitTransition({ transition: next, fromVersion: 2 }));
         expect(after).toMatchObject({ type: "transitioned", instance: { definitionVersion: 2, version: 3 } });
         expect((await store.listInstances({ definitionId: "approval", state: "submitted" }, undefined, 10)).map((i) => i.definitionVersion)).toEqual([2]);
+        // A migration takes no action: only the submit is counted.
+        expect((await store.instancePath("m1"))?.counts).toEqual([{ actionId: "submit", fromState: "draft", count: 1 }]);
       });
     });
 
@@ -403,6 +443,17 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
       });
 
       const ids = (list: Instance[]) => list.map((i) => i.id);
+
+      it("lists the newest instances first (by creation), whatever their ids and later changes", async () => {
+        expect(ids(await store.listNewestInstances(100))).toEqual(["d", "b", "e", "a", "c"]);
+        expect(ids(await store.listNewestInstances(2))).toEqual(["d", "b"]);
+        okEvent(await start(review, "a-newest"));
+        okEvent(await act("c", "cancel")); // a change makes no instance newer
+        const newest = await store.listNewestInstances(3);
+        expect(ids(newest)).toEqual(["a-newest", "d", "b"]);
+        expect(newest[0]).toEqual(await store.getInstance("a-newest"));
+        expect(await store.listNewestInstances(0)).toEqual([]);
+      });
 
       it("orders by id and pages with afterId", async () => {
         expect(ids(await store.listInstances({}, undefined, 10))).toEqual(["a", "b", "c", "d", "e"]);

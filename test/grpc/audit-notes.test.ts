@@ -1,4 +1,4 @@
-// Proves who and why on every change (issue 12.1) through real servers on the memory, SQLite and PostgreSQL stores: the comment and payload of StartInstance and ExecuteAction come back identically in the response, GetInstance, ListInstanceHistory, WatchInstance and WatchInstances; the actor is the static token's name or the JWT's subject ("" without authentication); notes survive a restart; the limits are INVALID_ARGUMENT with field violations; a request_id binds the note; rows written by the previous schema read back with empty notes and take new transitions.
+// Proves who and why on every change (issue 12.1) through real servers on the memory, SQLite and PostgreSQL stores: the comment and payload of StartInstance and ExecuteAction come back identically in the response, GetInstance, ListInstanceHistory, WatchInstance and WatchInstances; the actor is the static token's name or the JWT's subject ("" without authentication); notes survive a restart; the limits are INVALID_ARGUMENT with field violations; a request_id binds the note; rows written by the previous schema read back with empty notes, take new transitions and have their path counts (action, from state) filled in by the migration that added them.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -466,6 +466,11 @@ describe.each(DURABLE_STORE_KINDS)("rows written before notes existed (%s store,
       const view = await rpc.getInstance({ instanceId: "old-1" });
       expect(view.instance).toMatchObject({ version: 3, currentState: "changes_requested", definitionVersion: 1 });
       expect(view.recentHistory.map(entryView)).toEqual(history.entries.map(entryView));
+      // The path counts of rows written before the counts table existed are filled in by its migration.
+      expect((await store.instancePath("old-1"))?.counts).toEqual([
+        { actionId: "request_changes", fromState: "in_review", count: 1 },
+        { actionId: "submit", fromState: "draft", count: 1 },
+      ]);
       // The past of an old instance is rebuilt from its old rows.
       expect((await rpc.getInstance({ instanceId: "old-1", asOfVersion: 2 })).instance).toMatchObject({ version: 2, currentState: "in_review" });
 
@@ -490,6 +495,11 @@ describe.each(DURABLE_STORE_KINDS)("rows written before notes existed (%s store,
         [5, "", null, { fromDefinitionVersion: 1, toDefinitionVersion: 2 }],
       ]);
       expect((await rpc.getServiceStats()).instanceCount).toBe(1);
+      expect((await store.instancePath("old-1"))?.counts.map((c) => [c.actionId, c.count])).toEqual([
+        ["request_changes", 1],
+        ["resubmit", 1],
+        ["submit", 1],
+      ]);
 
       if (kind === "postgres") {
         // A replica of the previous build during a rolling upgrade: migration 4's function still commits,
@@ -506,6 +516,12 @@ describe.each(DURABLE_STORE_KINDS)("rows written before notes existed (%s store,
         expect(tail.map((e) => [e.version, e.actionId, e.actor, e.comment, e.payload ?? null, e.migration ?? null])).toEqual([
           [6, "request_changes", "", "", null, null],
           [7, "resubmit", "", "new build again", null, null],
+        ]);
+        // Rows the previous build's function writes are counted too (the trigger, not the function, counts).
+        expect((await store.instancePath("old-1"))?.counts.map((c) => [c.actionId, c.count])).toEqual([
+          ["request_changes", 2],
+          ["resubmit", 2],
+          ["submit", 1],
         ]);
       }
     } finally {

@@ -9,7 +9,7 @@ import {
   type RenderDefinitionResponse,
 } from "../../src/gen/workflow/v1/service.js";
 import { reviewDefinition, stored } from "../support/definitions.js";
-import { hostileDefinition } from "../support/diagram-fixtures.js";
+import { hostileDefinition, widestDefinition } from "../support/diagram-fixtures.js";
 import { graphvizSvg } from "../support/diagram-tools.js";
 import { api, rejection, startTestServer, unaryCall, type Api, type Partial2, type TestServer } from "../support/test-server.js";
 import { client } from "../http/http-support.js";
@@ -37,6 +37,7 @@ beforeAll(async () => {
   await rpc.createDefinition({ definition: { ...reviewDefinition(), id: "other" } });
   await rpc.startInstance({ definitionId: "other", instanceId: "other-1" });
   await rpc.createDefinition({ definition: hostileDefinition() });
+  await rpc.createDefinition({ definition: widestDefinition() });
 });
 
 afterAll(async () => {
@@ -130,6 +131,42 @@ describe("errors", () => {
     const err = await rejection(render({ definitionId: "review", instanceId: "nobody" }));
     expect(err.code).toBe(Code.NOT_FOUND);
     expect(err.errorInfo?.reason).toBe("INSTANCE_NOT_FOUND");
+  });
+});
+
+describe("bounds and the drawing cache", () => {
+  it("the widest valid definition (100,000 edges): FAILED_PRECONDITION / DIAGRAM_TOO_LARGE with its size, in both formats", async () => {
+    for (const format of [DiagramFormat.DIAGRAM_FORMAT_MERMAID, DiagramFormat.DIAGRAM_FORMAT_DOT]) {
+      const err = await rejection(render({ definitionId: "widest", format }));
+      expect(err.code).toBe(Code.FAILED_PRECONDITION);
+      expect(err.errorInfo?.reason).toBe("DIAGRAM_TOO_LARGE");
+      expect(err.errorInfo?.metadata).toMatchObject({ definition_id: "widest", definition_version: "1", edges: "100000", max_bytes: "1048576" });
+    }
+    const http = await client(ts.httpUrl).get("/v1/definitions/widest:render");
+    expect(http.status).toBe(400);
+    expect(http.json.details.find((d: { reason?: string }) => d.reason)?.reason).toBe("DIAGRAM_TOO_LARGE");
+  });
+
+  it("a definition version is drawn once per format: later calls, with or without an instance, reuse it (refusals too)", async () => {
+    const diagrams = ts.server.service.diagrams;
+    await render({ definitionId: "review", version: 1, format: DiagramFormat.DIAGRAM_FORMAT_DOT });
+    await rejection(render({ definitionId: "widest" }));
+    const prepared = diagrams.prepared;
+    const plain = await render({ definitionId: "review", version: 1, format: DiagramFormat.DIAGRAM_FORMAT_DOT });
+    await rpc.startInstance({ definitionId: "review", definitionVersion: 1, instanceId: "doc-cache" });
+    await rpc.executeAction({ instanceId: "doc-cache", actionId: "submit" });
+    const withInstance = await render({ definitionId: "review", instanceId: "doc-cache", format: DiagramFormat.DIAGRAM_FORMAT_DOT });
+    await rejection(render({ definitionId: "widest" }));
+    expect(diagrams.prepared).toBe(prepared);
+    expect(plain.text).toBe(renderDefinition(stored(reviewDefinition(), 1), "dot"));
+    expect(withInstance.text).not.toBe(plain.text);
+    // The instance moves on: the next drawing shows it, from the same prepared drawing.
+    await rpc.executeAction({ instanceId: "doc-cache", actionId: "request_changes" });
+    await rpc.executeAction({ instanceId: "doc-cache", actionId: "resubmit" });
+    const moved = await render({ definitionId: "review", instanceId: "doc-cache", format: DiagramFormat.DIAGRAM_FORMAT_DOT });
+    expect(moved.text).not.toBe(withInstance.text);
+    expect(moved.text.match(/×1"/g)).toHaveLength(3);
+    expect(diagrams.prepared).toBe(prepared);
   });
 });
 

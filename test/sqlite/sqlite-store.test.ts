@@ -93,6 +93,10 @@ describe("SqliteStore", () => {
     expect(plan("SELECT * FROM events WHERE instance_id = ? AND version > ? ORDER BY version LIMIT 5", "a", 0)).toMatch(/events_by_instance/);
     expect(plan("SELECT * FROM events WHERE definition_id = ? AND revision >= ? ORDER BY revision LIMIT 5", "a", 0)).toMatch(/events_by_definition/);
     expect(plan("SELECT * FROM events WHERE revision >= ? ORDER BY revision LIMIT 5", 1)).toMatch(/INTEGER PRIMARY KEY/);
+    const newest = plan("SELECT * FROM instances ORDER BY create_time DESC, id DESC LIMIT 5");
+    expect(newest).toMatch(/instances_by_create_time/);
+    expect(newest).not.toMatch(/TEMP B-TREE/);
+    expect(plan("SELECT action_id, from_state, count FROM action_counts WHERE instance_id = ? ORDER BY action_id, from_state", "a")).not.toMatch(/TEMP B-TREE|SCAN/);
   });
 
   it("is opened by the server's own configuration path with WAL and synchronous=FULL (read back from the live connection)", async () => {

@@ -8,6 +8,7 @@ import type { Definition, DefinitionInput } from "../../src/engine/index.js";
 import { Definition as ProtoDefinition } from "../../src/gen/workflow/v1/resources.js";
 import { definitionFromProto } from "../../src/grpc/mappers.js";
 import { REPO_ROOT } from "../samples/readme-examples.js";
+import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
 import { action, state, stored } from "./definitions.js";
 
 /** Every samples/*.json definition, as the store would return it (version 1). */
@@ -155,4 +156,12 @@ export function expectedLabels(
         }),
     ),
   };
+}
+
+/** The largest definition the default limits accept: every action from every state (835 KB of JSON). */
+export function widestDefinition(): Definition {
+  const states = Array.from({ length: DEFAULT_LIMITS.maxStates }, (_, i) => state(`state-${i}`, { name: `State number ${i}`, initial: i === 0 }));
+  const ids = states.map((s) => s.id);
+  const actions = Array.from({ length: DEFAULT_LIMITS.maxActions }, (_, i) => action(`action-${i}`, ids, ids[i % ids.length]!, { name: `Action ${i}` }));
+  return stored({ id: "widest", name: "Widest", description: "", version: 1, states, actions });
 }

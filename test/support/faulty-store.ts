@@ -41,4 +41,9 @@ export class FaultyStore extends MemoryStore {
     if (this.historyFails) throw storeUnavailable(new Error("injected"), "could not read; retry later", "ECONNREFUSED");
     return super.listHistory(instanceId, afterVersion, limit, signal);
   }
+
+  override async recentHistory(instanceId: string, count: number, upToVersion?: number, signal?: AbortSignal): Promise<HistoryEntry[]> {
+    if (this.historyFails) throw storeUnavailable(new Error("injected"), "could not read; retry later", "ECONNREFUSED");
+    return super.recentHistory(instanceId, count, upToVersion, signal);
+  }
 }

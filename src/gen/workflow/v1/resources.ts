@@ -192,7 +192,7 @@ export interface Instance {
  * One step of an instance's life. Version 1 is the start (no action_id, no from_state); every later
  * entry is one executed action, or one migration to another definition version (`migration` set, no
  * action_id, from_state = to_state). Replaying entries from version 1 rebuilds the instance
- * (GetInstanceRequest.as_of_version does exactly that).
+ * (GetInstanceRequest.as_of_version answers the same instance, from the snapshot stored with each entry).
  */
 export interface HistoryEntry {
   /** The instance version this entry produced. */

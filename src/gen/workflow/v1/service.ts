@@ -246,8 +246,9 @@ export interface GetInstanceRequest {
   /**
    * 0 = as it is now. N = the instance exactly as it stood right after history version N: its state,
    * status and definition version then, the actions that were available then, and recent_history
-   * ending at version N. Rebuilt from the history alone. Above the current version: OUT_OF_RANGE /
-   * VERSION_OUT_OF_RANGE.
+   * ending at version N. Read from the history: each entry is stored with the instance as that change
+   * left it, so any version costs the same however long the history. Above the current version:
+   * OUT_OF_RANGE / VERSION_OUT_OF_RANGE.
    */
   asOfVersion: number;
 }
@@ -3903,7 +3904,7 @@ export const WorkflowServiceService = {
   },
   /**
    * Returns an instance with its current state, the actions available now and its recent history;
-   * with as_of_version, the instance as it stood right after that version, rebuilt from its history.
+   * with as_of_version, the instance as it stood right after that version, read from its history.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE /
    * VERSION_OUT_OF_RANGE (as_of_version above the current version; ErrorInfo metadata current_version).
    */
@@ -4078,8 +4079,13 @@ export const WorkflowServiceService = {
    * (s0, s1, ... in definition order) and labels escaped, so any id or name renders.
    * With instance_id: that instance's current state highlighted and every action edge it took
    * labelled with how many times, e.g. "Submit ×2" (version 0 then means the instance's version).
+   * A drawing is at most 1 MiB (1,048,576 bytes of UTF-8) without an instance's marks, which add a few
+   * dozen bytes per edge; a definition that draws larger is refused (a valid definition can have
+   * 100,000 edges). Each definition version is drawn once per format and kept; the instance's counts
+   * are kept by the store as it changes, so neither costs more with a longer history.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (instance_id of another definition);
-   * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND.
+   * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND; FAILED_PRECONDITION / DIAGRAM_TOO_LARGE
+   * (ErrorInfo metadata states, edges, max_bytes).
    */
   renderDefinition: {
     path: "/workflow.v1.WorkflowService/RenderDefinition" as const,
@@ -4166,7 +4172,7 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
   startInstance: handleUnaryCall<StartInstanceRequest, StartInstanceResponse>;
   /**
    * Returns an instance with its current state, the actions available now and its recent history;
-   * with as_of_version, the instance as it stood right after that version, rebuilt from its history.
+   * with as_of_version, the instance as it stood right after that version, read from its history.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE /
    * VERSION_OUT_OF_RANGE (as_of_version above the current version; ErrorInfo metadata current_version).
    */
@@ -4266,8 +4272,13 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    * (s0, s1, ... in definition order) and labels escaped, so any id or name renders.
    * With instance_id: that instance's current state highlighted and every action edge it took
    * labelled with how many times, e.g. "Submit ×2" (version 0 then means the instance's version).
+   * A drawing is at most 1 MiB (1,048,576 bytes of UTF-8) without an instance's marks, which add a few
+   * dozen bytes per edge; a definition that draws larger is refused (a valid definition can have
+   * 100,000 edges). Each definition version is drawn once per format and kept; the instance's counts
+   * are kept by the store as it changes, so neither costs more with a longer history.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (instance_id of another definition);
-   * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND.
+   * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND; FAILED_PRECONDITION / DIAGRAM_TOO_LARGE
+   * (ErrorInfo metadata states, edges, max_bytes).
    */
   renderDefinition: handleUnaryCall<RenderDefinitionRequest, RenderDefinitionResponse>;
   /** Counts definitions and instances, and reports the store's current revision. */
@@ -4394,7 +4405,7 @@ export interface WorkflowServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Returns an instance with its current state, the actions available now and its recent history;
-   * with as_of_version, the instance as it stood right after that version, rebuilt from its history.
+   * with as_of_version, the instance as it stood right after that version, read from its history.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND; OUT_OF_RANGE /
    * VERSION_OUT_OF_RANGE (as_of_version above the current version; ErrorInfo metadata current_version).
    */
@@ -4594,8 +4605,13 @@ export interface WorkflowServiceClient extends Client {
    * (s0, s1, ... in definition order) and labels escaped, so any id or name renders.
    * With instance_id: that instance's current state highlighted and every action edge it took
    * labelled with how many times, e.g. "Submit ×2" (version 0 then means the instance's version).
+   * A drawing is at most 1 MiB (1,048,576 bytes of UTF-8) without an instance's marks, which add a few
+   * dozen bytes per edge; a definition that draws larger is refused (a valid definition can have
+   * 100,000 edges). Each definition version is drawn once per format and kept; the instance's counts
+   * are kept by the store as it changes, so neither costs more with a longer history.
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (instance_id of another definition);
-   * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND.
+   * NOT_FOUND / DEFINITION_NOT_FOUND or INSTANCE_NOT_FOUND; FAILED_PRECONDITION / DIAGRAM_TOO_LARGE
+   * (ErrorInfo metadata states, edges, max_bytes).
    */
   renderDefinition(
     request: RenderDefinitionRequest,
