@@ -160,14 +160,19 @@ export interface CommandResult {
 }
 
 /**
- * Runs a shell command from the repository root with grpcurlDirectory() (the real grpcurl, or the
- * stand-in) first on PATH, without blocking.
+ * Runs a shell command from the repository root with `toolDir` (by default grpcurlDirectory(): the real
+ * grpcurl, or the stand-in) first on PATH, without blocking.
  */
-export function runShell(command: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CommandResult> {
+export function runShell(
+  command: string,
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+  toolDir = grpcurlDirectory(),
+): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn("bash", ["-c", command], {
       cwd: REPO_ROOT,
-      env: { ...process.env, PATH: `${grpcurlDirectory()}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
+      env: { ...process.env, PATH: `${toolDir}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
       timeout: timeoutMs,
     });
     let stdout = "";
