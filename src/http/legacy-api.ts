@@ -81,13 +81,17 @@ const legacyDefinition = (d: Definition): LegacyDefinition => ({
   actions: d.actions.map(legacyAction),
 });
 
-/** The old instance: its history lists the executed actions (the start is not an action). */
+/**
+ * The old instance: its history lists the executed actions. The start and migrations are not actions: the old
+ * service had no migrations, and its clients read `action_id` as the action that ran, so a migration is left out
+ * rather than shown as an entry with an empty `action_id` (ListInstanceHistory and /v1 show it).
+ */
 const legacyInstance = (i: Instance, history: HistoryEntry[]): LegacyInstance => ({
   id: i.id,
   definition_id: i.definitionId,
   current_state_id: i.currentState,
   history: history
-    .filter((e) => e.version > 1 && e.version <= i.version)
+    .filter((e) => e.version > 1 && e.version <= i.version && !e.migration)
     .map((e) => ({ action_id: e.actionId, from_state: e.fromState, to_state: e.toState, timestamp: e.time.toISOString() })),
   created_at: i.createTime.toISOString(),
   is_final: i.status === "completed",
