@@ -3,14 +3,18 @@
  * two cannot drift apart: payload numbers of every shape come back as Go's encoding/json writes them (checked on the
  * stand-in always, and on the real grpcurl where it exists); and, where the real grpcurl exists ($GRPCURL or
  * ../shared/bin/grpcurl, as in CI), every grpcurl example of README.md and docs/*.md gives the same exit code, stdout
- * and stderr through both, everything those examples stored reads back identically through both, and a generated
+ * and stderr through both (the TLS, mutual TLS and token examples against servers set up for them), everything
+ * those examples stored reads back identically through both, and a generated
  * set of tricky payloads (numbers, nesting, empty objects and lists, unicode, HTML characters) is written and read
  * identically by both.
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestServer, type TestServer } from "../support/test-server.js";
+import { TlsFiles } from "../../src/grpc/tls.js";
+import { parseTokenGrants } from "../../src/grpc/auth.js";
+import { makeTestCerts } from "../support/certs.js";
+import { startTestServer, type TestServer, type TestServerOptions } from "../support/test-server.js";
 import {
   exampleFiles,
   grpcurlDirectory,
@@ -21,6 +25,7 @@ import {
   runShell,
   TOOLS_DIR,
   type CommandResult,
+  type Example,
 } from "./readme-examples.js";
 
 const REAL = realGrpcurl();
@@ -170,22 +175,25 @@ describe.runIf(REAL)(`the stand-in against grpcurl 1.8.5 (${REAL ?? "not install
     await Promise.all([forReal?.close(), forStandin?.close()]);
   });
 
+  /** Runs one example through both tools, each against its own server, and compares (times and ids masked). */
+  async function compareExample(example: Example, where: string, real: string, standin: string, replace: Record<string, string> = {}) {
+    const command = (address: string) => {
+      let text = example.command.split(README_ADDRESS).join(address);
+      for (const [from, to] of Object.entries(replace)) text = text.split(from).join(to);
+      return text;
+    };
+    const unaddress = (r: CommandResult, address: string) => ({ ...r, stdout: r.stdout.split(address).join(README_ADDRESS), stderr: r.stderr.split(address).join(README_ADDRESS) });
+    // Both servers go through the same sequence, so outputs differ only in times and ids.
+    const [byReal, byStandin] = await Promise.all([runShell(command(real), {}, 60_000, realDir), runShell(command(standin), {}, 60_000, TOOLS_DIR)]);
+    expectSame(unaddress(byReal, real), unaddress(byStandin, standin), `${where}: $ ${example.command}`, true);
+  }
+
   it("every example of README.md and docs/*.md prints the same, then everything they stored reads back the same", async () => {
     let count = 0;
     for (const file of exampleFiles()) {
       const name = path.relative(REPO_ROOT, file);
       for (const example of parseExamples(readFileSync(file, "utf8"))) {
-        // One fresh server per tool, both taken through the same sequence: outputs differ only in times and ids.
-        const [real, standin] = await Promise.all([
-          runShell(example.command.split(README_ADDRESS).join(forReal.address), {}, 60_000, realDir),
-          runShell(example.command.split(README_ADDRESS).join(forStandin.address), {}, 60_000, TOOLS_DIR),
-        ]);
-        expectSame(
-          { ...real, stdout: real.stdout.split(forReal.address).join(README_ADDRESS), stderr: real.stderr.split(forReal.address).join(README_ADDRESS) },
-          { ...standin, stdout: standin.stdout.split(forStandin.address).join(README_ADDRESS), stderr: standin.stderr.split(forStandin.address).join(README_ADDRESS) },
-          `${name}:${example.line}: $ ${example.command}`,
-          true,
-        );
+        await compareExample(example, `${name}:${example.line}`, forReal.address, forStandin.address);
         count++;
       }
     }
@@ -209,6 +217,33 @@ describe.runIf(REAL)(`the stand-in against grpcurl 1.8.5 (${REAL ?? "not install
       expectSame(real, standin, `${method} ${JSON.stringify(request)}`);
     }
   }, 600_000);
+
+  it("the examples of the no-run tokens, tls and mtls blocks print the same, against servers set up for them", async () => {
+    const certs = makeTestCerts();
+    const files = { "ca.pem": certs.caCert, "client.pem": certs.clientCert, "client.key": certs.clientKey };
+    const setups: [string, string, () => TestServerOptions][] = [
+      ["docs/history.md", "tokens", () => ({ authTokens: parseTokenGrants("alice:alice-token-0123456789=writer") })],
+      ["docs/security.md", "tls", () => ({ tls: new TlsFiles({ certFile: certs.serverCert, keyFile: certs.serverKey }) })],
+      ["docs/security.md", "mtls", () => ({ tls: new TlsFiles({ certFile: certs.serverCert, keyFile: certs.serverKey, clientCaFile: certs.caCert }) })],
+    ];
+    try {
+      for (const [file, tag, options] of setups) {
+        const examples = parseExamples(readFileSync(path.join(REPO_ROOT, file), "utf8"), { tag });
+        expect(examples.length, `${file} has a no-run ${tag} block`).toBeGreaterThan(0);
+        const [a, b] = await Promise.all([startTestServer(options()), startTestServer(options())]);
+        try {
+          // The certificates name localhost, so TLS examples keep the host name.
+          for (const example of examples) {
+            await compareExample(example, `${file}:${example.line} (${tag})`, `localhost:${a.server.port}`, `localhost:${b.server.port}`, files);
+          }
+        } finally {
+          await Promise.all([a.close(), b.close()]);
+        }
+      }
+    } finally {
+      certs.remove();
+    }
+  }, 300_000);
 
   it("generated payloads are written and read the same: numbers of every shape, nesting, empty objects and lists, unicode", async () => {
     const address = forStandin.address;
