@@ -3,7 +3,8 @@
  * two cannot drift apart: payload numbers of every shape come back as Go's encoding/json writes them (checked on the
  * stand-in always, and on the real grpcurl where it exists); and, where the real grpcurl exists ($GRPCURL or
  * ../shared/bin/grpcurl, as in CI), every grpcurl example of README.md and docs/*.md gives the same exit code, stdout
- * and stderr through both (the TLS, mutual TLS and token examples against servers set up for them), everything
+ * and stderr through both (the TLS, mutual TLS and token examples against servers set up for them), and so does
+ * samples/walkthrough.sh, everything
  * those examples stored reads back identically through both, and a generated
  * set of tricky payloads (numbers, nesting, empty objects and lists, unicode, HTML characters) is written and read
  * identically by both.
@@ -217,6 +218,22 @@ describe.runIf(REAL)(`the stand-in against grpcurl 1.8.5 (${REAL ?? "not install
       expectSame(real, standin, `${method} ${JSON.stringify(request)}`);
     }
   }, 600_000);
+
+  it("samples/walkthrough.sh prints the same through both, stdout and stderr", async () => {
+    const [a, b] = await Promise.all([startTestServer(), startTestServer()]);
+    try {
+      const script = path.join(REPO_ROOT, "samples/walkthrough.sh");
+      const [real, standin] = await Promise.all([
+        runShell(`"${script}"`, { ADDR: a.address, RUN_ID: "drift" }, 180_000, realDir),
+        runShell(`"${script}"`, { ADDR: b.address, RUN_ID: "drift" }, 180_000, TOOLS_DIR),
+      ]);
+      expect(real.code, real.stdout + real.stderr).toBe(0);
+      const unaddress = (r: CommandResult, address: string) => ({ ...r, stdout: r.stdout.split(address).join("ADDR"), stderr: r.stderr.split(address).join("ADDR") });
+      expectSame(unaddress(real, a.address), unaddress(standin, b.address), "samples/walkthrough.sh", true);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  }, 300_000);
 
   it("the examples of the no-run tokens, tls and mtls blocks print the same, against servers set up for them", async () => {
     const certs = makeTestCerts();
