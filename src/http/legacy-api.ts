@@ -89,13 +89,17 @@ export const LEGACY_LIST_HISTORY = 10;
 /** One instance (GET /api/instances/{id}, a start, an action) carries its last this many executed actions. */
 export const LEGACY_INSTANCE_HISTORY = 1_000;
 
-/** The old instance: its history lists the executed actions (the start is not an action). */
+/**
+ * The old instance: its history lists the executed actions. The start and migrations are not actions: the old
+ * service had no migrations, and its clients read `action_id` as the action that ran, so a migration is left out
+ * rather than shown as an entry with an empty `action_id` (ListInstanceHistory and /v1 show it).
+ */
 const legacyInstance = (i: Instance, history: HistoryEntry[], maxActions = LEGACY_INSTANCE_HISTORY): LegacyInstance => ({
   id: i.id,
   definition_id: i.definitionId,
   current_state_id: i.currentState,
   history: history
-    .filter((e) => e.version > 1 && e.version <= i.version)
+    .filter((e) => e.version > 1 && e.version <= i.version && !e.migration)
     .slice(-maxActions)
     .map((e) => ({ action_id: e.actionId, from_state: e.fromState, to_state: e.toState, timestamp: e.time.toISOString() })),
   created_at: i.createTime.toISOString(),

@@ -23,9 +23,12 @@
  * - Before comparing, RFC 3339 times and UUIDs are masked in both the expected and the actual output.
  *
  * Run as a script to check or refresh the outputs against a fresh server you started yourself:
- *   npx tsx test/samples/readme-examples.ts --addr 127.0.0.1:50051 [--update]
+ *   npx tsx test/samples/readme-examples.ts --addr 127.0.0.1:50051 [--update [--only docs/page.md] [--times]]
  * It prints each command's output and whether it matches; --update rewrites the expected outputs of
  * README.md and docs/*.md with what the commands print now (only those that differ beyond times and ids).
+ * --only limits the rewrite to one file (every example still runs, in order, since they build on each
+ * other); --times rewrites its outputs even where only times and ids differ, so a page shows the times
+ * of one run (a history's entries after its start, not before).
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -82,7 +85,8 @@ export interface Example {
   outputEnd: number;
 }
 
-function quotesOpen(text: string): boolean {
+/** Whether a single-quoted shell argument is still open at the end of `text` (the command goes on). */
+export function quotesOpen(text: string): boolean {
   let open = false;
   for (let i = 0; i < text.length; i++) {
     const ch = text[i];
@@ -160,14 +164,19 @@ export interface CommandResult {
 }
 
 /**
- * Runs a shell command from the repository root with grpcurlDirectory() (the real grpcurl, or the
- * stand-in) first on PATH, without blocking.
+ * Runs a shell command from the repository root with `toolDir` (by default grpcurlDirectory(): the real
+ * grpcurl, or the stand-in) first on PATH, without blocking.
  */
-export function runShell(command: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CommandResult> {
+export function runShell(
+  command: string,
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+  toolDir = grpcurlDirectory(),
+): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn("bash", ["-c", command], {
       cwd: REPO_ROOT,
-      env: { ...process.env, PATH: `${grpcurlDirectory()}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
+      env: { ...process.env, PATH: `${toolDir}${path.delimiter}${process.env.PATH ?? ""}`, ...env },
       timeout: timeoutMs,
     });
     let stdout = "";
@@ -204,6 +213,9 @@ async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const update = argv.includes("--update");
+  const onlyIndex = argv.indexOf("--only");
+  const only = onlyIndex >= 0 ? path.resolve(REPO_ROOT, argv[onlyIndex + 1] ?? "") : undefined;
+  const times = argv.includes("--times");
   process.stdout.write(`grpcurl: ${realGrpcurl() ?? "the stand-in in test/tools"}\n`);
   let total = 0;
   let mismatches = 0;
@@ -213,13 +225,13 @@ async function main(argv: string[]): Promise<void> {
     for (const example of parseExamples(readFileSync(file, "utf8"))) {
       const { code, output } = await runExample(example, address);
       const same = mask(output) === mask(example.expected.join("\n"));
-      // Only outputs that differ beyond times and ids are rewritten, so updates stay small diffs.
-      outputs.push(same ? undefined : output);
+      // Only outputs that differ beyond times and ids are rewritten (unless --times), so updates stay small diffs.
+      outputs.push(same && !(times && output !== example.expected.join("\n")) ? undefined : output);
       if (!same) mismatches++;
       process.stdout.write(`${name}:${example.line} (exit ${code}, ${same ? "as shown" : "DIFFERS"})\n$ ${example.command}\n${output}\n\n`);
     }
     total += outputs.length;
-    if (update && outputs.length > 0) {
+    if (update && outputs.length > 0 && (only === undefined || only === file)) {
       // Re-read and re-parse just before writing: others may have edited the file meanwhile.
       const lines = readFileSync(file, "utf8").split("\n");
       const fresh = parseExamples(lines.join("\n"));

@@ -5,7 +5,8 @@
  *
  * grpcurl here is the real grpcurl 1.8.5 wherever it exists ($GRPCURL or ../shared/bin/grpcurl), else
  * test/tools/grpcurl, a stand-in that discovers everything through the server's reflection service
- * exactly as grpcurl 1.8.5 does (see grpcurl-standin.test.ts); either way these tests also prove that
+ * exactly as grpcurl 1.8.5 does (see grpcurl-standin.test.ts) and prints byte for byte what it prints
+ * (see standin-drift.test.ts); either way these tests also prove that
  * reflection serves usable descriptors. The stand-in needs Debian's python3-grpcio and python3-protobuf
  * under /usr/bin/python3 (CI installs them). The rule that finds examples is documented in ./readme-examples.ts.
  */

@@ -10,9 +10,11 @@ for unary and server-streaming methods (each response is printed as it arrives).
 Everything is discovered through server reflection (grpc.reflection.v1alpha, the version grpcurl
 1.8 speaks), never from local .proto files, so using it also proves that reflection works.
 
-Output follows grpcurl 1.8: protojson with camelCase names, default values omitted, 64-bit integers
-as strings, enums by name, Timestamps in RFC 3339, strings escaped like Go's encoding/json (HTML
-characters as \\u003c etc.), 2-space indentation. An RPC error is printed to stderr as
+Output is byte for byte what grpcurl 1.8.5 prints: its JSON formatter is reproduced from the source
+of the libraries it is built with (jhump/protoreflect 1.10.1's dynamic messages and golang/protobuf
+1.4.2's jsonpb; see JsonFormatter), including their number formats and the odd indentation of a
+google.protobuf.Struct. test/samples/standin-drift.test.ts runs every README and docs example and a
+generated set of tricky payloads through both where the real grpcurl exists. An RPC error is printed to stderr as
 "ERROR:\\n  Code: <Name>\\n  Message: <text>" followed by the google.rpc.Status details from
 grpc-status-details-bin, each on one line as grpcurl 1.8.5 prints them. Before it decodes a detail
 (a google.protobuf.Any) it asks reflection exactly what grpcurl 1.8.5 asks (jhump/protoreflect's
@@ -30,6 +32,7 @@ type names) for services, methods, messages and enums only.
 import base64
 import json
 import math
+import struct
 import sys
 import time
 
@@ -242,6 +245,7 @@ class ReflectionClient:
         self.pool = descriptor_pool.DescriptorPool()
         self.factory = message_factory.MessageFactory(self.pool)
         self.files = {}  # name -> FileDescriptorProto, every file known (added to the pool)
+        self.json_names = {}  # full field name -> the JSON name grpcurl prints (see JsonFormatter)
 
     def _ask(self, **kwargs):
         try:
@@ -285,9 +289,20 @@ class ReflectionClient:
             link_file(fdp, [self.files[d] for d in fdp.dependency], self.files)
             self.pool.Add(fdp)
             self.files[name] = fdp
+            self._note_json_names(fdp)
 
         for name in list(protos):  # add() may register more files while this runs
             add(name)
+
+    def _note_json_names(self, fdp):
+        def walk(messages, scope):
+            for m in messages:
+                name = f"{scope}.{m.name}" if scope else m.name
+                for f in m.field:
+                    self.json_names[f"{name}.{f.name}"] = f.json_name if f.HasField("json_name") else f.name
+                walk(m.nested_type, name)
+
+        walk(fdp.message_type, fdp.package)
 
     def file_containing_symbol(self, symbol):
         for fdp in self.files.values():
@@ -469,67 +484,447 @@ def go_json_string(s):
     return "".join(out)
 
 
-def go_json_dump(value, indent=""):
-    """Indented JSON as Go's json.Indent(..., "", "  ") prints it; dicts keep their key order."""
-    inner = indent + "  "
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        items = [f"{inner}{go_json_string(k)}: {go_json_dump(v, inner)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
-    if isinstance(value, list):
-        if not value:
-            return "[]"
-        return "[\n" + ",\n".join(inner + go_json_dump(v, inner) for v in value) + "\n" + indent + "]"
-    if isinstance(value, str):
+# grpcurl 1.8.5 prints a response with golang/protobuf 1.4.2's jsonpb.Marshaler{Indent: "  "}. The
+# response is a jhump/protoreflect 1.10.1 dynamic message, which marshals itself (dynamic/json.go,
+# indent.go); the well-known types inside it are generated Go types, which jsonpb marshals
+# (jsonpb/encode.go), and the dynamic message pastes their text in, indenting every line after the
+# first by its own depth. The two halves differ, and both are reproduced here:
+# - dynamic: fields in field-number order, only those present; floats as strconv.FormatFloat(f, 'g',
+#   -1) ("1e+21", "1e-07", "1.234567e+06"); map keys sorted and written with the text format's escaper
+#   (bytes outside ASCII as \ooo octal); an empty message is "{", a blank indented line and "}".
+# - jsonpb (Struct, Value, ListValue, Timestamp, Duration, wrappers, Any, Empty): numbers as Go's
+#   encoding/json writes a float64 ("1e+21", "1e-7", "0.000001", "100000000000000000000"); map
+#   (Struct) keys sorted bytewise; list items and map entries indented two levels deeper than their
+#   opening bracket and the closing bracket one level deeper (the odd indentation of a Struct).
+# - both: strings escaped by encoding/json (HTML-safe, U+2028/9), 64-bit integers quoted, enums by name.
+
+INDENT = "  "
+
+_JSONPB_WKT = {"Empty", "Any", "BoolValue", "BytesValue", "StringValue", "Int32Value", "UInt32Value",
+               "FloatValue", "Int64Value", "UInt64Value", "DoubleValue", "Duration", "Timestamp",
+               "NullValue", "Struct", "Value", "ListValue"}
+# The types protoreflect's message factory makes generated Go messages of (dynamic/json.go
+# wellKnownTypeNames): jsonpb marshals these; every other message is a dynamic message.
+_GENERATED_TYPES = {"google.protobuf." + n for n in (
+    "Any", "Empty", "Duration", "Timestamp", "Struct", "Value", "ListValue", "DoubleValue", "FloatValue",
+    "Int64Value", "UInt64Value", "Int32Value", "UInt32Value", "BoolValue", "StringValue", "BytesValue")}
+
+_INT64_TYPES = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64,
+                FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64}
+_FLOAT_TYPES = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+
+
+class FormatError(Exception):
+    """A message grpcurl cannot format (it prints "Failed to format response message N: ...")."""
+
+
+def _shortest_digits(f, bits):
+    """(digits, dp) of the shortest decimal that reads back as f: f = 0.<digits> * 10**dp, as Go's
+    strconv computes them for precision -1. f is finite and not zero."""
+    f = abs(f)
+    if bits == 64:
+        text = repr(f)  # Python's repr is the shortest round-trip decimal too
+    else:
+        text = None
+        for p in range(1, 10):
+            candidate = "%.*e" % (p - 1, f)
+            if struct.unpack("f", struct.pack("f", float(candidate)))[0] == f:
+                text = candidate
+                break
+        text = text or "%.8e" % f
+    mantissa, _, exponent = text.partition("e")
+    int_part, _, frac_part = mantissa.partition(".")
+    digits = (int_part + frac_part).lstrip("0")
+    dp = len(int_part.lstrip("0")) + int(exponent or 0)
+    if not int_part.lstrip("0"):  # 0.000123: the leading zeros of the fraction move the point
+        dp = int(exponent or 0) - (len(frac_part) - len(frac_part.lstrip("0")))
+    digits = digits.rstrip("0") or "0"
+    return digits, dp
+
+
+def _fmt_e(neg, digits, dp):
+    exp = dp - 1
+    mant = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return ("-" if neg else "") + mant + "e" + ("-" if exp < 0 else "+") + "%02d" % abs(exp)
+
+
+def _fmt_f(neg, digits, dp):
+    if dp <= 0:
+        text = "0." + "0" * (-dp) + digits
+    elif dp >= len(digits):
+        text = digits + "0" * (dp - len(digits))
+    else:
+        text = digits[:dp] + "." + digits[dp:]
+    return ("-" if neg else "") + text
+
+
+def go_format_float(f, fmt, bits=64):
+    """strconv.FormatFloat(f, fmt, -1, bits) for fmt 'e', 'f' or 'g' (f finite)."""
+    neg = math.copysign(1.0, f) < 0
+    if f == 0:
+        digits, dp = "0", 1
+    else:
+        digits, dp = _shortest_digits(f, bits)
+    if fmt == "g":
+        exp = dp - 1
+        # %e when the exponent is below -4 or at least the precision, which is 6 for the shortest form
+        fmt = "e" if exp < -4 or exp >= 6 else "f"
+        if fmt == "e":
+            return _fmt_e(neg, digits, dp)
+        return _fmt_f(neg, digits, dp)
+    if fmt == "e":
+        return _fmt_e(neg, digits, dp)
+    return _fmt_f(neg, digits, dp)
+
+
+def go_json_float(f, bits=64):
+    """A float as Go's encoding/json writes it (floatEncoder): 'f' form, 'e' form below 1e-6 or from 1e21
+    on, with a one-digit negative exponent left unpadded (1e-7, not 1e-07)."""
+    a = abs(f)
+    use_e = a != 0 and (a < 1e-6 or a >= 1e21)
+    if bits == 32 and a != 0:
+        a32 = struct.unpack("f", struct.pack("f", a))[0]
+        use_e = a32 < struct.unpack("f", struct.pack("f", 1e-6))[0] or a32 >= struct.unpack("f", struct.pack("f", 1e21))[0]
+    text = go_format_float(f, "e" if use_e else "f", bits)
+    if use_e and len(text) >= 4 and text[-4] == "e" and text[-3] == "-" and text[-2] == "0":
+        text = text[:-2] + text[-1]
+    return text
+
+
+def text_format_string(s):
+    """A string as protoreflect's text-format writer escapes it (dynamic/text.go writeString): what a
+    dynamic message uses for map keys, byte by byte, non-ASCII bytes as octal escapes."""
+    out = ['"']
+    for c in s.encode("utf-8"):
+        if c == 0x0A:
+            out.append("\\n")
+        elif c == 0x0D:
+            out.append("\\r")
+        elif c == 0x09:
+            out.append("\\t")
+        elif c == 0x22:
+            out.append('\\"')
+        elif c == 0x5C:
+            out.append("\\\\")
+        elif 0x20 <= c < 0x7F:
+            out.append(chr(c))
+        else:
+            out.append("\\%03o" % c)
+    out.append('"')
+    return "".join(out)
+
+
+def _is_map(fd):
+    return (fd.type == FieldDescriptor.TYPE_MESSAGE and fd.label == FieldDescriptor.LABEL_REPEATED
+            and fd.message_type.GetOptions().map_entry)
+
+
+def _map_items_sorted(fd, container):
+    key_fd = fd.message_type.fields_by_name["key"]
+    keys = list(container.keys())
+    if key_fd.type == FieldDescriptor.TYPE_STRING:
+        keys.sort(key=lambda k: k.encode("utf-8"))
+    else:
+        keys.sort()  # ints numerically, False before True
+    return key_fd, [(k, container[k]) for k in keys]
+
+
+def _enum_text(fd, number):
+    value = fd.enum_type.values_by_number.get(number)
+    return go_json_string(value.name) if value is not None else str(number)
+
+
+def _timestamp_text(seconds, nanos):
+    """Go's time.Unix(s, ns).UTC().Format("2006-01-02T15:04:05.000000000"), trimmed as jsonpb trims it."""
+    days, secs = divmod(seconds, 86400)
+    # civil_from_days (proleptic Gregorian), valid for any year, as Go's time package is
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    y += 1 if m <= 2 else 0
+    year = ("-%04d" % -y) if y < 0 else "%04d" % y
+    text = "%s-%02d-%02dT%02d:%02d:%02d.%09d" % (year, m, d, secs // 3600, secs // 60 % 60, secs % 60, nanos)
+    for suffix in ("000", "000", ".000"):
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+    return f'"{text}Z"'
+
+
+class JsonFormatter:
+    """grpcurl 1.8.5's JSON formatter (see above). refl resolves the types inside Any fields the way
+    grpcurl's anyResolver does (through reflection); a type it cannot resolve prints as @error/@value."""
+
+    def __init__(self, refl):
+        self.refl = refl
+
+    # ------------------------------------------------------------------ jsonpb (golang/protobuf 1.4.2)
+
+    def jsonpb(self, msg, indent="", type_url=""):
+        """jsonWriter.marshalMessage."""
+        name = msg.DESCRIPTOR.full_name
+        if name not in _GENERATED_TYPES and type_url:
+            # A dynamic message inside an Any: it marshals itself (indented), then jsonpb decodes that
+            # into a map, adds "@type" and re-encodes it compact, top-level keys sorted.
+            return _any_object({"@type": go_json_string(type_url)}, self.dynamic(msg))
+        wkt = name[len("google.protobuf."):] if name.startswith("google.protobuf.") else ""
+        wkt = wkt if wkt in _JSONPB_WKT else ""
+        fields = msg.DESCRIPTOR.fields_by_number
+        if wkt == "Any":
+            return self.jsonpb_any(msg, indent)
+        if wkt.endswith("Value") and wkt not in ("Value", "ListValue"):
+            fd = fields[1]
+            return self.jsonpb_value(fd, getattr(msg, fd.name), indent)
+        if wkt == "Duration":
+            s, ns = msg.seconds, msg.nanos
+            if ns <= -10**9 or ns >= 10**9:
+                raise FormatError(f"ns out of range ({-10**9}, {10**9})")
+            if (s > 0 and ns < 0) or (s < 0 and ns > 0):
+                raise FormatError("signs of seconds and nanos do not match")
+            if s < 0:
+                ns = -ns
+            text = "%d.%09d" % (s, ns)
+            for suffix in ("000", "000", ".000"):
+                if text.endswith(suffix):
+                    text = text[: -len(suffix)]
+            return f'"{text}s"'
+        if wkt == "Timestamp":
+            if msg.nanos < 0 or msg.nanos >= 10**9:
+                raise FormatError(f"ns out of range [0, {10**9})")
+            return _timestamp_text(msg.seconds, msg.nanos)
+        if wkt == "Value":
+            which = msg.WhichOneof("kind")
+            if which is None:
+                raise FormatError("nil Value")
+            return self.jsonpb_value(msg.DESCRIPTOR.fields_by_name[which], getattr(msg, which), indent)
+        if wkt in ("Struct", "ListValue"):
+            fd = fields[1]
+            return self.jsonpb_value(fd, getattr(msg, fd.name), indent)
+        # Any other message (Empty among them): its present fields in declaration order.
+        out = ["{\n"]
+        first = True
+        if type_url:
+            out.append(f"{indent}{INDENT}\"@type\": {go_json_string(type_url)}")
+            first = False
+        present = {fd.number for fd, _ in msg.ListFields()}
+        for fd in msg.DESCRIPTOR.fields:
+            if fd.number not in present:
+                continue
+            if not first:
+                out.append(",\n")
+            first = False
+            out.append(f"{indent}{INDENT}{go_json_string(fd.json_name)}: ")
+            out.append(self.jsonpb_value(fd, getattr(msg, fd.name), indent))
+        out.append("\n" + indent + "}")
+        return "".join(out)
+
+    def jsonpb_any(self, msg, indent):
+        type_url = msg.type_url
+        name = type_url.rsplit("/", 1)[-1]
+        cls = resolve_any_type(name, self.refl) if self.refl is not None else None
+        if cls is None:
+            # grpcurl's unknownAny: json.MarshalIndent of @type, @error, @value, re-encoded by jsonpb.
+            return _any_object({
+                "@type": go_json_string(type_url),
+                "@error": go_json_string(f"{name} is not recognized; see @value for raw binary message data"),
+                "@value": go_json_string(base64.b64encode(msg.value).decode("ascii")),
+            }, None)
+        inner = cls.FromString(msg.value)
+        if inner.DESCRIPTOR.full_name not in _GENERATED_TYPES:
+            return self.jsonpb(inner, indent, type_url)
+        return ("{\n" + f"{indent}{INDENT}\"@type\": {go_json_string(type_url)},\n"
+                + f"{indent}{INDENT}\"value\": " + self.jsonpb(inner, indent + INDENT) + "\n" + indent + "}")
+
+    def jsonpb_value(self, fd, value, indent):
+        """jsonWriter.marshalValue: lists and maps with jsonpb's indentation, else one value."""
+        if _is_map(fd):
+            key_fd, items = _map_items_sorted(fd, value)
+            value_fd = fd.message_type.fields_by_name["value"]
+            out = ["{"]
+            for i, (k, v) in enumerate(items):
+                out.append(("," if i else "") + "\n" + indent + INDENT + INDENT)
+                key = ("true" if k else "false") if key_fd.type == FieldDescriptor.TYPE_BOOL else str(k)
+                out.append(go_json_string(key) + ": " + self.jsonpb_singular(value_fd, v, indent + INDENT))
+            out.append("\n" + indent + INDENT + "}")
+            return "".join(out)
+        if fd.label == FieldDescriptor.LABEL_REPEATED:
+            out = ["["]
+            for i, v in enumerate(value):
+                out.append(("," if i else "") + "\n" + indent + INDENT + INDENT)
+                out.append(self.jsonpb_singular(fd, v, indent + INDENT))
+            out.append("\n" + indent + INDENT + "]")
+            return "".join(out)
+        return self.jsonpb_singular(fd, value, indent)
+
+    def jsonpb_singular(self, fd, value, indent):
+        """jsonWriter.marshalSingularValue."""
+        if fd.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
+            return self.jsonpb(value, indent + INDENT)
+        if fd.type == FieldDescriptor.TYPE_ENUM:
+            if fd.enum_type.full_name == "google.protobuf.NullValue":
+                return "null"
+            return _enum_text(fd, value)
+        if fd.type in _FLOAT_TYPES:
+            if math.isnan(value):
+                return '"NaN"'
+            if math.isinf(value):
+                return '"Infinity"' if value > 0 else '"-Infinity"'
+            return go_json_float(value, 32 if fd.type == FieldDescriptor.TYPE_FLOAT else 64)
+        return _scalar_text(fd, value)
+
+    # ------------------------------------------------------------------ dynamic message (protoreflect 1.10.1)
+
+    def dynamic(self, msg, depth=0):
+        """Message.MarshalJSONPB with Indent "  ": the message's text, its first line at the current
+        position and the others indented from `depth` (the indentBuffer's count)."""
+        if msg.DESCRIPTOR.full_name in _GENERATED_TYPES:
+            return self.jsonpb(msg)
+        inner = depth + 1
+        out = ["{\n" + INDENT * inner]
+        present = sorted((fv for fv in msg.ListFields() if not fv[0].is_extension), key=lambda fv: fv[0].number)
+        for i, (fd, value) in enumerate(present):
+            if i:
+                out.append(",\n" + INDENT * inner)
+            out.append(go_json_string(self.dynamic_field_name(fd)) + ": " + self.dynamic_field(fd, value, inner))
+        out.append("\n" + INDENT * depth + "}")
+        return "".join(out)
+
+    def dynamic_field_name(self, fd):
+        """The descriptor's json_name when reflection sent one, else the field's own name (protoreflect
+        uses the descriptor proto's json_name field as it is)."""
+        names = self.refl.json_names if self.refl is not None else {}
+        return names.get(fd.full_name, fd.json_name)
+
+    def dynamic_field(self, fd, value, depth):
+        if _is_map(fd):
+            _, items = _map_items_sorted(fd, value)
+            value_fd = fd.message_type.fields_by_name["value"]
+            inner = depth + 1
+            parts = []
+            for k, v in items:
+                key = ("true" if k else "false") if isinstance(k, bool) else str(k)
+                parts.append(text_format_string(key) + ": " + self.dynamic_value(value_fd, v, inner))
+            return "{\n" + INDENT * inner + (",\n" + INDENT * inner).join(parts) + "\n" + INDENT * depth + "}"
+        if fd.label == FieldDescriptor.LABEL_REPEATED:
+            inner = depth + 1
+            parts = [self.dynamic_value(fd, v, inner) for v in value]
+            return "[\n" + INDENT * inner + (",\n" + INDENT * inner).join(parts) + "\n" + INDENT * depth + "]"
+        return self.dynamic_value(fd, value, depth)
+
+    def dynamic_value(self, fd, value, depth):
+        """marshalKnownFieldValueJSON."""
+        if fd.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
+            if value.DESCRIPTOR.full_name not in _GENERATED_TYPES:
+                return self.dynamic(value, depth)
+            text = self.jsonpb(value)
+            if depth <= 0:
+                return text
+            # The generated message's text, every line after the first indented by the depth.
+            return text.replace("\n", "\n" + INDENT * depth)
+        if fd.type == FieldDescriptor.TYPE_ENUM:
+            return _enum_text(fd, value)
+        if fd.type in _FLOAT_TYPES:
+            if math.isnan(value):
+                return '"NaN"'
+            if math.isinf(value):
+                return '"Infinity"' if value > 0 else '"-Infinity"'
+            return go_format_float(value, "g", 32 if fd.type == FieldDescriptor.TYPE_FLOAT else 64)
+        return _scalar_text(fd, value)
+
+    def message(self, msg):
+        """A whole response, as grpcurl prints it."""
+        if msg.DESCRIPTOR.full_name in _GENERATED_TYPES:
+            return self.jsonpb(msg)
+        return self.dynamic(msg)
+
+
+def _scalar_text(fd, value):
+    """Integers (64-bit ones quoted), booleans, strings and bytes: written alike by both marshalers."""
+    if fd.type in _INT64_TYPES:
+        return f'"{value}"'
+    if fd.type == FieldDescriptor.TYPE_BOOL:
+        return "true" if value else "false"
+    if fd.type == FieldDescriptor.TYPE_STRING:
         return go_json_string(value)
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return '"NaN"'
-        if math.isinf(value):
-            return '"Infinity"' if value > 0 else '"-Infinity"'
-        return json.dumps(value)
+    if fd.type == FieldDescriptor.TYPE_BYTES:
+        return '"' + base64.b64encode(value).decode("ascii") + '"'
     return str(value)
 
 
-def _sort_maps(descriptor, obj):
-    """Sorts the keys of map fields (grpcurl prints maps sorted) inside a MessageToDict result."""
-    if not isinstance(obj, dict):
-        return obj
-    for field in descriptor.fields:
-        key = field.json_name
-        if key not in obj or field.message_type is None:
+def go_json_compact(text):
+    """encoding/json's Compact: the JSON text without the whitespace between tokens."""
+    out, in_string, escaped = [], False, False
+    for ch in text:
+        if in_string:
+            out.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            out.append(ch)
+        elif ch not in " \t\r\n":
+            out.append(ch)
+    return "".join(out)
+
+
+def _top_level_members(compact):
+    """The (key, raw value) pairs of a compact JSON object's top level."""
+    members, depth, in_string, escaped, start = [], 0, False, False, 1
+    for i, ch in enumerate(compact):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
             continue
-        mt = field.message_type
-        if mt.GetOptions().map_entry:
-            value_field = mt.fields_by_name["value"]
-            entries = obj[key]
-            keys = sorted(entries, key=lambda k: (0, int(k)) if k.lstrip("-").isdigit() else (1, k))
-            obj[key] = {k: (_sort_maps(value_field.message_type, entries[k]) if value_field.message_type else entries[k])
-                        for k in keys}
-        elif field.label == FieldDescriptor.LABEL_REPEATED:
-            obj[key] = [_sort_maps(mt, v) for v in obj[key]]
-        else:
-            obj[key] = _sort_maps(mt, obj[key])
-    return obj
+        if ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0 and i > start:
+                members.append(compact[start:i])
+        elif ch == "," and depth == 1:
+            members.append(compact[start:i])
+            start = i + 1
+    pairs = []
+    for member in members:
+        key, _, raw = member.partition('":')
+        pairs.append((json.loads(key + '"'), raw))
+    return pairs
 
 
-def message_to_obj(msg):
-    obj = json_format.MessageToDict(msg, preserving_proto_field_name=False)
-    return _sort_maps(msg.DESCRIPTOR, obj)
+def _any_object(extra, text):
+    """What jsonpb does with a message that marshals itself into an Any: its JSON decoded into a map,
+    `extra` (already-encoded values, "@type" first of all) added, and re-encoded by encoding/json:
+    one line, top-level keys sorted, nested values compacted as they were."""
+    members = {}
+    if text is not None:
+        compact = go_json_compact(text)
+        try:
+            json.loads(compact)
+        except ValueError as err:  # a map key with a non-ASCII byte, written as an octal escape
+            raise FormatError(f"type *dynamic.Message produced invalid JSON: {err}") from None
+        members = dict(_top_level_members(compact))
+    members.update({k: v for k, v in ((json.loads(go_json_string(k)), v) for k, v in extra.items())})
+    return "{" + ",".join(f"{go_json_string(k)}:{members[k]}" for k in sorted(members, key=lambda k: k.encode("utf-8"))) + "}"
 
 
-def format_message(msg):
-    obj = message_to_obj(msg)
-    if not obj:
-        return "{\n  \n}"  # grpcurl 1.8.5 (golang/protobuf jsonpb) prints an empty message this way
-    return go_json_dump(obj)
+def format_message(msg, refl):
+    """A response message as grpcurl 1.8.5 prints it."""
+    return JsonFormatter(refl).message(msg)
 
 
 def resolve_any_type(name, refl):
@@ -551,31 +946,8 @@ def resolve_any_type(name, refl):
 
 
 def format_any(any_msg, refl):
-    """An Any as grpcurl prints a status detail: one line, "@type" and the message's fields (top-level
-    keys sorted, as golang/protobuf's jsonpb prints an Any)."""
-    type_url = any_msg.type_url
-    name = type_url.rsplit("/", 1)[-1]
-    obj = None
-    cls = resolve_any_type(name, refl) if refl is not None else None
-    if cls is not None:
-        obj = message_to_obj(cls.FromString(any_msg.value))
-        obj["@type"] = type_url
-    if obj is None:
-        obj = {
-            "@error": f"{name} is not recognized; see @value for raw binary message data",
-            "@type": type_url,
-            "@value": base64.b64encode(any_msg.value).decode("ascii"),
-        }
-    return go_json_compact({k: obj[k] for k in sorted(obj)})
-
-
-def go_json_compact(value):
-    """JSON on one line as Go's encoding/json writes it (no spaces, HTML-safe escapes)."""
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{go_json_string(k)}:{go_json_compact(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(go_json_compact(v) for v in value) + "]"
-    return go_json_dump(value)
+    """A status detail (a google.protobuf.Any) as grpcurl's PrintStatus formats it with jsonpb."""
+    return JsonFormatter(refl).jsonpb(any_msg)
 
 
 def code_name(code):
@@ -596,7 +968,11 @@ def print_status(code, message, details, refl):
             prefix = f"  {i})"
             w.write(prefix + "\t")
             pad = " " * len(prefix) + "\t"
-            lines = format_any(det, refl).split("\n")
+            try:
+                lines = format_any(det, refl).split("\n")
+            except FormatError as err:
+                w.write(f"Error parsing detail message: {err}\n")
+                continue
             w.write(lines[0] + "\n")
             for line in lines[1:]:
                 w.write(pad + line + "\n")
@@ -951,20 +1327,27 @@ def do_invoke(channel, refl, symbol, opts, metadata, remaining, deadline):
     try:
         if method.server_streaming:
             call = channel.unary_stream(path, request_serializer=ser, response_deserializer=resp_cls.FromString)
-            for resp in call(request, metadata=metadata, timeout=remaining()):
-                sys.stdout.write(format_message(resp) + "\n")
-                sys.stdout.flush()
+            for number, resp in enumerate(call(request, metadata=metadata, timeout=remaining()), 1):
+                print_response(number, resp, refl)
         else:
             call = channel.unary_unary(path, request_serializer=ser, response_deserializer=resp_cls.FromString)
-            resp = call(request, metadata=metadata, timeout=remaining())
-            sys.stdout.write(format_message(resp) + "\n")
-            sys.stdout.flush()
+            print_response(1, call(request, metadata=metadata, timeout=remaining()), refl)
     except grpc.RpcError as err:
         hit = deadline is not None and time.monotonic() >= deadline - 0.01
         code, message, details = status_of(err, hit)
         print_status(code, message, details, refl)
         return STATUS_CODE_OFFSET + code
     return 0
+
+
+def print_response(number, resp, refl):
+    """grpcurl's DefaultEventHandler.OnReceiveResponse: the message, or why it cannot be formatted."""
+    try:
+        text = format_message(resp, refl)
+    except FormatError as err:
+        text = f"Failed to format response message {number}: {err}"
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def main():
