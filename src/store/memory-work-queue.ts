@@ -74,14 +74,7 @@ export class MemoryWorkQueue implements WorkQueue {
   async claim({ kinds, owner, limit, leaseMs }: ClaimRequest): Promise<WorkItem[]> {
     this.check();
     const now = this.time();
-    const heads = new Map<string, Row>();
-    for (const row of this.rows.values()) {
-      if (!kinds.includes(row.kind)) continue;
-      const k = `${row.kind}\u0000${row.key}`;
-      const head = heads.get(k);
-      if (!head || row.seq < head.seq || (row.seq === head.seq && row.id < head.id)) heads.set(k, row);
-    }
-    const due = [...heads.values()]
+    const due = this.heads(kinds)
       .filter((r) => r.state === "pending" && r.runAt <= now)
       .sort((a, b) => a.runAt - b.runAt || (a.id < b.id ? -1 : 1))
       .slice(0, Math.max(0, limit));
@@ -94,6 +87,25 @@ export class MemoryWorkQueue implements WorkQueue {
         return this.item(row);
       })
       .sort(byRunAt);
+  }
+
+  async nextDue(kinds: readonly string[]): Promise<number | undefined> {
+    this.check();
+    const pending = this.heads(kinds).filter((r) => r.state === "pending");
+    if (pending.length === 0) return undefined;
+    return Math.max(0, Math.min(...pending.map((r) => r.runAt)) - this.time());
+  }
+
+  /** The head item (lowest seq, then id) of every (kind, key) of `kinds`. */
+  private heads(kinds: readonly string[]): Row[] {
+    const heads = new Map<string, Row>();
+    for (const row of this.rows.values()) {
+      if (!kinds.includes(row.kind)) continue;
+      const k = `${row.kind}\u0000${row.key}`;
+      const head = heads.get(k);
+      if (!head || row.seq < head.seq || (row.seq === head.seq && row.id < head.id)) heads.set(k, row);
+    }
+    return [...heads.values()];
   }
 
   async renew(owner: string, items: readonly WorkFence[], leaseMs: number): Promise<string[]> {

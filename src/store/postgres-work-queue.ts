@@ -144,6 +144,19 @@ export class PostgresWorkQueue implements WorkQueue {
     return rows.map(itemFromRow).sort(byRunAt);
   }
 
+  async nextDue(kinds: readonly string[]): Promise<number | undefined> {
+    this.options.check();
+    const { rows } = await this.pool.query<{ ms: number | null }>(
+      `SELECT extract(epoch FROM min(w.run_at) - now())::float8 * 1000 AS ms FROM work_items w
+        WHERE w.state = 'pending' AND w.kind = ANY($1::text[])
+          AND NOT EXISTS (SELECT 1 FROM work_items e
+                           WHERE e.kind = w.kind AND e.key = w.key AND (e.seq, e.id) < (w.seq, w.id))`,
+      [kinds],
+    );
+    const ms = rows[0]?.ms;
+    return ms === null || ms === undefined ? undefined : Math.max(0, ms);
+  }
+
   async renew(owner: string, items: readonly WorkFence[], leaseMs: number): Promise<string[]> {
     this.options.check();
     if (items.length === 0) return [];

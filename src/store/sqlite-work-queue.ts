@@ -64,6 +64,12 @@ function prepare(db: Database.Database) {
            LIMIT ?)
         RETURNING ${RETURNED}`,
     ),
+    nextDue: db.prepare<[string], { run_at: number | null }>(
+      `SELECT min(w.run_at) AS run_at FROM work_items w
+        WHERE w.state = 'pending' AND w.kind IN (SELECT value FROM json_each(?))
+          AND NOT EXISTS (SELECT 1 FROM work_items e
+                           WHERE e.kind = w.kind AND e.key = w.key AND (e.seq, e.id) < (w.seq, w.id))`,
+    ),
     renew: db.prepare<[number, string, string, number]>(`UPDATE work_items SET lease_expires_at = ? WHERE ${HELD}`),
     complete: db.prepare<[string, string, number]>(`DELETE FROM work_items WHERE ${HELD}`),
     retry: db.prepare<[number, string | null, string, string, number]>(
@@ -134,6 +140,12 @@ export class SqliteWorkQueue implements WorkQueue {
     const rows = this.stmts.claim.all(owner, now + leaseMs, now, JSON.stringify(kinds), limit);
     // RETURNING gives no order; hand items over in the order the claim chose them.
     return rows.map(itemFromRow).sort(byRunAt);
+  }
+
+  async nextDue(kinds: readonly string[]): Promise<number | undefined> {
+    this.check();
+    const runAt = this.stmts.nextDue.get(JSON.stringify(kinds))?.run_at;
+    return runAt === null || runAt === undefined ? undefined : Math.max(0, runAt - this.time());
   }
 
   async renew(owner: string, items: readonly WorkFence[], leaseMs: number): Promise<string[]> {

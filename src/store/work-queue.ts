@@ -101,6 +101,11 @@ export interface WorkQueue {
   enqueue(items: readonly WorkItemInput[]): Promise<string[]>;
   /** Leases up to `limit` due head items of `kinds` to `owner`. */
   claim(request: ClaimRequest): Promise<WorkItem[]>;
+  /**
+   * Milliseconds on the store's clock until the earliest pending head item of `kinds` is due (0
+   * when one is due now), undefined when there is none: the worker sleeps until then at most.
+   */
+  nextDue(kinds: readonly string[]): Promise<number | undefined>;
   /** Extends the leases still held by `owner`; returns the ids renewed (the others were lost). */
   renew(owner: string, items: readonly WorkFence[], leaseMs: number): Promise<string[]>;
   /** Deletes the items whose lease `owner` still holds; returns the ids completed. */

@@ -200,6 +200,7 @@ export class Worker {
     this.claiming = true;
     clearTimeout(this.pollTimer);
     let full = false;
+    let nextDue: number | undefined;
     try {
       const free = this.concurrency - this.running.size;
       if (free > 0 && this.handlers.size > 0) {
@@ -208,6 +209,8 @@ export class Worker {
         full = items.length === free;
         this.more = full;
         for (const item of items) this.run(item);
+        // Not full: sleep until the next item is due, if that comes before the next poll.
+        if (!full) nextDue = await this.queue.nextDue([...this.handlers.keys()]);
       }
     } catch (err) {
       this.onError(err);
@@ -221,12 +224,21 @@ export class Worker {
       this.again = false;
       this.wake();
     } else if (!full) {
-      this.pollTimer = setTimeout(() => this.wake(), jitter(this.pollMs));
+      // +1 ms: a timer may fire a little early by the store's clock; due means run_at <= now.
+      const delay = Math.min(jitter(this.pollMs), nextDue === undefined ? Infinity : nextDue + 1);
+      this.pollTimer = setTimeout(() => this.wake(), delay);
     }
   }
 
   private run(item: WorkItem): void {
     const entry = this.handlers.get(item.kind)!;
+    // The same id claimed again while an old run goes on: that run's lease is gone (its item was
+    // swept and claimed again, or cancelled and enqueued anew), so it must not complete this one.
+    const old = this.running.get(item.id);
+    if (old) {
+      this.counters.lost++;
+      old.abort.abort(new Error(`lease of work item ${item.id} lost`));
+    }
     const abort = new AbortController();
     const running: Running = { item, abort, done: Promise.resolve(), finished: false };
     running.done = (async () => {
@@ -273,6 +285,8 @@ export class Worker {
         const done = new Set(await this.queue.complete(this.owner, batch.map((c) => c.fence)));
         this.counters.completed += done.size;
         this.counters.lost += batch.length - done.size;
+        // A completed head makes its key's next item the head, perhaps due already: look now.
+        if (done.size > 0) this.wake();
       } catch (err) {
         // The leases run out and the items run again: at least once.
         this.onError(err);

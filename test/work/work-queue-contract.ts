@@ -190,6 +190,19 @@ export function runWorkQueueContract(name: string, open: () => Promise<QueueUnde
       expect(await q.counts()).toEqual({ k: { pending: 0, leased: 2 } });
     });
 
+    it("nextDue says how long until the earliest pending head item is due", async () => {
+      expect(await q.nextDue(["k"])).toBeUndefined();
+      await q.enqueue([item("h1", { key: "H", seq: 1 }), item("h2", { key: "H", seq: 2 }), item("other", { kind: "t", delayMs: 1 })]);
+      expect(await q.nextDue(["k"])).toBe(0);
+      await claim();
+      // h2 is due but not a head while h1 is leased: nothing to wake up for.
+      expect(await q.nextDue(["k"])).toBeUndefined();
+      await q.enqueue([item("later", { delayMs: 60_000 })]);
+      const ms = (await q.nextDue(["k"]))!;
+      expect(ms).toBeGreaterThan(50_000);
+      expect(ms).toBeLessThanOrEqual(60_000);
+    });
+
     it("counts pending and leased items per kind", async () => {
       await q.enqueue([item("k1"), item("k2"), item("t1", { kind: "t" }), item("t2", { kind: "t", delayMs: 60_000 })]);
       await claim("a", 1);
