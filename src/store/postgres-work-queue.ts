@@ -79,7 +79,7 @@ const CLAIM_SQL = `
   )
   UPDATE work_items w
      SET state = 'leased', owner = $3, attempt = w.attempt + 1, lease_expires_at = now() + $4::float8 ${MS}
-    FROM due WHERE w.id = due.id
+    FROM due WHERE w.id = due.id AND w.state = 'pending' -- rechecked on the row it locked
   RETURNING ${RETURNED}`;
 
 /** The fence: joined with unnest($1 ids, $2 attempts) as f, owner $3. */
