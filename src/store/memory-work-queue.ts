@@ -36,7 +36,7 @@ export class MemoryWorkQueue implements WorkQueue {
   private readonly rows = new Map<string, Row>();
   private readonly hints = new Set<() => void>();
 
-  /** `clock`: the store's clock in ms since the epoch. `check` throws when the store is closed. */
+  /** `time`: the store's clock in ms since the epoch. `check` throws when the store is closed. Use MemoryStore.work. */
   constructor(
     private readonly time: () => number = Date.now,
     private readonly check: () => void = () => {},

@@ -104,6 +104,8 @@ export class Worker {
   private readonly counters = { claimed: 0, completed: 0, retried: 0, lost: 0, swept: 0 };
   private state: "idle" | "running" | "stopping" | "stopped" = "idle";
   private claiming = false;
+  /** The claim in progress (stop() waits for it, so no item it returns escapes the stop). */
+  private claimed: Promise<void> = Promise.resolve();
   private again = false;
   /** The last claim filled every free slot: more may be due, so a freed slot claims at once. */
   private more = false;
@@ -160,6 +162,7 @@ export class Worker {
     this.unhint?.();
     clearTimeout(this.pollTimer);
     clearTimeout(this.sweepTimer);
+    await this.claimed;
     // The heartbeat goes on: leases must outlive the handlers that are finishing.
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), timeoutMs)));
@@ -193,7 +196,7 @@ export class Worker {
       this.again = true;
       return;
     }
-    void this.claimOnce();
+    this.claimed = this.claimOnce();
   }
 
   private async claimOnce(): Promise<void> {

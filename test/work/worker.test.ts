@@ -129,6 +129,31 @@ describe("worker", () => {
     await waitFor(() => handled.length === 1, "the hinted item (the poll is an hour away)");
   });
 
+  it("a stop during a claim also finishes or releases what that claim returns", async () => {
+    const s = store();
+    const claimGate = gate();
+    let claiming = false;
+    // The store's queue, with a claim that waits for the test to let it answer.
+    const slowQueue = Object.assign(Object.create(s.work) as typeof s.work, {
+      claim: async (request: Parameters<typeof s.work.claim>[0]) => {
+        claiming = true;
+        await claimGate.promise;
+        return s.work.claim(request);
+      },
+    });
+    await s.work.enqueue([{ id: "x", kind: "k", key: "X", seq: 1, payload: null }]);
+    const w = new Worker(slowQueue, { pollMs: HOUR, sweepMs: HOUR, leaseMs: HOUR });
+    workers.push(w);
+    w.handle("k", async (_item, { signal }) => void (await new Promise((resolve) => signal.addEventListener("abort", resolve))));
+    w.start();
+    await waitFor(() => claiming, "the claim to start");
+    const stopping = w.stop(20);
+    claimGate.open();
+    await stopping;
+    // The item the late claim returned was handed back, not left leased for an hour.
+    expect(await s.work.counts()).toEqual({ k: { pending: 1, leased: 0 } });
+  });
+
   it("stops gracefully: stops claiming, lets a quick handler finish, hands a stuck one back at once", async () => {
     const s = store();
     const quick = gate();
