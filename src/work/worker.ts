@@ -68,6 +68,8 @@ export interface WorkerOptions {
 
 /** Counters for metrics and tests. */
 export interface WorkerStats {
+  /** Claim statements run, and the items they returned. */
+  claims: number;
   claimed: number;
   completed: number;
   retried: number;
@@ -101,7 +103,7 @@ export class Worker {
   private readonly pollMs: number;
   private readonly sweepMs: number;
   private readonly onError: (err: unknown, item?: WorkItem) => void;
-  private readonly counters = { claimed: 0, completed: 0, retried: 0, lost: 0, swept: 0 };
+  private readonly counters = { claims: 0, claimed: 0, completed: 0, retried: 0, lost: 0, swept: 0 };
   private state: "idle" | "running" | "stopping" | "stopped" = "idle";
   private claiming = false;
   /** The claim in progress (stop() waits for it, so no item it returns escapes the stop). */
@@ -206,7 +208,12 @@ export class Worker {
     let nextDue: number | undefined;
     try {
       const free = this.concurrency - this.running.size;
-      if (free > 0 && this.handlers.size > 0) {
+      // While the queue is backed up (the last claim was full), claim when half the slots are free,
+      // not at every completion: fewer, larger claims (the claim end of "batch both ends").
+      const batching = this.more && this.running.size > 0 && free < Math.ceil(this.concurrency / 2);
+      if (batching) full = true; // a completion wakes us again
+      else if (free > 0 && this.handlers.size > 0) {
+        this.counters.claims++;
         const items = await this.queue.claim({ kinds: [...this.handlers.keys()], owner: this.owner, limit: free, leaseMs: this.leaseMs });
         this.counters.claimed += items.length;
         full = items.length === free;
