@@ -103,15 +103,18 @@ export function runWorkQueueContract(name: string, open: () => Promise<QueueUnde
     });
 
     it("an expired lease is swept and taken over; the first owner's late writes change nothing", async () => {
-      await q.enqueue([item("x")]);
+      await q.enqueue([item("x"), item("y", { kind: "t" })]);
       const [first] = await claim("a", 1, 50);
+      const [long] = await claim("a", 1, 60_000, ["t"]);
       expect(first).toMatchObject({ id: "x", owner: "a", attempt: 1 });
-      expect(await claim("b")).toEqual([]); // leased
-      expect(await q.sweep()).toBe(0); // not expired yet
+      expect(await claim("b", 10, 60_000, ["k", "t"])).toEqual([]); // both leased
       await pass(60);
+      // Only the expired lease is swept; the long one stays with its holder.
       expect(await q.sweep()).toBe(1);
-      const [second] = await claim("b", 1, 60_000);
+      const [second, ...none] = await claim("b", 10, 60_000, ["k", "t"]);
+      expect(none).toEqual([]);
       expect(second).toMatchObject({ id: "x", owner: "b", attempt: 2 });
+      expect(await q.complete("a", [long!])).toEqual(["y"]);
       // The lost lease: renew, retry and complete are all refused by the fence.
       expect(await q.renew("a", [first!], 60_000)).toEqual([]);
       expect(await q.retry("a", first!, { delayMs: 0, error: "late" })).toBe(false);

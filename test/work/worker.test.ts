@@ -81,7 +81,7 @@ describe("worker", () => {
     const release = gate();
     let started = 0;
     await s.work.enqueue([{ id: "long", kind: "k", key: "L", seq: 1, payload: null }]);
-    const w = worker(s, { leaseMs: 40 }).handle("k", async () => {
+    const w = worker(s, { leaseMs: 300 }).handle("k", async () => {
       started++;
       await release.promise;
     });
@@ -91,8 +91,8 @@ describe("worker", () => {
     // Three lease lengths later, the lease is still held (each check also sweeps, as another replica would).
     await waitFor(async () => {
       expect(await s.work.sweep()).toBe(0);
-      expect(await s.work.claim({ kinds: ["k"], owner: "other", limit: 1, leaseMs: 40 })).toEqual([]);
-      return (await s.work.now()).getTime() > claimedAt + 120;
+      expect(await s.work.claim({ kinds: ["k"], owner: "other", limit: 1, leaseMs: 300 })).toEqual([]);
+      return (await s.work.now()).getTime() > claimedAt + 900;
     }, "three lease lengths");
     release.open();
     await waitFor(() => w.stats.completed === 1, "the completion");
