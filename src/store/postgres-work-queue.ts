@@ -17,6 +17,10 @@
  * - Hint: enqueueing an item due now runs `pg_notify('workflow_work', '')` in the same statement
  *   (delivered on commit, so also from inside a commit's transaction). A connection of its own
  *   LISTENs while anyone waits for hints; a lost notification costs one poll interval, no more.
+ * - Arming inside a commit: a commit is one statement (workflow_commit_batch), so the work that a
+ *   commit arms (a state timer) is an `INSERT INTO work_items ... ON CONFLICT (id) DO NOTHING`
+ *   inside that function, the same row as ENQUEUE_SQL writes (run_at from now() there, and the
+ *   pg_notify for items due at once); enqueueIn and completeIn serve callers holding a transaction.
  */
 import pg from "pg";
 import { WORK_CHANNEL } from "./postgres-migrations.js";

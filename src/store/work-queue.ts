@@ -28,6 +28,9 @@
  *   lost lease change nothing (their result says so). Effects outside this table need their own
  *   fence (the instance version for anything that changes an instance).
  * - **Small hot table**: completed and cancelled items are deleted, not kept.
+ * - **Ids are not reused**: an id enqueued again after its item was completed or cancelled is a
+ *   new item whose attempts count from 1 again, so an old holder of the same owner could pass its
+ *   fence. Derive ids from what armed them (an instance version, a delivery's event revision).
  */
 
 /** An item to enqueue. */
