@@ -10,6 +10,7 @@
 import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
 import { SortedStringSet } from "./sorted-set.js";
+import { MemoryWorkQueue } from "./memory-work-queue.js";
 import { storeClosed } from "./sql-common.js";
 import type {
   ActionCount,
@@ -28,6 +29,8 @@ import type {
 
 export interface MemoryStoreOptions {
   onListenerError?: (err: unknown) => void;
+  /** The store's clock in ms since the epoch: it decides when background work is due (default Date.now; tests inject one). */
+  clock?: () => number;
 }
 
 /** The index key of one filter combination for an instance, or for a ListInstances filter. */
@@ -73,9 +76,12 @@ export class MemoryStore implements WorkflowStore {
   private definitionVersions = 0;
   private closed = false;
   private readonly listeners: CommitListeners;
+  /** The claim queue of background work (work-queue.ts), on the store's clock. */
+  readonly work: MemoryWorkQueue;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.listeners = new CommitListeners(options.onListenerError);
+    this.work = new MemoryWorkQueue(options.clock ?? Date.now, () => this.check(undefined));
   }
 
   private check(signal: AbortSignal | undefined, write = false): void {

@@ -11,6 +11,9 @@ import { pendingMigrations } from "./sql-common.js";
 /** The NOTIFY channel every replica of one database shares. */
 export const EVENTS_CHANNEL = "workflow_events";
 
+/** The NOTIFY channel that hints "work may be due" to the workers of every replica (postgres-work-queue.ts). */
+export const WORK_CHANNEL = "workflow_work";
+
 /**
  * Namespace of the two-key advisory locks a batch takes on its request_ids, so two replicas
  * committing the same request_id at once are serialized (the second sees the first's record).
@@ -497,6 +500,34 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE TRIGGER events_count_actions AFTER INSERT ON events
         REFERENCING NEW TABLE AS new_events
         FOR EACH STATEMENT EXECUTE FUNCTION workflow_count_actions();
+    `,
+  },
+  {
+    version: 7,
+    name: "work items: the claim queue of background work (timers, deliveries, batch operations)",
+    // Self-contained (it touches no other table), so it can be renumbered when merged. Due times
+    // and leases are on the database's clock (now()), so replicas agree whatever their own clocks
+    // say. Finished items are deleted, so the table holds only what is pending or leased (a small
+    // hot table; autovacuum keeps up with its churn); the partial index serves the claim's scan in run_at order, work_items_by_key finds the head of a key,
+    // work_items_leased the sweep.
+    sql: `
+      CREATE TABLE work_items (
+        id               TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        kind             TEXT COLLATE "C" NOT NULL,
+        key              TEXT COLLATE "C" NOT NULL,
+        seq              BIGINT           NOT NULL,
+        run_at           TIMESTAMPTZ      NOT NULL,
+        payload          JSONB            NOT NULL,
+        state            TEXT             NOT NULL CHECK (state IN ('pending', 'leased')),
+        owner            TEXT,
+        attempt          INTEGER          NOT NULL DEFAULT 0,
+        lease_expires_at TIMESTAMPTZ,
+        last_error       TEXT,
+        create_time      TIMESTAMPTZ      NOT NULL DEFAULT now()
+      );
+      CREATE INDEX work_items_due    ON work_items (run_at, id) WHERE state = 'pending';
+      CREATE INDEX work_items_by_key ON work_items (kind, key, seq, id);
+      CREATE INDEX work_items_leased ON work_items (lease_expires_at) WHERE state = 'leased';
     `,
   },
 ];

@@ -36,6 +36,7 @@ import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
 import { checkUrl, errorCode, isBug, isRetryable, openError, releaseArgument, writeOutcome } from "./postgres-errors.js";
 import { EventReader } from "./postgres-event-reader.js";
 import { migrate } from "./postgres-migrations.js";
+import { PostgresWorkQueue } from "./postgres-work-queue.js";
 import { StoreErrors } from "./store-errors.js";
 import type { PoolStats } from "./store-operations.js";
 import {
@@ -199,6 +200,8 @@ export class PostgresStore implements WorkflowStore {
   private readonly reader: EventReader;
   private readonly committer: GroupCommitter<Write>;
   private closed = false;
+  /** The claim queue of background work (work-queue.ts) on this pool and the database's clock. */
+  readonly work: PostgresWorkQueue;
 
   /** Use openPostgresStore(). */
   constructor(
@@ -220,6 +223,14 @@ export class PostgresStore implements WorkflowStore {
     this.committer = new GroupCommitter<Write>((batch) => this.writeBatch(batch), {
       enabled: options.groupCommit ?? true,
       maxBatchSize: options.maxBatchSize ?? 256,
+    });
+    this.work = new PostgresWorkQueue(pool, {
+      url: options.url,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      onError: this.onStoreError,
+      check: () => {
+        if (this.closed) throw storeClosed(false);
+      },
     });
   }
 
@@ -706,6 +717,7 @@ export class PostgresStore implements WorkflowStore {
     if (this.closed) return;
     await this.committer.flush();
     this.closed = true;
+    await this.work.close();
     await this.reader.close();
     await this.pool.end().catch((err: unknown) => this.onStoreError(err));
   }

@@ -131,6 +131,33 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 5,
+    name: "work items: the claim queue of background work (timers, deliveries, batch operations)",
+    // Self-contained (it touches no other table), so it can be renumbered when merged. Times are
+    // ms since the epoch on the store's clock (work-queue.ts). Finished items are deleted, so the
+    // table holds only what is pending or leased; the partial index serves the claim's scan in
+    // run_at order, work_items_by_key finds the head of a key, work_items_leased the sweep.
+    sql: `
+      CREATE TABLE work_items (
+        id               TEXT    NOT NULL PRIMARY KEY,
+        kind             TEXT    NOT NULL,
+        key              TEXT    NOT NULL,
+        seq              INTEGER NOT NULL,
+        run_at           INTEGER NOT NULL,
+        payload          TEXT    NOT NULL, -- JSON
+        state            TEXT    NOT NULL CHECK (state IN ('pending', 'leased')),
+        owner            TEXT,
+        attempt          INTEGER NOT NULL DEFAULT 0,
+        lease_expires_at INTEGER,
+        last_error       TEXT,
+        create_time      INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX work_items_due    ON work_items (run_at, id) WHERE state = 'pending';
+      CREATE INDEX work_items_by_key ON work_items (kind, key, seq, id);
+      CREATE INDEX work_items_leased ON work_items (lease_expires_at) WHERE state = 'leased';
+    `,
+  },
 ];
 
 /** Applies the migrations the file lacks. Refuses a file written by a newer build (StoreOpenError). */

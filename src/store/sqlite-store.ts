@@ -45,6 +45,7 @@ import {
 } from "./sql-common.js";
 import { openDatabase, sqliteCode } from "./sqlite-open.js";
 import { backupSqlite, type SqliteBackupOptions, type SqliteBackupResult } from "./sqlite-backup.js";
+import { SqliteWorkQueue } from "./sqlite-work-queue.js";
 import { StoreErrors } from "./store-errors.js";
 import type {
   CommitListener,
@@ -81,6 +82,8 @@ export interface SqliteStoreOptions {
   onListenerError?: (err: unknown) => void;
   /** Told about every database failure that made a call fail with STORE_UNAVAILABLE. */
   onStoreError?: (err: unknown) => void;
+  /** The store's clock in ms since the epoch: it decides when background work is due (default Date.now; tests inject one). */
+  clock?: () => number;
 }
 
 type DefinitionResult = { ok: true } | { ok: false; existing: Definition };
@@ -206,6 +209,8 @@ export class SqliteStore implements WorkflowStore {
   private closed = false;
   private transactions = 0;
   private writes = 0;
+  /** The claim queue of background work (work-queue.ts) on this connection and the store's clock. */
+  readonly work: SqliteWorkQueue;
 
   /** Use openSqliteStore(). */
   constructor(
@@ -227,6 +232,9 @@ export class SqliteStore implements WorkflowStore {
     const counters = new Map(this.stmts.counters.all().map((c) => [c.name, c.value]));
     this.instanceCount = counters.get("instances") ?? 0;
     this.completedCount = counters.get("completed") ?? 0;
+    this.work = new SqliteWorkQueue(db, options.clock ?? Date.now, () => {
+      if (this.closed) throw storeClosed(false);
+    });
   }
 
   /** The connection, for tests that inject failures (triggers, max_page_count) and read settings back. */
