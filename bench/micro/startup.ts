@@ -28,7 +28,11 @@ import { median, numericFlags } from "./support.js";
 const flags = numericFlags({ repeats: 10 });
 const ROOT = new URL("../..", import.meta.url).pathname;
 
-type HealthCtor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => {
+type HealthCtor = new (
+  address: string,
+  creds: ReturnType<typeof credentials.createInsecure>,
+  options?: Record<string, number>,
+) => {
   check(req: { service: string }, opts: { deadline: number }, cb: (err: Error | null, res?: { status: string }) => void): void;
   close(): void;
 };
@@ -48,7 +52,11 @@ function freePort(): Promise<number> {
 
 /** Polls Check until SERVING; resolves with the wall time since `t0` in ms. */
 async function untilServing(port: number, t0: number, child: ChildProcess): Promise<number> {
-  const client = new Health(`127.0.0.1:${port}`, credentials.createInsecure());
+  // Reconnect at once: grpc-js's default backoff (1 s) after the refused first attempt would be all we measure.
+  const client = new Health(`127.0.0.1:${port}`, credentials.createInsecure(), {
+    "grpc.initial_reconnect_backoff_ms": 2,
+    "grpc.max_reconnect_backoff_ms": 5,
+  });
   try {
     for (;;) {
       if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
