@@ -176,7 +176,7 @@ export class CommittedStates {
     return state.recentHistory.length >= Math.min(this.recentCount, state.instance.version);
   }
 
-  /** Caches a state with what it weighs (it may be evicted at once if it alone exceeds the bound). */
+  /** Caches a state with what it weighs (not kept, and the others left alone, if it alone exceeds the bound). */
   private keep(state: CommittedState): void {
     this.cache.set(state.instance.id, state, stateBytes(state.instance, state.recentHistory));
   }
