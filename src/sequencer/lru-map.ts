@@ -55,7 +55,8 @@ export class LruMap<K, V> {
   get(key: K): V | undefined {
     const slot = this.map.get(key);
     if (slot === undefined) return undefined;
-    if (this.uses - slot.stamp >= Math.max(1, this.capacity >> 1)) {
+    // Half of what is held, not of capacity: under the weight bound far fewer entries may fit.
+    if (this.uses - slot.stamp >= Math.max(1, this.map.size >> 1)) {
       this.map.delete(key);
       slot.stamp = ++this.uses;
       this.map.set(key, slot);

@@ -89,4 +89,13 @@ describe("LruMap with a weight bound", () => {
     expect(map.delete("d")).toBe(true);
     expect(map.weight).toBe(1);
   });
+
+  it("keeps a value that is read, when the weight bound holds far fewer entries than the capacity", () => {
+    const map = new LruMap<string, number>(1_000, { maxWeight: 10 });
+    for (let i = 0; i < 10; i++) map.set(`k${i}`, i, 1);
+    expect(map.get("k0")).toBe(0); // the oldest, just read
+    map.set("k10", 10, 1);
+    expect(map.peek("k0")).toBe(0);
+    expect(map.peek("k1")).toBeUndefined();
+  });
 });
