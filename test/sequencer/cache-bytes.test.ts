@@ -1,4 +1,4 @@
-// Proves that the cache of committed state is bounded in bytes counted from what each instance really holds: filled with instances whose ten recent notes carry maximal payloads (16 KB, the costliest shape) and 1,000-character comments, it never accounts for more than its bound, evicts to stay there, and still answers every read in full.
+// Proves that the cache of committed state is bounded in bytes counted from what each instance really holds: filled with instances whose ten recent notes carry maximal payloads (16 KB, the costliest shape) and 1,000-character comments, it never accounts for more than its bound, evicts the least recently used to stay there (an instance heavier than the whole bound is not kept, and evicts nothing), and still answers every read in full.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
 import { payloadEncodedSize } from "../../src/engine/payload.js";

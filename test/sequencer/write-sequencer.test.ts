@@ -1,4 +1,4 @@
-// Proves the write sequencer's promises directly against store doubles: arrival order per instance, no waiting across instances, refusals decided only on committed state, memory that is the truth on exclusive stores (no store reads, bounded, changed only by commits), and retries then CONTENTION on a shared store.
+// Proves the write sequencer's promises directly against store doubles: arrival order per instance, no waiting across instances, refusals decided only on committed state, memory that is the truth on exclusive stores (no store reads, bounded, changed only by commits, never refilled by a read that spans a commit of unknown outcome), and retries then CONTENTION on a shared store.
 import { describe, expect, it } from "vitest";
 import { isWorkflowError, WorkflowError } from "../../src/engine/errors.js";
 import { executeAction } from "../../src/engine/transition.js";
