@@ -253,14 +253,20 @@ function servedFingerprint(port: number): Promise<string> {
   });
 }
 
+/** A copy of the server's certificate and key in a directory of its own, for a test to change. */
+function liveFiles(name: string): { cert: string; key: string } {
+  const dir = path.join(certs.dir, name);
+  mkdirSync(dir);
+  const cert = path.join(dir, "tls.crt");
+  const key = path.join(dir, "tls.key");
+  copyFileSync(certs.serverCert, cert);
+  copyFileSync(certs.serverKey, key);
+  return { cert, key };
+}
+
 describe("reload without a restart", () => {
   it("the HTTP and metrics listeners serve the new certificate once its files change, and again after an explicit reload (SIGHUP)", async () => {
-    const dir = path.join(certs.dir, "https-live");
-    mkdirSync(dir);
-    const cert = path.join(dir, "tls.crt");
-    const key = path.join(dir, "tls.key");
-    copyFileSync(certs.serverCert, cert);
-    copyFileSync(certs.serverKey, key);
+    const { cert, key } = liveFiles("https-live");
     const { ts, lines, logged } = await tlsServer(() => ({ certFile: cert, keyFile: key }), 50);
     const ports = [ts.server.httpPort!, ts.server.metricsPort!];
     try {
@@ -286,12 +292,7 @@ describe("reload without a restart", () => {
   }, 60_000);
 
   it("a start that cannot bind its HTTP listener leaves nothing following the files: no reload runs for it", async () => {
-    const dir = path.join(certs.dir, "https-failed-start");
-    mkdirSync(dir);
-    const cert = path.join(dir, "tls.crt");
-    const key = path.join(dir, "tls.key");
-    copyFileSync(certs.serverCert, cert);
-    copyFileSync(certs.serverKey, key);
+    const { cert, key } = liveFiles("https-failed-start");
     const busy = createNetServer();
     await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
     const failed = capturedLog();
