@@ -7,7 +7,7 @@
  * Plain JavaScript on purpose: it must run before anything is compiled.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,8 +35,11 @@ function stale() {
 
 if (process.argv.includes("--if-stale") && !stale()) process.exit(0);
 
-const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
-if (!existsSync(tsc)) {
+let tsc;
+try {
+  // resolve() throws when the package is absent (npm ci --omit=dev, or no npm ci at all).
+  tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+} catch {
   process.stderr.write("build: typescript is not installed; run `npm ci` (the build needs the dev dependencies)\n");
   process.exit(1);
 }

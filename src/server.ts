@@ -222,6 +222,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
     } catch (err) {
       readiness?.stop();
+      stopWatching();
       server.forceShutdown();
       throw new ListenError(options.http.listen, err);
     }
@@ -236,6 +237,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     } catch (err) {
       if (!metricsOptions.listenOptional) {
         readiness?.stop();
+        stopWatching();
         server.forceShutdown();
         await http?.close(0);
         throw new ListenError(metricsOptions.listen, err);

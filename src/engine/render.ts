@@ -44,6 +44,8 @@ export interface PreparedDiagram {
   readonly text: string;
   /** Its size in bytes of UTF-8. */
   readonly bytes: number;
+  /** Its lines (one per state, per edge, and a few more): each is kept, as a string of its own, for the overlay. */
+  readonly lines: number;
   /** The drawing with `path` on it: only the lines it changes are written again. */
   overlay(path: PathTaken): string;
 }
@@ -333,6 +335,7 @@ function prepareMermaid(g: Graph, out: LineWriter): PreparedDiagram {
     kind: "mermaid",
     text: base.join("\n") + "\n",
     bytes: out.bytes,
+    lines: base.length,
     overlay(path) {
       const lines = base.slice();
       for (const [i, n] of takenCounts(edgeIndex, path)) {
@@ -427,6 +430,7 @@ function prepareDot(g: Graph, out: LineWriter): PreparedDiagram {
     kind: "dot",
     text: base.join("\n") + "\n",
     bytes: out.bytes,
+    lines: base.length,
     overlay(path) {
       const lines = base.slice();
       g.nodes.forEach((n, i) => {

@@ -64,13 +64,20 @@ export function createListenerServer(handler: RequestListener, options: Listener
   return server as unknown as Server;
 }
 
-/** Listens on `listen`; resolves with the bound port (port 0 picks one), rejects when it cannot listen. */
+/**
+ * Listens on `listen`; resolves with the bound port (port 0 picks one), rejects when it cannot
+ * listen, having closed the server (so TLS files stop following it: TlsFiles.follow).
+ */
 export async function listenOn(server: Server, listen: string): Promise<number> {
   const { host, port } = splitHostPort(listen);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    const failed = (err: Error) => {
+      server.close();
+      reject(err);
+    };
+    server.once("error", failed);
     server.listen(port, host, () => {
-      server.off("error", reject);
+      server.off("error", failed);
       resolve();
     });
   });

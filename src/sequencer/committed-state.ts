@@ -70,6 +70,8 @@ export class CommittedStates {
   private readonly recentCount: number;
   private hits = 0;
   private misses = 0;
+  /** forget() calls so far: a read that spans one may bring back what was dropped (see read()). */
+  private forgets = 0;
 
   constructor(
     private readonly store: WorkflowStore,
@@ -115,6 +117,7 @@ export class CommittedStates {
   /** Reads an instance from the store and keeps it (unless memory already holds a later version). */
   async read(instanceId: string, signal?: AbortSignal): Promise<CommittedState | undefined> {
     this.misses++;
+    const forgetsBefore = this.forgets;
     const instance = await this.store.getInstance(instanceId, signal);
     if (!instance) return undefined;
     const [definition, recent] = await Promise.all([
@@ -130,6 +133,9 @@ export class CommittedStates {
       // with the store's snapshot, and leave memory as it is for the next write.
       if (known.instance.version > instance.version) return state;
     }
+    // An instance forgotten while this read ran had a commit whose outcome is unknown: what the read
+    // met may predate a write that survived, so it answers this read only, and the next asks again.
+    if (this.forgets !== forgetsBefore) return state;
     this.keep(state);
     return state;
   }
@@ -156,6 +162,7 @@ export class CommittedStates {
 
   /** Drops an instance: the next use reads it from the store. */
   forget(instanceId: string): void {
+    this.forgets++;
     this.cache.delete(instanceId);
   }
 
@@ -169,7 +176,7 @@ export class CommittedStates {
     return state.recentHistory.length >= Math.min(this.recentCount, state.instance.version);
   }
 
-  /** Caches a state with what it weighs (it may be evicted at once if it alone exceeds the bound). */
+  /** Caches a state with what it weighs (not kept, and the others left alone, if it alone exceeds the bound). */
   private keep(state: CommittedState): void {
     this.cache.set(state.instance.id, state, stateBytes(state.instance, state.recentHistory));
   }

@@ -7,7 +7,7 @@
  *
  * With `maxWeight`, every set() says what its value weighs, and the total never exceeds the bound
  * once set() returns: the oldest entries go first, and a value heavier than the bound on its own
- * is not kept at all.
+ * is not kept at all (the others stay).
  */
 interface Slot<V> {
   value: V;
@@ -55,7 +55,8 @@ export class LruMap<K, V> {
   get(key: K): V | undefined {
     const slot = this.map.get(key);
     if (slot === undefined) return undefined;
-    if (this.uses - slot.stamp >= Math.max(1, this.capacity >> 1)) {
+    // Half of what is held, not of capacity: under the weight bound far fewer entries may fit.
+    if (this.uses - slot.stamp >= Math.max(1, this.map.size >> 1)) {
       this.map.delete(key);
       slot.stamp = ++this.uses;
       this.map.set(key, slot);
@@ -71,6 +72,11 @@ export class LruMap<K, V> {
   /** Keeps `value` as the newest entry; `weight` counts against maxWeight. */
   set(key: K, value: V, weight = 0): void {
     this.delete(key);
+    // Kept, it would evict every other entry and then itself: it is simply not kept.
+    if (weight > this.maxWeight) {
+      this.evictedCount++;
+      return;
+    }
     this.map.set(key, { value, stamp: ++this.uses, weight });
     this.total += weight;
     while (this.map.size > this.capacity || this.total > this.maxWeight) {

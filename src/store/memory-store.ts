@@ -59,8 +59,8 @@ export class MemoryStore implements WorkflowStore {
   private readonly definitionIds = new SortedStringSet();
   private readonly instances = new Map<string, Instance>();
   private readonly instanceIds = new SortedStringSet();
-  /** Instance ids in the order they were started (oldest first): listNewestInstances reads its end. */
-  private readonly startOrder: string[] = [];
+  /** Instance ids by (create_time, id), oldest first, as the SQL stores' index: listNewestInstances reads its end. */
+  private readonly creationOrder: string[] = [];
   /** Instance ids by filter combination (see keyOf). */
   private readonly byFilter = new Map<FilterKey, SortedStringSet>();
   private readonly histories = new Map<string, InstanceEvent[]>();
@@ -161,11 +161,11 @@ export class MemoryStore implements WorkflowStore {
     return out;
   }
 
-  /** Newest first by start order, which is create_time order on this one-process store. */
+  /** Newest first: create_time, then id, descending (as the SQL stores order them). */
   async listNewestInstances(limit: number, signal?: AbortSignal): Promise<Instance[]> {
     this.check(signal);
     const out: Instance[] = [];
-    for (let i = this.startOrder.length - 1; i >= 0 && out.length < limit; i--) out.push(this.instances.get(this.startOrder[i]!)!);
+    for (let i = this.creationOrder.length - 1; i >= 0 && out.length < limit; i--) out.push(this.instances.get(this.creationOrder[i]!)!);
     return out;
   }
 
@@ -277,11 +277,27 @@ export class MemoryStore implements WorkflowStore {
     else counts.set(key, { actionId, fromState, count: 1 });
   }
 
+  /**
+   * Adds a new instance to creationOrder at its (create_time, id) place: almost always the end, but a
+   * start in the same millisecond may have a smaller id, and a clock may be set back.
+   */
+  private placeByCreation(instance: Instance): void {
+    const time = instance.createTime.getTime();
+    let i = this.creationOrder.length;
+    while (i > 0) {
+      const before = this.instances.get(this.creationOrder[i - 1]!)!;
+      const t = before.createTime.getTime();
+      if (t < time || (t === time && compareStrings(before.id, instance.id) < 0)) break;
+      i--;
+    }
+    this.creationOrder.splice(i, 0, instance.id);
+  }
+
   /** Moves an instance between the filter indexes whose values changed. */
   private reindex(before: Instance | undefined, after: Instance): void {
     if (!before) {
       this.instanceIds.add(after.id);
-      this.startOrder.push(after.id);
+      this.placeByCreation(after);
     }
     const old = before ? filterValues(before) : undefined;
     const now = filterValues(after);

@@ -468,9 +468,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // The start and migrations have no action_id and count nothing.
     // The old REST API lists the newest instances first: an index in that order.
     // Replicas of the previous build may be committing meanwhile (a rolling upgrade): the lock makes
-    // their inserts wait until the trigger exists, so no row falls between the backfill and it.
+    // their inserts wait until the trigger exists, so no row falls between the backfill and it. Their
+    // commits write the instance row before the event, so instances is locked first, in that order:
+    // locking events alone let a commit that had written its instance row wait on events while this
+    // migration waited on instances (CREATE INDEX): a deadlock that failed the new replica's start.
     sql: `
-      LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE;
+      LOCK TABLE instances, events IN SHARE ROW EXCLUSIVE MODE;
 
       CREATE INDEX instances_by_create_time ON instances (create_time, id);
 

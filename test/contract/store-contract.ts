@@ -455,6 +455,14 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         expect(await store.listNewestInstances(0)).toEqual([]);
       });
 
+      it("lists instances created at the same time by id, descending, and by creation time whatever the start order", async () => {
+        const same = now();
+        for (const id of ["t-b", "t-c", "t-a"]) okEvent(await store.commitStart({ transition: startInstance(review, { instanceId: id, now: same, requestId: "" }) }));
+        // A start whose clock reads earlier (a clock set back) is not the newest.
+        okEvent(await store.commitStart({ transition: startInstance(review, { instanceId: "t-early", now: new Date(same.getTime() - 1), requestId: "" }) }));
+        expect(ids(await store.listNewestInstances(4))).toEqual(["t-c", "t-b", "t-a", "t-early"]);
+      });
+
       it("orders by id and pages with afterId", async () => {
         expect(ids(await store.listInstances({}, undefined, 10))).toEqual(["a", "b", "c", "d", "e"]);
         expect(ids(await store.listInstances({}, undefined, 2))).toEqual(["a", "b"]);

@@ -1,12 +1,16 @@
-// Proves a TLS-configured process serves TLS on every HTTP listener with the gRPC files: real curl reaches every face (the old API, /v1, an SSE watch, /openapi.json, /metrics on the HTTP listener and on its own) over HTTPS, with a client certificate under mutual TLS and not without one, plaintext HTTP gets no answer, a reload of the files (changed on disk, or SIGHUP's path) reaches the HTTP and metrics listeners, and the curl blocks of docs/security.md print what they show.
+// Proves a TLS-configured process serves TLS on every HTTP listener with the gRPC files: real curl reaches every face (the old API, /v1, an SSE watch, /openapi.json, /metrics on the HTTP listener and on its own) over HTTPS, with a client certificate under mutual TLS and not without one, plaintext HTTP gets no answer, a reload of the files (changed on disk, or SIGHUP's path) reaches the HTTP and metrics listeners (and no server whose start failed), and the curl blocks of docs/security.md print what they show.
 import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { copyFileSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { connect, type PeerCertificate } from "node:tls";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
+import { connect, type PeerCertificate, type Server as TlsServer } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TlsFiles, type TlsSettings } from "../../src/grpc/tls.js";
+import { createListenerServer, listenOn } from "../../src/http/listen.js";
 import { createLogger } from "../../src/logger.js";
+import { ListenError, startServer } from "../../src/server.js";
+import { MemoryStore } from "../../src/store/memory-store.js";
 import { mask, parseExamples, REPO_ROOT, runExample } from "../samples/readme-examples.js";
 import { makeTestCerts, type TestCerts } from "../support/certs.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
@@ -249,14 +253,20 @@ function servedFingerprint(port: number): Promise<string> {
   });
 }
 
+/** A copy of the server's certificate and key in a directory of its own, for a test to change. */
+function liveFiles(name: string): { cert: string; key: string } {
+  const dir = path.join(certs.dir, name);
+  mkdirSync(dir);
+  const cert = path.join(dir, "tls.crt");
+  const key = path.join(dir, "tls.key");
+  copyFileSync(certs.serverCert, cert);
+  copyFileSync(certs.serverKey, key);
+  return { cert, key };
+}
+
 describe("reload without a restart", () => {
   it("the HTTP and metrics listeners serve the new certificate once its files change, and again after an explicit reload (SIGHUP)", async () => {
-    const dir = path.join(certs.dir, "https-live");
-    mkdirSync(dir);
-    const cert = path.join(dir, "tls.crt");
-    const key = path.join(dir, "tls.key");
-    copyFileSync(certs.serverCert, cert);
-    copyFileSync(certs.serverKey, key);
+    const { cert, key } = liveFiles("https-live");
     const { ts, lines, logged } = await tlsServer(() => ({ certFile: cert, keyFile: key }), 50);
     const ports = [ts.server.httpPort!, ts.server.metricsPort!];
     try {
@@ -280,6 +290,57 @@ describe("reload without a restart", () => {
       await ts.close();
     }
   }, 60_000);
+
+  it("a start that cannot bind its HTTP listener leaves nothing following the files: no reload runs for it", async () => {
+    const { cert, key } = liveFiles("https-failed-start");
+    const busy = createNetServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    const failed = capturedLog();
+    try {
+      await expect(
+        startServer({
+          store: new MemoryStore(),
+          listen: "127.0.0.1:0",
+          tls: new TlsFiles({ certFile: cert, keyFile: key }),
+          http: { listen: `127.0.0.1:${(busy.address() as AddressInfo).port}` },
+          metrics: false,
+          logger: failed.logger,
+          credentialsPollMs: 50,
+        }),
+      ).rejects.toThrow(ListenError);
+    } finally {
+      busy.close();
+    }
+    // A server that did start watches the same files: once it has reloaded, the failed one would have too.
+    const { ts, lines, logged } = await tlsServer(() => ({ certFile: cert, keyFile: key }), 50);
+    try {
+      const mark = lines.length;
+      copyFileSync(certs.otherServerKey, key);
+      copyFileSync(certs.otherServerCert, cert);
+      await logged("TLS certificate reloaded", mark);
+      expect(failed.lines.filter((l) => l.msg === "TLS certificate reloaded" || l.msg === "credentials reload failed")).toEqual([]);
+    } finally {
+      await ts.close();
+    }
+  }, 60_000);
+
+  it("an HTTPS server that could not listen no longer follows the files", async () => {
+    const tls = new TlsFiles({ certFile: certs.serverCert, keyFile: certs.serverKey });
+    const server = createListenerServer(() => {}, { tls, log: capturedLog().logger, listener: "http" });
+    const contexts: unknown[] = [];
+    (server as unknown as TlsServer).setSecureContext = (options) => void contexts.push(options);
+    const closed = new Promise((resolve) => server.once("close", resolve));
+    const busy = createNetServer();
+    await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+    try {
+      await expect(listenOn(server, `127.0.0.1:${(busy.address() as AddressInfo).port}`)).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      busy.close();
+    }
+    await closed;
+    tls.reload();
+    expect(contexts).toEqual([]);
+  });
 
   it("after a reload under mutual TLS, the HTTP listener still requires a client certificate and still accepts the CA's", async () => {
     const { ts } = await tlsServer(() => ({ certFile: certs.serverCert, keyFile: certs.serverKey, clientCaFile: certs.caCert }));

@@ -1,7 +1,10 @@
-// Proves the quick start's `npm start`: it runs the compiled server (node dist/main.js, built by npm ci's prepare and rebuilt when stale), and a SIGTERM sent to npm itself (PID 1 in a container) reaches the server, which shuts down gracefully and frees its port before npm exits.
-import { execFileSync, spawn } from "node:child_process";
+// Proves the quick start's `npm start`: it runs the compiled server (node dist/main.js, built by npm ci's prepare and rebuilt when stale; without the dev dependencies the build says what to run), and a SIGTERM sent to npm itself (PID 1 in a container) reaches the server, which shuts down gracefully and frees its port before npm exits.
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { credentials } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
@@ -62,5 +65,18 @@ describe("npm start", () => {
     expect(stdout).toContain('"msg":"stopped"');
     // Nothing is left answering on the port once npm has exited.
     expect(await accepting(port)).toBe(false);
+  });
+
+  it("without the dev dependencies, the build says to run npm ci instead of failing with a stack trace", () => {
+    // A checkout whose node_modules lacks typescript: the build script alone, where nothing resolves.
+    const checkout = mkdtempSync(join(tmpdir(), "wf-build-"));
+    try {
+      cpSync(join(ROOT, "scripts", "build.mjs"), join(checkout, "scripts", "build.mjs"));
+      const run = spawnSync(process.execPath, [join(checkout, "scripts", "build.mjs")], { encoding: "utf8" });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toBe("build: typescript is not installed; run `npm ci` (the build needs the dev dependencies)\n");
+    } finally {
+      rmSync(checkout, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-// Proves that the cache of committed state is bounded in bytes counted from what each instance really holds: filled with instances whose ten recent notes carry maximal payloads (16 KB, the costliest shape) and 1,000-character comments, it never accounts for more than its bound, evicts to stay there, and still answers every read in full.
+// Proves that the cache of committed state is bounded in bytes counted from what each instance really holds: filled with instances whose ten recent notes carry maximal payloads (16 KB, the costliest shape) and 1,000-character comments, it never accounts for more than its bound, evicts the least recently used to stay there (an instance heavier than the whole bound is not kept, and evicts nothing), and still answers every read in full.
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
 import { payloadEncodedSize } from "../../src/engine/payload.js";
@@ -67,7 +67,7 @@ describe("the committed-state cache's byte bound", () => {
 });
 
 describe("LruMap with a weight bound", () => {
-  it("evicts the oldest entries until the total fits, and never keeps a value heavier than the bound", () => {
+  it("evicts the oldest entries until the total fits, and never keeps a value heavier than the bound (keeping the others)", () => {
     const map = new LruMap<string, string>(100, { maxWeight: 10 });
     map.set("a", "A", 4);
     map.set("b", "B", 4);
@@ -79,10 +79,23 @@ describe("LruMap with a weight bound", () => {
     expect(map.weight).toBe(5);
     map.set("huge", "H", 11);
     expect(map.peek("huge")).toBeUndefined();
-    expect(map.weight).toBe(0);
-    expect(map.size).toBe(0);
+    // It costs the others nothing: one instance heavier than the whole cache must not empty it on every commit.
+    expect([map.peek("b"), map.peek("c")]).toEqual(["B2", "C"]);
+    expect(map.weight).toBe(5);
+    map.set("c", "C2", 11); // an entry that grows past the bound is dropped, not left at its old value
+    expect(map.peek("c")).toBeUndefined();
+    expect(map.weight).toBe(1);
     map.set("d", "D", 3);
     expect(map.delete("d")).toBe(true);
-    expect(map.weight).toBe(0);
+    expect(map.weight).toBe(1);
+  });
+
+  it("keeps a value that is read, when the weight bound holds far fewer entries than the capacity", () => {
+    const map = new LruMap<string, number>(1_000, { maxWeight: 10 });
+    for (let i = 0; i < 10; i++) map.set(`k${i}`, i, 1);
+    expect(map.get("k0")).toBe(0); // the oldest, just read
+    map.set("k10", 10, 1);
+    expect(map.peek("k0")).toBe(0);
+    expect(map.peek("k1")).toBeUndefined();
   });
 });

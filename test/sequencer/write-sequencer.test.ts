@@ -1,6 +1,6 @@
-// Proves the write sequencer's promises directly against store doubles: arrival order per instance, no waiting across instances, refusals decided only on committed state, memory that is the truth on exclusive stores (no store reads, bounded, changed only by commits), and retries then CONTENTION on a shared store.
+// Proves the write sequencer's promises directly against store doubles: arrival order per instance, no waiting across instances, refusals decided only on committed state, memory that is the truth on exclusive stores (no store reads, bounded, changed only by commits, never refilled by a read that spans a commit of unknown outcome), and retries then CONTENTION on a shared store.
 import { describe, expect, it } from "vitest";
-import { isWorkflowError, type WorkflowError } from "../../src/engine/errors.js";
+import { isWorkflowError, WorkflowError } from "../../src/engine/errors.js";
 import { executeAction } from "../../src/engine/transition.js";
 import type { Definition, Instance } from "../../src/engine/types.js";
 import { DefinitionCache } from "../../src/sequencer/definition-cache.js";
@@ -160,6 +160,42 @@ describe("WriteSequencer on a store this process writes alone", () => {
     await expect(pending).rejects.toThrow(/injected failure/);
     const after = await live.view("r");
     expect(after!.instance).toMatchObject({ version: 1, currentState: "s0" });
+  });
+
+  it("never keeps what a read met before a commit whose outcome is unknown: the next read asks the store", async () => {
+    const store = new ProbeStore();
+    const { startRing } = await setUp(store);
+    await startRing("r");
+    // A fresh sequencer on the same store: "r" is not in its memory, so a view and a write both read it.
+    const live = new WriteSequencer(store, new DefinitionCache(store));
+    const exec = (instanceId: string, actionId: string) => live.execute({ instanceId, actionId, expectedVersion: 0, requestId: "" });
+    // The view's read meets version 1, then waits (its recent history is held) ...
+    let openRead!: () => void;
+    const readHeld = new Promise<void>((resolve) => (openRead = resolve));
+    const recentHistory = store.recentHistory.bind(store);
+    let first = true;
+    store.recentHistory = async (...args: Parameters<typeof store.recentHistory>) => {
+      if (first) {
+        first = false;
+        await readHeld;
+      }
+      return recentHistory(...args);
+    };
+    const view = live.view("r");
+    // ... while a write reads version 1 too, commits version 2, and hears an error that does not say
+    // NOT_APPLIED (a COMMIT whose I/O failed after the WAL had it): the write may have survived.
+    const commit = store.commitTransition.bind(store);
+    store.commitTransition = async (c, signal) => {
+      await commit(c, signal);
+      throw new WorkflowError("STORE_UNAVAILABLE", "disk I/O error at COMMIT", { metadata: { write_outcome: "UNKNOWN" } });
+    };
+    expect((await refusal(exec("r", "go_s1"))).metadata.write_outcome).toBe("UNKNOWN");
+    store.commitTransition = commit;
+    openRead();
+    expect((await view)!.instance.version).toBe(1); // what the store held when that read began
+    // The store holds version 2: memory must not answer with the version 1 that read brought back.
+    const after = await live.view("r");
+    expect(after!.instance).toMatchObject({ version: 2, currentState: "s1" });
   });
 
   it("keeps at most `capacity` instances and reads an evicted one back from the store", async () => {

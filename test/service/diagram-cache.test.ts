@@ -1,15 +1,16 @@
-// Proves the drawing cache's bounds: each (definition version, format) is prepared once and then served from memory, the least recently used drawing goes first when the bytes or the entries would pass their bound, a DIAGRAM_TOO_LARGE refusal is kept like a drawing, and a drawing larger than the whole cache is served without being kept.
+// Proves the drawing cache's bounds: each (definition version, format) is prepared once and then served from memory, what a kept drawing is counted for is at or above the heap it takes (so the byte bound holds), the least recently used drawing goes first when the bytes or the entries would pass their bound, a DIAGRAM_TOO_LARGE refusal is kept like a drawing, and a drawing larger than the whole cache is served without being kept.
+import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { isWorkflowError } from "../../src/engine/errors.js";
 import { prepareDiagram } from "../../src/engine/render.js";
 import type { Definition } from "../../src/engine/types.js";
-import { DiagramCache } from "../../src/service/diagram-cache.js";
+import { DiagramCache, drawingCost } from "../../src/service/diagram-cache.js";
 import { reviewDefinition, stored } from "../support/definitions.js";
 import { widestDefinition } from "../support/diagram-fixtures.js";
 
 const version = (v: number): Definition => stored({ ...reviewDefinition(), version: v });
-/** What one drawing of the review definition costs the cache (text and lines, see diagram-cache.ts). */
-const cost = 2 * prepareDiagram(version(1), "mermaid").bytes + 256;
+/** What one drawing of the review definition costs the cache (see drawingCost). */
+const cost = drawingCost(prepareDiagram(version(1), "mermaid"));
 
 describe("DiagramCache", () => {
   it("prepares each definition version and format once", () => {
@@ -21,6 +22,15 @@ describe("DiagramCache", () => {
     expect(cache.prepared).toBe(3);
     expect(cache.size).toBe(3);
   });
+
+  it("counts every kept drawing at or above the heap it takes, however many edges or how long its names", () => {
+    // Measured in a process of its own, where nothing else allocates between two garbage collections.
+    const script = new URL("../support/diagram-heap.ts", import.meta.url).pathname;
+    const out = execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", script], { encoding: "utf8" });
+    const rows = out.trim().split("\n").map((l) => JSON.parse(l) as { shape: string; kind: string; heap: number; cost: number });
+    expect(rows).toHaveLength(6);
+    for (const row of rows) expect(row.cost, `${row.shape} (${row.kind}): heap ${row.heap}`).toBeGreaterThanOrEqual(row.heap);
+  }, 60_000);
 
   it("drops the least recently used drawing when the bytes would pass the bound", () => {
     const cache = new DiagramCache(3 * cost, 100);
