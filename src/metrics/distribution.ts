@@ -2,7 +2,7 @@
  * A histogram's raw data: counts per bucket, sum and count, in plain numbers. Recording is a
  * bucket search and three additions, with no allocation and no label handling, so it can sit on
  * hot paths (every call, every commit batch); turning it into Prometheus exposition happens only
- * at scrape time (./families.ts). No dependency: stores record into it too.
+ * at scrape time (./families.ts). The store's commit batches reach it through commit-metrics.ts.
  */
 export class Distribution {
   /** Upper bounds, ascending, without +Inf. */

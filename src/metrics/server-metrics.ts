@@ -11,6 +11,7 @@ import type { WatchService } from "../feed/watch-service.js";
 import type { WorkflowService } from "../service/workflow-service.js";
 import { storeOperations } from "../store/store-operations.js";
 import type { StoreStats } from "../store/store.js";
+import { CommitDistributions } from "./commit-metrics.js";
 import { DomainMetrics } from "./domain-metrics.js";
 import { DistributionAtScrape, ReadAtScrape, type Sample } from "./families.js";
 import { GrpcMetrics } from "./grpc-metrics.js";
@@ -98,8 +99,10 @@ export class ServerMetrics {
     if (errors) {
       counter("workflow_store_errors_total", "Database failures, by kind.", ["kind"], () => errors.byKind().map(([kind, n]) => [[kind], n]));
     }
-    const commits = ops.commitDistributions;
-    if (commits) {
+    if (ops.observeCommits) {
+      // The store reports each batch; these histograms count the batches from the server's start on.
+      const commits = new CommitDistributions();
+      ops.observeCommits(commits);
       new DistributionAtScrape("workflow_store_commit_batch_size", "Writes per commit batch (one transaction).", () => commits.batchSize).register(r);
       new DistributionAtScrape(
         "workflow_store_commit_seconds",

@@ -10,7 +10,7 @@
  */
 
 import { performance } from "node:perf_hooks";
-import { BATCH_SIZE_BUCKETS, COMMIT_BUCKETS, Distribution } from "../metrics/distribution.js";
+import type { CommitObserver } from "./commit-observer.js";
 
 /** One queued write and how to answer its caller. */
 export interface QueuedWrite<W, R = unknown> {
@@ -50,8 +50,8 @@ export class GroupCommitter<W> {
   private readonly windowMs: number;
   private batches = 0;
   private writes = 0;
-  /** Writes per batch and seconds per batch (the write and its fsync or round trip), read by the metrics at scrape time. */
-  readonly distributions = { batchSize: new Distribution(BATCH_SIZE_BUCKETS), commitSeconds: new Distribution(COMMIT_BUCKETS) };
+  /** Told the size and duration of every batch (the metrics' commit histograms). */
+  private readonly observers = new Set<CommitObserver>();
 
   constructor(
     private readonly writeBatch: BatchWriter<W>,
@@ -65,6 +65,14 @@ export class GroupCommitter<W> {
   /** Batches written and the writes they carried (writes / batches = mean batch size). */
   get stats(): { batches: number; writes: number } {
     return { batches: this.batches, writes: this.writes };
+  }
+
+  /** Tells `observer` about every batch from now on; returns the function that stops it. */
+  observe(observer: CommitObserver): () => void {
+    this.observers.add(observer);
+    return () => {
+      this.observers.delete(observer);
+    };
   }
 
   /** Writes waiting for a batch. */
@@ -137,9 +145,11 @@ export class GroupCommitter<W> {
       const batch = this.queue.splice(0, this.enabled ? this.maxBatchSize : 1);
       this.batches++;
       this.writes += batch.length;
-      this.distributions.batchSize.observe(batch.length);
       const started = performance.now();
-      const timed = () => this.distributions.commitSeconds.observe((performance.now() - started) / 1000);
+      const timed = () => {
+        const seconds = (performance.now() - started) / 1000;
+        for (const observer of this.observers) observer.batchWritten(batch.length, seconds);
+      };
       let result: void | Promise<void>;
       try {
         result = this.writeBatch(batch);

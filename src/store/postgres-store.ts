@@ -32,6 +32,7 @@ import type { CustomTypesConfig, PoolClient } from "pg";
 import { WorkflowError } from "../engine/errors.js";
 import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
+import type { CommitObserver } from "./commit-observer.js";
 import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
 import { checkUrl, errorCode, isBug, isRetryable, openError, releaseArgument, writeOutcome } from "./postgres-errors.js";
 import { EventReader } from "./postgres-event-reader.js";
@@ -262,9 +263,9 @@ export class PostgresStore implements WorkflowStore {
 
   // ---------------------------------------------------------------- operations (store-operations.ts)
 
-  /** Writes per batch and seconds per batch (one round trip and the server's commit). */
-  get commitDistributions() {
-    return this.committer.distributions;
+  /** Tells `observer` each batch's size and duration (one round trip and the server's commit); returns the function that stops it. */
+  observeCommits(observer: CommitObserver): () => void {
+    return this.committer.observe(observer);
   }
 
   /** Connections of the pool (the LISTEN connection is not one of them) and callers waiting for one. */

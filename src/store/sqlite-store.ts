@@ -16,6 +16,7 @@ import type Database from "better-sqlite3";
 import { WorkflowError } from "../engine/errors.js";
 import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
+import type { CommitObserver } from "./commit-observer.js";
 import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
 import {
   assertStorable,
@@ -249,9 +250,9 @@ export class SqliteStore implements WorkflowStore {
 
   // ---------------------------------------------------------------- operations (store-operations.ts)
 
-  /** Writes per batch and seconds per batch, COMMIT and its fsync included. */
-  get commitDistributions() {
-    return this.committer.distributions;
+  /** Tells `observer` each batch's size and duration (COMMIT and its fsync included); returns the function that stops it. */
+  observeCommits(observer: CommitObserver): () => void {
+    return this.committer.observe(observer);
   }
 
   /**

@@ -1,11 +1,11 @@
 /**
  * What operating a store needs beyond the storage contract (store.ts), each optional so a store
- * offers only what it can: failure counts by kind, commit batch histograms, a readiness probe,
+ * offers only what it can: failure counts by kind, each commit batch's size and duration, a readiness probe,
  * connection-pool numbers, the LISTEN connection's reconnects, and an online backup. The memory
  * store offers none of them (it cannot fail, has no batches and nothing to back up); test
  * doubles that wrap a store offer none either, and everything that reads them copes.
  */
-import type { Distribution } from "../metrics/distribution.js";
+import type { CommitObserver } from "./commit-observer.js";
 import type { SqliteBackupOptions, SqliteBackupResult } from "./sqlite-backup.js";
 import type { StoreErrors } from "./store-errors.js";
 import type { WorkflowStore } from "./store.js";
@@ -21,8 +21,11 @@ export interface PoolStats {
 export interface StoreOperations {
   /** Every database failure the store reported, by kind, with listeners. */
   readonly errors?: StoreErrors;
-  /** Writes per commit batch and seconds per batch (group-commit.ts). */
-  readonly commitDistributions?: { batchSize: Distribution; commitSeconds: Distribution };
+  /**
+   * Tells `observer` the size and duration of every commit batch from now on (group-commit.ts);
+   * returns the function that stops it.
+   */
+  observeCommits?(observer: CommitObserver): () => void;
   /** PostgreSQL's cross-replica event reader (postgres-event-reader.ts). */
   readonly feedStats?: { listenerReconnects: number; listening: boolean };
   /**
