@@ -31,6 +31,10 @@ export interface BenchServerConfig {
   dataDir?: string;
   url?: string;
   poolSize?: number;
+  /** LOG_LEVEL of the server (default warn: no per-call lines). */
+  logLevel?: string;
+  /** WORKFLOW_MAX_WATCHERS for this server (default 20,000). */
+  maxWatchers?: number;
 }
 
 const config = JSON.parse(process.argv[2] ?? "{}") as BenchServerConfig;
@@ -66,9 +70,9 @@ store.onCommit((events) => {
 const server = await startServer({
   listen: "127.0.0.1:0",
   store,
-  logger: createLogger("warn"),
+  logger: createLogger(config.logLevel ?? "warn"),
   shutdownGraceMs: 2_000,
-  wire: { maxWatchers: 20_000 },
+  wire: { maxWatchers: config.maxWatchers ?? 20_000 },
 });
 const service = server.service;
 
@@ -193,6 +197,44 @@ const handlers = {
       out[2 * i + 1] = committedAt.get(revision) ?? NaN;
     });
     return { commits: out, failures };
+  },
+
+  /**
+   * One ExecuteAction(stay) on `instanceId` (bench:flood's lone watcher): its revision and the
+   * monotonic time its commit listener saw it, stamped before the change feed hands it on.
+   */
+  async commitOne(args: { instanceId: string }) {
+    let stamped: { revision: number; committedAt: number } | undefined;
+    // committedAt's listener was registered before any watcher's, so it stamps the commit first.
+    committedAt.clear();
+    recordCommits = true;
+    try {
+      const res = await execute(args.instanceId, STAY);
+      // PostgreSQL hands commits to listeners from its event reader, after the call returned.
+      const deadline = monotonicMs() + 5_000;
+      while (committedAt.size === 0 && monotonicMs() < deadline) await new Promise((r) => setImmediate(r));
+      for (const [revision, at] of committedAt) stamped = { revision, committedAt: at };
+      if (!stamped) throw new Error(`no commit seen for ${args.instanceId}@${res.instance.version}`);
+      return { ...stamped, version: res.instance.version };
+    } finally {
+      recordCommits = false;
+    }
+  },
+
+  /** What the server still holds for watch streams and connections (bench:flood waits for zero). */
+  held() {
+    const feed = server.feed.stats();
+    const conns = server.connections.stats();
+    return { subscriptions: feed.subscriptions, storeListeners: feed.storeListeners, sessions: conns.sessions, connections: conns.connections, streams: conns.streams };
+  },
+
+  /** Process-wide state a flood could leave behind (bench:flood prints it after each flood). */
+  leftovers() {
+    const resources: Record<string, number> = {};
+    for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
+    const gc = (globalThis as { gc?: () => void }).gc;
+    gc?.();
+    return { resources, heapUsedMB: +(process.memoryUsage().heapUsed / 1048576).toFixed(1), activeStreams: server.tracker.activeStreams };
   },
 
   async stop() {

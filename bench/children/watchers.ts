@@ -1,17 +1,46 @@
 /**
- * A process holding many WatchInstances streams (pinned to the load core by bench/run.ts). Every
+ * A process holding many WatchInstances streams, or WatchInstance streams of one instance (`instanceId`
+ * given: bench:flood), pinned to the load core by bench/run.ts. Every
  * stream stamps each event when the grpc-js client hands it over, on the machine's monotonic clock,
  * which the server process stamps commits with too: latency is a plain difference.
  *
  *   started by bench/run.ts: node --import tsx bench/children/watchers.ts '<json config>'
  */
 import { Client, credentials, type ClientReadableStream } from "@grpc/grpc-js";
-import { WatchInstancesRequest, WatchInstancesResponse } from "../../src/gen/workflow/v1/service.js";
+import {
+  WatchInstanceRequest,
+  WatchInstanceResponse,
+  WatchInstancesRequest,
+  WatchInstancesResponse,
+} from "../../src/gen/workflow/v1/service.js";
 import { serveIpc } from "../lib/ipc.js";
 import { monotonicMs } from "../lib/processes.js";
 import { PATHS } from "../lib/workload.js";
 
-const { address, count, connections } = JSON.parse(process.argv[2] ?? "{}") as { address: string; count: number; connections: number };
+const { address, count, connections, instanceId, allowRefused, stall } = JSON.parse(process.argv[2] ?? "{}") as {
+  address: string;
+  count: number;
+  connections: number;
+  /** Streams the server refuses (TOO_MANY_WATCHERS, or UNAVAILABLE: a PostgreSQL pool that is out of connections) count as settled instead of failing open(). */
+  allowRefused?: boolean;
+  /** Stop reading each stream once it is live (a watcher that never reads: the server's writes back up). */
+  stall?: boolean;
+  /** Watch this one instance (WatchInstance, snapshot first) instead of every instance (WatchInstances). */
+  instanceId?: string;
+};
+
+/** The call each stream makes, and how its messages decode to the event they carry (if any). */
+const call = instanceId
+  ? {
+      path: PATHS.watchInstance,
+      request: Buffer.from(WatchInstanceRequest.encode(WatchInstanceRequest.fromPartial({ instanceId, startVersion: 0 })).finish()),
+      event: (bytes: Buffer) => WatchInstanceResponse.decode(bytes).event,
+    }
+  : {
+      path: PATHS.watchInstances,
+      request: Buffer.from(WatchInstancesRequest.encode(WatchInstancesRequest.fromPartial({ startRevision: 0 })).finish()),
+      event: (bytes: Buffer) => WatchInstancesResponse.decode(bytes).event,
+    };
 
 const clients = Array.from(
   { length: Math.max(1, Math.min(connections, count)) },
@@ -31,27 +60,29 @@ const handlers = {
   /** Opens every stream; resolves once each has its first message (it is then live). */
   open() {
     let pending = count;
-    return new Promise<{ streams: number }>((resolve, reject) => {
+    let refused = 0;
+    return new Promise<{ streams: number; refused: number }>((resolve, reject) => {
       for (let i = 0; i < count; i++) {
         const mine: number[] = [];
         receipts.push(mine);
-        const stream = clients[i % clients.length]!.makeServerStreamRequest<WatchInstancesRequest, Buffer>(
-          PATHS.watchInstances,
-          (req) => Buffer.from(WatchInstancesRequest.encode(req).finish()),
+        const stream = clients[i % clients.length]!.makeServerStreamRequest<Buffer, Buffer>(
+          call.path,
+          (req) => req,
           (bytes) => bytes,
-          WatchInstancesRequest.fromPartial({ startRevision: 0 }),
+          call.request,
         );
         let first = true;
         stream.on("data", (bytes: Buffer) => {
           const t = monotonicMs();
-          const message = WatchInstancesResponse.decode(bytes);
+          const event = call.event(bytes);
           if (first) {
             first = false;
-            if (--pending === 0) resolve({ streams: count });
+            if (stall) stream.pause();
+            if (--pending === 0) resolve({ streams: count - refused, refused });
           }
-          if (message.event) {
+          if (event) {
             payloadBytes = bytes.length;
-            const revision = message.event.revision;
+            const revision = event.revision;
             mine.push(revision, t);
             if (lastSeen[i]! < target && revision >= target && ++reached === count) onAllReached?.();
             lastSeen[i] = revision;
@@ -60,7 +91,11 @@ const handlers = {
         stream.on("error", (err: { code?: number }) => {
           if (err.code !== 1) {
             errors++; // 1 = CANCELLED, our own doing at the end
-            if (first) reject(new Error(`a watch stream failed before it was live: ${String(err)}`));
+            if (first && allowRefused && (err.code === 8 || err.code === 14)) {
+              first = false;
+              refused++;
+              if (--pending === 0) resolve({ streams: count - refused, refused });
+            } else if (first) reject(new Error(`a watch stream failed before it was live: ${String(err)}`));
           }
         });
         streams.push(stream);

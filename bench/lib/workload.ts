@@ -117,6 +117,7 @@ export const PATHS = {
   startInstance: "/workflow.v1.WorkflowService/StartInstance",
   listInstances: "/workflow.v1.WorkflowService/ListInstances",
   watchInstances: "/workflow.v1.WorkflowService/WatchInstances",
+  watchInstance: "/workflow.v1.WorkflowService/WatchInstance",
 } as const;
 
 const frame = {
