@@ -21,6 +21,7 @@
  * limit that refuses most of the flood).
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, credentials, type ClientReadableStream } from "@grpc/grpc-js";
@@ -34,14 +35,17 @@ import {
 import type { BenchServerHandlers } from "../children/bench-server.js";
 import type { WatcherHandlers } from "../children/watchers.js";
 import { ChildRpc } from "../lib/ipc.js";
-import { canPin, cpuSeconds, killChildrenOnExit, monotonicMs } from "../lib/processes.js";
-import { fixedSet, PATHS, STAY } from "../lib/workload.js";
+import { canPin, cpuSeconds, exited, killChildrenOnExit, monotonicMs, ROOT, spawnPinned } from "../lib/processes.js";
+import { DEFINITIONS, fixedSet, PATHS, STAY } from "../lib/workload.js";
 import { createTestDatabase } from "../../test/support/postgres.js";
 import { api } from "../../test/support/test-server.js";
-import { median } from "./support.js";
+import { median, waitServing } from "./support.js";
 
 const USAGE = `npm run bench:flood -- [flags]
   --store memory|sqlite|postgres   the measured server's store (default memory; postgres: a database of its own on 127.0.0.1:5432)
+  --entry bench|main  the server: bench/children/bench-server.ts (default), or src/main.ts as npm start runs it
+                      (default settings, its log lines read from stdout, loopback ports): then only the
+                      ExecuteAction-to-event latency and the server's CPU are measured
   --watchers N        streams per flood (default 7000), from watcher processes of up to ${3_500} streams each
   --floods N          floods, each measured after (default 3)
   --events N          lone events per measurement (default 20; medians are reported)
@@ -51,7 +55,7 @@ const USAGE = `npm run bench:flood -- [flags]
   --stall             the flood's watchers stop reading once live (the server's writes back up)
   --kill              end each flood by killing its processes instead of cancelling the streams
   --max-watchers N    the server's WORKFLOW_MAX_WATCHERS (default 20000; below the flood, the rest are refused)
-  --log-level L       the server's LOG_LEVEL (default warn; info writes a line per call)
+  --log-level L       the server's LOG_LEVEL (default: warn for the bench server, info for main, a line per call)
   --server-cpu C, --load-cpu C   taskset cores of the server and of the load (default 0 and 1)`;
 
 type Store = "memory" | "sqlite" | "postgres";
@@ -59,6 +63,7 @@ type Store = "memory" | "sqlite" | "postgres";
 function parse(argv: string[]) {
   const o = {
     store: "memory" as Store,
+    entry: "bench" as "bench" | "main",
     watchers: 7_000,
     floods: 3,
     events: 20,
@@ -68,7 +73,8 @@ function parse(argv: string[]) {
     stall: false,
     kill: false,
     maxWatchers: 20_000,
-    logLevel: "warn",
+    /** Empty: each entry's own default (the bench server: warn; src/main.ts: info, a line per call). */
+    logLevel: "",
     serverCpu: "0",
     loadCpu: "1",
   };
@@ -97,6 +103,9 @@ function parse(argv: string[]) {
     } else if (flag === "--store") {
       if (value !== "memory" && value !== "sqlite" && value !== "postgres") throw new Error(`--store is memory, sqlite or postgres, got ${value}`);
       o.store = value;
+    } else if (flag === "--entry") {
+      if (value !== "bench" && value !== "main") throw new Error(`--entry is bench or main, got ${value}`);
+      o.entry = value;
     } else if (flag === "--log-level") o.logLevel = value;
     else if (flag === "--server-cpu") o.serverCpu = value;
     else if (flag === "--load-cpu") o.loadCpu = value;
@@ -105,6 +114,7 @@ function parse(argv: string[]) {
   // Streams beyond the server's per-connection limit would wait client-side for ever.
   if (o.perConnection < 1 || o.perConnection > 1_000) throw new Error("--per-connection is 1 to 1000 (the server's WORKFLOW_MAX_CONCURRENT_STREAMS)");
   if (o.events < 1) throw new Error("--events is at least 1");
+  if (o.entry === "main" && (o.writeRate > 0 || o.store === "postgres")) throw new Error("--entry main measures memory or sqlite, without --write-rate");
   return o;
 }
 
@@ -136,25 +146,88 @@ process.on("exit", () => dataDir && rmSync(dataDir, { recursive: true, force: tr
 // PostgreSQL on 127.0.0.1:5432, a database of its own, dropped at the end.
 const database = opts.store === "postgres" ? await createTestDatabase() : undefined;
 
-const server = await ChildRpc.start<BenchServerHandlers>({
-  name: "bench server",
-  script: "bench/children/bench-server.ts",
-  args: [JSON.stringify({ store: opts.store, dataDir, url: database?.url, maxWatchers: opts.maxWatchers, logLevel: opts.logLevel })],
-  cpus: opts.serverCpu,
-  nodeArgs: ["--expose-gc"],
-});
-const address = `127.0.0.1:${server.info.port as number}`;
-await server.call("setup", { clients: 1 });
+/** The measured server: the bench server (IPC: stamped commits, what it holds) or the real entry point. */
+interface Measured {
+  pid: number;
+  address: string;
+  /** Only the bench server answers these. */
+  ipc?: ChildRpc<BenchServerHandlers>;
+  stop(): Promise<void>;
+}
+
+async function startMeasured(): Promise<Measured> {
+  if (opts.entry === "bench") {
+    const ipc = await ChildRpc.start<BenchServerHandlers>({
+      name: "bench server",
+      script: "bench/children/bench-server.ts",
+      args: [JSON.stringify({ store: opts.store, dataDir, url: database?.url, maxWatchers: opts.maxWatchers, logLevel: opts.logLevel || "warn" })],
+      cpus: opts.serverCpu,
+      nodeArgs: ["--expose-gc"],
+    });
+    const address = `127.0.0.1:${ipc.info.port as number}`;
+    await ipc.call("setup", { clients: 1 });
+    return { pid: ipc.pid, address, ipc, stop: () => ipc.stop(10_000) };
+  }
+  const [port, httpPort] = await Promise.all([freePort(), freePort()]);
+  const address = `127.0.0.1:${port}`;
+  const child = spawnPinned(opts.serverCpu, process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      WORKFLOW_LISTEN: address,
+      WORKFLOW_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+      WORKFLOW_METRICS_LISTEN: "off",
+      WORKFLOW_STORE: opts.store,
+      ...(dataDir ? { WORKFLOW_DATA_DIR: dataDir } : {}),
+      WORKFLOW_MAX_WATCHERS: String(opts.maxWatchers),
+      LOG_LEVEL: opts.logLevel || "info",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  child.stdout!.resume(); // read every log line as it comes, as a terminal or a log collector would
+  await waitServing(address);
+  const client = new WorkflowServiceClient(address, credentials.createInsecure());
+  try {
+    const setup = api(client);
+    for (const definition of DEFINITIONS) await setup.createDefinition({ definition: definition as never });
+    for (const instanceId of [LONE, FLOODED]) await setup.startInstance({ definitionId: DEFINITIONS[0]!.id, instanceId });
+  } finally {
+    client.close();
+  }
+  return {
+    pid: child.pid!,
+    address,
+    async stop() {
+      const done = exited(child);
+      child.kill("SIGTERM");
+      await done;
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+const server = await startMeasured();
+const address = server.address;
 const rpcClient = new WorkflowServiceClient(address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
 const rpc = api(rpcClient);
 
 type Held = Awaited<ReturnType<BenchServerHandlers["held"]>>;
 
 /** Resolves once the server holds no more watch streams, subscriptions or connections than `baseline` (the flood's are gone). */
-async function released(baseline: Held, timeoutMs = 60_000): Promise<void> {
+async function released(ipc: ChildRpc<BenchServerHandlers>, baseline: Held, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const held = await server.call("held");
+    const held = await ipc.call("held");
     if ((Object.keys(baseline) as (keyof Held)[]).every((k) => held[k] <= baseline[k])) return;
     if (Date.now() > deadline) throw new Error(`the flood was not released within ${timeoutMs} ms: ${JSON.stringify(held)}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -237,8 +310,9 @@ async function measureLone(label: string, kept: Awaited<ReturnType<typeof loneWa
   // The server's CPU time per event: unlike a latency, barely moved by other load on the machine.
   const cpu0 = cpuSeconds(server.pid);
   try {
-    for (let i = 0; i < opts.events; i++) {
-      const { revision, committedAt } = await server.call("commitOne", { instanceId: LONE });
+    // Stamped commits need the bench server; with --entry main only the figure below is measured.
+    for (let i = 0; server.ipc && i < opts.events; i++) {
+      const { revision, committedAt } = await server.ipc.call("commitOne", { instanceId: LONE });
       for (const w of watchers) latencies[w.name]!.push((await w.receipt(revision)) - committedAt);
       // Events one at a time, apart: the latency of a lone event, not of a burst.
       await new Promise((r) => setTimeout(r, 20));
@@ -257,8 +331,12 @@ async function measureLone(label: string, kept: Awaited<ReturnType<typeof loneWa
   } finally {
     for (const w of fresh) w.close();
   }
-  const cpuMsPerEvent = ((cpuSeconds(server.pid) - cpu0) * 1000) / (2 * opts.events);
-  const medians: Record<string, number> = Object.fromEntries(Object.entries(latencies).map(([k, v]) => [k, median(v)]));
+  const cpuMsPerEvent = ((cpuSeconds(server.pid) - cpu0) * 1000) / ((server.ipc ? 2 : 1) * opts.events);
+  const medians: Record<string, number> = Object.fromEntries(
+    Object.entries(latencies)
+      .filter(([, v]) => v.length > 0)
+      .map(([k, v]) => [k, median(v)]),
+  );
   medians["server CPU per event"] = cpuMsPerEvent;
   log(`  ${label}: ${Object.entries(medians).map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(", ")} (latencies: medians of ${opts.events} events)`);
   return medians;
@@ -292,8 +370,8 @@ async function flood(): Promise<{ liveMs: number; refused: number }> {
     const t0 = performance.now();
     const opened = await Promise.all(children.map((c) => c.call("open")));
     const liveMs = performance.now() - t0;
-    if (opts.writeRate > 0) {
-      await server.call("watchWrite", { instances: [FLOODED], rate: opts.writeRate, warmupMs: 0, seconds: 3 });
+    if (opts.writeRate > 0 && server.ipc) {
+      await server.ipc.call("watchWrite", { instances: [FLOODED], rate: opts.writeRate, warmupMs: 0, seconds: 3 });
     }
     if (opts.kill) {
       // Connections reset with no stream cancelled.
@@ -309,7 +387,7 @@ async function flood(): Promise<{ liveMs: number; refused: number }> {
 }
 
 log(
-  `bench:flood: ${opts.store} server on cpu ${opts.serverCpu}, load on cpu ${opts.loadCpu}${canPin() ? "" : " (not pinned: taskset unavailable)"}; ` +
+  `bench:flood: ${opts.entry === "main" ? "src/main.ts" : "bench"} server, ${opts.store} store, on cpu ${opts.serverCpu}, load on cpu ${opts.loadCpu}${canPin() ? "" : " (not pinned: taskset unavailable)"}; ` +
     `${opts.floods} floods of ${opts.watchers.toLocaleString("en-US")} streams, ${opts.idle} ms idle after each`,
 );
 const rows: { phase: string; medians: Record<string, number> }[] = [];
@@ -317,19 +395,19 @@ try {
   // A warm-up pass (JIT, connections), not counted.
   const kept = await loneWatchers(" (kept open)");
   await measureLone("warm-up", kept);
-  const baseline = await server.call("held");
+  const baseline = await server.ipc?.call("held");
   rows.push({ phase: "before", medians: await measureLone("before", kept) });
   for (let f = 1; f <= opts.floods; f++) {
     const { liveMs, refused } = await flood();
-    await released(baseline);
-    log(`  flood ${f}: ${opts.watchers.toLocaleString("en-US")} streams (${refused} refused) live in ${liveMs.toFixed(0)} ms, all released`);
-    log(`    left in the server: ${JSON.stringify(await server.call("leftovers"))}`);
+    if (server.ipc) await released(server.ipc, baseline!);
+    log(`  flood ${f}: ${opts.watchers.toLocaleString("en-US")} streams (${refused} refused) live in ${liveMs.toFixed(0)} ms, ${server.ipc ? "all released" : "closed"}`);
+    if (server.ipc) log(`    left in the server: ${JSON.stringify(await server.ipc.call("leftovers"))}`);
     await new Promise((r) => setTimeout(r, opts.idle));
     rows.push({ phase: `after flood ${f}`, medians: await measureLone(`after flood ${f}`, kept) });
   }
 } finally {
   rpcClient.close();
-  await server.stop(10_000);
+  await server.stop();
   await database?.drop();
 }
 
