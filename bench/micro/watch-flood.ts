@@ -43,8 +43,9 @@ import { median, waitServing } from "./support.js";
 
 const USAGE = `npm run bench:flood -- [flags]
   --store memory|sqlite|postgres   the measured server's store (default memory; postgres: a database of its own on 127.0.0.1:5432)
-  --entry bench|main  the server: bench/children/bench-server.ts (default), or src/main.ts as npm start runs it
-                      (default settings, its log lines read from stdout, loopback ports): then only the
+  --entry bench|main  the server: bench/children/bench-server.ts (default), or src/main.ts, the entry point
+                      npm start runs compiled (through tsx here; default settings, its log lines read from
+                      stdout, loopback ports): then only the
                       ExecuteAction-to-event latency and the server's CPU are measured
   --watchers N        streams per flood (default 7000), from watcher processes of up to ${3_500} streams each
   --floods N          floods, each measured after (default 3)
