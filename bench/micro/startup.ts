@@ -2,16 +2,20 @@
  * Start-up time: from spawning the server to its first SERVING answer to grpc.health.v1 Check, on
  * the default SQLite store with the HTTP listener on (what `npm start` serves), for three ways of
  * starting it, in alternating rounds so the machine's load hits them alike:
- *   compiled   node dist/main.js              (what npm start runs)
- *   npm start  npm start (prestart's staleness check, then exec node dist/main.js)
+ *   compiled   node dist/start.js              (what npm start runs)
+ *   npm start  npm start (prestart's staleness check, then exec node dist/start.js)
  *   tsx        node --import tsx src/main.ts  (npm run dev; what npm start ran before)
  * Also reported: the server process's CPU time (user + sys) up to SERVING for the compiled start,
  * which load on the other core moves less than wall time.
  *
  *   npm run build && npm run bench:startup -- [--repeats 10]
  *
- * Measured on the shared 2-core development machine, 2026-12-07, Node 24.22 (medians of 10 rounds):
- * see the closing figures in docs/operations.md#shutdown's neighbour section "Start-up".
+ * Measured on the shared 2-core development machine, idle (load average 0.1), 2026-12-07, Node 24.22,
+ * SQLite store, medians of 7 rounds (min-max):
+ *   compiled (node dist/start.js, compile cache warm)  379 ms (334-622), server CPU 480 ms
+ *   npm start                                          642 ms (597-835): npm's own start is the rest
+ *   tsx (npm run dev)                                  820 ms (691-939)
+ *   the same compiled start without the compile cache  534 ms (441-643)
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -84,7 +88,7 @@ async function once_(kind: "compiled" | "npm start" | "tsx"): Promise<{ wallMs: 
   const args = ["--data-dir", dir, "--listen", `127.0.0.1:${port}`, "--http-listen", `127.0.0.1:${httpPort}`, "--log-level", "warn"];
   const [cmd, argv] =
     kind === "compiled"
-      ? [process.execPath, ["dist/main.js", ...args]]
+      ? [process.execPath, ["dist/start.js", ...args]]
       : kind === "tsx"
         ? [process.execPath, ["--import", "tsx", "src/main.ts", ...args]]
         : ["npm", ["start", "--silent", "--", ...args]];

@@ -1,4 +1,4 @@
-// Proves the quick start's `npm start`: it runs the compiled server (node dist/main.js, built by npm ci's prepare and rebuilt when stale; without the dev dependencies the build says what to run), and a SIGTERM sent to npm itself (PID 1 in a container) reaches the server, which shuts down gracefully and frees its port before npm exits.
+// Proves the quick start's `npm start`: it runs the compiled server (node dist/start.js, built by npm ci's prepare and rebuilt when stale; without the dev dependencies the build says what to run), and a SIGTERM sent to npm itself (PID 1 in a container) reaches the server, which shuts down gracefully and frees its port before npm exits.
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
@@ -27,7 +27,7 @@ function accepting(port: number): Promise<boolean> {
 }
 
 describe("npm start", () => {
-  it("runs dist/main.js, and SIGTERM to npm stops the server gracefully before npm exits", async () => {
+  it("runs dist/start.js, and SIGTERM to npm stops the server gracefully before npm exits", async () => {
     const npm = spawn("npm", ["start", "--silent", "--", "--store", "memory", "--listen", "127.0.0.1:0", "--http-listen", "off"], {
       cwd: ROOT,
       env: { ...process.env, LOG_LEVEL: "info" },
@@ -51,7 +51,7 @@ describe("npm start", () => {
 
     // npm's child is the server itself (the script execs it), running the compiled JavaScript.
     const children = execFileSync("ps", ["-o", "args=", "--ppid", String(npm.pid)], { encoding: "utf8" }).trim();
-    expect(children).toMatch(/^node dist\/main\.js --store memory/);
+    expect(children).toMatch(/^node dist\/start\.js --store memory/);
 
     const client = new WorkflowServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
     const created = await api(client).createDefinition({ definition: approvalDefinition() });
