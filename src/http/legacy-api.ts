@@ -88,6 +88,10 @@ export const LEGACY_LIST_LIMIT = 500;
 export const LEGACY_LIST_HISTORY = 10;
 /** One instance (GET /api/instances/{id}, a start, an action) carries its last this many executed actions. */
 export const LEGACY_INSTANCE_HISTORY = 1_000;
+/** GET /api/definitions answers at most this many definitions (their latest versions, by id)... */
+export const LEGACY_DEFINITION_LIMIT = 1_000;
+/** ...and stops before their JSON passes this many characters (one definition may be 0.8 MB at the limits). */
+export const LEGACY_DEFINITION_CHARS = 4 * 1024 * 1024;
 
 /**
  * The old instance: its history lists the executed actions. The start and migrations are not actions: the old
@@ -326,15 +330,38 @@ export class LegacyApi {
     };
   }
 
+  /**
+   * The old list, bounded: the latest version of each definition by id, at most
+   * LEGACY_DEFINITION_LIMIT of them and LEGACY_DEFINITION_CHARS of JSON (always at least one), where
+   * the old service returned every definition. When there are more, `message` says where the rest is.
+   */
   async listDefinitions() {
-    const all: LegacyDefinition[] = [];
+    const data: LegacyDefinition[] = [];
+    let chars = 0;
     let pageToken = "";
+    let cut = false;
     do {
       const page = await this.service.listDefinitions({ pageSize: this.service.limits.maxPageSize, pageToken, allVersions: false });
-      all.push(...page.items.map(legacyDefinition));
+      for (const d of page.items) {
+        const legacy = legacyDefinition(d);
+        const size = JSON.stringify(legacy).length;
+        if (data.length >= LEGACY_DEFINITION_LIMIT || (data.length > 0 && chars + size > LEGACY_DEFINITION_CHARS)) {
+          cut = true;
+          break;
+        }
+        data.push(legacy);
+        chars += size;
+      }
       pageToken = page.nextPageToken;
-    } while (pageToken);
-    return { data: all };
+    } while (pageToken && !cut);
+    if (!cut) return { data };
+    const stats = await this.service.stats();
+    return {
+      data,
+      message:
+        `the first ${data.length} of ${stats.definitionCount} definitions by id (at most ${LEGACY_DEFINITION_LIMIT}, ` +
+        `${LEGACY_DEFINITION_CHARS / (1024 * 1024)} MiB of JSON); GET /v1/definitions pages through everything`,
+    };
   }
 
   async createDefinition(ex: Exchange) {

@@ -1,7 +1,13 @@
-// Proves the original REST API's answers are bounded whatever the store holds, in the old shape: GET /api/instances lists the 500 most recently created instances, newest first, each with its last 10 executed actions, and says in `message` where the rest is; one instance (GET /api/instances/{id}, an action) carries its last 1,000 executed actions, the newest last, as before.
+// Proves the original REST API's answers are bounded whatever the store holds, in the old shape: GET /api/instances lists the 500 most recently created instances, newest first, each with its last 10 executed actions, and says in `message` where the rest is; one instance (GET /api/instances/{id}, an action) carries its last 1,000 executed actions, the newest last, as before; GET /api/definitions answers at most 1,000 definitions and 4 MiB of JSON, and says where the rest is.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startInstance } from "../../src/engine/transition.js";
-import { LEGACY_INSTANCE_HISTORY, LEGACY_LIST_HISTORY, LEGACY_LIST_LIMIT } from "../../src/http/legacy-api.js";
+import {
+  LEGACY_DEFINITION_CHARS,
+  LEGACY_DEFINITION_LIMIT,
+  LEGACY_INSTANCE_HISTORY,
+  LEGACY_LIST_HISTORY,
+  LEGACY_LIST_LIMIT,
+} from "../../src/http/legacy-api.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import type { HistoryEntry } from "../../src/engine/types.js";
 import { buildLongHistory, loopDefinition } from "../support/long-history.js";
@@ -79,5 +85,59 @@ describe("one instance", () => {
     expect(history).toHaveLength(LEGACY_INSTANCE_HISTORY);
     expect(history.slice(0, -1)).toEqual(longHistory.slice(-(LEGACY_INSTANCE_HISTORY - 1)).map(legacyEntry));
     expect(history.at(-1)).toMatchObject({ action_id: state === "open" ? "take" : "drop", from_state: state });
+  });
+});
+
+describe("GET /api/definitions", () => {
+  /** A store holding `count` definitions (d-0000, d-0001, ...), each with `states` states of 2,000-character descriptions. */
+  async function serverWith(count: number, states: number): Promise<TestServer> {
+    const store = new MemoryStore();
+    for (let i = 0; i < count; i++) {
+      const def = loopDefinition();
+      const padding = Array.from({ length: states }, (_, k) => ({ ...def.states[1]!, id: `pad${k}`, name: `Pad ${k}`, description: "x".repeat(2_000) }));
+      expect(await store.putDefinition({ ...def, id: `d-${String(i).padStart(4, "0")}`, states: [...def.states, ...padding] })).toEqual({ ok: true });
+    }
+    return startTestServer({ store, http: {} });
+  }
+
+  it("answers every definition while they are few and small, with no message", async () => {
+    const small = await serverWith(3, 0);
+    try {
+      const res = await client(small.httpUrl).get("/api/definitions");
+      expect(res.json.data.map((d: { id: string }) => d.id)).toEqual(["d-0000", "d-0001", "d-0002"]);
+      expect(res.json.message).toBeUndefined();
+    } finally {
+      await small.close();
+    }
+  });
+
+  it(`answers at most ${LEGACY_DEFINITION_LIMIT} definitions, by id, and says where the rest is`, async () => {
+    const many = await serverWith(LEGACY_DEFINITION_LIMIT + 2, 0);
+    try {
+      const res = await client(many.httpUrl).get("/api/definitions");
+      const ids = res.json.data.map((d: { id: string }) => d.id);
+      expect(ids).toHaveLength(LEGACY_DEFINITION_LIMIT);
+      expect(ids.at(-1)).toBe(`d-${String(LEGACY_DEFINITION_LIMIT - 1).padStart(4, "0")}`);
+      expect(res.json.message).toBe(
+        `the first ${LEGACY_DEFINITION_LIMIT} of ${LEGACY_DEFINITION_LIMIT + 2} definitions by id (at most ${LEGACY_DEFINITION_LIMIT}, 4 MiB of JSON); ` +
+          "GET /v1/definitions pages through everything",
+      );
+    } finally {
+      await many.close();
+    }
+  });
+
+  it("stops before its JSON passes 4 MiB: large definitions (about 0.4 MB each) are cut at the bound", async () => {
+    const large = await serverWith(15, 200);
+    try {
+      const res = await client(large.httpUrl).get("/api/definitions");
+      const ids = res.json.data.map((d: { id: string }) => d.id);
+      expect(ids.length).toBeGreaterThan(0);
+      expect(ids.length).toBeLessThan(15);
+      expect(JSON.stringify(res.json.data).length).toBeLessThanOrEqual(LEGACY_DEFINITION_CHARS + 2);
+      expect(res.json.message).toMatch(new RegExp(`^the first ${ids.length} of 15 definitions by id`));
+    } finally {
+      await large.close();
+    }
   });
 });
