@@ -7,7 +7,7 @@
  * Plain JavaScript on purpose: it must run before anything is compiled.
  */
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,6 +44,8 @@ try {
   process.exit(1);
 }
 process.stderr.write("build: compiling src/ to dist/\n");
+// From an empty dist/: a module moved or deleted in src/ leaves nothing behind to be loaded by mistake.
+rmSync(dist, { recursive: true, force: true });
 try {
   execFileSync(process.execPath, [tsc, "-p", join(root, "tsconfig.build.json")], { stdio: "inherit" });
 } catch {

@@ -158,15 +158,15 @@ export class ServerMetrics {
     );
 
     // The instance cache (memory and SQLite stores).
-    const live = () => sources.service.sequencer.stats();
-    gauge("workflow_instance_cache_entries", "Instances whose committed state is held in memory.", [], () => [[[], live().cached]]);
+    const cache = () => sources.service.sequencer.stats();
+    gauge("workflow_instance_cache_entries", "Instances whose committed state is held in memory.", [], () => [[[], cache().cached]]);
     gauge("workflow_instance_cache_bytes", "Bytes the instances held in memory account for (bounded by WORKFLOW_CACHE_BYTES).", [], () => [
-      [[], live().bytes],
+      [[], cache().bytes],
     ]);
-    counter("workflow_instance_cache_hits_total", "Reads and writes served from the instance cache.", [], () => [[[], live().hits]]);
-    counter("workflow_instance_cache_misses_total", "Instance reads that went to the store.", [], () => [[[], live().misses]]);
+    counter("workflow_instance_cache_hits_total", "Instance reads served from the instance cache (writes of a cached instance are not counted).", [], () => [[[], cache().hits]]);
+    counter("workflow_instance_cache_misses_total", "Instance reads, and writes of an uncached instance, that went to the store.", [], () => [[[], cache().misses]]);
     counter("workflow_instance_cache_evictions_total", "Instances evicted from the cache to stay within its capacity or its bytes.", [], () => [
-      [[], live().evictions],
+      [[], cache().evictions],
     ]);
 
     // Backups.

@@ -329,26 +329,26 @@ export class WorkflowService {
         ? { field: "as_of_version", description: "must be 0 (now) or a history version of the instance" }
         : undefined,
     ]);
-    const live = await this.liveInstance(instanceId, signal);
-    if (asOfVersion > live.instance.version) {
+    const committed = await this.committedInstance(instanceId, signal);
+    if (asOfVersion > committed.instance.version) {
       throw new WorkflowError(
         "VERSION_OUT_OF_RANGE",
-        `instance "${instanceId}" is at version ${live.instance.version}; as_of_version ${asOfVersion} is beyond it`,
-        { metadata: { instance_id: instanceId, current_version: String(live.instance.version), as_of_version: String(asOfVersion) } },
+        `instance "${instanceId}" is at version ${committed.instance.version}; as_of_version ${asOfVersion} is beyond it`,
+        { metadata: { instance_id: instanceId, current_version: String(committed.instance.version), as_of_version: String(asOfVersion) } },
       );
     }
-    if (asOfVersion > 0 && asOfVersion < live.instance.version) return this.instanceAsOf(live.instance, asOfVersion, signal);
-    let view = this.views.get(live);
+    if (asOfVersion > 0 && asOfVersion < committed.instance.version) return this.instanceAsOf(committed.instance, asOfVersion, signal);
+    let view = this.views.get(committed);
     if (!view) {
-      const state = findState(live.definition, live.instance.currentState);
-      if (!state) throw new Error(`instance ${live.instance.id} is in state ${live.instance.currentState}, unknown to its definition`);
+      const state = findState(committed.definition, committed.instance.currentState);
+      if (!state) throw new Error(`instance ${committed.instance.id} is in state ${committed.instance.currentState}, unknown to its definition`);
       view = Object.freeze({
-        instance: live.instance,
+        instance: committed.instance,
         currentState: state,
-        availableActions: availableActions(live.definition, live.instance),
-        recentHistory: [...live.recentHistory],
+        availableActions: availableActions(committed.definition, committed.instance),
+        recentHistory: [...committed.recentHistory],
       });
-      this.views.set(live, view);
+      this.views.set(committed, view);
     }
     return view;
   }
@@ -422,7 +422,7 @@ export class WorkflowService {
     ]);
     const requestKey = requestKeyOf(cmd, ["migrate", cmd.instanceId, cmd.toDefinitionVersion, cmd.expectedVersion]);
     // The definition id never changes, so the instance read here names the target's id for good.
-    const { instance } = await this.liveInstance(cmd.instanceId, signal);
+    const { instance } = await this.committedInstance(cmd.instanceId, signal);
     const definition = await this.definitions.get(instance.definitionId, cmd.toDefinitionVersion, signal);
     return this.sequencer.migrate(
       {
@@ -471,7 +471,7 @@ export class WorkflowService {
     const limit = this.pageSize(req.pageSize);
     const query = { rpc: "ListInstanceHistory", instanceId: req.instanceId };
     const after = decodePageToken(req.pageToken, query, isVersionKey) ?? 0;
-    await this.liveInstance(req.instanceId, signal);
+    await this.committedInstance(req.instanceId, signal);
     const items = await this.store.listHistory(req.instanceId, after, limit + 1, signal);
     return this.page(items, limit, (e) => encodePageToken(e.version, query));
   }
@@ -544,13 +544,13 @@ export class WorkflowService {
 
   /** Loads an instance as committed now, NOT_FOUND when absent. */
   async loadInstance(id: string, signal?: AbortSignal): Promise<Instance> {
-    return (await this.liveInstance(id, signal)).instance;
+    return (await this.committedInstance(id, signal)).instance;
   }
 
-  private async liveInstance(id: string, signal?: AbortSignal): Promise<CommittedState> {
-    const live = await this.sequencer.view(id, signal);
-    if (!live) throw instanceNotFound(id);
-    return live;
+  private async committedInstance(id: string, signal?: AbortSignal): Promise<CommittedState> {
+    const state = await this.sequencer.view(id, signal);
+    if (!state) throw instanceNotFound(id);
+    return state;
   }
 
   private pageSize(requested: number): number {
