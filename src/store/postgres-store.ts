@@ -309,7 +309,19 @@ export class PostgresStore implements WorkflowStore {
     signal?.throwIfAborted();
     const connecting = this.pool.connect().catch((err: unknown) => {
       this.onStoreError(err);
-      throw storeUnavailable(err, write ? NOT_STORED : "could not get a connection; retry later", errorCode(err), write ? "NOT_APPLIED" : undefined);
+      const outcome = write ? "NOT_APPLIED" : undefined;
+      if (this.poolSaturated(err)) {
+        // The database answers; this replica has more concurrent work than connections. Saying
+        // "the database is unavailable" sent operators looking at a healthy database.
+        const { max, connectionTimeoutMillis } = this.pool.options as { max: number; connectionTimeoutMillis: number };
+        throw new WorkflowError(
+          "STORE_UNAVAILABLE",
+          `all ${max} pooled database connections of this server stayed busy for ${connectionTimeoutMillis} ms ` +
+            `(more concurrent calls than connections; WORKFLOW_DATABASE_POOL_SIZE sets how many): ${write ? NOT_STORED : "retry later"}`,
+          { cause: err, metadata: { ...(outcome ? { write_outcome: outcome } : {}), pool_size: String(max) } },
+        );
+      }
+      throw storeUnavailable(err, write ? NOT_STORED : "could not get a connection; retry later", errorCode(err), outcome);
     });
     if (!signal) return connecting;
     return new Promise<PoolClient>((resolve, reject) => {
@@ -329,6 +341,15 @@ export class PostgresStore implements WorkflowStore {
         },
       );
     });
+  }
+
+  /**
+   * True when a connect failed because every pooled connection stayed checked out for the whole
+   * wait (pg-pool's queue timeout), not because a new connection could not be made.
+   */
+  private poolSaturated(err: unknown): boolean {
+    const max = (this.pool.options as { max: number }).max;
+    return err instanceof Error && err.message === "timeout exceeded when trying to connect" && this.pool.totalCount >= max;
   }
 
   // ---------------------------------------------------------------- reads

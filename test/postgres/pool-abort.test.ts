@@ -1,6 +1,7 @@
-// Proves a PostgreSQL read abandoned while it waits for a pooled connection (its call's deadline or cancellation) gives that connection back exactly once: afterwards the pool serves concurrent reads, never hands one connection to two callers, and nothing throws out of band.
+// Proves a PostgreSQL read abandoned while it waits for a pooled connection (its call's deadline or cancellation) gives that connection back exactly once: afterwards the pool serves concurrent reads, never hands one connection to two callers, and nothing throws out of band; a wait that times out because every connection is busy says so (the pool, its size, the setting), not that the database is down.
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import type { WorkflowError } from "../../src/engine/errors.js";
 import { openPostgresStore } from "../../src/store/postgres-store.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 
@@ -47,6 +48,40 @@ it("an aborted wait for the only connection releases it once, and the pool keeps
   } finally {
     process.off("unhandledRejection", record);
     process.off("uncaughtException", record);
+    await locker.end().catch(() => {});
+    await store.close();
+  }
+});
+
+it("a wait that outlasts the connect timeout because every pooled connection is busy says so, not that the database is down", async () => {
+  const store = await openPostgresStore({ url: db.url, poolSize: 1, connectTimeoutMs: 300 });
+  const locker = new pg.Client({ connectionString: db.url });
+  await locker.connect();
+  try {
+    await locker.query("BEGIN");
+    await locker.query("LOCK TABLE instances IN ACCESS EXCLUSIVE MODE");
+    const holding = store.getInstance("held");
+    await expect.poll(() => store.poolStats().total).toBe(1);
+
+    const read = await store.getInstance("waits").then(
+      () => undefined,
+      (err: unknown) => err as WorkflowError,
+    );
+    expect(read?.code).toBe("STORE_UNAVAILABLE");
+    expect(read?.message).toMatch(/^all 1 pooled database connections of this server stayed busy for 300 ms .*WORKFLOW_DATABASE_POOL_SIZE/);
+    expect(read?.message).not.toMatch(/database is unavailable/);
+    expect(read?.metadata).toEqual({ pool_size: "1" });
+
+    const def = { id: "d", name: "D", description: "", version: 1, states: [], actions: [], createTime: new Date() };
+    const write = await store.putDefinition(def).then(
+      () => undefined,
+      (err: unknown) => err as WorkflowError,
+    );
+    expect(write?.metadata).toEqual({ pool_size: "1", write_outcome: "NOT_APPLIED" });
+
+    await locker.query("COMMIT");
+    expect(await holding).toBeUndefined();
+  } finally {
     await locker.end().catch(() => {});
     await store.close();
   }
