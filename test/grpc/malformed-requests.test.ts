@@ -9,21 +9,11 @@ import { createLogger } from "../../src/logger.js";
 import { approvalDefinition } from "../support/definitions.js";
 import { RawClient, type RawResult } from "../support/raw-grpc.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
+import { mulberry32 } from "../support/seeded-random.js";
 
 const METHODS = Object.values(WorkflowServiceService);
 const SEED = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
 
-/** mulberry32: a small seeded generator, so a failing random case can be replayed with TEST_SEED. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Byte strings no protobuf parser accepts, whatever the message type. */
 const UNDECODABLE: [string, Uint8Array][] = [
@@ -81,7 +71,7 @@ describe("undecodable request bodies", () => {
   });
 
   it(`random bytes are never INTERNAL; whatever the generated decoder cannot decode is MALFORMED_REQUEST (seed ${SEED})`, async () => {
-    const next = random(SEED);
+    const next = mulberry32(SEED);
     let undecodable = 0;
     for (let i = 0; i < 300; i++) {
       const method = METHODS[i % METHODS.length]!;

@@ -2,7 +2,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { WorkflowError } from "../../src/engine/errors.js";
-import { openPostgresStore } from "../../src/store/postgres-store.js";
+import { openPostgresStore, type PostgresStore } from "../../src/store/postgres-store.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 
 let db: TestDatabase;
@@ -13,20 +13,31 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** Holds a pool of one connection busy: a read of `store` blocked behind a table lock, until release(). */
+async function holdTheOnlyConnection(store: PostgresStore): Promise<{ release(): Promise<unknown>; end(): Promise<void> }> {
+  const locker = new pg.Client({ connectionString: db.url });
+  await locker.connect();
+  await locker.query("BEGIN");
+  await locker.query("LOCK TABLE instances IN ACCESS EXCLUSIVE MODE");
+  const holding = store.getInstance("held");
+  await expect.poll(() => store.poolStats().total).toBe(1);
+  return {
+    async release() {
+      await locker.query("COMMIT");
+      return holding;
+    },
+    end: () => locker.end().catch(() => {}),
+  };
+}
+
 it("an aborted wait for the only connection releases it once, and the pool keeps serving", async () => {
   const outOfBand: unknown[] = [];
   const record = (err: unknown) => outOfBand.push(err);
   process.on("unhandledRejection", record);
   process.on("uncaughtException", record);
   const store = await openPostgresStore({ url: db.url, poolSize: 1 });
-  const locker = new pg.Client({ connectionString: db.url });
-  await locker.connect();
+  const held = await holdTheOnlyConnection(store);
   try {
-    // Hold the pool's only connection: a read blocked behind a table lock.
-    await locker.query("BEGIN");
-    await locker.query("LOCK TABLE instances IN ACCESS EXCLUSIVE MODE");
-    const holding = store.getInstance("held");
-    await expect.poll(() => store.poolStats().total).toBe(1);
 
     // A second read waits for that connection; its call ends (deadline, cancellation) meanwhile.
     const abandon = new AbortController();
@@ -35,8 +46,7 @@ it("an aborted wait for the only connection releases it once, and the pool keeps
     abandon.abort(new Error("the call ended"));
     await expect(waiting).rejects.toThrow("the call ended");
 
-    await locker.query("COMMIT");
-    expect(await holding).toBeUndefined();
+    expect(await held.release()).toBeUndefined();
     // The connection came back to the abandoned wait, which gave it back to the pool: once.
     await expect.poll(() => store.poolStats()).toEqual({ total: 1, idle: 1, waiting: 0 });
 
@@ -48,20 +58,15 @@ it("an aborted wait for the only connection releases it once, and the pool keeps
   } finally {
     process.off("unhandledRejection", record);
     process.off("uncaughtException", record);
-    await locker.end().catch(() => {});
+    await held.end();
     await store.close();
   }
 });
 
 it("a wait that outlasts the connect timeout because every pooled connection is busy says so, not that the database is down", async () => {
   const store = await openPostgresStore({ url: db.url, poolSize: 1, connectTimeoutMs: 300 });
-  const locker = new pg.Client({ connectionString: db.url });
-  await locker.connect();
+  const held = await holdTheOnlyConnection(store);
   try {
-    await locker.query("BEGIN");
-    await locker.query("LOCK TABLE instances IN ACCESS EXCLUSIVE MODE");
-    const holding = store.getInstance("held");
-    await expect.poll(() => store.poolStats().total).toBe(1);
 
     const read = await store.getInstance("waits").then(
       () => undefined,
@@ -79,10 +84,9 @@ it("a wait that outlasts the connect timeout because every pooled connection is 
     );
     expect(write?.metadata).toEqual({ pool_size: "1", write_outcome: "NOT_APPLIED" });
 
-    await locker.query("COMMIT");
-    expect(await holding).toBeUndefined();
+    expect(await held.release()).toBeUndefined();
   } finally {
-    await locker.end().catch(() => {});
+    await held.end();
     await store.close();
   }
 });

@@ -16,6 +16,7 @@ import { TlsFiles } from "../../src/grpc/tls.js";
 import { parseTokenGrants } from "../../src/grpc/auth.js";
 import { makeTestCerts } from "../support/certs.js";
 import { startTestServer, type TestServer, type TestServerOptions } from "../support/test-server.js";
+import { mulberry32 } from "../support/seeded-random.js";
 import {
   exampleFiles,
   grpcurlDirectory,
@@ -118,17 +119,6 @@ describe("payload numbers through grpcurl", () => {
   }
 });
 
-/** A small deterministic generator (mulberry32), so a failure can be reproduced from its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TRICKY_STRINGS = ["", "a", "<b>&amp;</b>", "\u2028\u2029", "é", "日本語", "😀", "\n\t\r\b\f", "\u0001\u001f\u007f", '"\\', "'", "/", "\u00a0", "\ufeff", "Z", "aa", "B", "10", "9"];
 
@@ -155,7 +145,7 @@ function trickyValue(next: () => number, depth: number): unknown {
 
 /** `count` payloads of about 20 members each, every one a different mix of the shapes above. */
 function trickyPayloads(seed: number, count: number): Record<string, unknown>[] {
-  const next = random(seed);
+  const next = mulberry32(seed);
   return Array.from({ length: count }, () => {
     const payload: Record<string, unknown> = {};
     for (let i = 0; i < 20; i++) payload[`${TRICKY_STRINGS[i % TRICKY_STRINGS.length]}${i}`] = trickyValue(next, 0);
