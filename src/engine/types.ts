@@ -3,7 +3,15 @@
  * Field names match the workflow.v1 contract (camelCase), so handlers map them almost 1:1.
  */
 
-/** A state of a definition. `enabled` omitted means enabled. */
+/** A state timeout: `afterMs` after an instance entered the state, the engine executes `actionId`. */
+export interface StateTimerDef {
+  id: string;
+  /** Milliseconds (a google.protobuf.Duration on the wire). */
+  afterMs: number;
+  actionId: string;
+}
+
+/** A state of a definition. `enabled` omitted means enabled; `timers` omitted or empty means none. */
 export interface StateDef {
   id: string;
   name: string;
@@ -11,6 +19,7 @@ export interface StateDef {
   final: boolean;
   enabled?: boolean | undefined;
   description: string;
+  timers?: StateTimerDef[] | undefined;
 }
 
 /** An action (transition) of a definition. `enabled` omitted means enabled. */
@@ -86,6 +95,10 @@ export interface HistoryEntry extends ChangeNote {
   time: Date;
   requestId: string;
   migration?: Migration | undefined;
+  /** Set on an entry written by a state timer: its StateTimerDef.id (the actor is then "timer"). */
+  timerId?: string | undefined;
+  /** Set on an entry written by a state timer or a scheduled action: the ScheduledAction id. */
+  scheduledActionId?: string | undefined;
 }
 
 export type EventType = "started" | "transitioned" | "migrated";
@@ -116,4 +129,57 @@ export interface Diagnostic {
   field: string;
   /** What is wrong and how to fix it. */
   message: string;
+}
+
+/** The actor recorded on entries written by a state timer. */
+export const TIMER_ACTOR = "timer";
+
+/** A state timer to arm with a change: due `afterMs` after the change's entry (docs/timers.md says by which clock). */
+export interface TimerArm {
+  /** The scheduled action's id: `<instance id>.<armed version>.<timer id>` (stateTimerId in timers.ts). */
+  id: string;
+  timerId: string;
+  actionId: string;
+  afterMs: number;
+}
+
+/**
+ * What a change does to the instance's timers, applied by the store in the change's transaction:
+ * disarm the state timers armed by the previous entry ("state"), and also cancel every pending
+ * scheduled action ("all": the instance completed); arm the new state's timers; mark the scheduled
+ * action that made this change as fired.
+ */
+export interface TimerChange {
+  disarm?: "state" | "all" | undefined;
+  arm: TimerArm[];
+  fired?: string | undefined;
+}
+
+export type ScheduledActionStatus = "pending" | "fired" | "refused" | "cancelled";
+
+/** An action the engine executes at a time: a state timer (timerId set) or one asked for with ScheduleAction. */
+export interface ScheduledAction {
+  id: string;
+  instanceId: string;
+  actionId: string;
+  /** By the store's clock. */
+  dueTime: Date;
+  /** "" for ScheduleAction. */
+  timerId: string;
+  /** The instance version when it was armed (a state timer fires only at this version). */
+  armedVersion: number;
+  status: ScheduledActionStatus;
+  /** "" while pending; "version N" when fired; "REASON: message" when refused; why when cancelled. */
+  result: string;
+  /** ScheduleAction's expected_version (0 = none). */
+  expectedVersion: number;
+  /** ScheduleAction's request_id ("" = none). */
+  requestId: string;
+  /** Who asked ("timer" for a state timer), and the note the firing records. */
+  actor: string;
+  comment: string;
+  payload?: Payload | undefined;
+  createTime: Date;
+  /** When it fired, was refused or cancelled. */
+  endTime?: Date | undefined;
 }

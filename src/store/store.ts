@@ -12,7 +12,19 @@
  * connection, or for its batch) when the signal aborts is abandoned and rejects with the
  * signal's reason; a write already handed to the database is not taken back.
  */
-import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus, Transition } from "../engine/types.js";
+import type {
+  Definition,
+  HistoryEntry,
+  Instance,
+  InstanceEvent,
+  InstanceStatus,
+  Payload,
+  ScheduledAction,
+  ScheduledActionStatus,
+  TimerChange,
+  Transition,
+} from "../engine/types.js";
+import type { WorkQueue } from "./work-queue.js";
 
 /** A request_id and the fingerprint of the request it was first used with. */
 export interface RequestKey {
@@ -33,6 +45,8 @@ export interface StartCommit {
   /** Result of engine.startInstance: instance version 1 and its start entry. */
   transition: Transition;
   requestKey?: RequestKey;
+  /** Timers the start arms (the initial state's), applied in the same transaction. */
+  timers?: TimerChange;
 }
 
 export interface TransitionCommit {
@@ -41,6 +55,41 @@ export interface TransitionCommit {
   /** The instance version the transition was computed from; the commit fails if it moved on. */
   fromVersion: number;
   requestKey?: RequestKey;
+  /**
+   * What the change does to the instance's timers (disarm, arm, the firing it records), applied in
+   * the same transaction and only when the change commits.
+   */
+  timers?: TimerChange;
+}
+
+/** The work queue kind of every scheduled action's item (state timers and ScheduleAction's). */
+export const TIMER_WORK_KIND = "timer";
+
+/** A ScheduleAction to store: due at `at`, or `afterMs` from now by the store's clock. */
+export interface NewScheduledAction {
+  id: string;
+  instanceId: string;
+  actionId: string;
+  at?: Date;
+  afterMs?: number;
+  expectedVersion: number;
+  /** The instance version when it was scheduled. */
+  armedVersion: number;
+  /** "" = none; otherwise unique among scheduled actions: a second one with it returns the first. */
+  requestId: string;
+  /** What the request_id is bound to (as RequestKey.fingerprint). */
+  fingerprint: string;
+  actor: string;
+  comment: string;
+  payload?: Payload | undefined;
+}
+
+/** Where a page of ListScheduledActions starts: after this item of the order pending, then done. */
+export interface ScheduledActionCursor {
+  /** False: among the pending ones (due time ascending, then id); true: among the done ones (end time descending, then id). */
+  done: boolean;
+  timeMs: number;
+  id: string;
 }
 
 export type CommitOutcome =
@@ -107,6 +156,8 @@ export interface WorkflowStore {
    * answer reads from memory. False when other processes write too (PostgreSQL replicas).
    */
   readonly exclusive: boolean;
+  /** The claim queue of background work on this store's connection and clock (work-queue.ts). */
+  readonly work: WorkQueue;
 
   /** Stores a definition version unless (id, version) exists; then returns what is stored. */
   putDefinition(def: Definition, signal?: AbortSignal): Promise<{ ok: true } | { ok: false; existing: Definition }>;
@@ -167,6 +218,38 @@ export interface WorkflowStore {
   revisionBounds(): Promise<RevisionBounds>;
 
   stats(): Promise<StoreStats>;
+
+  /**
+   * Stores a scheduled action and its work item (kind TIMER_WORK_KIND, id = the action's id, due at
+   * its due time) in one transaction. A request_id already used returns what it stored (with its
+   * fingerprint, for the caller to compare); nothing is written then.
+   */
+  scheduleAction(
+    action: NewScheduledAction,
+    signal?: AbortSignal,
+  ): Promise<{ ok: true; scheduled: ScheduledAction } | { ok: false; existing: ScheduledAction; fingerprint: string }>;
+  getScheduledAction(id: string, signal?: AbortSignal): Promise<ScheduledAction | undefined>;
+  /**
+   * One instance's scheduled actions (state timers included): pending first by due time then id,
+   * then the done ones by end time descending then id; strictly after `after`; at most `limit`.
+   */
+  listScheduledActions(
+    instanceId: string,
+    opts: { after?: ScheduledActionCursor; limit: number; pendingOnly?: boolean },
+    signal?: AbortSignal,
+  ): Promise<ScheduledAction[]>;
+  /**
+   * Ends a pending scheduled action (refused or cancelled; "fired" is recorded by the commit that
+   * fires it, or here when a replayed firing finds it still pending) and deletes its work item, in
+   * one transaction. Returns it as it is afterwards, or undefined when it does not exist. When it was
+   * not pending it is returned unchanged (`changed` false).
+   */
+  settleScheduledAction(
+    id: string,
+    status: Exclude<ScheduledActionStatus, "pending">,
+    result: string,
+    signal?: AbortSignal,
+  ): Promise<{ scheduled: ScheduledAction; changed: boolean } | undefined>;
 
   /** Registers a listener for committed events; returns the function that removes it. */
   onCommit(listener: CommitListener): () => void;

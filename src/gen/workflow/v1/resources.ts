@@ -6,6 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { Duration } from "../../google/protobuf/duration.js";
 import { Struct } from "../../google/protobuf/struct.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
@@ -47,6 +48,63 @@ export function instanceStatusToJSON(object: InstanceStatus): string {
     case InstanceStatus.INSTANCE_STATUS_COMPLETED:
       return "INSTANCE_STATUS_COMPLETED";
     case InstanceStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Status of a scheduled action. */
+export enum ScheduledActionStatus {
+  /** SCHEDULED_ACTION_STATUS_UNSPECIFIED - Never set by the server. */
+  SCHEDULED_ACTION_STATUS_UNSPECIFIED = 0,
+  /** SCHEDULED_ACTION_STATUS_PENDING - Armed: it fires at due_time (or as soon after as the server can). */
+  SCHEDULED_ACTION_STATUS_PENDING = 1,
+  /** SCHEDULED_ACTION_STATUS_FIRED - It executed its action: the instance's history has an entry with scheduled_action_id = id. */
+  SCHEDULED_ACTION_STATUS_FIRED = 2,
+  /** SCHEDULED_ACTION_STATUS_REFUSED - The action was not allowed at due time (or expected_version no longer matched); `result` says why. */
+  SCHEDULED_ACTION_STATUS_REFUSED = 3,
+  /** SCHEDULED_ACTION_STATUS_CANCELLED - Cancelled before it fired: by CancelScheduledAction, or because the instance completed. */
+  SCHEDULED_ACTION_STATUS_CANCELLED = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function scheduledActionStatusFromJSON(object: any): ScheduledActionStatus {
+  switch (object) {
+    case 0:
+    case "SCHEDULED_ACTION_STATUS_UNSPECIFIED":
+      return ScheduledActionStatus.SCHEDULED_ACTION_STATUS_UNSPECIFIED;
+    case 1:
+    case "SCHEDULED_ACTION_STATUS_PENDING":
+      return ScheduledActionStatus.SCHEDULED_ACTION_STATUS_PENDING;
+    case 2:
+    case "SCHEDULED_ACTION_STATUS_FIRED":
+      return ScheduledActionStatus.SCHEDULED_ACTION_STATUS_FIRED;
+    case 3:
+    case "SCHEDULED_ACTION_STATUS_REFUSED":
+      return ScheduledActionStatus.SCHEDULED_ACTION_STATUS_REFUSED;
+    case 4:
+    case "SCHEDULED_ACTION_STATUS_CANCELLED":
+      return ScheduledActionStatus.SCHEDULED_ACTION_STATUS_CANCELLED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ScheduledActionStatus.UNRECOGNIZED;
+  }
+}
+
+export function scheduledActionStatusToJSON(object: ScheduledActionStatus): string {
+  switch (object) {
+    case ScheduledActionStatus.SCHEDULED_ACTION_STATUS_UNSPECIFIED:
+      return "SCHEDULED_ACTION_STATUS_UNSPECIFIED";
+    case ScheduledActionStatus.SCHEDULED_ACTION_STATUS_PENDING:
+      return "SCHEDULED_ACTION_STATUS_PENDING";
+    case ScheduledActionStatus.SCHEDULED_ACTION_STATUS_FIRED:
+      return "SCHEDULED_ACTION_STATUS_FIRED";
+    case ScheduledActionStatus.SCHEDULED_ACTION_STATUS_REFUSED:
+      return "SCHEDULED_ACTION_STATUS_REFUSED";
+    case ScheduledActionStatus.SCHEDULED_ACTION_STATUS_CANCELLED:
+      return "SCHEDULED_ACTION_STATUS_CANCELLED";
+    case ScheduledActionStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -125,6 +183,29 @@ export interface State {
     | undefined;
   /** Free text. At most 2000 characters. */
   description: string;
+  /**
+   * Timers armed each time an instance enters this state (start, a transition, including one back into
+   * the same state, or a migration) and disarmed when it leaves (any later change of the instance). Not
+   * allowed on a final state. At most 20 per state (docs/timers.md).
+   */
+  timers: StateTimer[];
+}
+
+/**
+ * A state timeout: `after` the instance entered the state, the engine executes `action_id` as an
+ * ordinary transition (the same rules, ordering, history, events), with actor "timer" and
+ * HistoryEntry.timer_id set to `id`. It fires at most once per entry into the state, never before its
+ * due time by the store's clock, and never after the instance left the state (docs/timers.md).
+ */
+export interface StateTimer {
+  /** Unique among the timers of the whole definition. Same rules as State.id. */
+  id: string;
+  /** How long after the entry into the state the timer fires: at least 1 ms, at most 3,660 days. */
+  after?:
+    | Duration
+    | undefined;
+  /** The action to execute. It must exist, be enabled and list this state in from_states. */
+  actionId: string;
 }
 
 /** An action moves an instance from one of `from_states` to `to_state`. */
@@ -221,7 +302,60 @@ export interface HistoryEntry {
     | { [key: string]: any }
     | undefined;
   /** Set on an entry written by MigrateInstance: the definition versions the instance moved between. */
-  migration?: Migration | undefined;
+  migration?:
+    | Migration
+    | undefined;
+  /** Set on an entry written by a state timer (StateTimer.id); the actor is then "timer". */
+  timerId: string;
+  /** Set on an entry written by a timer or a scheduled action: the ScheduledAction.id that fired. */
+  scheduledActionId: string;
+}
+
+/**
+ * An action the engine executes on an instance at a time: a state timer armed by the instance's
+ * current state (timer_id set), or one asked for with ScheduleAction (timer_id empty).
+ */
+export interface ScheduledAction {
+  /** Server-assigned. A state timer's id is `<instance_id>.<armed_version>.<timer_id>`. */
+  id: string;
+  /** The instance it acts on. */
+  instanceId: string;
+  /** The action it executes. */
+  actionId: string;
+  /** When it is due, by the store's clock (docs/timers.md): it never fires earlier. */
+  dueTime?:
+    | Date
+    | undefined;
+  /** The state timer that armed it; empty for ScheduleAction. */
+  timerId: string;
+  /**
+   * The instance version it was armed at. A state timer fires only while the instance is still at this
+   * version; a ScheduleAction with expected_version only while the instance is at expected_version.
+   */
+  armedVersion: number;
+  /** PENDING, then FIRED, REFUSED or CANCELLED. */
+  status: ScheduledActionStatus;
+  /**
+   * Empty while pending. FIRED: "version N" (the entry it wrote). REFUSED: the error's reason and
+   * message, e.g. "ACTION_NOT_ALLOWED: action \"x\" is not allowed from state \"y\"". CANCELLED: why.
+   */
+  result: string;
+  /** ScheduleAction's expected_version (0 = none). */
+  expectedVersion: number;
+  /** ScheduleAction's comment and payload, recorded in the entry it writes. */
+  comment: string;
+  /** See comment. */
+  payload?:
+    | { [key: string]: any }
+    | undefined;
+  /** Who asked for it ("timer" for a state timer); the actor of the entry it writes. */
+  actor: string;
+  /** When it was armed. */
+  createTime?:
+    | Date
+    | undefined;
+  /** When it fired, was refused or cancelled. Unset while pending. */
+  endTime?: Date | undefined;
 }
 
 /** A move of an instance from one version of its definition to another (MigrateInstance). */
@@ -247,7 +381,7 @@ export interface InstanceEvent {
 }
 
 function createBaseState(): State {
-  return { id: "", name: "", initial: false, final: false, enabled: undefined, description: "" };
+  return { id: "", name: "", initial: false, final: false, enabled: undefined, description: "", timers: [] };
 }
 
 export const State: MessageFns<State> = {
@@ -269,6 +403,9 @@ export const State: MessageFns<State> = {
     }
     if (message.description !== "") {
       writer.uint32(50).string(message.description);
+    }
+    for (const v of message.timers) {
+      StateTimer.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -334,6 +471,14 @@ export const State: MessageFns<State> = {
             message.description = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.timers.push(StateTimer.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -354,6 +499,7 @@ export const State: MessageFns<State> = {
       final: isSet(object.final) ? globalThis.Boolean(object.final) : false,
       enabled: isSet(object.enabled) ? globalThis.Boolean(object.enabled) : undefined,
       description: isSet(object.description) ? globalThis.String(object.description) : "",
+      timers: globalThis.Array.isArray(object?.timers) ? object.timers.map((e: any) => StateTimer.fromJSON(e)) : [],
     };
   },
 
@@ -377,6 +523,9 @@ export const State: MessageFns<State> = {
     if (message.description !== "") {
       obj.description = message.description;
     }
+    if (message.timers?.length) {
+      obj.timers = message.timers.map((e) => StateTimer.toJSON(e));
+    }
     return obj;
   },
 
@@ -391,6 +540,114 @@ export const State: MessageFns<State> = {
     message.final = object.final ?? false;
     message.enabled = object.enabled ?? undefined;
     message.description = object.description ?? "";
+    message.timers = object.timers?.map((e) => StateTimer.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStateTimer(): StateTimer {
+  return { id: "", after: undefined, actionId: "" };
+}
+
+export const StateTimer: MessageFns<StateTimer> = {
+  encode(message: StateTimer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.after !== undefined) {
+      Duration.encode(message.after, writer.uint32(18).fork()).join();
+    }
+    if (message.actionId !== "") {
+      writer.uint32(26).string(message.actionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StateTimer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStateTimer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.after = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.actionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StateTimer {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      after: isSet(object.after) ? Duration.fromJSON(object.after) : undefined,
+      actionId: isSet(object.actionId)
+        ? globalThis.String(object.actionId)
+        : isSet(object.action_id)
+        ? globalThis.String(object.action_id)
+        : "",
+    };
+  },
+
+  toJSON(message: StateTimer): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.after !== undefined) {
+      obj.after = Duration.toJSON(message.after);
+    }
+    if (message.actionId !== "") {
+      obj.actionId = message.actionId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StateTimer>, I>>(base?: I): StateTimer {
+    return StateTimer.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StateTimer>, I>>(object: I): StateTimer {
+    const message = createBaseStateTimer();
+    message.id = object.id ?? "";
+    message.after = (object.after !== undefined && object.after !== null)
+      ? Duration.fromPartial(object.after)
+      : undefined;
+    message.actionId = object.actionId ?? "";
     return message;
   },
 };
@@ -943,6 +1200,8 @@ function createBaseHistoryEntry(): HistoryEntry {
     comment: "",
     payload: undefined,
     migration: undefined,
+    timerId: "",
+    scheduledActionId: "",
   };
 }
 
@@ -977,6 +1236,12 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
     }
     if (message.migration !== undefined) {
       Migration.encode(message.migration, writer.uint32(82).fork()).join();
+    }
+    if (message.timerId !== "") {
+      writer.uint32(90).string(message.timerId);
+    }
+    if (message.scheduledActionId !== "") {
+      writer.uint32(98).string(message.scheduledActionId);
     }
     return writer;
   },
@@ -1074,6 +1339,22 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
             message.migration = Migration.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.timerId = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.scheduledActionId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1114,6 +1395,16 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
       comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
       payload: isObject(object.payload) ? object.payload : undefined,
       migration: isSet(object.migration) ? Migration.fromJSON(object.migration) : undefined,
+      timerId: isSet(object.timerId)
+        ? globalThis.String(object.timerId)
+        : isSet(object.timer_id)
+        ? globalThis.String(object.timer_id)
+        : "",
+      scheduledActionId: isSet(object.scheduledActionId)
+        ? globalThis.String(object.scheduledActionId)
+        : isSet(object.scheduled_action_id)
+        ? globalThis.String(object.scheduled_action_id)
+        : "",
     };
   },
 
@@ -1149,6 +1440,12 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
     if (message.migration !== undefined) {
       obj.migration = Migration.toJSON(message.migration);
     }
+    if (message.timerId !== "") {
+      obj.timerId = message.timerId;
+    }
+    if (message.scheduledActionId !== "") {
+      obj.scheduledActionId = message.scheduledActionId;
+    }
     return obj;
   },
 
@@ -1169,6 +1466,332 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
     message.migration = (object.migration !== undefined && object.migration !== null)
       ? Migration.fromPartial(object.migration)
       : undefined;
+    message.timerId = object.timerId ?? "";
+    message.scheduledActionId = object.scheduledActionId ?? "";
+    return message;
+  },
+};
+
+function createBaseScheduledAction(): ScheduledAction {
+  return {
+    id: "",
+    instanceId: "",
+    actionId: "",
+    dueTime: undefined,
+    timerId: "",
+    armedVersion: 0,
+    status: 0,
+    result: "",
+    expectedVersion: 0,
+    comment: "",
+    payload: undefined,
+    actor: "",
+    createTime: undefined,
+    endTime: undefined,
+  };
+}
+
+export const ScheduledAction: MessageFns<ScheduledAction> = {
+  encode(message: ScheduledAction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(18).string(message.instanceId);
+    }
+    if (message.actionId !== "") {
+      writer.uint32(26).string(message.actionId);
+    }
+    if (message.dueTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.dueTime), writer.uint32(34).fork()).join();
+    }
+    if (message.timerId !== "") {
+      writer.uint32(42).string(message.timerId);
+    }
+    if (message.armedVersion !== 0) {
+      writer.uint32(48).int64(message.armedVersion);
+    }
+    if (message.status !== 0) {
+      writer.uint32(56).int32(message.status);
+    }
+    if (message.result !== "") {
+      writer.uint32(66).string(message.result);
+    }
+    if (message.expectedVersion !== 0) {
+      writer.uint32(72).int64(message.expectedVersion);
+    }
+    if (message.comment !== "") {
+      writer.uint32(82).string(message.comment);
+    }
+    if (message.payload !== undefined) {
+      Struct.encode(Struct.wrap(message.payload), writer.uint32(90).fork()).join();
+    }
+    if (message.actor !== "") {
+      writer.uint32(98).string(message.actor);
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(106).fork()).join();
+    }
+    if (message.endTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.endTime), writer.uint32(114).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScheduledAction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScheduledAction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.actionId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.dueTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.timerId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.armedVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.result = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.expectedVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.payload = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.endTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScheduledAction {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      actionId: isSet(object.actionId)
+        ? globalThis.String(object.actionId)
+        : isSet(object.action_id)
+        ? globalThis.String(object.action_id)
+        : "",
+      dueTime: isSet(object.dueTime)
+        ? fromJsonTimestamp(object.dueTime)
+        : isSet(object.due_time)
+        ? fromJsonTimestamp(object.due_time)
+        : undefined,
+      timerId: isSet(object.timerId)
+        ? globalThis.String(object.timerId)
+        : isSet(object.timer_id)
+        ? globalThis.String(object.timer_id)
+        : "",
+      armedVersion: isSet(object.armedVersion)
+        ? globalThis.Number(object.armedVersion)
+        : isSet(object.armed_version)
+        ? globalThis.Number(object.armed_version)
+        : 0,
+      status: isSet(object.status) ? scheduledActionStatusFromJSON(object.status) : 0,
+      result: isSet(object.result) ? globalThis.String(object.result) : "",
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : 0,
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      payload: isObject(object.payload) ? object.payload : undefined,
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "",
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+        ? fromJsonTimestamp(object.create_time)
+        : undefined,
+      endTime: isSet(object.endTime)
+        ? fromJsonTimestamp(object.endTime)
+        : isSet(object.end_time)
+        ? fromJsonTimestamp(object.end_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ScheduledAction): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.actionId !== "") {
+      obj.actionId = message.actionId;
+    }
+    if (message.dueTime !== undefined) {
+      obj.dueTime = message.dueTime.toISOString();
+    }
+    if (message.timerId !== "") {
+      obj.timerId = message.timerId;
+    }
+    if (message.armedVersion !== 0) {
+      obj.armedVersion = Math.round(message.armedVersion);
+    }
+    if (message.status !== 0) {
+      obj.status = scheduledActionStatusToJSON(message.status);
+    }
+    if (message.result !== "") {
+      obj.result = message.result;
+    }
+    if (message.expectedVersion !== 0) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    if (message.payload !== undefined) {
+      obj.payload = message.payload;
+    }
+    if (message.actor !== "") {
+      obj.actor = message.actor;
+    }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
+    if (message.endTime !== undefined) {
+      obj.endTime = message.endTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScheduledAction>, I>>(base?: I): ScheduledAction {
+    return ScheduledAction.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScheduledAction>, I>>(object: I): ScheduledAction {
+    const message = createBaseScheduledAction();
+    message.id = object.id ?? "";
+    message.instanceId = object.instanceId ?? "";
+    message.actionId = object.actionId ?? "";
+    message.dueTime = object.dueTime ?? undefined;
+    message.timerId = object.timerId ?? "";
+    message.armedVersion = object.armedVersion ?? 0;
+    message.status = object.status ?? 0;
+    message.result = object.result ?? "";
+    message.expectedVersion = object.expectedVersion ?? 0;
+    message.comment = object.comment ?? "";
+    message.payload = object.payload ?? undefined;
+    message.actor = object.actor ?? "";
+    message.createTime = object.createTime ?? undefined;
+    message.endTime = object.endTime ?? undefined;
     return message;
   },
 };

@@ -20,7 +20,9 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Duration } from "../../google/protobuf/duration.js";
 import { Struct } from "../../google/protobuf/struct.js";
+import { Timestamp } from "../../google/protobuf/timestamp.js";
 import { BackupDatabaseRequest, BackupDatabaseResponse } from "./operations.js";
 import {
   Action,
@@ -31,6 +33,7 @@ import {
   InstanceStatus,
   instanceStatusFromJSON,
   instanceStatusToJSON,
+  ScheduledAction,
   State,
 } from "./resources.js";
 
@@ -267,6 +270,11 @@ export interface GetInstanceResponse {
   availableActions: Action[];
   /** The latest history entries (at most 10), oldest first. */
   recentHistory: HistoryEntry[];
+  /**
+   * What is armed now, earliest due first: the current state's timers and pending scheduled actions.
+   * With as_of_version: empty (what was pending then is not kept; ListScheduledActions has the outcomes).
+   */
+  pendingActions: ScheduledAction[];
 }
 
 /** Request of ListInstances. */
@@ -387,6 +395,77 @@ export interface ListInstanceHistoryRequest {
 export interface ListInstanceHistoryResponse {
   /** One page of entries, oldest first. */
   entries: HistoryEntry[];
+  /** Token for the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** Request of ScheduleAction. */
+export interface ScheduleActionRequest {
+  /** The instance. */
+  instanceId: string;
+  /**
+   * The action to execute at due time. It must exist in the definition version the instance runs; it
+   * need not be allowed now (it is checked at due time).
+   */
+  actionId: string;
+  /** An absolute time. A time in the past is due at once. */
+  at?:
+    | Date
+    | undefined;
+  /** A delay from now, by the store's clock: 0 to 3,660 days. */
+  after?:
+    | Duration
+    | undefined;
+  /**
+   * When non-zero, it must be the current version now (else ABORTED / VERSION_MISMATCH), and the action
+   * runs at due time only if the instance is still at this version (else REFUSED, VERSION_MISMATCH).
+   */
+  expectedVersion: number;
+  /**
+   * Optional idempotency key (1-128 printable characters): a retry with the same request_id and the
+   * same fields returns the ScheduledAction the first call created.
+   */
+  requestId: string;
+  /** Recorded in the history entry the action writes. At most 1,000 characters. */
+  comment: string;
+  /** Recorded in the history entry the action writes. At most 16 KiB encoded. */
+  payload?: { [key: string]: any } | undefined;
+}
+
+/** Response of ScheduleAction. */
+export interface ScheduleActionResponse {
+  /** The scheduled action, PENDING. */
+  scheduledAction?: ScheduledAction | undefined;
+}
+
+/** Request of CancelScheduledAction. */
+export interface CancelScheduledActionRequest {
+  /** The instance. */
+  instanceId: string;
+  /** ScheduledAction.id. */
+  scheduledActionId: string;
+}
+
+/** Response of CancelScheduledAction. */
+export interface CancelScheduledActionResponse {
+  /** The scheduled action, CANCELLED. */
+  scheduledAction?: ScheduledAction | undefined;
+}
+
+/** Request of ListScheduledActions. */
+export interface ListScheduledActionsRequest {
+  /** The instance. */
+  instanceId: string;
+  /** Maximum items per page: 0 = 50, at most 1000. Negative is INVALID_ARGUMENT. */
+  pageSize: number;
+  /** next_page_token of the previous page; empty for the first page. */
+  pageToken: string;
+}
+
+/** Response of ListScheduledActions. */
+export interface ListScheduledActionsResponse {
+  /** Pending first (earliest due first), then outcomes, most recent first. */
+  scheduledActions: ScheduledAction[];
   /** Token for the next page; empty on the last page. */
   nextPageToken: string;
 }
@@ -1639,7 +1718,7 @@ export const GetInstanceRequest: MessageFns<GetInstanceRequest> = {
 };
 
 function createBaseGetInstanceResponse(): GetInstanceResponse {
-  return { instance: undefined, currentState: undefined, availableActions: [], recentHistory: [] };
+  return { instance: undefined, currentState: undefined, availableActions: [], recentHistory: [], pendingActions: [] };
 }
 
 export const GetInstanceResponse: MessageFns<GetInstanceResponse> = {
@@ -1655,6 +1734,9 @@ export const GetInstanceResponse: MessageFns<GetInstanceResponse> = {
     }
     for (const v of message.recentHistory) {
       HistoryEntry.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.pendingActions) {
+      ScheduledAction.encode(v!, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -1704,6 +1786,14 @@ export const GetInstanceResponse: MessageFns<GetInstanceResponse> = {
             message.recentHistory.push(HistoryEntry.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pendingActions.push(ScheduledAction.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1734,6 +1824,11 @@ export const GetInstanceResponse: MessageFns<GetInstanceResponse> = {
         : globalThis.Array.isArray(object?.recent_history)
         ? object.recent_history.map((e: any) => HistoryEntry.fromJSON(e))
         : [],
+      pendingActions: globalThis.Array.isArray(object?.pendingActions)
+        ? object.pendingActions.map((e: any) => ScheduledAction.fromJSON(e))
+        : globalThis.Array.isArray(object?.pending_actions)
+        ? object.pending_actions.map((e: any) => ScheduledAction.fromJSON(e))
+        : [],
     };
   },
 
@@ -1751,6 +1846,9 @@ export const GetInstanceResponse: MessageFns<GetInstanceResponse> = {
     if (message.recentHistory?.length) {
       obj.recentHistory = message.recentHistory.map((e) => HistoryEntry.toJSON(e));
     }
+    if (message.pendingActions?.length) {
+      obj.pendingActions = message.pendingActions.map((e) => ScheduledAction.toJSON(e));
+    }
     return obj;
   },
 
@@ -1767,6 +1865,7 @@ export const GetInstanceResponse: MessageFns<GetInstanceResponse> = {
       : undefined;
     message.availableActions = object.availableActions?.map((e) => Action.fromPartial(e)) || [];
     message.recentHistory = object.recentHistory?.map((e) => HistoryEntry.fromPartial(e)) || [];
+    message.pendingActions = object.pendingActions?.map((e) => ScheduledAction.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2917,6 +3016,665 @@ export const ListInstanceHistoryResponse: MessageFns<ListInstanceHistoryResponse
   },
 };
 
+function createBaseScheduleActionRequest(): ScheduleActionRequest {
+  return {
+    instanceId: "",
+    actionId: "",
+    at: undefined,
+    after: undefined,
+    expectedVersion: 0,
+    requestId: "",
+    comment: "",
+    payload: undefined,
+  };
+}
+
+export const ScheduleActionRequest: MessageFns<ScheduleActionRequest> = {
+  encode(message: ScheduleActionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.actionId !== "") {
+      writer.uint32(18).string(message.actionId);
+    }
+    if (message.at !== undefined) {
+      Timestamp.encode(toTimestamp(message.at), writer.uint32(26).fork()).join();
+    }
+    if (message.after !== undefined) {
+      Duration.encode(message.after, writer.uint32(34).fork()).join();
+    }
+    if (message.expectedVersion !== 0) {
+      writer.uint32(40).int64(message.expectedVersion);
+    }
+    if (message.requestId !== "") {
+      writer.uint32(50).string(message.requestId);
+    }
+    if (message.comment !== "") {
+      writer.uint32(58).string(message.comment);
+    }
+    if (message.payload !== undefined) {
+      Struct.encode(Struct.wrap(message.payload), writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScheduleActionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScheduleActionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.actionId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.at = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.after = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.expectedVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.comment = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.payload = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScheduleActionRequest {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      actionId: isSet(object.actionId)
+        ? globalThis.String(object.actionId)
+        : isSet(object.action_id)
+        ? globalThis.String(object.action_id)
+        : "",
+      at: isSet(object.at) ? fromJsonTimestamp(object.at) : undefined,
+      after: isSet(object.after) ? Duration.fromJSON(object.after) : undefined,
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : 0,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : "",
+      comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
+      payload: isObject(object.payload) ? object.payload : undefined,
+    };
+  },
+
+  toJSON(message: ScheduleActionRequest): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.actionId !== "") {
+      obj.actionId = message.actionId;
+    }
+    if (message.at !== undefined) {
+      obj.at = message.at.toISOString();
+    }
+    if (message.after !== undefined) {
+      obj.after = Duration.toJSON(message.after);
+    }
+    if (message.expectedVersion !== 0) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    if (message.requestId !== "") {
+      obj.requestId = message.requestId;
+    }
+    if (message.comment !== "") {
+      obj.comment = message.comment;
+    }
+    if (message.payload !== undefined) {
+      obj.payload = message.payload;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScheduleActionRequest>, I>>(base?: I): ScheduleActionRequest {
+    return ScheduleActionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScheduleActionRequest>, I>>(object: I): ScheduleActionRequest {
+    const message = createBaseScheduleActionRequest();
+    message.instanceId = object.instanceId ?? "";
+    message.actionId = object.actionId ?? "";
+    message.at = object.at ?? undefined;
+    message.after = (object.after !== undefined && object.after !== null)
+      ? Duration.fromPartial(object.after)
+      : undefined;
+    message.expectedVersion = object.expectedVersion ?? 0;
+    message.requestId = object.requestId ?? "";
+    message.comment = object.comment ?? "";
+    message.payload = object.payload ?? undefined;
+    return message;
+  },
+};
+
+function createBaseScheduleActionResponse(): ScheduleActionResponse {
+  return { scheduledAction: undefined };
+}
+
+export const ScheduleActionResponse: MessageFns<ScheduleActionResponse> = {
+  encode(message: ScheduleActionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.scheduledAction !== undefined) {
+      ScheduledAction.encode(message.scheduledAction, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScheduleActionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScheduleActionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.scheduledAction = ScheduledAction.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScheduleActionResponse {
+    return {
+      scheduledAction: isSet(object.scheduledAction)
+        ? ScheduledAction.fromJSON(object.scheduledAction)
+        : isSet(object.scheduled_action)
+        ? ScheduledAction.fromJSON(object.scheduled_action)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ScheduleActionResponse): unknown {
+    const obj: any = {};
+    if (message.scheduledAction !== undefined) {
+      obj.scheduledAction = ScheduledAction.toJSON(message.scheduledAction);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScheduleActionResponse>, I>>(base?: I): ScheduleActionResponse {
+    return ScheduleActionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScheduleActionResponse>, I>>(object: I): ScheduleActionResponse {
+    const message = createBaseScheduleActionResponse();
+    message.scheduledAction = (object.scheduledAction !== undefined && object.scheduledAction !== null)
+      ? ScheduledAction.fromPartial(object.scheduledAction)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCancelScheduledActionRequest(): CancelScheduledActionRequest {
+  return { instanceId: "", scheduledActionId: "" };
+}
+
+export const CancelScheduledActionRequest: MessageFns<CancelScheduledActionRequest> = {
+  encode(message: CancelScheduledActionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.scheduledActionId !== "") {
+      writer.uint32(18).string(message.scheduledActionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelScheduledActionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelScheduledActionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scheduledActionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelScheduledActionRequest {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      scheduledActionId: isSet(object.scheduledActionId)
+        ? globalThis.String(object.scheduledActionId)
+        : isSet(object.scheduled_action_id)
+        ? globalThis.String(object.scheduled_action_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CancelScheduledActionRequest): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.scheduledActionId !== "") {
+      obj.scheduledActionId = message.scheduledActionId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelScheduledActionRequest>, I>>(base?: I): CancelScheduledActionRequest {
+    return CancelScheduledActionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelScheduledActionRequest>, I>>(object: I): CancelScheduledActionRequest {
+    const message = createBaseCancelScheduledActionRequest();
+    message.instanceId = object.instanceId ?? "";
+    message.scheduledActionId = object.scheduledActionId ?? "";
+    return message;
+  },
+};
+
+function createBaseCancelScheduledActionResponse(): CancelScheduledActionResponse {
+  return { scheduledAction: undefined };
+}
+
+export const CancelScheduledActionResponse: MessageFns<CancelScheduledActionResponse> = {
+  encode(message: CancelScheduledActionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.scheduledAction !== undefined) {
+      ScheduledAction.encode(message.scheduledAction, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelScheduledActionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelScheduledActionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.scheduledAction = ScheduledAction.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelScheduledActionResponse {
+    return {
+      scheduledAction: isSet(object.scheduledAction)
+        ? ScheduledAction.fromJSON(object.scheduledAction)
+        : isSet(object.scheduled_action)
+        ? ScheduledAction.fromJSON(object.scheduled_action)
+        : undefined,
+    };
+  },
+
+  toJSON(message: CancelScheduledActionResponse): unknown {
+    const obj: any = {};
+    if (message.scheduledAction !== undefined) {
+      obj.scheduledAction = ScheduledAction.toJSON(message.scheduledAction);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelScheduledActionResponse>, I>>(base?: I): CancelScheduledActionResponse {
+    return CancelScheduledActionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelScheduledActionResponse>, I>>(
+    object: I,
+  ): CancelScheduledActionResponse {
+    const message = createBaseCancelScheduledActionResponse();
+    message.scheduledAction = (object.scheduledAction !== undefined && object.scheduledAction !== null)
+      ? ScheduledAction.fromPartial(object.scheduledAction)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListScheduledActionsRequest(): ListScheduledActionsRequest {
+  return { instanceId: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListScheduledActionsRequest: MessageFns<ListScheduledActionsRequest> = {
+  encode(message: ListScheduledActionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instanceId !== "") {
+      writer.uint32(10).string(message.instanceId);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListScheduledActionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListScheduledActionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListScheduledActionsRequest {
+    return {
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListScheduledActionsRequest): unknown {
+    const obj: any = {};
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListScheduledActionsRequest>, I>>(base?: I): ListScheduledActionsRequest {
+    return ListScheduledActionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListScheduledActionsRequest>, I>>(object: I): ListScheduledActionsRequest {
+    const message = createBaseListScheduledActionsRequest();
+    message.instanceId = object.instanceId ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListScheduledActionsResponse(): ListScheduledActionsResponse {
+  return { scheduledActions: [], nextPageToken: "" };
+}
+
+export const ListScheduledActionsResponse: MessageFns<ListScheduledActionsResponse> = {
+  encode(message: ListScheduledActionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.scheduledActions) {
+      ScheduledAction.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListScheduledActionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListScheduledActionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.scheduledActions.push(ScheduledAction.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListScheduledActionsResponse {
+    return {
+      scheduledActions: globalThis.Array.isArray(object?.scheduledActions)
+        ? object.scheduledActions.map((e: any) => ScheduledAction.fromJSON(e))
+        : globalThis.Array.isArray(object?.scheduled_actions)
+        ? object.scheduled_actions.map((e: any) => ScheduledAction.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListScheduledActionsResponse): unknown {
+    const obj: any = {};
+    if (message.scheduledActions?.length) {
+      obj.scheduledActions = message.scheduledActions.map((e) => ScheduledAction.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListScheduledActionsResponse>, I>>(base?: I): ListScheduledActionsResponse {
+    return ListScheduledActionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListScheduledActionsResponse>, I>>(object: I): ListScheduledActionsResponse {
+    const message = createBaseListScheduledActionsResponse();
+    message.scheduledActions = object.scheduledActions?.map((e) => ScheduledAction.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
 function createBaseWatchInstanceRequest(): WatchInstanceRequest {
   return { instanceId: "", startVersion: 0 };
 }
@@ -4010,6 +4768,65 @@ export const WorkflowServiceService = {
     responseDeserialize: (value: Buffer): ListInstanceHistoryResponse => ListInstanceHistoryResponse.decode(value),
   },
   /**
+   * Schedules an action on an instance: at the due time (`at`, or `after` from now, by the store's
+   * clock) the engine executes it as ExecuteAction would, with this request's comment and payload and
+   * the caller as actor, and HistoryEntry.scheduled_action_id set. With expected_version it runs only
+   * if the instance is still at that version then; otherwise it is REFUSED, as it is when the action is
+   * not allowed at due time (ScheduledAction.result says why). It fires at most once, never early, and
+   * is not lost by a restart or a crash (docs/timers.md). Pending scheduled actions are cancelled when
+   * the instance completes. Idempotent by request_id: a retry returns the same ScheduledAction.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (no `when`, a due time more than 3,660 days ahead, a
+   * negative `after`); NOT_FOUND / INSTANCE_NOT_FOUND or ACTION_NOT_FOUND (not in the definition
+   * version the instance runs); FAILED_PRECONDITION / INSTANCE_COMPLETED; ABORTED / VERSION_MISMATCH
+   * (expected_version is not the current version: it could never fire); ALREADY_EXISTS /
+   * REQUEST_ID_REUSED; UNAVAILABLE as for ExecuteAction.
+   */
+  scheduleAction: {
+    path: "/workflow.v1.WorkflowService/ScheduleAction" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ScheduleActionRequest): Buffer =>
+      Buffer.from(ScheduleActionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ScheduleActionRequest => ScheduleActionRequest.decode(value),
+    responseSerialize: (value: ScheduleActionResponse): Buffer =>
+      Buffer.from(ScheduleActionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ScheduleActionResponse => ScheduleActionResponse.decode(value),
+  },
+  /**
+   * Cancels a pending scheduled action or state timer (it becomes CANCELLED). A state timer cancelled
+   * this way stays cancelled until the instance enters a state again.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or
+   * SCHEDULED_ACTION_NOT_FOUND; FAILED_PRECONDITION / SCHEDULED_ACTION_DONE (it already fired, was
+   * refused or cancelled; ErrorInfo metadata status).
+   */
+  cancelScheduledAction: {
+    path: "/workflow.v1.WorkflowService/CancelScheduledAction" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelScheduledActionRequest): Buffer =>
+      Buffer.from(CancelScheduledActionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelScheduledActionRequest => CancelScheduledActionRequest.decode(value),
+    responseSerialize: (value: CancelScheduledActionResponse): Buffer =>
+      Buffer.from(CancelScheduledActionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CancelScheduledActionResponse => CancelScheduledActionResponse.decode(value),
+  },
+  /**
+   * Lists an instance's scheduled actions and state timers: pending ones first (earliest due first),
+   * then outcomes (FIRED, REFUSED, CANCELLED), most recent first.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (negative page_size, bad page_token); NOT_FOUND / INSTANCE_NOT_FOUND.
+   */
+  listScheduledActions: {
+    path: "/workflow.v1.WorkflowService/ListScheduledActions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListScheduledActionsRequest): Buffer =>
+      Buffer.from(ListScheduledActionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListScheduledActionsRequest => ListScheduledActionsRequest.decode(value),
+    responseSerialize: (value: ListScheduledActionsResponse): Buffer =>
+      Buffer.from(ListScheduledActionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListScheduledActionsResponse => ListScheduledActionsResponse.decode(value),
+  },
+  /**
    * Streams one instance's changes: start_version 0 sends a SNAPSHOT event first (the instance now, its
    * latest history entry and revision), then live events; N replays from history version N, then live.
    * Every version exactly once, in order, across the switch from replay to live: resume after a
@@ -4221,6 +5038,35 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST (negative page_size, bad page_token); NOT_FOUND / INSTANCE_NOT_FOUND.
    */
   listInstanceHistory: handleUnaryCall<ListInstanceHistoryRequest, ListInstanceHistoryResponse>;
+  /**
+   * Schedules an action on an instance: at the due time (`at`, or `after` from now, by the store's
+   * clock) the engine executes it as ExecuteAction would, with this request's comment and payload and
+   * the caller as actor, and HistoryEntry.scheduled_action_id set. With expected_version it runs only
+   * if the instance is still at that version then; otherwise it is REFUSED, as it is when the action is
+   * not allowed at due time (ScheduledAction.result says why). It fires at most once, never early, and
+   * is not lost by a restart or a crash (docs/timers.md). Pending scheduled actions are cancelled when
+   * the instance completes. Idempotent by request_id: a retry returns the same ScheduledAction.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (no `when`, a due time more than 3,660 days ahead, a
+   * negative `after`); NOT_FOUND / INSTANCE_NOT_FOUND or ACTION_NOT_FOUND (not in the definition
+   * version the instance runs); FAILED_PRECONDITION / INSTANCE_COMPLETED; ABORTED / VERSION_MISMATCH
+   * (expected_version is not the current version: it could never fire); ALREADY_EXISTS /
+   * REQUEST_ID_REUSED; UNAVAILABLE as for ExecuteAction.
+   */
+  scheduleAction: handleUnaryCall<ScheduleActionRequest, ScheduleActionResponse>;
+  /**
+   * Cancels a pending scheduled action or state timer (it becomes CANCELLED). A state timer cancelled
+   * this way stays cancelled until the instance enters a state again.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or
+   * SCHEDULED_ACTION_NOT_FOUND; FAILED_PRECONDITION / SCHEDULED_ACTION_DONE (it already fired, was
+   * refused or cancelled; ErrorInfo metadata status).
+   */
+  cancelScheduledAction: handleUnaryCall<CancelScheduledActionRequest, CancelScheduledActionResponse>;
+  /**
+   * Lists an instance's scheduled actions and state timers: pending ones first (earliest due first),
+   * then outcomes (FIRED, REFUSED, CANCELLED), most recent first.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (negative page_size, bad page_token); NOT_FOUND / INSTANCE_NOT_FOUND.
+   */
+  listScheduledActions: handleUnaryCall<ListScheduledActionsRequest, ListScheduledActionsResponse>;
   /**
    * Streams one instance's changes: start_version 0 sends a SNAPSHOT event first (the instance now, its
    * latest history entry and revision), then live events; N replays from history version N, then live.
@@ -4539,6 +5385,77 @@ export interface WorkflowServiceClient extends Client {
     callback: (error: ServiceError | null, response: ListInstanceHistoryResponse) => void,
   ): ClientUnaryCall;
   /**
+   * Schedules an action on an instance: at the due time (`at`, or `after` from now, by the store's
+   * clock) the engine executes it as ExecuteAction would, with this request's comment and payload and
+   * the caller as actor, and HistoryEntry.scheduled_action_id set. With expected_version it runs only
+   * if the instance is still at that version then; otherwise it is REFUSED, as it is when the action is
+   * not allowed at due time (ScheduledAction.result says why). It fires at most once, never early, and
+   * is not lost by a restart or a crash (docs/timers.md). Pending scheduled actions are cancelled when
+   * the instance completes. Idempotent by request_id: a retry returns the same ScheduledAction.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (no `when`, a due time more than 3,660 days ahead, a
+   * negative `after`); NOT_FOUND / INSTANCE_NOT_FOUND or ACTION_NOT_FOUND (not in the definition
+   * version the instance runs); FAILED_PRECONDITION / INSTANCE_COMPLETED; ABORTED / VERSION_MISMATCH
+   * (expected_version is not the current version: it could never fire); ALREADY_EXISTS /
+   * REQUEST_ID_REUSED; UNAVAILABLE as for ExecuteAction.
+   */
+  scheduleAction(
+    request: ScheduleActionRequest,
+    callback: (error: ServiceError | null, response: ScheduleActionResponse) => void,
+  ): ClientUnaryCall;
+  scheduleAction(
+    request: ScheduleActionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ScheduleActionResponse) => void,
+  ): ClientUnaryCall;
+  scheduleAction(
+    request: ScheduleActionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ScheduleActionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Cancels a pending scheduled action or state timer (it becomes CANCELLED). A state timer cancelled
+   * this way stays cancelled until the instance enters a state again.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or
+   * SCHEDULED_ACTION_NOT_FOUND; FAILED_PRECONDITION / SCHEDULED_ACTION_DONE (it already fired, was
+   * refused or cancelled; ErrorInfo metadata status).
+   */
+  cancelScheduledAction(
+    request: CancelScheduledActionRequest,
+    callback: (error: ServiceError | null, response: CancelScheduledActionResponse) => void,
+  ): ClientUnaryCall;
+  cancelScheduledAction(
+    request: CancelScheduledActionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CancelScheduledActionResponse) => void,
+  ): ClientUnaryCall;
+  cancelScheduledAction(
+    request: CancelScheduledActionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CancelScheduledActionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Lists an instance's scheduled actions and state timers: pending ones first (earliest due first),
+   * then outcomes (FIRED, REFUSED, CANCELLED), most recent first.
+   * Errors: INVALID_ARGUMENT / INVALID_REQUEST (negative page_size, bad page_token); NOT_FOUND / INSTANCE_NOT_FOUND.
+   */
+  listScheduledActions(
+    request: ListScheduledActionsRequest,
+    callback: (error: ServiceError | null, response: ListScheduledActionsResponse) => void,
+  ): ClientUnaryCall;
+  listScheduledActions(
+    request: ListScheduledActionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListScheduledActionsResponse) => void,
+  ): ClientUnaryCall;
+  listScheduledActions(
+    request: ListScheduledActionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListScheduledActionsResponse) => void,
+  ): ClientUnaryCall;
+  /**
    * Streams one instance's changes: start_version 0 sends a SNAPSHOT event first (the instance now, its
    * latest history entry and revision), then live events; N replays from history version N, then live.
    * Every version exactly once, in order, across the switch from replay to live: resume after a
@@ -4698,6 +5615,28 @@ type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000);
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (t.seconds || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function longToNumber(int64: { toString(): string }): number {
   const num = globalThis.Number(int64.toString());
