@@ -51,6 +51,9 @@ export interface Config {
   healthProbeMs: number;
   /** The only directory BackupDatabase writes into; undefined = BackupDatabase refused. main.ts checks it at start. */
   backupDir: string | undefined;
+  timerConcurrency: number;
+  workLeaseMs: number;
+  clockOffsetMs: number;
 }
 
 export class ConfigError extends Error {
@@ -258,6 +261,24 @@ export const SETTINGS = {
     default: "",
     help: "the only directory BackupDatabase (npm run backup) may write copies into, e.g. /var/backups/workflow; it must exist and be writable by the server at start; a request's path is a name inside it or an absolute path under it (unset: BackupDatabase is refused)",
   },
+  timerConcurrency: {
+    flag: "--timer-concurrency",
+    env: "WORKFLOW_TIMER_CONCURRENCY",
+    default: "32",
+    help: "state timers and scheduled actions this process fires at once (a backlog is worked off in batches of this size); 0 = this process fires none (docs/timers.md)",
+  },
+  workLeaseMs: {
+    flag: "--work-lease-ms",
+    env: "WORKFLOW_WORK_LEASE_MS",
+    default: "30000",
+    help: "how long a claimed timer firing stays leased to this process; a process that dies holding one loses it after this long and another replica fires it",
+  },
+  clockOffsetMs: {
+    flag: "--clock-offset-ms",
+    env: "WORKFLOW_CLOCK_OFFSET_MS",
+    default: "0",
+    help: "for tests only: added to this process's clock for the times it records (the skewed-replica tests); due times on PostgreSQL come from the database's clock whatever it is",
+  },
 } satisfies Record<string, Setting>;
 
 type Key = keyof typeof SETTINGS;
@@ -279,6 +300,13 @@ export function usage(): string {
 
 function parsePositiveInt(setting: Setting, raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw)) throw new ConfigError(`${setting.flag} / ${setting.env}: "${raw}" is not a whole number`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${setting.flag} / ${setting.env}: ${n} is outside ${min}..${max}`);
+  return n;
+}
+
+function parseSignedInt(setting: Setting, raw: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(raw)) throw new ConfigError(`${setting.flag} / ${setting.env}: "${raw}" is not a whole number`);
   const n = Number(raw);
   if (n < min || n > max) throw new ConfigError(`${setting.flag} / ${setting.env}: ${n} is outside ${min}..${max}`);
   return n;
@@ -426,6 +454,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     metricsMaxDefinitions: int("metricsMaxDefinitions", 1, 100_000),
     healthProbeMs: int("healthProbeMs", 0, 3_600_000),
     backupDir: values.get("backupDir") || undefined,
+    timerConcurrency: int("timerConcurrency", 0, 10_000),
+    workLeaseMs: int("workLeaseMs", 100, 3_600_000),
+    clockOffsetMs: parseSignedInt(SETTINGS.clockOffsetMs, values.get("clockOffsetMs")!, -86_400_000, 86_400_000),
   };
 }
 

@@ -93,6 +93,8 @@ async function main(): Promise<void> {
       metrics: metricsOptions(config),
       healthProbeMs: config.healthProbeMs,
       backupDir,
+      timers: config.timerConcurrency === 0 ? false : { concurrency: config.timerConcurrency, leaseMs: config.workLeaseMs },
+      clockOffsetMs: config.clockOffsetMs,
     });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);

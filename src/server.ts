@@ -28,6 +28,7 @@ import { ServerMetrics } from "./metrics/server-metrics.js";
 import { OnlineBackups } from "./ops/online-backup.js";
 import { DEFAULT_HEALTH_PROBE_MS, StoreReadiness } from "./ops/store-readiness.js";
 import { WorkflowService } from "./service/workflow-service.js";
+import { TimerWorker, type TimerWorkerOptions } from "./work/timer-worker.js";
 import { storeOperations } from "./store/store-operations.js";
 import type { WorkflowStore } from "./store/store.js";
 
@@ -72,6 +73,14 @@ export interface ServerOptions {
    * checkBackupDir in src/ops/online-backup.ts); omitted = BackupDatabase refused with BACKUP_NOT_CONFIGURED.
    */
   backupDir?: string;
+  // --- background work (src/work; docs/timers.md)
+  /** The timer worker (fires state timers and scheduled actions); false = this process fires none. */
+  timers?: false | TimerWorkerOptions;
+  /**
+   * Added to this process's clock for the times it records (entry times, so a state timer's due
+   * time): tests run a replica whose clock is skewed with it. Never needed in production.
+   */
+  clockOffsetMs?: number;
 }
 
 export interface MetricsOptions {
@@ -132,6 +141,8 @@ export interface RunningServer {
   metricsPort?: number;
   /** Store probing behind health's readiness, unless off (or the store offers no probe). */
   readiness?: StoreReadiness;
+  /** The timer worker, unless off. */
+  timers?: TimerWorker;
   /** Re-reads the TLS and JWT key files now (SIGHUP); throws, keeping the old ones, when they are bad. */
   reloadCredentials(): void;
   /** NOT_SERVING, refuse new calls, end streams with UNAVAILABLE, finish in-flight calls, close the store. */
@@ -142,8 +153,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const log = options.logger;
   const metricsOptions = options.metrics === false ? undefined : (options.metrics ?? {});
   const metrics = metricsOptions ? new ServerMetrics({ maxDefinitionLabels: metricsOptions.maxDefinitionLabels }) : undefined;
+  const offset = options.clockOffsetMs ?? 0;
   const service = new WorkflowService(options.store, {
     limits: options.limits ?? DEFAULT_LIMITS,
+    ...(offset !== 0 ? { now: () => new Date(Date.now() + offset) } : {}),
     sequencer: { capacity: options.cacheInstances, maxBytes: options.cacheBytes, observer: metrics?.domain },
   });
   const tracker = new CallTracker();
@@ -177,6 +190,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         })
       : undefined;
   const ready = () => readiness?.ready ?? true;
+  const timers = options.timers === false ? undefined : new TimerWorker(options.store, service.scheduled, log, options.timers);
   metrics?.attach({ service, feed, watch, ready, backups: () => backups.stats() });
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -261,6 +275,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       feed.close();
       stopWatching();
       connections.close();
+      // No new firings; those in flight finish (they are writes like any other) or are handed back.
+      const timersStopped = timers?.stop();
       const finished = await tracker.waitForUnary(grace);
       if (!finished) log.warn({ inFlight: tracker.activeUnary }, "grace period over; cancelling in-flight calls");
       const httpClosed = http?.close(finished ? 500 : 0);
@@ -277,6 +293,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
       await httpClosed;
       await metricsListener?.close();
+      await timersStopped;
       await options.store.close();
       log.info("stopped");
     })();
@@ -306,6 +323,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
     "listening",
   );
+  // Timers fire once the server answers calls (a firing after downtime is late, never early).
+  timers?.start();
   return {
     port,
     httpPort: http?.port,
@@ -317,6 +336,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     connections,
     metrics,
     readiness,
+    timers,
     reloadCredentials,
     shutdown,
   };

@@ -7,21 +7,30 @@ import { WorkflowError, type ErrorCode, type PreconditionDetail } from "./errors
 import { listIds, quote } from "./format.js";
 import type { ActionDef, ChangeNote, Definition, HistoryEntry, Instance, StateDef, Transition } from "./types.js";
 
-/** What every change records besides its effect: when, the request_id, and who and why (optional here). */
+/**
+ * What every change records besides its effect: when, the request_id, who and why (optional here),
+ * and, for a change made by a timer or a scheduled action, which one (set only then).
+ */
 export interface ChangeArgs extends Partial<ChangeNote> {
   now: Date;
   requestId: string;
+  timerId?: string | undefined;
+  scheduledActionId?: string | undefined;
 }
 
-/** The entry fields every change records: time, request_id, actor, comment, payload (only when given). */
-function recorded(args: ChangeArgs): Pick<HistoryEntry, "time" | "requestId" | "actor" | "comment" | "payload"> {
-  const fields: Pick<HistoryEntry, "time" | "requestId" | "actor" | "comment" | "payload"> = {
+type Recorded = Pick<HistoryEntry, "time" | "requestId" | "actor" | "comment" | "payload" | "timerId" | "scheduledActionId">;
+
+/** The entry fields every change records: time, request_id, actor, comment; payload and the firing's ids only when given. */
+function recorded(args: ChangeArgs): Recorded {
+  const fields: Recorded = {
     time: new Date(args.now.getTime()),
     requestId: args.requestId,
     actor: args.actor ?? "",
     comment: args.comment ?? "",
   };
   if (args.payload !== undefined) fields.payload = args.payload;
+  if (args.timerId) fields.timerId = args.timerId;
+  if (args.scheduledActionId) fields.scheduledActionId = args.scheduledActionId;
   return fields;
 }
 

@@ -19,7 +19,9 @@ import {
   instanceToProto,
   statusFilterFromProto,
 } from "./mappers.js";
+import { scheduleCommandFromProto, scheduledActionToProto } from "./scheduled-mappers.js";
 import { sharedEventResponse, sharedInstanceResponse } from "./shared-encoding.js";
+import { invalidRequest } from "../engine/errors.js";
 
 type Service = typeof WorkflowServiceService;
 type Key = keyof Service;
@@ -101,6 +103,19 @@ export function unaryRpcs(service: WorkflowService): UnaryRpcs {
     async listInstanceHistory(req, signal) {
       const page = await service.listInstanceHistory(req, signal);
       return { entries: page.items.map(historyEntryToProto), nextPageToken: page.nextPageToken };
+    },
+    async scheduleAction(req, signal, actor) {
+      const { cmd, violation } = scheduleCommandFromProto(req);
+      if (violation) throw invalidRequest([violation]);
+      return { scheduledAction: scheduledActionToProto(await service.scheduleAction(cmd, signal, actor)) };
+    },
+    async cancelScheduledAction(req, signal, actor) {
+      const cancelled = await service.cancelScheduledAction(req.instanceId, req.scheduledActionId, signal, actor);
+      return { scheduledAction: scheduledActionToProto(cancelled) };
+    },
+    async listScheduledActions(req, signal) {
+      const page = await service.listScheduledActions(req, signal);
+      return { scheduledActions: page.items.map(scheduledActionToProto), nextPageToken: page.nextPageToken };
     },
     getServiceStats: (_req, signal) => service.stats(signal),
   };

@@ -10,6 +10,7 @@ import type { InstanceEvent as ProtoInstanceEvent } from "../gen/workflow/v1/res
 import type { GetInstanceResponse, WorkflowServiceService } from "../gen/workflow/v1/service.js";
 import type { InstanceView } from "../service/workflow-service.js";
 import { eventToProto, historyEntryToProto, instanceToProto } from "./mappers.js";
+import { scheduledActionToProto } from "./scheduled-mappers.js";
 
 /** A WatchInstance or WatchInstances response carrying one (non-snapshot) event. */
 export interface EventResponse {
@@ -46,6 +47,7 @@ export function sharedInstanceResponse(view: InstanceView): GetInstanceResponse 
       currentState: { ...view.currentState },
       availableActions: view.availableActions.map((a) => ({ ...a })),
       recentHistory: view.recentHistory.map(historyEntryToProto),
+      pendingActions: view.pendingActions.map(scheduledActionToProto),
     };
     instanceResponses.set(view, response);
   }

@@ -32,6 +32,11 @@ export function workflowHandlers(
     renderDefinition: unary("RenderDefinition", deps, (req, ctx) => rpc.renderDefinition(req, ctx.signal)),
     listAvailableActions: unary("ListAvailableActions", deps, (req, ctx) => rpc.listAvailableActions(req, ctx.signal)),
     listInstanceHistory: unary("ListInstanceHistory", deps, (req, ctx) => rpc.listInstanceHistory(req, ctx.signal)),
+    scheduleAction: unary("ScheduleAction", deps, (req, ctx) => rpc.scheduleAction(req, ctx.signal, ctx.caller.subject)),
+    cancelScheduledAction: unary("CancelScheduledAction", deps, (req, ctx) =>
+      rpc.cancelScheduledAction(req, ctx.signal, ctx.caller.subject),
+    ),
+    listScheduledActions: unary("ListScheduledActions", deps, (req, ctx) => rpc.listScheduledActions(req, ctx.signal)),
     watchInstance: serverStream(
       "WatchInstance",
       deps,

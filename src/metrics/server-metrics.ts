@@ -17,6 +17,8 @@ import { DistributionAtScrape, ReadAtScrape, type Sample } from "./families.js";
 import { GrpcMetrics } from "./grpc-metrics.js";
 import { HttpMetrics } from "./http-metrics.js";
 import { processRegistry } from "./process-metrics.js";
+import { TimerMetrics } from "./timer-metrics.js";
+import { TIMER_WORK_KIND } from "../store/store.js";
 
 export interface ServerMetricsOptions {
   /** Definition ids with a label value of their own (the rest fold into "_other"). */
@@ -57,6 +59,7 @@ export class ServerMetrics {
   readonly grpc: GrpcMetrics;
   readonly http: HttpMetrics;
   readonly domain: DomainMetrics;
+  readonly timers = new TimerMetrics();
 
   constructor(options: ServerMetricsOptions = {}) {
     this.grpc = new GrpcMetrics(this.registry);
@@ -168,6 +171,39 @@ export class ServerMetrics {
     counter("workflow_instance_cache_evictions_total", "Instances evicted from the cache to stay within its capacity or its bytes.", [], () => [
       [[], cache().evictions],
     ]);
+
+    // Timers (docs/timers.md).
+    sources.service.scheduled.observer = this.timers;
+    gauge(
+      "workflow_timers_pending",
+      "State timers and scheduled actions armed in the store and not yet fired (all replicas'), including those being fired now.",
+      [],
+      async () => {
+        const counts = await sources.service.store.work.counts().catch(() => undefined);
+        if (!counts) return undefined;
+        const c = counts[TIMER_WORK_KIND];
+        return [[[], (c?.pending ?? 0) + (c?.leased ?? 0)]];
+      },
+    );
+    counter("workflow_timers_fired_total", "Timer and scheduled-action outcomes this server decided, by outcome (fired, refused, cancelled).", ["outcome"], () => {
+      const o = this.timers.outcomes;
+      return [
+        [["fired"], o.fired],
+        [["refused"], o.refused],
+        [["cancelled"], o.cancelled],
+      ];
+    });
+    counter(
+      "workflow_timers_late_total",
+      "Firings more than 1 s after their due time (the service was down or overloaded when they fell due).",
+      [],
+      () => [[[], this.timers.late]],
+    );
+    new DistributionAtScrape(
+      "workflow_timer_lateness_seconds",
+      "Seconds from a timer's or scheduled action's due time to its firing, by the store's clock.",
+      () => this.timers.lateness,
+    ).register(r);
 
     // Backups.
     const backups = sources.backups;

@@ -1,7 +1,9 @@
 /**
  * The write sequencer: the layer between the service and the store through which every change of
- * an instance goes (StartInstance, ExecuteAction, MigrateInstance; later timers and scheduled
- * actions). Its seams: ordering (this file: lanes, rounds, chains, retries), the cache of committed
+ * an instance goes (StartInstance, ExecuteAction, MigrateInstance, and the firings of timers and
+ * scheduled actions, which are ExecuteAction calls with `firing` set). Each write carries what it
+ * does to the instance's timers (engine/timers.ts: disarm the state it leaves, arm the state it
+ * enters), which the store commits in the same transaction. Its seams: ordering (this file: lanes, rounds, chains, retries), the cache of committed
  * state it decides against (committed-state.ts), idempotency replay (idempotency.ts), and the
  * refusals it phrases (refusals.ts).
  *
@@ -25,8 +27,9 @@
  * because the store cannot tell a chain from independent writes.
  */
 import { isWorkflowError, WorkflowError, type ErrorCode } from "../engine/errors.js";
+import { timerChange } from "../engine/timers.js";
 import { executeAction, migrateInstance, startInstance } from "../engine/transition.js";
-import type { ChangeNote, Definition, Instance, InstanceEvent, Transition } from "../engine/types.js";
+import type { ChangeNote, Definition, Instance, InstanceEvent, TimerChange, Transition } from "../engine/types.js";
 import type { CommitOutcome, RequestKey, WorkflowStore } from "../store/store.js";
 import {
   CommittedStates,
@@ -56,6 +59,11 @@ export interface ExecuteCommand {
   requestId: string;
   requestKey?: RequestKey;
   note?: ChangeNote;
+  /**
+   * Set when a timer or a scheduled action makes the change: recorded in the entry, and the commit
+   * marks the scheduled action fired in the same transaction.
+   */
+  firing?: { scheduledActionId: string; timerId: string };
 }
 
 export interface MigrateCommand {
@@ -180,6 +188,8 @@ interface Planned {
   /** The version the transition was computed from (0 for a start). */
   fromVersion: number;
   definition: Definition;
+  /** What the change does to the instance's timers (engine/timers.ts), committed with it. */
+  timers: TimerChange | undefined;
 }
 
 type Decision = { write: Transition } | { refusal: WorkflowError } | { exists: true };
@@ -314,7 +324,9 @@ export class WriteSequencer {
         const transition = decision.write;
         // A start and a migration bring the definition version the instance runs from then on.
         const definition = q.kind === "execute" ? tentative!.definition : q.cmd.definition;
-        planned.push({ q, transition, fromVersion: tentative?.instance.version ?? 0, definition });
+        const fired = q.kind === "execute" ? q.cmd.firing?.scheduledActionId : undefined;
+        const timers = timerChange(tentative, { definition, transition }, fired);
+        planned.push({ q, transition, fromVersion: tentative?.instance.version ?? 0, definition, timers });
         tentative = { instance: transition.instance, definition, recentHistory: EMPTY_HISTORY };
         continue;
       }
@@ -330,12 +342,15 @@ export class WriteSequencer {
     this.counters.roundCalls += planned.length;
     // Submitted in one turn, in order: the store commits them in order (in one transaction when it can).
     const commits: Promise<CommitOutcome>[] = [];
-    for (const { q, transition, fromVersion } of planned) {
+    for (const { q, transition, fromVersion, timers } of planned) {
       const requestKey = q.cmd.requestKey;
       commits.push(
         q.kind === "start"
-          ? this.store.commitStart({ transition, requestKey }, q.signal)
-          : this.store.commitTransition({ transition, fromVersion, requestKey }, q.signal),
+          ? this.store.commitStart(timers ? { transition, requestKey, timers } : { transition, requestKey }, q.signal)
+          : this.store.commitTransition(
+              timers ? { transition, fromVersion, requestKey, timers } : { transition, fromVersion, requestKey },
+              q.signal,
+            ),
       );
     }
     const outcomes = await Promise.allSettled(commits);
@@ -418,7 +433,9 @@ export class WriteSequencer {
     const args = { ...cmd.note, now: this.now(), requestId: cmd.requestId };
     try {
       if (q.kind === "migrate") return { write: migrateInstance(state.definition, q.cmd.definition, state.instance, args) };
-      return { write: executeAction(state.definition, state.instance, { ...args, actionId: q.cmd.actionId }) };
+      const firing = q.cmd.firing;
+      const fired = firing ? { scheduledActionId: firing.scheduledActionId, timerId: firing.timerId } : {};
+      return { write: executeAction(state.definition, state.instance, { ...args, ...fired, actionId: q.cmd.actionId }) };
     } catch (err) {
       if (isWorkflowError(err)) return { refusal: err };
       throw err;

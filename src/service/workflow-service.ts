@@ -18,6 +18,7 @@ import type {
   Instance,
   InstanceStatus,
   Payload,
+  ScheduledAction,
   StateDef,
   Transition,
 } from "../engine/types.js";
@@ -31,6 +32,7 @@ import { WriteSequencer, type WriteSequencerOptions } from "../sequencer/write-s
 import { instanceNotFound } from "../sequencer/refusals.js";
 import type { InstanceFilter, InstancePath, RequestKey, StoreStats, WorkflowStore } from "../store/store.js";
 import { DiagramCache } from "./diagram-cache.js";
+import { ScheduledActions, type ScheduleActionCommand } from "./scheduled-actions.js";
 import { decodePageToken, encodePageToken, isDefinitionKey, isIdKey, isVersionKey } from "./page-token.js";
 import { failedBeforeCommit } from "./write-outcome.js";
 
@@ -72,6 +74,8 @@ export interface InstanceView {
   currentState: StateDef;
   availableActions: ActionDef[];
   recentHistory: HistoryEntry[];
+  /** Armed now, earliest due first (state timers and scheduled actions); empty for a past version. */
+  pendingActions: readonly ScheduledAction[];
 }
 
 export interface StartedInstance extends Transition {
@@ -176,8 +180,13 @@ export class WorkflowService {
   private readonly recentHistoryCount: number;
   readonly definitions: DefinitionCache;
   readonly sequencer: WriteSequencer;
-  /** GetInstance views, computed once per committed state (the same object for every reader). */
+  /**
+   * GetInstance views, computed once per committed state and pending list (the same object for
+   * every reader while neither changes).
+   */
   private readonly views = new WeakMap<CommittedState, InstanceView>();
+  /** ScheduleAction, CancelScheduledAction, ListScheduledActions, pending actions, firings. */
+  readonly scheduled: ScheduledActions;
   /** RenderDefinition's drawings, one per definition version and language. */
   readonly diagrams = new DiagramCache();
 
@@ -194,6 +203,13 @@ export class WorkflowService {
       ...options.sequencer,
       now: this.now,
       recentHistoryCount: this.recentHistoryCount,
+    });
+    this.scheduled = new ScheduledActions({
+      store,
+      sequencer: this.sequencer,
+      limits: this.limits,
+      now: this.now,
+      newId: this.newId,
     });
   }
 
@@ -338,8 +354,9 @@ export class WorkflowService {
       );
     }
     if (asOfVersion > 0 && asOfVersion < committed.instance.version) return this.instanceAsOf(committed.instance, asOfVersion, signal);
+    const pendingActions = await this.scheduled.pendingFor(committed.instance, signal);
     let view = this.views.get(committed);
-    if (!view) {
+    if (!view || view.pendingActions !== pendingActions) {
       const state = findState(committed.definition, committed.instance.currentState);
       if (!state) throw new Error(`instance ${committed.instance.id} is in state ${committed.instance.currentState}, unknown to its definition`);
       view = Object.freeze({
@@ -347,6 +364,7 @@ export class WorkflowService {
         currentState: state,
         availableActions: availableActions(committed.definition, committed.instance),
         recentHistory: [...committed.recentHistory],
+        pendingActions,
       });
       this.views.set(committed, view);
     }
@@ -435,6 +453,26 @@ export class WorkflowService {
       },
       signal,
     );
+  }
+
+  /** ScheduleAction (scheduled-actions.ts); a failure says its write_outcome (write-outcome.ts). */
+  scheduleAction(cmd: ScheduleActionCommand, signal?: AbortSignal, actor = ""): Promise<ScheduledAction> {
+    return settleWrite(this.scheduled.schedule(cmd, signal, actor));
+  }
+
+  /** CancelScheduledAction; a failure says its write_outcome. */
+  cancelScheduledAction(instanceId: string, scheduledActionId: string, signal?: AbortSignal, actor = ""): Promise<ScheduledAction> {
+    return settleWrite(this.scheduled.cancel(instanceId, scheduledActionId, signal, actor));
+  }
+
+  /** ListScheduledActions: pending first (earliest due first), then outcomes, most recent first. */
+  async listScheduledActions(
+    req: { instanceId: string; pageSize: number; pageToken: string },
+    signal?: AbortSignal,
+  ): Promise<Page<ScheduledAction>> {
+    this.requireValid([this.idViolation("instance_id", req.instanceId)]);
+    const limit = this.pageSize(req.pageSize);
+    return this.scheduled.list(req, limit, signal);
   }
 
   async listAvailableActions(instanceId: string, signal?: AbortSignal): Promise<{ actions: ActionDef[]; instance: Instance; state: StateDef }> {
@@ -534,7 +572,7 @@ export class WorkflowService {
     const instance = event.instance;
     const state = findState(definition, instance.currentState);
     if (!state) throw new Error(`instance ${now.id} was in state ${instance.currentState} at version ${version}, unknown to its definition`);
-    return { instance, currentState: state, availableActions: availableActions(definition, instance), recentHistory };
+    return { instance, currentState: state, availableActions: availableActions(definition, instance), recentHistory, pendingActions: [] };
   }
 
   /** Loads a definition version (0 = latest), NOT_FOUND when absent. Frozen: shared by every caller. */
