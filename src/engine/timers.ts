@@ -47,6 +47,8 @@ export function timerChange(
   else if (before && hasTimers(before.definition, before.instance.currentState)) disarm = "state";
   if (arm.length === 0 && disarm === undefined && fired === undefined) return undefined;
   const change: TimerChange = { arm };
+  // A migration keeps the state: its timers count from when the instance entered it.
+  if (arm.length > 0 && after.transition.entry.migration) change.armFrom = "state-entered";
   if (disarm) change.disarm = disarm;
   if (fired) change.fired = fired;
   return change;

@@ -152,6 +152,13 @@ export interface TimerArm {
 export interface TimerChange {
   disarm?: "state" | "all" | undefined;
   arm: TimerArm[];
+  /**
+   * What `afterMs` counts from: the change's own entry ("entry", the default: a start or a
+   * transition entered the state now), or the latest entry of the instance that is not a migration
+   * ("state-entered": a migration keeps the state, so its new timers count from when the instance
+   * entered it). The store finds that entry in the change's transaction.
+   */
+  armFrom?: "entry" | "state-entered" | undefined;
   fired?: string | undefined;
 }
 
