@@ -16,6 +16,9 @@ import {
   ListAvailableActionsRequest,
   ListDefinitionsRequest,
   ListInstanceHistoryRequest,
+  ScheduleActionRequest,
+  CancelScheduledActionRequest,
+  ListScheduledActionsRequest,
   ListInstancesRequest,
   MigrateInstanceRequest,
   StartInstanceRequest,
@@ -59,6 +62,8 @@ export interface TestServerOptions {
   healthProbeMs?: number;
   /** The directory BackupDatabase writes into (default: none, so backups are refused). */
   backupDir?: string;
+  /** The timer worker's options, or false for none (default: the server's). */
+  timers?: ServerOptions["timers"];
 }
 
 export interface TestServer {
@@ -93,6 +98,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     metrics: options.metrics,
     healthProbeMs: options.healthProbeMs,
     backupDir: options.backupDir,
+    timers: options.timers,
   });
   const address = `127.0.0.1:${server.port}`;
   const clients: WorkflowServiceClient[] = [];
@@ -235,6 +241,9 @@ export function apiWithToken(client: WorkflowServiceClient, token: string | unde
     migrateInstance: b(MigrateInstanceRequest, client.migrateInstance),
     listAvailableActions: b(ListAvailableActionsRequest, client.listAvailableActions),
     listInstanceHistory: b(ListInstanceHistoryRequest, client.listInstanceHistory),
+    scheduleAction: b(ScheduleActionRequest, client.scheduleAction),
+    cancelScheduledAction: b(CancelScheduledActionRequest, client.cancelScheduledAction),
+    listScheduledActions: b(ListScheduledActionsRequest, client.listScheduledActions),
     getServiceStats: b(GetServiceStatsRequest, client.getServiceStats),
     backupDatabase: b(BackupDatabaseRequest, client.backupDatabase),
   };
