@@ -322,6 +322,7 @@ export class MemoryStore implements WorkflowStore {
         if (action.status !== "pending") continue;
         if (action.timerId !== "") this.forget(action);
         else if (change.disarm === "all") this.end(action, "cancelled", "instance completed", time);
+        else continue; // a ScheduleAction outlives the state it was asked in
         this.work.deleteInStep([id]);
       }
     }
