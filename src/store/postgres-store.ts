@@ -141,7 +141,7 @@ const BATCH_SQL =
   "$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], " +
   "$16::text[], $17::text[], $18::jsonb[], $19::integer[], $20::text[], $21::text[], $22::jsonb[])";
 
-/** The columns of a scheduled action read back, times as Dates. */
+/** The columns of a scheduled action (rows.ts maps them). */
 const SCHEDULED = SCHEDULED_ACTION_COLUMNS;
 
 /**
