@@ -178,14 +178,19 @@ const SETTLE_SQL = `
   )
   SELECT ${SCHEDULED} FROM s`;
 
-/** Both parts of a page of ListScheduledActions in one statement (one snapshot); $5 false skips the done part. */
+/**
+ * Both parts of a page of ListScheduledActions in one statement (one snapshot); $6 skips the pending
+ * part, $5 false the done part. `end_time <= t` bounds the done part's index scan; the rest of the
+ * keyset condition filters the few rows that share t.
+ */
 const LIST_SCHEDULED_SQL = `
   (SELECT ${SCHEDULED} FROM scheduled_actions
     WHERE instance_id = $1 AND status = 'pending' AND NOT $6 AND (due_time, id) > ($2::timestamptz, $3::text)
     ORDER BY due_time, id LIMIT $4)
   UNION ALL
   (SELECT ${SCHEDULED} FROM scheduled_actions
-    WHERE instance_id = $1 AND status <> 'pending' AND $5 AND (end_time < $7::timestamptz OR (end_time = $7::timestamptz AND id > $8::text))
+    WHERE instance_id = $1 AND status <> 'pending' AND $5
+      AND end_time <= $7::timestamptz AND (end_time < $7::timestamptz OR id > $8::text)
     ORDER BY end_time DESC, id LIMIT $4)`;
 
 /** How often a batch that hit a deadlock runs again before its writes fail. */

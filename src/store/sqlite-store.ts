@@ -226,7 +226,7 @@ function prepareStatements(db: Database.Database) {
     ),
     doneScheduled: db.prepare<[string, number, number, string, number], ScheduledActionRow>(
       `SELECT ${SCHEDULED_ACTION_COLUMNS} FROM scheduled_actions
-        WHERE instance_id = ? AND status <> 'pending' AND (end_time < ? OR (end_time = ? AND id > ?))
+        WHERE instance_id = ? AND status <> 'pending' AND end_time <= ? AND (end_time < ? OR id > ?)
         ORDER BY end_time DESC, id LIMIT ?`,
     ),
 
