@@ -6,13 +6,31 @@
  * (the log holds references to the same objects), so nothing is ever compacted: readEvents serves
  * any revision from 1. Instances are indexed by id and by every combination of ListInstances
  * filters in ordered sets, so no call costs more with more instances.
+ *
+ * Scheduled actions (state timers and ScheduleAction's) are kept by id with an index per instance;
+ * each has its work item in the queue, armed, fired and disarmed in the commit's synchronous step.
+ * Due times are by the store's clock: an armed timer is due `afterMs` after its entry's time (the
+ * service takes entry times from the same clock), a ScheduleAction `afterMs` after `clock()`.
  */
-import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
+import type {
+  Definition,
+  HistoryEntry,
+  Instance,
+  InstanceEvent,
+  ScheduledAction,
+  ScheduledActionStatus,
+  TimerChange,
+} from "../engine/types.js";
+import { TIMER_ACTOR } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
 import { SortedStringSet } from "./sorted-set.js";
 import { MemoryWorkQueue } from "./memory-work-queue.js";
 import { storeClosed } from "./sql-common.js";
-import type {
+import { afterScheduledCursor, compareScheduledActions } from "./rows.js";
+import {
+  TIMER_WORK_KIND,
+  type NewScheduledAction,
+  type ScheduledActionCursor,
   ActionCount,
   CommitListener,
   CommitOutcome,
@@ -49,6 +67,14 @@ function keyOf(mask: number, values: readonly (string | undefined)[]): FilterKey
   return key;
 }
 
+/** A copy of a stored scheduled action, so no caller shares its Dates or payload. */
+function copyScheduled(a: ScheduledAction): ScheduledAction {
+  const copy: ScheduledAction = { ...a, dueTime: new Date(a.dueTime.getTime()), createTime: new Date(a.createTime.getTime()) };
+  if (a.endTime !== undefined) copy.endTime = new Date(a.endTime.getTime());
+  if (a.payload !== undefined) copy.payload = structuredClone(a.payload);
+  return copy;
+}
+
 /** Code-unit order, as the SQL stores' binary collations sort. */
 const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -78,10 +104,17 @@ export class MemoryStore implements WorkflowStore {
   private readonly listeners: CommitListeners;
   /** The claim queue of background work (work-queue.ts), on the store's clock. */
   readonly work: MemoryWorkQueue;
+  private readonly clock: () => number;
+  /** Scheduled actions by id, with the fingerprint of the request that made them. */
+  private readonly scheduled = new Map<string, { action: ScheduledAction; fingerprint: string }>();
+  /** Scheduled action ids by instance, and by non-empty request_id. */
+  private readonly scheduledByInstance = new Map<string, Set<string>>();
+  private readonly scheduledByRequest = new Map<string, string>();
 
   constructor(options: MemoryStoreOptions = {}) {
     this.listeners = new CommitListeners(options.onListenerError);
-    this.work = new MemoryWorkQueue(options.clock ?? Date.now, () => this.check(undefined));
+    this.clock = options.clock ?? Date.now;
+    this.work = new MemoryWorkQueue(this.clock, () => this.check(undefined));
   }
 
   private check(signal: AbortSignal | undefined, write = false): void {
@@ -207,7 +240,9 @@ export class MemoryStore implements WorkflowStore {
     const existing = this.instances.get(instance.id);
     if (existing) return { ok: false, reason: "instance_exists", existing };
     const event = this.append("started", instance, entry, commit.requestKey);
+    const armed = commit.timers ? this.applyTimers(event, commit.timers) : false;
     this.listeners.emit([event]);
+    if (armed) this.work.hint();
     return { ok: true, event };
   }
 
@@ -223,7 +258,9 @@ export class MemoryStore implements WorkflowStore {
       return { ok: false, reason: "version_conflict", currentVersion: current?.version ?? 0, ...(current ? { current } : {}) };
     }
     const event = this.append(entry.migration ? "migrated" : "transitioned", instance, entry, commit.requestKey);
+    const armed = commit.timers ? this.applyTimers(event, commit.timers) : false;
     this.listeners.emit([event]);
+    if (armed) this.work.hint();
     return { ok: true, event };
   }
 
@@ -265,6 +302,154 @@ export class MemoryStore implements WorkflowStore {
     if (ofDefinition) ofDefinition.push(event);
     else this.eventsByDefinition.set(instance.definitionId, [event]);
     return event;
+  }
+
+  /**
+   * Applies a commit's TimerChange in its step, in order: the firing, the disarm, the arming (see
+   * TimerChange). Returns whether a work item was armed (the caller hints the workers).
+   */
+  private applyTimers(event: InstanceEvent, change: TimerChange): boolean {
+    const { instance, entry } = event;
+    const time = entry.time.getTime();
+    if (change.fired !== undefined) {
+      const fired = this.scheduled.get(change.fired)?.action;
+      if (fired?.status === "pending") this.end(fired, "fired", `version ${instance.version}`, time);
+      this.work.deleteInStep([change.fired]);
+    }
+    if (change.disarm !== undefined) {
+      for (const id of [...(this.scheduledByInstance.get(instance.id) ?? [])]) {
+        const action = this.scheduled.get(id)!.action;
+        if (action.status !== "pending") continue;
+        if (action.timerId !== "") this.forget(action);
+        else if (change.disarm === "all") this.end(action, "cancelled", "instance completed", time);
+        else continue; // a ScheduleAction outlives the state it was asked in
+        this.work.deleteInStep([id]);
+      }
+    }
+    let armed = false;
+    for (const arm of change.arm) {
+      if (this.scheduled.has(arm.id)) continue;
+      const action: ScheduledAction = {
+        id: arm.id,
+        instanceId: instance.id,
+        actionId: arm.actionId,
+        dueTime: new Date(time + Math.ceil(arm.afterMs)),
+        timerId: arm.timerId,
+        armedVersion: instance.version,
+        status: "pending",
+        result: "",
+        expectedVersion: 0,
+        requestId: "",
+        actor: TIMER_ACTOR,
+        comment: "",
+        createTime: new Date(time),
+      };
+      this.remember(action, "");
+      armed = this.armWork(action) || armed;
+    }
+    return armed;
+  }
+
+  private remember(action: ScheduledAction, fingerprint: string): void {
+    this.scheduled.set(action.id, { action, fingerprint });
+    let ids = this.scheduledByInstance.get(action.instanceId);
+    if (!ids) this.scheduledByInstance.set(action.instanceId, (ids = new Set()));
+    ids.add(action.id);
+    if (action.requestId !== "") this.scheduledByRequest.set(action.requestId, action.id);
+  }
+
+  private forget(action: ScheduledAction): void {
+    this.scheduled.delete(action.id);
+    const ids = this.scheduledByInstance.get(action.instanceId)!;
+    ids.delete(action.id);
+    if (ids.size === 0) this.scheduledByInstance.delete(action.instanceId);
+    if (action.requestId !== "") this.scheduledByRequest.delete(action.requestId);
+  }
+
+  /** Ends a pending scheduled action in place (it is replaced, never changed: readers may hold the old object). */
+  private end(action: ScheduledAction, status: Exclude<ScheduledActionStatus, "pending">, result: string, time: number): ScheduledAction {
+    const ended: ScheduledAction = { ...action, status, result, endTime: new Date(time) };
+    this.scheduled.get(action.id)!.action = ended;
+    return ended;
+  }
+
+  private armWork(action: ScheduledAction): boolean {
+    const stored = this.work.enqueueInStep([
+      { id: action.id, kind: TIMER_WORK_KIND, key: action.id, seq: 0, runAt: action.dueTime, payload: { instanceId: action.instanceId } },
+    ]);
+    return stored.length > 0;
+  }
+
+  async scheduleAction(
+    input: NewScheduledAction,
+    signal?: AbortSignal,
+  ): Promise<{ ok: true; scheduled: ScheduledAction } | { ok: false; existing: ScheduledAction; fingerprint: string }> {
+    this.check(signal, true);
+    if (input.requestId !== "") {
+      const id = this.scheduledByRequest.get(input.requestId);
+      if (id !== undefined) {
+        const { action, fingerprint } = this.scheduled.get(id)!;
+        return { ok: false, existing: copyScheduled(action), fingerprint };
+      }
+    }
+    if (this.scheduled.has(input.id)) throw new Error(`store: scheduled action ${input.id} exists`);
+    const now = this.clock();
+    const action: ScheduledAction = {
+      id: input.id,
+      instanceId: input.instanceId,
+      actionId: input.actionId,
+      dueTime: new Date(input.at ? input.at.getTime() : now + Math.ceil(input.afterMs ?? 0)),
+      timerId: "",
+      armedVersion: input.armedVersion,
+      status: "pending",
+      result: "",
+      expectedVersion: input.expectedVersion,
+      requestId: input.requestId,
+      actor: input.actor,
+      comment: input.comment,
+      createTime: new Date(now),
+    };
+    if (input.payload !== undefined) action.payload = structuredClone(input.payload);
+    this.remember(action, input.fingerprint);
+    if (this.armWork(action)) this.work.hint();
+    return { ok: true, scheduled: copyScheduled(action) };
+  }
+
+  async getScheduledAction(id: string, signal?: AbortSignal): Promise<ScheduledAction | undefined> {
+    this.check(signal);
+    const found = this.scheduled.get(id);
+    return found ? copyScheduled(found.action) : undefined;
+  }
+
+  /** Sorts the instance's actions on every call: an instance has few. */
+  async listScheduledActions(
+    instanceId: string,
+    opts: { after?: ScheduledActionCursor; limit: number; pendingOnly?: boolean },
+    signal?: AbortSignal,
+  ): Promise<ScheduledAction[]> {
+    this.check(signal);
+    const { after, limit, pendingOnly } = opts;
+    return [...(this.scheduledByInstance.get(instanceId) ?? [])]
+      .map((id) => this.scheduled.get(id)!.action)
+      .filter((a) => (!pendingOnly || a.status === "pending") && (!after || afterScheduledCursor(a, after)))
+      .sort(compareScheduledActions)
+      .slice(0, Math.max(0, limit))
+      .map(copyScheduled);
+  }
+
+  async settleScheduledAction(
+    id: string,
+    status: Exclude<ScheduledActionStatus, "pending">,
+    result: string,
+    signal?: AbortSignal,
+  ): Promise<{ scheduled: ScheduledAction; changed: boolean } | undefined> {
+    this.check(signal, true);
+    const found = this.scheduled.get(id);
+    if (!found) return undefined;
+    if (found.action.status !== "pending") return { scheduled: copyScheduled(found.action), changed: false };
+    const ended = this.end(found.action, status, result, this.clock());
+    this.work.deleteInStep([id]);
+    return { scheduled: copyScheduled(ended), changed: true };
   }
 
   private countAction(instanceId: string, actionId: string, fromState: string): void {

@@ -49,6 +49,16 @@ export class MemoryWorkQueue implements WorkQueue {
 
   async enqueue(items: readonly WorkItemInput[]): Promise<string[]> {
     this.check();
+    const stored = this.enqueueInStep(items);
+    if (stored.length > 0) this.hint();
+    return stored;
+  }
+
+  /**
+   * Stores the items inside the caller's synchronous step (a store commit arming timers); returns
+   * the ids stored. The caller calls hint() once its step is done.
+   */
+  enqueueInStep(items: readonly WorkItemInput[]): string[] {
     items.forEach(checkWorkItem);
     const now = this.time();
     const stored: string[] = [];
@@ -67,8 +77,17 @@ export class MemoryWorkQueue implements WorkQueue {
       });
       stored.push(item.id);
     }
-    if (stored.length > 0) for (const hint of this.hints) hint();
     return stored;
+  }
+
+  /** Deletes items whatever their lease state, inside the caller's synchronous step (settling a scheduled action). */
+  deleteInStep(ids: readonly string[]): void {
+    for (const id of ids) this.rows.delete(id);
+  }
+
+  /** Wakes this process's workers. */
+  hint(): void {
+    for (const hint of this.hints) hint();
   }
 
   async claim({ kinds, owner, limit, leaseMs }: ClaimRequest): Promise<WorkItem[]> {
@@ -134,7 +153,7 @@ export class MemoryWorkQueue implements WorkQueue {
     row.leaseExpiresAt = undefined;
     row.runAt = request.runAt?.getTime() ?? this.time() + (request.delayMs ?? 0);
     if (request.error !== undefined) row.lastError = request.error;
-    for (const hint of this.hints) hint();
+    this.hint();
     return true;
   }
 

@@ -533,6 +533,235 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX work_items_leased ON work_items (lease_expires_at) WHERE state = 'leased';
     `,
   },
+  {
+    version: 8,
+    name: "scheduled actions (state timers and ScheduleAction); the timer and scheduled action on history entries",
+    // A scheduled action is the durable record (what, when, for whom, how it ended); its work item
+    // (work_items, kind 'timer', same id) is what the workers claim, written and deleted in the same
+    // transaction. Pending records are read by instance in due order (the list, the disarm of a
+    // change), done ones by instance newest first: two partial indexes. request_id is unique when set,
+    // so two replicas scheduling with one request_id meet in the index, not in a read.
+    //
+    // Times are kept to the millisecond (the cursors of ListScheduledActions are in ms), rounded up
+    // for due times so nothing is due earlier than asked. An armed timer is due at
+    // greatest(now(), entry time) + after: the database's clock decides, so a replica whose clock runs
+    // behind cannot arm a timer that fires early, and one whose clock runs ahead only makes it late.
+    //
+    // workflow_commit_batch gains three arrays (the entry's timer_id and scheduled_action_id, and each
+    // write's TimerChange as JSON, applied by workflow_apply_timers in the write's place in the
+    // batch); migration 5's function stays beside it (another signature), so a replica of the
+    // previous build keeps committing during a rolling upgrade (its writes carry no timers). Adding
+    // the event columns with constant defaults changes only the catalog.
+    sql: `
+      ALTER TABLE events ADD COLUMN timer_id            TEXT NOT NULL DEFAULT '';
+      ALTER TABLE events ADD COLUMN scheduled_action_id TEXT NOT NULL DEFAULT '';
+
+      CREATE TABLE scheduled_actions (
+        id               TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+        instance_id      TEXT COLLATE "C" NOT NULL,
+        action_id        TEXT COLLATE "C" NOT NULL,
+        due_time         TIMESTAMPTZ      NOT NULL,
+        timer_id         TEXT COLLATE "C" NOT NULL DEFAULT '', -- '' for ScheduleAction
+        armed_version    INTEGER          NOT NULL,
+        status           TEXT             NOT NULL CHECK (status IN ('pending', 'fired', 'refused', 'cancelled')),
+        result           TEXT             NOT NULL DEFAULT '',
+        expected_version INTEGER          NOT NULL DEFAULT 0,
+        request_id       TEXT COLLATE "C" NOT NULL DEFAULT '', -- '' = none
+        fingerprint      TEXT             NOT NULL DEFAULT '',
+        actor            TEXT             NOT NULL DEFAULT '',
+        comment          TEXT             NOT NULL DEFAULT '',
+        payload          JSONB,                                -- NULL = none
+        create_time      TIMESTAMPTZ      NOT NULL,
+        end_time         TIMESTAMPTZ                           -- NULL while pending
+      );
+      CREATE UNIQUE INDEX scheduled_actions_by_request ON scheduled_actions (request_id) WHERE request_id <> '';
+      CREATE INDEX scheduled_actions_pending ON scheduled_actions (instance_id, due_time, id) WHERE status = 'pending';
+      CREATE INDEX scheduled_actions_done    ON scheduled_actions (instance_id, end_time DESC, id) WHERE status <> 'pending';
+
+      -- A time to the millisecond, rounded up (due times: never earlier than asked).
+      CREATE FUNCTION workflow_ms_ceil(t timestamptz) RETURNS timestamptz LANGUAGE sql IMMUTABLE AS $fn$
+        SELECT date_trunc('milliseconds', t + interval '999 microseconds')
+      $fn$;
+
+      -- One write's TimerChange (src/engine/types.ts), in its transaction, in order: the firing, the
+      -- disarm, the arming. p_version is the instance version the write created, p_time its entry's
+      -- time. Returns whether a work item was armed (the caller notifies the workers). 'timer' is
+      -- both TIMER_ACTOR (the actor of an armed timer) and TIMER_WORK_KIND (its work item's kind).
+      CREATE FUNCTION workflow_apply_timers(p_instance_id text, p_version integer, p_time timestamptz, p_timers jsonb)
+      RETURNS boolean LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_now timestamptz := date_trunc('milliseconds', greatest(now(), p_time));
+        v_fired text := p_timers->>'fired';
+        v_disarm text := p_timers->>'disarm';
+        v_armed integer;
+      BEGIN
+        IF v_fired IS NOT NULL THEN
+          UPDATE scheduled_actions SET status = 'fired', result = 'version ' || p_version, end_time = v_now
+           WHERE id = v_fired AND status = 'pending';
+          DELETE FROM work_items WHERE id = v_fired;
+        END IF;
+        IF v_disarm IN ('state', 'all') THEN
+          WITH gone AS (
+            DELETE FROM scheduled_actions
+             WHERE instance_id = p_instance_id AND status = 'pending' AND timer_id <> '' RETURNING id
+          )
+          DELETE FROM work_items WHERE id IN (SELECT id FROM gone);
+        END IF;
+        IF v_disarm = 'all' THEN
+          WITH gone AS (
+            UPDATE scheduled_actions SET status = 'cancelled', result = 'instance completed', end_time = v_now
+             WHERE instance_id = p_instance_id AND status = 'pending' RETURNING id
+          )
+          DELETE FROM work_items WHERE id IN (SELECT id FROM gone);
+        END IF;
+        WITH arm AS (
+          SELECT a.id, a."timerId" AS timer_id, a."actionId" AS action_id,
+                 workflow_ms_ceil(greatest(now(), p_time) + a."afterMs" * interval '1 millisecond') AS due
+            FROM jsonb_to_recordset(coalesce(p_timers->'arm', '[]'::jsonb)) AS a(id text, "timerId" text, "actionId" text, "afterMs" float8)
+        ), stored AS (
+          INSERT INTO scheduled_actions (id, instance_id, action_id, due_time, timer_id, armed_version, status, actor, create_time)
+          SELECT id, p_instance_id, action_id, due, timer_id, p_version, 'pending', 'timer', date_trunc('milliseconds', p_time)
+            FROM arm
+          ON CONFLICT (id) DO NOTHING
+          RETURNING id, due_time
+        )
+        INSERT INTO work_items (id, kind, key, seq, run_at, payload, state)
+        SELECT id, 'timer', id, 0, due_time, jsonb_build_object('instanceId', p_instance_id), 'pending' FROM stored
+        ON CONFLICT (id) DO NOTHING;
+        GET DIAGNOSTICS v_armed = ROW_COUNT;
+        RETURN v_armed > 0;
+      END
+      $fn$;
+
+      CREATE FUNCTION workflow_commit_batch(
+        p_kind text[], p_id text[], p_from_version integer[], p_definition_id text[], p_definition_version integer[],
+        p_state text[], p_status text[], p_version integer[], p_create_time timestamptz[], p_update_time timestamptz[],
+        p_action_id text[], p_from_state text[], p_entry_request_id text[], p_request_id text[], p_fingerprint text[],
+        p_actor text[], p_comment text[], p_payload jsonb[], p_migrated_from integer[],
+        p_timer_id text[], p_scheduled_action_id text[], p_timers jsonb[]
+      ) RETURNS TABLE (o_index integer, o_outcome text, o_revision bigint, o_current_version integer,
+                       o_current_state text, o_current_status text, o_current_definition_version integer,
+                       o_current_update_time timestamptz)
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_n integer := coalesce(array_length(p_id, 1), 0);
+        v_order integer[];
+        v_ok integer[] := '{}';
+        v_used text[] := '{}';
+        v_outcome text[];
+        v_current integer[];
+        v_row instances%ROWTYPE;
+        v_current_row instances[];
+        v_revision bigint[];
+        v_before text;
+        v_instances integer := 0;
+        v_completed integer := 0;
+        v_head bigint;
+        v_k integer;
+        v_armed boolean := false;
+        i integer;
+      BEGIN
+        IF v_n = 0 THEN
+          RETURN;
+        END IF;
+        v_outcome := array_fill(NULL::text, ARRAY[v_n]);
+        v_current := array_fill(NULL::integer, ARRAY[v_n]);
+        v_current_row := array_fill(NULL::instances, ARRAY[v_n]);
+        v_revision := array_fill(NULL::bigint, ARRAY[v_n]);
+        -- A request_id committed meanwhile by another replica is visible once its lock is ours.
+        PERFORM pg_advisory_xact_lock(${REQUEST_LOCK_NAMESPACE}, h)
+           FROM (SELECT DISTINCT hashtext(r) AS h FROM unnest(p_request_id) AS r WHERE r IS NOT NULL ORDER BY 1) AS locks;
+        SELECT array_agg(ord ORDER BY p_id[ord] COLLATE "C", ord) INTO v_order FROM generate_subscripts(p_id, 1) AS ord;
+        FOREACH i IN ARRAY v_order LOOP
+          IF p_request_id[i] IS NOT NULL THEN
+            IF p_request_id[i] = ANY (v_used) OR EXISTS (SELECT 1 FROM requests WHERE request_id = p_request_id[i]) THEN
+              v_outcome[i] := 'request_exists';
+              CONTINUE;
+            END IF;
+          END IF;
+          IF p_kind[i] = 'start' THEN
+            -- Waits for a concurrent insert of the same id, then does nothing: nothing written.
+            INSERT INTO instances (id, definition_id, definition_version, current_state, status, version, create_time, update_time)
+            VALUES (p_id[i], p_definition_id[i], p_definition_version[i], p_state[i], p_status[i], 1, p_create_time[i], p_update_time[i])
+            ON CONFLICT (id) DO NOTHING;
+            IF NOT FOUND THEN
+              v_outcome[i] := 'instance_exists';
+              CONTINUE;
+            END IF;
+            v_instances := v_instances + 1;
+            IF p_status[i] = 'completed' THEN
+              v_completed := v_completed + 1;
+            END IF;
+          ELSE
+            -- Compare-and-set; the self-join yields the status before the update (for the completed count).
+            -- definition_version changes only by a migration (p_migrated_from set).
+            UPDATE instances AS t
+               SET definition_version = p_definition_version[i], current_state = p_state[i], status = p_status[i],
+                   version = p_version[i], update_time = p_update_time[i]
+              FROM instances AS old
+             WHERE t.id = p_id[i] AND t.version = p_from_version[i] AND old.id = t.id
+            RETURNING old.status INTO v_before;
+            IF NOT FOUND THEN
+              -- The instance as stored now, so the caller can validate again without another read.
+              v_outcome[i] := 'version_conflict';
+              SELECT * INTO v_row FROM instances WHERE id = p_id[i];
+              IF FOUND THEN
+                v_current[i] := v_row.version;
+                v_current_row[i] := v_row;
+              ELSE
+                v_current[i] := 0;
+              END IF;
+              CONTINUE;
+            END IF;
+            v_completed := v_completed + (CASE WHEN p_status[i] = 'completed' THEN 1 ELSE 0 END)
+                                       - (CASE WHEN v_before = 'completed' THEN 1 ELSE 0 END);
+          END IF;
+          v_outcome[i] := 'ok';
+          v_ok := v_ok || i;
+          -- The write's timers, in its place in the batch (a chain applies them in order).
+          IF p_timers[i] IS NOT NULL THEN
+            v_armed := workflow_apply_timers(p_id[i], p_version[i], p_update_time[i], p_timers[i]) OR v_armed;
+          END IF;
+          IF p_request_id[i] IS NOT NULL THEN
+            v_used := v_used || p_request_id[i];
+          END IF;
+        END LOOP;
+        v_k := coalesce(array_length(v_ok, 1), 0);
+        IF v_k > 0 THEN
+          -- The serialized tail: the counter row is locked from here to COMMIT, so revisions are
+          -- handed out in commit order across replicas.
+          UPDATE counters
+             SET revision = counters.revision + v_k,
+                 instances = counters.instances + v_instances,
+                 completed = counters.completed + v_completed
+          RETURNING counters.revision INTO v_head;
+          FOR j IN 1..v_k LOOP
+            v_revision[v_ok[j]] := v_head - v_k + j;
+          END LOOP;
+          INSERT INTO events (revision, type, instance_id, definition_id, definition_version, version, status, create_time,
+                              action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from,
+                              timer_id, scheduled_action_id)
+          SELECT v_revision[w], CASE WHEN p_kind[w] = 'start' THEN 'started' ELSE 'transitioned' END,
+                 p_id[w], p_definition_id[w], p_definition_version[w], p_version[w], p_status[w], p_create_time[w],
+                 p_action_id[w], p_from_state[w], p_state[w], p_update_time[w], p_entry_request_id[w],
+                 p_actor[w], p_comment[w], p_payload[w], p_migrated_from[w], p_timer_id[w], p_scheduled_action_id[w]
+            FROM unnest(v_ok) AS w;
+          INSERT INTO requests (request_id, fingerprint, revision, time)
+          SELECT p_request_id[w], p_fingerprint[w], v_revision[w], p_update_time[w]
+            FROM unnest(v_ok) AS w WHERE p_request_id[w] IS NOT NULL;
+          PERFORM pg_notify('${EVENTS_CHANNEL}', v_head::text);
+          IF v_armed THEN
+            PERFORM pg_notify('${WORK_CHANNEL}', '');
+          END IF;
+        END IF;
+        RETURN QUERY SELECT ord, v_outcome[ord], v_revision[ord], v_current[ord],
+                            (v_current_row[ord]).current_state::text, (v_current_row[ord]).status,
+                            (v_current_row[ord]).definition_version, (v_current_row[ord]).update_time
+                       FROM generate_subscripts(p_id, 1) AS ord;
+      END
+      $fn$;
+    `,
+  },
 ];
 
 /** pg_advisory_xact_lock key guarding migrations: "workflow" in ASCII. */

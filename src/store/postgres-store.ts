@@ -20,6 +20,11 @@
  * commits are serialized from the counter update to the end of COMMIT; group commit is what makes
  * that cheap: one lock, one WAL flush and one round trip for every write of a batch.
  *
+ * Timers: each write carries its TimerChange (JSON) into workflow_commit_batch (migration 8),
+ * which applies it in the write's place in the batch, in the same transaction, with due times on
+ * the database's clock: greatest(now(), entry time) + after (see migration 8). ScheduleAction and
+ * settling are one statement each (the record and its work item together).
+ *
  * Events: see postgres-event-reader.ts. A commit resolves when COMMIT succeeds; listeners get its
  * event from the event table right after.
  *
@@ -30,13 +35,13 @@
 import pg from "pg";
 import type { CustomTypesConfig, PoolClient } from "pg";
 import { WorkflowError } from "../engine/errors.js";
-import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
+import type { Definition, HistoryEntry, Instance, InstanceEvent, ScheduledAction, ScheduledActionStatus } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
 import type { CommitObserver } from "./commit-observer.js";
 import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
 import { checkUrl, errorCode, isBug, isRetryable, openError, releaseArgument, writeOutcome } from "./postgres-errors.js";
 import { EventReader } from "./postgres-event-reader.js";
-import { migrate } from "./postgres-migrations.js";
+import { migrate, WORK_CHANNEL } from "./postgres-migrations.js";
 import { PostgresWorkQueue } from "./postgres-work-queue.js";
 import { StoreErrors } from "./store-errors.js";
 import type { PoolStats } from "./store-operations.js";
@@ -50,9 +55,13 @@ import {
   INSTANCE_COLUMNS,
   instanceFromRow,
   noteColumns,
+  compareScheduledActions,
+  SCHEDULED_ACTION_COLUMNS,
+  scheduledActionFromRow,
   type DefinitionRow,
   type EventRow,
   type InstanceRow,
+  type ScheduledActionRow,
 } from "./rows.js";
 import {
   committedEvent,
@@ -65,14 +74,17 @@ import {
   storeUnavailable,
   type RequestRow,
 } from "./sql-common.js";
+import { TIMER_WORK_KIND } from "./store.js";
 import type {
   CommitListener,
   CommitOutcome,
   EventFilter,
   InstanceFilter,
   InstancePath,
+  NewScheduledAction,
   RequestRecord,
   RevisionBounds,
+  ScheduledActionCursor,
   StartCommit,
   StoreStats,
   TransitionCommit,
@@ -127,7 +139,59 @@ const BATCH_SQL =
   "o_current_definition_version, o_current_update_time FROM workflow_commit_batch(" +
   "$1::text[], $2::text[], $3::integer[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::integer[], " +
   "$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], " +
-  "$16::text[], $17::text[], $18::jsonb[], $19::integer[])";
+  "$16::text[], $17::text[], $18::jsonb[], $19::integer[], $20::text[], $21::text[], $22::jsonb[])";
+
+/** The columns of a scheduled action (rows.ts maps them). */
+const SCHEDULED = SCHEDULED_ACTION_COLUMNS;
+
+/**
+ * ScheduleAction in one statement: the record and its work item, and the workers' hint. A request_id
+ * (or id) taken meanwhile by another replica makes the insert do nothing (the unique index decides,
+ * after waiting for that replica's transaction), and the caller reads what is stored.
+ */
+const SCHEDULE_SQL = `
+  WITH ins AS (
+    INSERT INTO scheduled_actions (id, instance_id, action_id, due_time, timer_id, armed_version, status, result,
+                                   expected_version, request_id, fingerprint, actor, comment, payload, create_time)
+    VALUES ($1, $2, $3, workflow_ms_ceil(coalesce($4::timestamptz, now() + $5::float8 * interval '1 millisecond')), '', $6,
+            'pending', '', $7, $8, $9, $10, $11, $12::jsonb, date_trunc('milliseconds', now()))
+    ON CONFLICT DO NOTHING
+    RETURNING ${SCHEDULED}
+  ), work AS (
+    INSERT INTO work_items (id, kind, key, seq, run_at, payload, state)
+    SELECT id, '${TIMER_WORK_KIND}', id, 0, due_time, jsonb_build_object('instanceId', instance_id), 'pending' FROM ins
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+  ), hint AS (
+    SELECT pg_notify('${WORK_CHANNEL}', '') FROM work LIMIT 1
+  )
+  SELECT ${SCHEDULED}, (SELECT count(*) FROM hint) AS hinted FROM ins`;
+
+/** Ends a pending scheduled action and deletes its work item, in one statement. */
+const SETTLE_SQL = `
+  WITH s AS (
+    UPDATE scheduled_actions SET status = $2, result = $3, end_time = date_trunc('milliseconds', now())
+     WHERE id = $1 AND status = 'pending'
+    RETURNING ${SCHEDULED}
+  ), d AS (
+    DELETE FROM work_items WHERE id IN (SELECT id FROM s)
+  )
+  SELECT ${SCHEDULED} FROM s`;
+
+/**
+ * Both parts of a page of ListScheduledActions in one statement (one snapshot); $6 skips the pending
+ * part, $5 false the done part. `end_time <= t` bounds the done part's index scan; the rest of the
+ * keyset condition filters the few rows that share t.
+ */
+const LIST_SCHEDULED_SQL = `
+  (SELECT ${SCHEDULED} FROM scheduled_actions
+    WHERE instance_id = $1 AND status = 'pending' AND NOT $6 AND (due_time, id) > ($2::timestamptz, $3::text)
+    ORDER BY due_time, id LIMIT $4)
+  UNION ALL
+  (SELECT ${SCHEDULED} FROM scheduled_actions
+    WHERE instance_id = $1 AND status <> 'pending' AND $5
+      AND end_time <= $7::timestamptz AND (end_time < $7::timestamptz OR id > $8::text)
+    ORDER BY end_time DESC, id LIMIT $4)`;
 
 /** How often a batch that hit a deadlock runs again before its writes fail. */
 const DEADLOCK_RETRIES = 3;
@@ -690,7 +754,7 @@ export class PostgresStore implements WorkflowStore {
 
   /** One call of the batch function; a deadlock (nothing written) runs it again. */
   private async callBatch(items: QueuedWrite<Write>[]): Promise<BatchRow[]> {
-    const columns: unknown[][] = Array.from({ length: 19 }, () => []);
+    const columns: unknown[][] = Array.from({ length: 22 }, () => []);
     for (const { write } of items) {
       const { instance, entry } = write.commit.transition;
       const key = write.commit.requestKey;
@@ -715,6 +779,9 @@ export class PostgresStore implements WorkflowStore {
         note.comment,
         note.payload,
         note.migrated_from,
+        note.timer_id,
+        note.scheduled_action_id,
+        write.commit.timers ? JSON.stringify(write.commit.timers) : null,
       ];
       values.forEach((v, i) => columns[i]!.push(v));
     }
@@ -730,6 +797,103 @@ export class PostgresStore implements WorkflowStore {
         throw err;
       }
     }
+  }
+
+  // ---------------------------------------------------------------- scheduled actions
+
+  /** Runs a write of one statement (its own transaction); failures become errors for the client. */
+  private async writeOne<T>(what: string, signal: AbortSignal | undefined, fn: (q: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.acquire(signal, true);
+    try {
+      const value = await fn(client);
+      client.release();
+      return value;
+    } catch (err) {
+      client.release(releaseArgument(err));
+      if (err instanceof WorkflowError || isBug(err)) throw err;
+      this.onStoreError(err);
+      const outcome = writeOutcome(err);
+      throw storeUnavailable(err, `could not ${what}: ${outcome === "UNKNOWN" ? MAYBE_STORED : NOT_STORED}`, errorCode(err), outcome);
+    }
+  }
+
+  scheduleAction(
+    input: NewScheduledAction,
+    signal?: AbortSignal,
+  ): Promise<{ ok: true; scheduled: ScheduledAction } | { ok: false; existing: ScheduledAction; fingerprint: string }> {
+    return this.writeOne("schedule an action", signal, async (q) => {
+      const { rows } = await q.query<ScheduledActionRow>(SCHEDULE_SQL, [
+        input.id,
+        input.instanceId,
+        input.actionId,
+        input.at ?? null,
+        input.at ? 0 : (input.afterMs ?? 0),
+        input.armedVersion,
+        input.expectedVersion,
+        input.requestId,
+        input.fingerprint,
+        input.actor,
+        input.comment,
+        input.payload === undefined ? null : JSON.stringify(input.payload),
+      ]);
+      if (rows[0]) return { ok: true as const, scheduled: scheduledActionFromRow(rows[0]) };
+      if (input.requestId !== "") {
+        // The insert waited for the transaction that holds the request_id; it is committed and visible now.
+        const existing = await q.query<ScheduledActionRow>(
+          `SELECT ${SCHEDULED} FROM scheduled_actions WHERE request_id = $1 AND request_id <> ''`,
+          [input.requestId],
+        );
+        if (existing.rows[0]) {
+          return { ok: false as const, existing: scheduledActionFromRow(existing.rows[0]), fingerprint: existing.rows[0].fingerprint };
+        }
+      }
+      throw new Error(`store: scheduled action ${input.id} exists`);
+    });
+  }
+
+  getScheduledAction(id: string, signal?: AbortSignal): Promise<ScheduledAction | undefined> {
+    return this.read("read a scheduled action", signal, async (q) => {
+      const { rows } = await q.query<ScheduledActionRow>(`SELECT ${SCHEDULED} FROM scheduled_actions WHERE id = $1`, [id]);
+      return rows[0] ? scheduledActionFromRow(rows[0]) : undefined;
+    });
+  }
+
+  listScheduledActions(
+    instanceId: string,
+    opts: { after?: ScheduledActionCursor; limit: number; pendingOnly?: boolean },
+    signal?: AbortSignal,
+  ): Promise<ScheduledAction[]> {
+    return this.read("list scheduled actions", signal, async (q) => {
+      const { after } = opts;
+      const limit = Math.max(0, opts.limit);
+      const pendingFrom = after && !after.done ? after : undefined;
+      const doneFrom = after?.done ? after : undefined;
+      const { rows } = await q.query<ScheduledActionRow>(LIST_SCHEDULED_SQL, [
+        instanceId,
+        pendingFrom ? new Date(pendingFrom.timeMs) : "-infinity",
+        pendingFrom?.id ?? "",
+        limit,
+        !opts.pendingOnly,
+        after?.done ?? false,
+        doneFrom ? new Date(doneFrom.timeMs) : "infinity",
+        doneFrom?.id ?? "",
+      ]);
+      return rows.map(scheduledActionFromRow).sort(compareScheduledActions).slice(0, limit);
+    });
+  }
+
+  settleScheduledAction(
+    id: string,
+    status: Exclude<ScheduledActionStatus, "pending">,
+    result: string,
+    signal?: AbortSignal,
+  ): Promise<{ scheduled: ScheduledAction; changed: boolean } | undefined> {
+    return this.writeOne("settle a scheduled action", signal, async (q) => {
+      const settled = await q.query<ScheduledActionRow>(SETTLE_SQL, [id, status, result]);
+      if (settled.rows[0]) return { scheduled: scheduledActionFromRow(settled.rows[0]), changed: true };
+      const { rows } = await q.query<ScheduledActionRow>(`SELECT ${SCHEDULED} FROM scheduled_actions WHERE id = $1`, [id]);
+      return rows[0] ? { scheduled: scheduledActionFromRow(rows[0]), changed: false } : undefined;
+    });
   }
 
   // ---------------------------------------------------------------- lifecycle

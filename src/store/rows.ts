@@ -3,7 +3,17 @@
  * Both keep the same tables; they differ only in how a driver returns times (ms numbers in
  * SQLite, Date in PostgreSQL) and definition bodies (JSON text or parsed JSONB).
  */
-import type { Definition, HistoryEntry, Instance, InstanceEvent, InstanceStatus, Payload } from "../engine/types.js";
+import type { ScheduledActionCursor } from "./store.js";
+import type {
+  Definition,
+  HistoryEntry,
+  Instance,
+  InstanceEvent,
+  InstanceStatus,
+  Payload,
+  ScheduledAction,
+  ScheduledActionStatus,
+} from "../engine/types.js";
 
 /** One numbered schema change of a SQL store; released migrations are never edited. */
 export interface Migration {
@@ -37,6 +47,9 @@ export interface EventRow {
   payload: string | Payload | null;
   /** For a migration: the definition version the instance ran before (definition_version is the new one). */
   migrated_from: number | null;
+  /** The state timer / scheduled action that made the change (SQLite migration 6, PostgreSQL migration 8); '' otherwise. */
+  timer_id: string;
+  scheduled_action_id: string;
 }
 
 export interface InstanceRow {
@@ -62,8 +75,10 @@ export interface DefinitionRow {
 
 export const EVENT_COLUMNS =
   "revision, type, instance_id, definition_id, definition_version, version, status, create_time, " +
-  "action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from";
-export const ENTRY_COLUMNS = "version, definition_version, action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from";
+  "action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from, timer_id, scheduled_action_id";
+export const ENTRY_COLUMNS =
+  "version, definition_version, action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from, " +
+  "timer_id, scheduled_action_id";
 
 /** The event type of a row: a migration is stored as a transition row with migrated_from set. */
 export function eventTypeOf(row: Pick<EventRow, "type" | "migrated_from">): InstanceEvent["type"] {
@@ -71,12 +86,16 @@ export function eventTypeOf(row: Pick<EventRow, "type" | "migrated_from">): Inst
 }
 
 /** The columns an entry adds to its event row beyond the SQL stores' original ones. */
-export function noteColumns(entry: HistoryEntry): Pick<EventRow, "actor" | "comment" | "migrated_from"> & { payload: string | null } {
+export function noteColumns(
+  entry: HistoryEntry,
+): Pick<EventRow, "actor" | "comment" | "migrated_from" | "timer_id" | "scheduled_action_id"> & { payload: string | null } {
   return {
     actor: entry.actor,
     comment: entry.comment,
     payload: entry.payload === undefined ? null : JSON.stringify(entry.payload),
     migrated_from: entry.migration ? entry.migration.fromDefinitionVersion : null,
+    timer_id: entry.timerId ?? "",
+    scheduled_action_id: entry.scheduledActionId ?? "",
   };
 }
 export const INSTANCE_COLUMNS = "id, definition_id, definition_version, current_state, status, version, create_time, update_time";
@@ -87,7 +106,19 @@ const toDate = (t: RowTime): Date => new Date(typeof t === "number" ? t : t.getT
 export function entryFromRow(
   row: Pick<
     EventRow,
-    "version" | "definition_version" | "action_id" | "from_state" | "to_state" | "time" | "request_id" | "actor" | "comment" | "payload" | "migrated_from"
+    | "version"
+    | "definition_version"
+    | "action_id"
+    | "from_state"
+    | "to_state"
+    | "time"
+    | "request_id"
+    | "actor"
+    | "comment"
+    | "payload"
+    | "migrated_from"
+    | "timer_id"
+    | "scheduled_action_id"
   >,
 ): HistoryEntry {
   const entry: HistoryEntry = {
@@ -106,6 +137,9 @@ export function entryFromRow(
   if (row.migrated_from !== null && row.migrated_from !== undefined) {
     entry.migration = { fromDefinitionVersion: row.migrated_from, toDefinitionVersion: row.definition_version };
   }
+  // Only when set, so the entries of ordinary changes stay as they were (deep-equal to what was committed).
+  if (row.timer_id) entry.timerId = row.timer_id;
+  if (row.scheduled_action_id) entry.scheduledActionId = row.scheduled_action_id;
   return entry;
 }
 
@@ -125,6 +159,77 @@ export function eventFromRow(row: EventRow): InstanceEvent {
     },
     entry: entryFromRow(row),
   };
+}
+
+/** One row of scheduled_actions (SQLite migration 6, PostgreSQL migration 8). */
+export interface ScheduledActionRow {
+  id: string;
+  instance_id: string;
+  action_id: string;
+  due_time: RowTime;
+  timer_id: string;
+  armed_version: number;
+  status: ScheduledActionStatus;
+  result: string;
+  expected_version: number;
+  request_id: string;
+  fingerprint: string;
+  actor: string;
+  comment: string;
+  /** JSON text (SQLite) or parsed JSONB (PostgreSQL); null when none was given. */
+  payload: string | Payload | null;
+  create_time: RowTime;
+  end_time: RowTime | null;
+}
+
+export const SCHEDULED_ACTION_COLUMNS =
+  "id, instance_id, action_id, due_time, timer_id, armed_version, status, result, expected_version, request_id, fingerprint, " +
+  "actor, comment, payload, create_time, end_time";
+
+export function scheduledActionFromRow(row: ScheduledActionRow): ScheduledAction {
+  const action: ScheduledAction = {
+    id: row.id,
+    instanceId: row.instance_id,
+    actionId: row.action_id,
+    dueTime: toDate(row.due_time),
+    timerId: row.timer_id,
+    armedVersion: Number(row.armed_version),
+    status: row.status,
+    result: row.result,
+    expectedVersion: Number(row.expected_version),
+    requestId: row.request_id,
+    actor: row.actor,
+    comment: row.comment,
+    createTime: toDate(row.create_time),
+  };
+  if (row.payload !== null && row.payload !== undefined) {
+    action.payload = typeof row.payload === "string" ? (JSON.parse(row.payload) as Payload) : row.payload;
+  }
+  if (row.end_time !== null && row.end_time !== undefined) action.endTime = toDate(row.end_time);
+  return action;
+}
+
+/**
+ * Orders one instance's scheduled actions as ListScheduledActions returns them: pending first by
+ * due time then id, then the done ones by end time descending then id (code-unit order, as the
+ * SQL stores' binary collations sort).
+ */
+export function compareScheduledActions(a: ScheduledAction, b: ScheduledAction): number {
+  const pa = a.status === "pending";
+  const pb = b.status === "pending";
+  if (pa !== pb) return pa ? -1 : 1;
+  const byTime = pa ? a.dueTime.getTime() - b.dueTime.getTime() : b.endTime!.getTime() - a.endTime!.getTime();
+  return byTime || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** True when `action` comes strictly after the cursor in that order. */
+export function afterScheduledCursor(action: ScheduledAction, cursor: ScheduledActionCursor): boolean {
+  const pending = action.status === "pending";
+  // Every pending one comes before every done one.
+  if (pending === cursor.done) return !pending;
+  const t = pending ? action.dueTime.getTime() : action.endTime!.getTime();
+  if (t !== cursor.timeMs) return pending ? t > cursor.timeMs : t < cursor.timeMs;
+  return action.id > cursor.id;
 }
 
 export function instanceFromRow(row: InstanceRow): Instance {

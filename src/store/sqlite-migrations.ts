@@ -158,6 +158,43 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX work_items_leased ON work_items (lease_expires_at) WHERE state = 'leased';
     `,
   },
+  {
+    version: 6,
+    name: "scheduled actions (state timers and ScheduleAction); the timer and scheduled action on history entries",
+    // A scheduled action is the durable record (what, when, for whom, how it ended); its work item
+    // (work_items, kind 'timer', same id) is what the workers claim, written and deleted in the same
+    // transaction. Times are ms since the epoch on the store's clock. Finished records stay (their
+    // outcome is listed); pending ones are read by instance in due order (the list, the disarm of
+    // a change), done ones by instance newest first: two partial indexes, so each is a range scan.
+    // request_id is unique when set (ScheduleAction's idempotency). The event columns have constant
+    // defaults, so adding them changes only the schema and old rows read back with ''.
+    sql: `
+      CREATE TABLE scheduled_actions (
+        id               TEXT    NOT NULL PRIMARY KEY,
+        instance_id      TEXT    NOT NULL,
+        action_id        TEXT    NOT NULL,
+        due_time         INTEGER NOT NULL,
+        timer_id         TEXT    NOT NULL DEFAULT '', -- '' for ScheduleAction
+        armed_version    INTEGER NOT NULL,
+        status           TEXT    NOT NULL CHECK (status IN ('pending', 'fired', 'refused', 'cancelled')),
+        result           TEXT    NOT NULL DEFAULT '',
+        expected_version INTEGER NOT NULL DEFAULT 0,
+        request_id       TEXT    NOT NULL DEFAULT '', -- '' = none
+        fingerprint      TEXT    NOT NULL DEFAULT '',
+        actor            TEXT    NOT NULL DEFAULT '',
+        comment          TEXT    NOT NULL DEFAULT '',
+        payload          TEXT,                        -- JSON object; NULL = none
+        create_time      INTEGER NOT NULL,
+        end_time         INTEGER                      -- NULL while pending
+      ) WITHOUT ROWID;
+      CREATE UNIQUE INDEX scheduled_actions_by_request ON scheduled_actions (request_id) WHERE request_id <> '';
+      CREATE INDEX scheduled_actions_pending ON scheduled_actions (instance_id, due_time, id) WHERE status = 'pending';
+      CREATE INDEX scheduled_actions_done    ON scheduled_actions (instance_id, end_time DESC, id) WHERE status <> 'pending';
+
+      ALTER TABLE events ADD COLUMN timer_id            TEXT NOT NULL DEFAULT '';
+      ALTER TABLE events ADD COLUMN scheduled_action_id TEXT NOT NULL DEFAULT '';
+    `,
+  },
 ];
 
 /** Applies the migrations the file lacks. Refuses a file written by a newer build (StoreOpenError). */

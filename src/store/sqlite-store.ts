@@ -11,10 +11,25 @@
  * on the same file is refused at start, and the kernel releases the lock when the process dies
  * (even on SIGKILL), so there is no stale lock file to clean up. Being the only writer, the
  * process may keep what it committed in memory (`exclusive`).
+ *
+ * Scheduled actions (migration 6) and their work items are written in the transaction of the
+ * commit that arms, fires or disarms them (group commit included: the batch's writes apply theirs
+ * in order), and ScheduleAction / settle in a transaction of their own between batches. Due times
+ * are by the store's clock: an armed timer is due `afterMs` after its entry's time (the service
+ * takes entry times from that clock), a ScheduleAction `afterMs` after `clock()`.
  */
 import type Database from "better-sqlite3";
 import { WorkflowError } from "../engine/errors.js";
-import type { Definition, HistoryEntry, Instance, InstanceEvent } from "../engine/types.js";
+import {
+  TIMER_ACTOR,
+  type Definition,
+  type HistoryEntry,
+  type Instance,
+  type InstanceEvent,
+  type ScheduledAction,
+  type ScheduledActionStatus,
+  type TimerChange,
+} from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
 import type { CommitObserver } from "./commit-observer.js";
 import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
@@ -28,9 +43,13 @@ import {
   INSTANCE_COLUMNS,
   instanceFromRow,
   noteColumns,
+  SCHEDULED_ACTION_COLUMNS,
+  scheduledActionFromRow,
+  compareScheduledActions,
   type DefinitionRow,
   type EventRow,
   type InstanceRow,
+  type ScheduledActionRow,
 } from "./rows.js";
 import {
   committedEvent,
@@ -48,19 +67,22 @@ import { openDatabase, sqliteCode } from "./sqlite-open.js";
 import { backupSqlite, type SqliteBackupOptions, type SqliteBackupResult } from "./sqlite-backup.js";
 import { SqliteWorkQueue } from "./sqlite-work-queue.js";
 import { StoreErrors } from "./store-errors.js";
-import type {
-  CommitListener,
-  CommitOutcome,
-  EventFilter,
-  InstanceFilter,
-  InstancePath,
-  RequestKey,
-  RequestRecord,
-  RevisionBounds,
-  StartCommit,
-  StoreStats,
-  TransitionCommit,
-  WorkflowStore,
+import {
+  TIMER_WORK_KIND,
+  type CommitListener,
+  type CommitOutcome,
+  type EventFilter,
+  type InstanceFilter,
+  type InstancePath,
+  type NewScheduledAction,
+  type ScheduledActionCursor,
+  type RequestKey,
+  type RequestRecord,
+  type RevisionBounds,
+  type StartCommit,
+  type StoreStats,
+  type TransitionCommit,
+  type WorkflowStore,
 } from "./store.js";
 
 export { DATABASE_FILE } from "./sqlite-open.js";
@@ -101,7 +123,13 @@ interface Applied {
   event?: InstanceEvent;
   instancesDelta: number;
   completedDelta: number;
+  /** A work item was armed: the workers are told after COMMIT. */
+  armed?: boolean;
 }
+
+/** Bounds of ms times no stored time reaches (an absent cursor). */
+const MIN_TIME = Number.MIN_SAFE_INTEGER;
+const MAX_TIME = Number.MAX_SAFE_INTEGER;
 
 const NOTHING = { instancesDelta: 0, completedDelta: 0 };
 
@@ -174,6 +202,34 @@ function prepareStatements(db: Database.Database) {
       "INSERT INTO requests (request_id, fingerprint, revision, time) VALUES (?, ?, ?, ?)",
     ),
 
+    scheduled: db.prepare<[string], ScheduledActionRow>(`SELECT ${SCHEDULED_ACTION_COLUMNS} FROM scheduled_actions WHERE id = ?`),
+    scheduledByRequest: db.prepare<[string], ScheduledActionRow>(
+      `SELECT ${SCHEDULED_ACTION_COLUMNS} FROM scheduled_actions WHERE request_id = ? AND request_id <> ''`,
+    ),
+    insertScheduled: db.prepare(
+      `INSERT INTO scheduled_actions (${SCHEDULED_ACTION_COLUMNS}) ` +
+        `VALUES (${SCHEDULED_ACTION_COLUMNS.split(", ").map(() => "?").join(", ")}) ON CONFLICT (id) DO NOTHING`,
+    ),
+    endScheduled: db.prepare<[string, string, number, string]>(
+      "UPDATE scheduled_actions SET status = ?, result = ?, end_time = ? WHERE id = ? AND status = 'pending'",
+    ),
+    disarmStateTimers: db.prepare<[string], { id: string }>(
+      "DELETE FROM scheduled_actions WHERE instance_id = ? AND status = 'pending' AND timer_id <> '' RETURNING id",
+    ),
+    cancelPending: db.prepare<[number, string], { id: string }>(
+      "UPDATE scheduled_actions SET status = 'cancelled', result = 'instance completed', end_time = ? " +
+        "WHERE instance_id = ? AND status = 'pending' RETURNING id",
+    ),
+    pendingScheduled: db.prepare<[string, number, string, number], ScheduledActionRow>(
+      `SELECT ${SCHEDULED_ACTION_COLUMNS} FROM scheduled_actions
+        WHERE instance_id = ? AND status = 'pending' AND (due_time, id) > (?, ?) ORDER BY due_time, id LIMIT ?`,
+    ),
+    doneScheduled: db.prepare<[string, number, number, string, number], ScheduledActionRow>(
+      `SELECT ${SCHEDULED_ACTION_COLUMNS} FROM scheduled_actions
+        WHERE instance_id = ? AND status <> 'pending' AND end_time <= ? AND (end_time < ? OR id > ?)
+        ORDER BY end_time DESC, id LIMIT ?`,
+    ),
+
     counters: db.prepare<[], { name: string; value: number }>("SELECT name, value FROM counters"),
     addCounter: db.prepare<[number, string]>("UPDATE counters SET value = value + ? WHERE name = ?"),
   };
@@ -212,6 +268,8 @@ export class SqliteStore implements WorkflowStore {
   private writes = 0;
   /** The claim queue of background work (work-queue.ts) on this connection and the store's clock. */
   readonly work: SqliteWorkQueue;
+  /** The store's clock in ms since the epoch (due times of ScheduleAction, end times of settles). */
+  private readonly clock: () => number;
 
   /** Use openSqliteStore(). */
   constructor(
@@ -233,7 +291,8 @@ export class SqliteStore implements WorkflowStore {
     const counters = new Map(this.stmts.counters.all().map((c) => [c.name, c.value]));
     this.instanceCount = counters.get("instances") ?? 0;
     this.completedCount = counters.get("completed") ?? 0;
-    this.work = new SqliteWorkQueue(db, options.clock ?? Date.now, () => {
+    this.clock = options.clock ?? Date.now;
+    this.work = new SqliteWorkQueue(db, this.clock, () => {
       if (this.closed) throw storeClosed(false);
     });
   }
@@ -511,6 +570,7 @@ export class SqliteStore implements WorkflowStore {
     for (const a of applied) if (a.event) events.push(a.event);
     this.listeners.emit(events);
     items.forEach((item, i) => item.resolve(applied[i]!.result));
+    if (applied.some((a) => a.armed)) this.work.hint();
     return true;
   }
 
@@ -576,7 +636,8 @@ export class SqliteStore implements WorkflowStore {
       instance.updateTime.getTime(),
     );
     const event = this.insertEvent("started", revision, instance, entry, commit.requestKey);
-    return { result: { ok: true, event }, event, instancesDelta: 1, completedDelta: instance.status === "completed" ? 1 : 0 };
+    const armed = commit.timers ? this.applyTimers(instance, entry, commit.timers) : false;
+    return { result: { ok: true, event }, event, instancesDelta: 1, completedDelta: instance.status === "completed" ? 1 : 0, armed };
   }
 
   private applyTransition(commit: TransitionCommit, revision: number): Applied {
@@ -602,9 +663,44 @@ export class SqliteStore implements WorkflowStore {
     ).changes;
     if (changed !== 1) throw new Error(`store: compare-and-set of instance ${instance.id} changed ${changed} rows`);
     const event = this.insertEvent(entry.migration ? "migrated" : "transitioned", revision, instance, entry, commit.requestKey);
+    const armed = commit.timers ? this.applyTimers(instance, entry, commit.timers) : false;
     const before = current.status === "completed" ? 1 : 0;
     const after = instance.status === "completed" ? 1 : 0;
-    return { result: { ok: true, event }, event, instancesDelta: 0, completedDelta: after - before };
+    return { result: { ok: true, event }, event, instancesDelta: 0, completedDelta: after - before, armed };
+  }
+
+  /**
+   * Applies a commit's TimerChange inside its transaction, in order: the firing, the disarm, the
+   * arming (see TimerChange). Returns whether a work item was armed.
+   */
+  private applyTimers(instance: Instance, entry: HistoryEntry, change: TimerChange): boolean {
+    const time = entry.time.getTime();
+    if (change.fired !== undefined) {
+      this.stmts.endScheduled.run("fired", `version ${instance.version}`, time, change.fired);
+      this.work.deleteInTransaction([change.fired]);
+    }
+    if (change.disarm !== undefined) {
+      const gone = this.stmts.disarmStateTimers.all(instance.id).map((r) => r.id);
+      if (change.disarm === "all") for (const r of this.stmts.cancelPending.all(time, instance.id)) gone.push(r.id);
+      this.work.deleteInTransaction(gone);
+    }
+    let armed = false;
+    for (const arm of change.arm) {
+      const due = time + Math.ceil(arm.afterMs);
+      const inserted = this.stmts.insertScheduled.run(
+        arm.id, instance.id, arm.actionId, due, arm.timerId, instance.version, "pending", "", 0, "", "", TIMER_ACTOR, "", null, time, null,
+      ).changes;
+      if (inserted === 1) armed = this.armWork(arm.id, instance.id, due) || armed;
+    }
+    return armed;
+  }
+
+  /** The work item of a scheduled action, in the open transaction. */
+  private armWork(id: string, instanceId: string, due: number): boolean {
+    const stored = this.work.enqueueInTransaction([
+      { id, kind: TIMER_WORK_KIND, key: id, seq: 0, runAt: new Date(due), payload: { instanceId } },
+    ]);
+    return stored.length > 0;
   }
 
   private insertEvent(
@@ -633,9 +729,109 @@ export class SqliteStore implements WorkflowStore {
       note.comment,
       note.payload,
       note.migrated_from,
+      note.timer_id,
+      note.scheduled_action_id,
     );
     if (requestKey) this.stmts.insertRequest.run(requestKey.requestId, requestKey.fingerprint, revision, entry.time.getTime());
     return committedEvent(type, revision, instance, entry);
+  }
+
+  // ---------------------------------------------------------------- scheduled actions
+
+  /**
+   * Runs a write in a transaction of its own, between group-commit batches (the connection is
+   * synchronous, so it cannot land inside one); failures become errors for the client.
+   */
+  private writeNow<T>(what: string, signal: AbortSignal | undefined, fn: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(storeClosed(true));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    try {
+      return Promise.resolve(this.db.transaction(fn).immediate());
+    } catch (err) {
+      if (this.db.inTransaction) this.abort();
+      const code = sqliteCode(err);
+      if (err instanceof WorkflowError || code === undefined || code.startsWith("SQLITE_CONSTRAINT")) return Promise.reject(err);
+      this.onStoreError(err);
+      const outcome = commitOutcome(err);
+      return Promise.reject(storeUnavailable(err, `could not ${what}: ${outcome === "UNKNOWN" ? MAYBE_STORED : NOT_STORED}`, code, outcome));
+    }
+  }
+
+  async scheduleAction(
+    input: NewScheduledAction,
+    signal?: AbortSignal,
+  ): Promise<{ ok: true; scheduled: ScheduledAction } | { ok: false; existing: ScheduledAction; fingerprint: string }> {
+    const result = await this.writeNow("schedule an action", signal, () => {
+      if (input.requestId !== "") {
+        const row = this.stmts.scheduledByRequest.get(input.requestId);
+        if (row) return { ok: false as const, existing: scheduledActionFromRow(row), fingerprint: row.fingerprint };
+      }
+      const now = this.clock();
+      const due = input.at ? input.at.getTime() : now + Math.ceil(input.afterMs ?? 0);
+      const inserted = this.stmts.insertScheduled.run(
+        input.id,
+        input.instanceId,
+        input.actionId,
+        due,
+        "",
+        input.armedVersion,
+        "pending",
+        "",
+        input.expectedVersion,
+        input.requestId,
+        input.fingerprint,
+        input.actor,
+        input.comment,
+        input.payload === undefined ? null : JSON.stringify(input.payload),
+        now,
+        null,
+      ).changes;
+      if (inserted !== 1) throw new Error(`store: scheduled action ${input.id} exists`);
+      this.armWork(input.id, input.instanceId, due);
+      return { ok: true as const, scheduled: scheduledActionFromRow(this.stmts.scheduled.get(input.id)!) };
+    });
+    if (result.ok) this.work.hint();
+    return result;
+  }
+
+  getScheduledAction(id: string, signal?: AbortSignal): Promise<ScheduledAction | undefined> {
+    return this.read("read a scheduled action", signal, () => {
+      const row = this.stmts.scheduled.get(id);
+      return row ? scheduledActionFromRow(row) : undefined;
+    });
+  }
+
+  /** Both parts in one synchronous step: no write lands between them. */
+  listScheduledActions(
+    instanceId: string,
+    opts: { after?: ScheduledActionCursor; limit: number; pendingOnly?: boolean },
+    signal?: AbortSignal,
+  ): Promise<ScheduledAction[]> {
+    return this.read("list scheduled actions", signal, () => {
+      const { after, pendingOnly } = opts;
+      const limit = Math.max(0, opts.limit);
+      const rows: ScheduledActionRow[] = [];
+      if (!after?.done) rows.push(...this.stmts.pendingScheduled.all(instanceId, after?.timeMs ?? MIN_TIME, after?.id ?? "", limit));
+      if (!pendingOnly && rows.length < limit) {
+        const from = after?.done ? after : { timeMs: MAX_TIME, id: "" };
+        rows.push(...this.stmts.doneScheduled.all(instanceId, from.timeMs, from.timeMs, from.id, limit - rows.length));
+      }
+      return rows.map(scheduledActionFromRow).sort(compareScheduledActions);
+    });
+  }
+
+  settleScheduledAction(
+    id: string,
+    status: Exclude<ScheduledActionStatus, "pending">,
+    result: string,
+    signal?: AbortSignal,
+  ): Promise<{ scheduled: ScheduledAction; changed: boolean } | undefined> {
+    return this.writeNow("settle a scheduled action", signal, () => {
+      const changed = this.stmts.endScheduled.run(status, result, this.clock(), id).changes === 1;
+      if (changed) this.work.deleteInTransaction([id]);
+      const row = this.stmts.scheduled.get(id);
+      return row ? { scheduled: scheduledActionFromRow(row), changed } : undefined;
+    });
   }
 
   // ---------------------------------------------------------------- lifecycle

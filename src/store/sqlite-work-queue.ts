@@ -133,6 +133,11 @@ export class SqliteWorkQueue implements WorkQueue {
     return stored;
   }
 
+  /** Deletes items whatever their lease state, inside the caller's open transaction (settling a scheduled action). */
+  deleteInTransaction(ids: readonly string[]): number {
+    return ids.reduce((n, id) => n + this.stmts.cancelId.run(id).changes, 0);
+  }
+
   async claim({ kinds, owner, limit, leaseMs }: ClaimRequest): Promise<WorkItem[]> {
     this.check();
     if (limit <= 0 || kinds.length === 0) return [];

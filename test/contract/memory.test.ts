@@ -2,4 +2,4 @@
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { runStoreContract } from "./store-contract.js";
 
-runStoreContract("memory", () => new MemoryStore());
+runStoreContract("memory", ({ clock }) => new MemoryStore({ clock }));

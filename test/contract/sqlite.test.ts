@@ -10,5 +10,7 @@ const root = mkdtempSync(join(tmpdir(), "workflow-contract-"));
 let n = 0;
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-runStoreContract("sqlite", () => openSqliteStore({ dataDir: join(root, `db-${++n}`) }));
-runStoreContract("sqlite without group commit", () => openSqliteStore({ dataDir: join(root, `db-${++n}`), groupCommit: false }));
+runStoreContract("sqlite", ({ clock }) => openSqliteStore({ dataDir: join(root, `db-${++n}`), clock }));
+runStoreContract("sqlite without group commit", ({ clock }) =>
+  openSqliteStore({ dataDir: join(root, `db-${++n}`), groupCommit: false, clock }),
+);

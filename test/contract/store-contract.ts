@@ -5,11 +5,24 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isWorkflowError } from "../../src/engine/errors.js";
 import { executeAction, migrateInstance, startInstance } from "../../src/engine/transition.js";
-import type { Definition, Instance, InstanceEvent, Payload, Transition } from "../../src/engine/types.js";
-import type { CommitOutcome, RequestKey, TransitionCommit, WorkflowStore } from "../../src/store/store.js";
+import { stateTimerId } from "../../src/engine/timers.js";
+import type { Definition, HistoryEntry, Instance, InstanceEvent, Payload, ScheduledAction, TimerArm, TimerChange, Transition } from "../../src/engine/types.js";
+import {
+  TIMER_WORK_KIND,
+  type CommitOutcome,
+  type NewScheduledAction,
+  type RequestKey,
+  type ScheduledActionCursor,
+  type TransitionCommit,
+  type WorkflowStore,
+} from "../../src/store/store.js";
 import { approvalDefinition, reviewDefinition, stored } from "../support/definitions.js";
 
-export type StoreFactory = () => WorkflowStore | Promise<WorkflowStore>;
+/**
+ * Makes a store for one test. `clock` is the test's clock in ms since the epoch: a store that takes
+ * a clock (memory, SQLite: the `clock` option) is given it; PostgreSQL decides by the database's.
+ */
+export type StoreFactory = (options: { clock: () => number }) => WorkflowStore | Promise<WorkflowStore>;
 
 /** Asserts an outcome is ok and returns its event. */
 function okEvent(outcome: CommitOutcome): InstanceEvent {
@@ -28,6 +41,25 @@ async function expectStoreError(promise: Promise<unknown>, code: string): Promis
   throw new Error(`expected ${code}, the call succeeded`);
 }
 
+/** A state timer armed by the change that made `version`. */
+function arm(instanceId: string, version: number, timerId: string, actionId: string, afterMs: number): TimerArm {
+  return { id: stateTimerId(instanceId, version, timerId), timerId, actionId, afterMs };
+}
+
+/** ListScheduledActions' order, written out independently of the stores. */
+function listOrder(a: ScheduledAction, b: ScheduledAction): number {
+  if ((a.status === "pending") !== (b.status === "pending")) return a.status === "pending" ? -1 : 1;
+  const t = a.status === "pending" ? a.dueTime.getTime() - b.dueTime.getTime() : b.endTime!.getTime() - a.endTime!.getTime();
+  if (t !== 0) return t;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** The cursor that continues a list after `a`. */
+function cursorAfter(a: ScheduledAction): ScheduledActionCursor {
+  const done = a.status !== "pending";
+  return { done, timeMs: (done ? a.endTime! : a.dueTime).getTime(), id: a.id };
+}
+
 export function runStoreContract(name: string, makeStore: StoreFactory): void {
   describe(`store contract: ${name}`, () => {
     let store: WorkflowStore;
@@ -38,7 +70,7 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
 
     beforeEach(async () => {
       clock = Date.parse("2024-03-01T00:00:00Z");
-      store = await makeStore();
+      store = await makeStore({ clock: () => clock });
       expect((await store.putDefinition(approval)).ok).toBe(true);
       expect((await store.putDefinition(review)).ok).toBe(true);
     });
@@ -622,6 +654,378 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
       expect(revisions).toEqual(Array.from({ length: 20 }, (_, i) => i + 21));
       const log = await store.readEvents(1, 100);
       expect(log.map((e) => e.revision)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    });
+
+    describe("scheduled actions and timers", () => {
+      /**
+       * Runs `fn` between two readings of the store's deciding clock. With the process clock (memory,
+       * SQLite) both are the injected clock; with the database's, the window the commit ran in.
+       */
+      const within = async <T>(fn: () => Promise<T>): Promise<{ value: T; before: number; after: number }> => {
+        const before = (await store.work.now()).getTime();
+        const value = await fn();
+        const after = (await store.work.now()).getTime();
+        return { value, before, after };
+      };
+
+      /**
+       * A time the store decided, `offsetMs` after "now": with the process clock exactly `processMs`
+       * (the entry's time or the injected clock, tests know which); with the database's, its now() at
+       * the write (later than the contract's 2024 entry times) rounded up to the millisecond.
+       */
+      const expectStoreTime = (actual: Date | undefined, processMs: number, offsetMs: number, w: { before: number; after: number }) => {
+        expect(actual).toBeInstanceOf(Date);
+        if (store.work.clock === "process") {
+          expect(actual!.getTime()).toBe(processMs + offsetMs);
+        } else {
+          expect(actual!.getTime()).toBeGreaterThanOrEqual(w.before + offsetMs);
+          expect(actual!.getTime()).toBeLessThanOrEqual(w.after + offsetMs + 1);
+        }
+      };
+
+      const timerItems = async () => {
+        const c = (await store.work.counts())[TIMER_WORK_KIND];
+        return (c?.pending ?? 0) + (c?.leased ?? 0);
+      };
+
+      /** Claims every due timer item (with the process clock, after moving the clock to `untilMs`). */
+      const claimDue = async (untilMs?: number) => {
+        if (untilMs !== undefined && store.work.clock === "process") clock = Math.max(clock, untilMs);
+        return store.work.claim({ kinds: [TIMER_WORK_KIND], owner: "contract", limit: 100, leaseMs: 600_000 });
+      };
+
+      const startWith = async (def: Definition, instanceId: string, timers?: TimerChange) => {
+        const transition = startInstance(def, { instanceId, now: now(), requestId: "" });
+        return { transition, outcome: await store.commitStart({ transition, timers }) };
+      };
+
+      const actWith = async (instanceId: string, actionId: string, timers?: TimerChange, fromVersion?: number) => {
+        const instance = (await store.getInstance(instanceId))!;
+        const def = instance.definitionId === "approval" ? approval : review;
+        const transition = executeAction(def, instance, { actionId, now: now(), requestId: "" });
+        return { transition, outcome: await store.commitTransition({ transition, fromVersion: fromVersion ?? instance.version, timers }) };
+      };
+
+      const schedule = (id: string, instanceId: string, extra: Partial<NewScheduledAction> = {}) =>
+        store.scheduleAction({
+          id,
+          instanceId,
+          actionId: "withdraw",
+          afterMs: 3_600_000,
+          expectedVersion: 0,
+          armedVersion: 1,
+          requestId: "",
+          fingerprint: "",
+          actor: "alice",
+          comment: "",
+          ...extra,
+        });
+
+      const scheduledOk = async (p: ReturnType<typeof schedule>) => {
+        const r = await p;
+        if (!r.ok) throw new Error(`expected ok, got ${JSON.stringify(r)}`);
+        return r.scheduled;
+      };
+
+      it("arms a start's timers: pending records due the entry's time + after, each with its work item", async () => {
+        const timers = [arm("t1", 1, "remind", "withdraw", 0), arm("t1", 1, "expire", "withdraw", 60_000)];
+        const w = await within(() => startWith(review, "t1", { arm: timers }));
+        const { transition } = w.value;
+        okEvent(w.value.outcome);
+        const time = transition.entry.time.getTime();
+
+        const list = await store.listScheduledActions("t1", { limit: 10 });
+        expect(list.map((a) => a.id)).toEqual([timers[0]!.id, timers[1]!.id]);
+        const expire = list[1]!;
+        expect(expire).toMatchObject({
+          id: "t1.1.expire",
+          instanceId: "t1",
+          actionId: "withdraw",
+          timerId: "expire",
+          armedVersion: 1,
+          status: "pending",
+          result: "",
+          expectedVersion: 0,
+          requestId: "",
+          actor: "timer",
+          comment: "",
+        });
+        expect(expire.payload).toBeUndefined();
+        expect(expire.endTime).toBeUndefined();
+        expect(expire.createTime).toEqual(transition.entry.time);
+        expectStoreTime(expire.dueTime, time, 60_000, w);
+        expectStoreTime(list[0]!.dueTime, time, 0, w);
+        expect(await store.getScheduledAction(expire.id)).toEqual(expire);
+        expect(await store.getScheduledAction("nope")).toBeUndefined();
+
+        // Each record has a work item: kind timer, id and key the record's id, due at its due time.
+        expect(await timerItems()).toBe(2);
+        const claimed = await claimDue(time);
+        expect(claimed.map(({ id, kind, key, seq, payload, runAt }) => ({ id, kind, key, seq, payload, runAt }))).toEqual([
+          { id: "t1.1.remind", kind: TIMER_WORK_KIND, key: "t1.1.remind", seq: 0, payload: { instanceId: "t1" }, runAt: list[0]!.dueTime },
+        ]);
+        if (store.work.clock === "process") {
+          expect(await store.work.nextDue([TIMER_WORK_KIND])).toBe(time + 60_000 - clock);
+        }
+      });
+
+      it("arms a transition's timers at the new version, due its entry's time + after", async () => {
+        await start(review, "t2");
+        const timers = [arm("t2", 2, "nudge", "withdraw", 5_000)];
+        const w = await within(() => actWith("t2", "submit", { arm: timers }));
+        okEvent(w.value.outcome);
+        const [nudge] = await store.listScheduledActions("t2", { limit: 10 });
+        expect(nudge).toMatchObject({ id: "t2.2.nudge", armedVersion: 2, status: "pending", timerId: "nudge", actor: "timer" });
+        expectStoreTime(nudge!.dueTime, w.value.transition.entry.time.getTime(), 5_000, w);
+        expect(await timerItems()).toBe(1);
+      });
+
+      it("disarms the previous entry's state timers on the next change, and leaves ScheduleAction's pending", async () => {
+        okEvent((await startWith(review, "d1", { arm: [arm("d1", 1, "remind", "withdraw", 60_000)] })).outcome);
+        await scheduledOk(schedule("sa-1", "d1"));
+        expect(await timerItems()).toBe(2);
+        okEvent((await actWith("d1", "submit", { disarm: "state", arm: [arm("d1", 2, "nudge", "withdraw", 60_000)] })).outcome);
+
+        // A disarmed timer is gone (deleted, with its work item); the scheduled action stays.
+        expect(await store.getScheduledAction("d1.1.remind")).toBeUndefined();
+        const list = await store.listScheduledActions("d1", { limit: 10 });
+        expect(list.map((a) => [a.id, a.status]).sort()).toEqual([
+          ["d1.2.nudge", "pending"],
+          ["sa-1", "pending"],
+        ]);
+        expect(await timerItems()).toBe(2);
+      });
+
+      it('on completion ("all") deletes the state timers and cancels every pending scheduled action', async () => {
+        okEvent((await startWith(review, "c1", { arm: [arm("c1", 1, "remind", "withdraw", 60_000)] })).outcome);
+        await scheduledOk(schedule("sa-c1", "c1"));
+        await scheduledOk(schedule("sa-other", "other-instance"));
+        const w = await within(() => actWith("c1", "withdraw", { disarm: "all", arm: [] }));
+        okEvent(w.value.outcome);
+
+        expect(await store.getScheduledAction("c1.1.remind")).toBeUndefined();
+        const cancelled = (await store.getScheduledAction("sa-c1"))!;
+        expect(cancelled).toMatchObject({ status: "cancelled", result: "instance completed" });
+        expectStoreTime(cancelled.endTime, w.value.transition.entry.time.getTime(), 0, w);
+        // Another instance's scheduled action is untouched, and only its work item is left.
+        expect((await store.getScheduledAction("sa-other"))!.status).toBe("pending");
+        expect(await timerItems()).toBe(1);
+      });
+
+      it("marks the firing scheduled action fired with the new version and deletes its (leased) work item", async () => {
+        okEvent((await startWith(review, "f1", { arm: [arm("f1", 1, "remind", "submit", 0)] })).outcome);
+        const start1 = (await store.listHistory("f1", 0, 1))[0]!;
+        const [item] = await claimDue(start1.time.getTime());
+        expect(item?.id).toBe("f1.1.remind");
+
+        // The firing: the timer's action, recorded with its timer and scheduled action ids.
+        const instance = (await store.getInstance("f1"))!;
+        const transition = executeAction(review, instance, { actionId: "submit", now: now(), requestId: "", actor: "timer" });
+        transition.entry.timerId = "remind";
+        transition.entry.scheduledActionId = "f1.1.remind";
+        const w = await within(async () =>
+          store.commitTransition({ transition, fromVersion: 1, timers: { fired: "f1.1.remind", disarm: "state", arm: [] } }),
+        );
+        const fired = okEvent(w.value);
+        expect(fired.entry).toMatchObject({ timerId: "remind", scheduledActionId: "f1.1.remind" });
+
+        const record = (await store.getScheduledAction("f1.1.remind"))!;
+        expect(record).toMatchObject({ status: "fired", result: "version 2", timerId: "remind" });
+        expectStoreTime(record.endTime, transition.entry.time.getTime(), 0, w);
+        expect(await timerItems()).toBe(0);
+        // The worker's lease on the deleted item is gone: its completion finds nothing.
+        expect(await store.work.complete("contract", [{ id: item!.id, attempt: item!.attempt }])).toEqual([]);
+      });
+
+      it("reads timerId and scheduledActionId back on every read path, and nothing extra on ordinary entries", async () => {
+        await start(review, "h1");
+        const instance = (await store.getInstance("h1"))!;
+        const transition = executeAction(review, instance, { actionId: "submit", now: now(), requestId: "rq-h1", actor: "bob" });
+        transition.entry.timerId = "nudge";
+        transition.entry.scheduledActionId = "h1.1.nudge";
+        const event = okEvent(
+          await store.commitTransition({ transition, fromVersion: 1, requestKey: { requestId: "rq-h1", fingerprint: "f" } }),
+        );
+        expect(event.entry).toEqual(transition.entry);
+        const sa = okEvent(await actWith("h1", "request_changes").then((r) => r.outcome));
+
+        const history = await store.listHistory("h1", 0, 10);
+        expect(history[1]).toEqual(transition.entry);
+        expect((await store.recentHistory("h1", 2))[0]).toEqual(transition.entry);
+        expect((await store.readInstanceEvents("h1", 2, 1))[0]!.entry).toEqual(transition.entry);
+        expect((await store.readEvents(event.revision, 1))[0]!.entry).toEqual(transition.entry);
+        expect((await store.getRequest("rq-h1"))!.result.entry).toEqual(transition.entry);
+        // Entries of ordinary changes carry neither field (not even as undefined).
+        const plain = (e: HistoryEntry) => !("timerId" in e) && !("scheduledActionId" in e);
+        expect(plain(history[0]!)).toBe(true);
+        expect(plain(history[2]!)).toBe(true);
+        expect(plain(sa.entry)).toBe(true);
+      });
+
+      it("arms an id only once: arming an existing id leaves the record and its work item as they are", async () => {
+        okEvent((await startWith(review, "i1", { arm: [arm("i1", 1, "remind", "withdraw", 60_000)] })).outcome);
+        const first = (await store.getScheduledAction("i1.1.remind"))!;
+        // A change that arms the same id again (a replayed commit's timers): nothing changes.
+        okEvent((await actWith("i1", "submit", { arm: [{ ...arm("i1", 1, "remind", "publish", 1) }] })).outcome);
+        expect(await store.getScheduledAction("i1.1.remind")).toEqual(first);
+        expect(await timerItems()).toBe(1);
+      });
+
+      it("applies the timers of a chain committed together in order, each in its own place", async () => {
+        const started = okEvent((await startWith(review, "ch", { arm: [arm("ch", 1, "t", "withdraw", 60_000)] })).outcome);
+        let instance = started.instance;
+        const commits: Promise<CommitOutcome>[] = [];
+        for (const actionId of ["submit", "request_changes", "resubmit"]) {
+          const transition = executeAction(review, instance, { actionId, now: now(), requestId: "" });
+          const timers: TimerChange = { disarm: "state", arm: [arm("ch", transition.instance.version, "t", "withdraw", 60_000)] };
+          commits.push(store.commitTransition({ transition, fromVersion: instance.version, timers }));
+          instance = transition.instance;
+        }
+        for (const outcome of await Promise.all(commits)) okEvent(outcome);
+        // Each link disarmed the one before it: only the last link's timer is left.
+        expect((await store.listScheduledActions("ch", { limit: 10 })).map((a) => a.id)).toEqual(["ch.4.t"]);
+        expect(await timerItems()).toBe(1);
+      });
+
+      it("applies nothing when the compare-and-set fails", async () => {
+        okEvent((await startWith(review, "v1", { arm: [arm("v1", 1, "remind", "withdraw", 0)] })).outcome);
+        okEvent(await act("v1", "submit"));
+        const stale = await actWith("v1", "withdraw", { fired: "v1.1.remind", disarm: "all", arm: [arm("v1", 3, "x", "withdraw", 0)] }, 1);
+        expect(stale.outcome).toMatchObject({ ok: false, reason: "version_conflict", currentVersion: 2 });
+        expect((await store.getScheduledAction("v1.1.remind"))!.status).toBe("pending");
+        expect(await store.getScheduledAction("v1.3.x")).toBeUndefined();
+        expect(await timerItems()).toBe(1);
+      });
+
+      it("applies nothing for a write refused because its request_id is taken", async () => {
+        await start(review, "r1", { requestId: "taken", fingerprint: "f" });
+        const transition = startInstance(review, { instanceId: "r2", now: now(), requestId: "taken" });
+        const outcome = await store.commitStart({
+          transition,
+          requestKey: { requestId: "taken", fingerprint: "f" },
+          timers: { arm: [arm("r2", 1, "remind", "withdraw", 0)] },
+        });
+        expect(outcome).toMatchObject({ ok: false, reason: "request_exists" });
+        expect(await store.getScheduledAction("r2.1.remind")).toBeUndefined();
+        expect(await timerItems()).toBe(0);
+      });
+
+      it("schedules an action at a time or after a delay, with its note and work item", async () => {
+        await start(review, "s1");
+        const at = new Date(clock - 5_000); // due already
+        const w = await within(() =>
+          scheduledOk(
+            schedule("sa-at", "s1", { at, afterMs: undefined, expectedVersion: 1, requestId: "rq-1", fingerprint: "fp-1", comment: "why", payload: { n: 1, tags: ["a"] } }),
+          ),
+        );
+        const sa = w.value;
+        expect(sa).toEqual({
+          id: "sa-at",
+          instanceId: "s1",
+          actionId: "withdraw",
+          dueTime: at,
+          timerId: "",
+          armedVersion: 1,
+          status: "pending",
+          result: "",
+          expectedVersion: 1,
+          requestId: "rq-1",
+          actor: "alice",
+          comment: "why",
+          payload: { n: 1, tags: ["a"] },
+          createTime: sa.createTime,
+        });
+        expectStoreTime(sa.createTime, clock, 0, w);
+        expect(await store.getScheduledAction("sa-at")).toEqual(sa);
+
+        const later = await within(() => scheduledOk(schedule("sa-after", "s1", { afterMs: 90_000 })));
+        expectStoreTime(later.value.dueTime, clock, 90_000, later);
+        expect(later.value.payload).toBeUndefined();
+
+        const claimed = await claimDue();
+        expect(claimed.map(({ id, kind, key, seq, payload, runAt }) => ({ id, kind, key, seq, payload, runAt }))).toEqual([
+          { id: "sa-at", kind: TIMER_WORK_KIND, key: "sa-at", seq: 0, payload: { instanceId: "s1" }, runAt: at },
+        ]);
+        expect(await timerItems()).toBe(2);
+      });
+
+      it("returns what a request_id stored, with its fingerprint, and writes nothing; '' is no request_id", async () => {
+        const first = await scheduledOk(schedule("sa-1", "s1", { requestId: "rq", fingerprint: "fp" }));
+        const again = await schedule("sa-2", "s1", { requestId: "rq", fingerprint: "other", comment: "different" });
+        expect(again).toEqual({ ok: false, existing: first, fingerprint: "fp" });
+        expect(await store.getScheduledAction("sa-2")).toBeUndefined();
+        expect(await timerItems()).toBe(1);
+
+        await scheduledOk(schedule("sa-3", "s1"));
+        await scheduledOk(schedule("sa-4", "s1"));
+        expect(await timerItems()).toBe(3);
+      });
+
+      it("lets one of several concurrent ScheduleActions with one request_id win; the others get its record", async () => {
+        const results = await Promise.all(Array.from({ length: 5 }, (_, i) => schedule(`sa-${i}`, "s1", { requestId: "rq-same", fingerprint: `fp-${i}` })));
+        const winners = results.filter((r) => r.ok);
+        expect(winners).toHaveLength(1);
+        const winner = winners[0]!.ok ? winners[0]!.scheduled : undefined;
+        for (const r of results.filter((x) => !x.ok)) {
+          expect(r).toEqual({ ok: false, existing: winner, fingerprint: `fp-${winner!.id.slice(3)}` });
+        }
+        expect(await timerItems()).toBe(1);
+      });
+
+      it("settles a pending scheduled action once: status, result, end time, work item deleted even when leased", async () => {
+        await scheduledOk(schedule("sa-s", "s1", { at: new Date(clock - 1) }));
+        const [item] = await claimDue();
+        expect(item?.id).toBe("sa-s");
+        clock += 5_000;
+        const w = await within(() => store.settleScheduledAction("sa-s", "refused", "ACTION_NOT_ALLOWED: not from withdrawn"));
+        expect(w.value?.changed).toBe(true);
+        const settled = w.value!.scheduled;
+        expect(settled).toMatchObject({ id: "sa-s", status: "refused", result: "ACTION_NOT_ALLOWED: not from withdrawn" });
+        expectStoreTime(settled.endTime, clock, 0, w);
+        expect(await store.getScheduledAction("sa-s")).toEqual(settled);
+        expect(await timerItems()).toBe(0);
+
+        // Already done: returned unchanged.
+        expect(await store.settleScheduledAction("sa-s", "cancelled", "too late")).toEqual({ scheduled: settled, changed: false });
+        expect(await store.settleScheduledAction("nope", "cancelled", "x")).toBeUndefined();
+      });
+
+      it("lists pending first by due time, then done ones newest first, and pages with the cursor", async () => {
+        const base = clock;
+        for (const [id, offset] of [["b", 3_000], ["c", 1_000], ["a", 3_000]] as const) {
+          await scheduledOk(schedule(id, "L", { at: new Date(base + offset), afterMs: undefined }));
+        }
+        for (const [id, offset] of [["d-x", 10], ["d-z", 20], ["d-y", 20]] as const) {
+          await scheduledOk(schedule(id, "L", { at: new Date(base + 60_000), afterMs: undefined }));
+          clock = base + offset;
+          expect((await store.settleScheduledAction(id, "cancelled", "by test"))?.changed).toBe(true);
+        }
+        await scheduledOk(schedule("elsewhere", "M"));
+
+        const all = await store.listScheduledActions("L", { limit: 100 });
+        expect(all.map((a) => a.id)).toEqual([...all].sort(listOrder).map((a) => a.id));
+        expect(all.map((a) => a.status)).toEqual(["pending", "pending", "pending", "cancelled", "cancelled", "cancelled"]);
+        expect(all.slice(0, 3).map((a) => a.id)).toEqual(["c", "a", "b"]);
+        if (store.work.clock === "process") expect(all.slice(3).map((a) => a.id)).toEqual(["d-y", "d-z", "d-x"]);
+
+        // Pages of two, each from the cursor after the last item, give the same sequence.
+        const paged: string[] = [];
+        let after: ScheduledActionCursor | undefined;
+        for (;;) {
+          const page = await store.listScheduledActions("L", { limit: 2, ...(after ? { after } : {}) });
+          if (page.length === 0) break;
+          expect(page.length).toBeLessThanOrEqual(2);
+          paged.push(...page.map((a) => a.id));
+          after = cursorAfter(page[page.length - 1]!);
+        }
+        expect(paged).toEqual(all.map((a) => a.id));
+
+        expect((await store.listScheduledActions("L", { limit: 100, pendingOnly: true })).map((a) => a.id)).toEqual(["c", "a", "b"]);
+        expect((await store.listScheduledActions("L", { limit: 2, pendingOnly: true, after: cursorAfter(all[1]!) })).map((a) => a.id)).toEqual(["b"]);
+        expect(await store.listScheduledActions("L", { limit: 100, pendingOnly: true, after: cursorAfter(all[3]!) })).toEqual([]);
+        expect(await store.listScheduledActions("nobody", { limit: 10 })).toEqual([]);
+        expect(await store.listScheduledActions("L", { limit: 0 })).toEqual([]);
+      });
     });
 
     it("fails every call with STORE_UNAVAILABLE after close()", async () => {

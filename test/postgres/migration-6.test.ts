@@ -10,6 +10,12 @@ let db: TestDatabase;
 
 /** What migrations 6 and later add, taken away again: the database as the previous build left it. */
 const BACK_TO_5 = `
+  DROP FUNCTION workflow_commit_batch(text[], text[], integer[], text[], integer[], text[], text[], integer[], timestamptz[],
+    timestamptz[], text[], text[], text[], text[], text[], text[], text[], jsonb[], integer[], text[], text[], jsonb[]);
+  DROP FUNCTION workflow_apply_timers(text, integer, timestamptz, jsonb);
+  DROP FUNCTION workflow_ms_ceil(timestamptz);
+  DROP TABLE scheduled_actions;
+  ALTER TABLE events DROP COLUMN timer_id, DROP COLUMN scheduled_action_id;
   DROP TABLE work_items;
   DROP TRIGGER events_count_actions ON events;
   DROP FUNCTION workflow_count_actions();

@@ -65,7 +65,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       const { rows } = await sql("SELECT to_regclass('counters') IS NOT NULL AS migrated");
       if (!rows[0].migrated) return;
       await sql(
-        "TRUNCATE definitions, instances, events, requests, action_counts, work_items; UPDATE counters SET revision = 0, instances = 0, completed = 0",
+        "TRUNCATE definitions, instances, events, requests, action_counts, work_items, scheduled_actions; UPDATE counters SET revision = 0, instances = 0, completed = 0",
       );
     },
     async drop() {
