@@ -304,6 +304,13 @@ export class MemoryStore implements WorkflowStore {
     return event;
   }
 
+  /** The time of the latest entry of the instance that is not a migration (`fallback` when none). */
+  private stateEnteredTime(instanceId: string, fallback: number): number {
+    const events = this.histories.get(instanceId) ?? [];
+    for (let i = events.length - 1; i >= 0; i--) if (!events[i]!.entry.migration) return events[i]!.entry.time.getTime();
+    return fallback;
+  }
+
   /**
    * Applies a commit's TimerChange in its step, in order: the firing, the disarm, the arming (see
    * TimerChange). Returns whether a work item was armed (the caller hints the workers).
@@ -327,13 +334,15 @@ export class MemoryStore implements WorkflowStore {
       }
     }
     let armed = false;
+    // A migration keeps the state: its timers count from the entry that entered it (TimerChange.armFrom).
+    const base = change.armFrom === "state-entered" ? this.stateEnteredTime(instance.id, time) : time;
     for (const arm of change.arm) {
       if (this.scheduled.has(arm.id)) continue;
       const action: ScheduledAction = {
         id: arm.id,
         instanceId: instance.id,
         actionId: arm.actionId,
-        dueTime: new Date(time + Math.ceil(arm.afterMs)),
+        dueTime: new Date(base + Math.ceil(arm.afterMs)),
         timerId: arm.timerId,
         armedVersion: instance.version,
         status: "pending",

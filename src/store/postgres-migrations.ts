@@ -594,7 +594,16 @@ export const MIGRATIONS: readonly Migration[] = [
         v_fired text := p_timers->>'fired';
         v_disarm text := p_timers->>'disarm';
         v_armed integer;
+        -- What the timers count from: the entry's time, never before the database's clock (a replica
+        -- whose clock runs behind cannot arm a timer that fires early); for a migration ('state-entered'),
+        -- the entry that entered the state the migration keeps (the latest that is not a migration).
+        v_base timestamptz := greatest(now(), p_time);
       BEGIN
+        IF p_timers->>'armFrom' = 'state-entered' THEN
+          SELECT coalesce(max(e.time), v_base) INTO v_base
+            FROM (SELECT time FROM events WHERE instance_id = p_instance_id AND migrated_from IS NULL
+                   ORDER BY version DESC LIMIT 1) AS e;
+        END IF;
         IF v_fired IS NOT NULL THEN
           UPDATE scheduled_actions SET status = 'fired', result = 'version ' || p_version, end_time = v_now
            WHERE id = v_fired AND status = 'pending';
@@ -616,7 +625,7 @@ export const MIGRATIONS: readonly Migration[] = [
         END IF;
         WITH arm AS (
           SELECT a.id, a."timerId" AS timer_id, a."actionId" AS action_id,
-                 workflow_ms_ceil(greatest(now(), p_time) + a."afterMs" * interval '1 millisecond') AS due
+                 workflow_ms_ceil(v_base + a."afterMs" * interval '1 millisecond') AS due
             FROM jsonb_to_recordset(coalesce(p_timers->'arm', '[]'::jsonb)) AS a(id text, "timerId" text, "actionId" text, "afterMs" float8)
         ), stored AS (
           INSERT INTO scheduled_actions (id, instance_id, action_id, due_time, timer_id, armed_version, status, actor, create_time)

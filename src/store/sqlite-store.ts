@@ -213,6 +213,10 @@ function prepareStatements(db: Database.Database) {
     endScheduled: db.prepare<[string, string, number, string]>(
       "UPDATE scheduled_actions SET status = ?, result = ?, end_time = ? WHERE id = ? AND status = 'pending'",
     ),
+    stateEnteredTime: db.prepare<[string], { time: number }>(
+      // The latest entry that is not a migration: the one that entered the instance's current state.
+      "SELECT time FROM events WHERE instance_id = ? AND migrated_from IS NULL ORDER BY version DESC LIMIT 1",
+    ),
     disarmStateTimers: db.prepare<[string], { id: string }>(
       "DELETE FROM scheduled_actions WHERE instance_id = ? AND status = 'pending' AND timer_id <> '' RETURNING id",
     ),
@@ -685,8 +689,10 @@ export class SqliteStore implements WorkflowStore {
       this.work.deleteInTransaction(gone);
     }
     let armed = false;
+    // A migration keeps the state: its timers count from the entry that entered it (TimerChange.armFrom).
+    const base = change.armFrom === "state-entered" ? (this.stmts.stateEnteredTime.get(instance.id)?.time ?? time) : time;
     for (const arm of change.arm) {
-      const due = time + Math.ceil(arm.afterMs);
+      const due = base + Math.ceil(arm.afterMs);
       const inserted = this.stmts.insertScheduled.run(
         arm.id, instance.id, arm.actionId, due, arm.timerId, instance.version, "pending", "", 0, "", "", TIMER_ACTOR, "", null, time, null,
       ).changes;

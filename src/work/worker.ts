@@ -14,8 +14,9 @@
  *     worker.start();            // after the server is up
  *     ...; await worker.stop();  // on shutdown, before the store closes
  *
- * and the producer enqueues `{ id, kind: "timer", key: instanceId, seq, delayMs, payload }` (in the
- * transaction that arms it, through the store's own enqueue). A handler that resolves has done
+ * and the producer enqueues `{ id, kind, key, seq, delayMs, payload }` in the transaction that arms
+ * it, through the store's own enqueue (the timers' items are written by the stores with the
+ * scheduled actions they fire: src/work/timer-worker.ts). A handler that resolves has done
  * its work: the worker completes the item (batched with the others that finished together). A
  * handler that throws gets the item back later (`retryDelayMs`, default exponential with full
  * jitter from 1 s to 1 h), keeping the head of its key, so the key's next items wait. The
