@@ -349,7 +349,8 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
         }
       }
       checkAfter(t?.afterMs, timerId, `${timerField}.after`);
-      checkTimerAction(asString(t?.actionId), timerId, stateId, `${timerField}.action_id`);
+      // On a final state no action is allowed anyway: TIMER_ON_FINAL_STATE says it all.
+      if (s?.final !== true) checkTimerAction(asString(t?.actionId), timerId, stateId, `${timerField}.action_id`);
     }
   }
 
