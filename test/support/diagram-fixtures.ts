@@ -7,20 +7,25 @@ import path from "node:path";
 import type { Definition, DefinitionInput } from "../../src/engine/index.js";
 import { Definition as ProtoDefinition } from "../../src/gen/workflow/v1/resources.js";
 import { definitionFromProto } from "../../src/grpc/mappers.js";
+import { registry, requestFromJson } from "../../src/http/proto-json.js";
+import type { JsonValue } from "@bufbuild/protobuf";
 import { REPO_ROOT } from "../samples/readme-examples.js";
 import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
 import { formatDuration } from "../../src/engine/format.js";
 import { action, state, stored } from "./definitions.js";
 
-/** Every samples/*.json definition, as the store would return it (version 1). */
+/** Every samples/*.json definition, as the store would return it (version 1), timers included. */
 export function sampleDefinitions(): { file: string; definition: Definition }[] {
   const dir = path.join(REPO_ROOT, "samples");
   return readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
     .sort()
     .map((file) => {
-      const json = JSON.parse(readFileSync(path.join(dir, file), "utf8")) as { definition: unknown };
-      return { file, definition: stored(definitionFromProto(ProtoDefinition.fromJSON(json.definition))!) };
+      const json = JSON.parse(readFileSync(path.join(dir, file), "utf8")) as { definition: JsonValue };
+      // Canonical proto3 JSON, as grpcurl reads the file: a timer's "after" is a string like "259200s",
+      // which ts-proto's fromJSON would read as 0.
+      const proto = requestFromJson(registry().getMessage("workflow.v1.Definition")!, json.definition, (b) => ProtoDefinition.decode(b));
+      return { file, definition: stored(definitionFromProto(proto)!) };
     });
 }
 
