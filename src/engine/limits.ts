@@ -12,6 +12,8 @@ export interface Limits {
   maxActions: number;
   /** Most entries in one action's from_states. */
   maxFromStates: number;
+  /** Most timers on one state (each is a row armed on every entry into the state). */
+  maxTimersPerState: number;
   /** Longest request_id. */
   maxRequestIdLength: number;
   /** Longest comment on a change (characters). */
@@ -33,6 +35,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxStates: 200,
   maxActions: 500,
   maxFromStates: 200,
+  maxTimersPerState: 20,
   maxRequestIdLength: 128,
   maxCommentLength: 1000,
   maxPayloadBytes: 16 * 1024,
@@ -40,6 +43,11 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxPageSize: 1000,
   defaultPageSize: 50,
 });
+
+/** A state timer's `after`: at least 1 ms... */
+export const MIN_TIMER_AFTER_MS = 1;
+/** ...and at most 3,660 days (ten years and then some): further than that is a date, not a timeout. */
+export const MAX_TIMER_AFTER_MS = 3660 * 86_400_000;
 
 /** Ids: start with a letter or digit, then letters, digits, `_`, `.`, `-`. */
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;

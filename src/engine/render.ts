@@ -5,7 +5,8 @@
  * Both languages get generated node identifiers (s0, s1, ... in definition order), so no id or name
  * ever has to be a valid identifier in either language; the real text only travels in labels,
  * escaped for that language. Output is deterministic: states, then edges in action order and, within
- * an action, in from_states order.
+ * an action, in from_states order, then the state timers' edges in state order and, within a state, in
+ * timer order.
  *
  * A drawing is prepared once per definition version and language (prepareDiagram, which the service
  * caches); an instance's marks (its current state, the edges it took) are an overlay that rewrites
@@ -13,6 +14,7 @@
  * 100,000 edges, tens of megabytes of text no client can draw.
  */
 import { WorkflowError } from "./errors.js";
+import { formatDuration } from "./format.js";
 import type { ActionDef, Definition, HistoryEntry, StateDef } from "./types.js";
 
 export type DiagramKind = "mermaid" | "dot";
@@ -53,6 +55,11 @@ export interface PreparedDiagram {
 /** Marks appended to edge labels. */
 const TIMES = "\u00d7"; // ×
 const DISABLED_SUFFIX = " (disabled)";
+/** Starts a state timer's edge label: "⏱ 3d · expire" (its delay, then the action it executes). */
+const TIMER_MARK = "\u23f1"; // ⏱
+const TIMER_SEPARATOR = " \u00b7 "; // " · "
+/** A timer edge's colour in DOT (dashed too, where a disabled action's edge is dashed and grey). */
+const TIMER_COLOR = "#1d4ed8";
 
 /** What both languages draw: the definition reduced to nodes and edges with plain-text labels. */
 interface Graph {
@@ -81,13 +88,17 @@ interface Edge {
   /** The state the edge leaves (an id): with actionId, what a history entry's count is keyed by. */
   fromState: string;
   disabled: boolean;
+  /** Set on a state timer's edge: the timer's id. Such an edge is never counted (see countTaken). */
+  timerId?: string;
 }
 
 /**
  * Draws `def` as Mermaid (`stateDiagram-v2`) or DOT (`digraph`) source.
  * Initial state: an arrow from a start point. Final states: an arrow to the end point (Mermaid) or a
  * double border (DOT). Disabled states: dashed border. Disabled actions: dashed edge in DOT; in Mermaid,
- * which has no per-edge style in state diagrams, a "(disabled)" suffix on the label.
+ * which has no per-edge style in state diagrams, a "(disabled)" suffix on the label. State timers: an
+ * edge from the timer's state to its action's target, labelled "⏱ <after> · <action id>" (after as
+ * formatDuration writes it: 250ms, 1.5s, 1h30m, 3d), dashed and blue in DOT.
  * With `options.instance`: its current state filled and bold, and each edge it took labelled "×n".
  * Throws DIAGRAM_TOO_LARGE beyond `options.maxBytes` (MAX_DIAGRAM_BYTES).
  */
@@ -180,6 +191,24 @@ function toGraph(def: Definition): Graph {
       edges.push({ from, to, label, actionId: a.id, fromState, disabled: a.enabled === false });
     }
   }
+  const firstAction = new Map<string, ActionDef>();
+  for (const a of def.actions as ActionDef[]) if (!firstAction.has(a.id)) firstAction.set(a.id, a);
+  def.states.forEach((s: StateDef, i) => {
+    for (const t of s.timers ?? []) {
+      const a = firstAction.get(t.actionId);
+      const to = a === undefined ? undefined : keys.get(a.toState);
+      if (a === undefined || to === undefined) continue; // an invalid definition: nothing to point at
+      edges.push({
+        from: `s${i}`,
+        to,
+        label: `${TIMER_MARK} ${formatDuration(t.afterMs)}${TIMER_SEPARATOR}${t.actionId}`,
+        actionId: t.actionId,
+        fromState: s.id,
+        disabled: a.enabled === false,
+        timerId: t.id,
+      });
+    }
+  });
   return {
     title: `${textOr(def.name, def.id)} (version ${def.version})`,
     nodes,
@@ -198,7 +227,11 @@ function takenKey(actionId: string, fromState: string): string {
   return `${actionId}\u0000${fromState}`;
 }
 
-/** How often each (action, from state) pair occurs in a history; the start and migrations carry no action id. */
+/**
+ * How often each (action, from state) pair occurs in a history; the start and migrations carry no
+ * action id. An entry a timer wrote counts on its action's edge, like the stores' counts
+ * (InstancePath), which do not tell who executed an action: the timer's own edge is never counted.
+ */
 export function countTaken(history: readonly HistoryEntry[]): PathTaken["counts"] {
   const counts = new Map<string, { actionId: string; fromState: string; count: number }>();
   for (const e of history) {
@@ -221,10 +254,11 @@ function takenCounts(edgeIndex: ReadonlyMap<string, number[]>, path: PathTaken):
   return taken;
 }
 
-/** Edge indexes by (action, from state). */
+/** Edge indexes by (action, from state); timer edges are left out (see countTaken). */
 function indexEdges(edges: readonly Edge[]): Map<string, number[]> {
   const index = new Map<string, number[]>();
   edges.forEach((e, i) => {
+    if (e.timerId !== undefined) return;
     const k = takenKey(e.actionId, e.fromState);
     const list = index.get(k);
     if (list) list.push(i);
@@ -316,6 +350,9 @@ function prepareMermaid(g: Graph, out: LineWriter): PreparedDiagram {
   if (g.edges.some((e) => e.disabled)) {
     out.push("  %% State diagrams have no per-transition style: a disabled action's label ends with (disabled).");
   }
+  if (g.edges.some((e) => e.timerId !== undefined)) {
+    out.push("  %% A state timer's edge is labelled with a stopwatch, its delay and the action it executes.");
+  }
   for (const n of g.nodes) out.push(`  state "${mermaidText(n.label)}" as ${n.key}`);
   if (g.initial !== undefined) out.push(`  [*] --> ${g.nodes[g.initial]!.key}`);
   // Edges of one action share its label: encoded once.
@@ -393,6 +430,17 @@ function dotNodeLine(n: Node, current: boolean): string {
 
 /** An edge's attribute list: the same for every edge of one action until the instance's marks. */
 function dotEdgeAttrs(e: Edge, taken: number): string {
+  if (e.timerId !== undefined) {
+    // Never taken (countTaken); a disabled action's timer is grey like its action's edge.
+    const color = e.disabled ? "gray40" : TIMER_COLOR;
+    return attrs([
+      ["label", e.label],
+      ["tooltip", `timer ${e.timerId}`],
+      ["style", "dashed"],
+      ["color", color],
+      ["fontcolor", color],
+    ]);
+  }
   const a: [string, string | number][] = [["label", edgeLabel(e, false, taken)], ["tooltip", e.actionId]];
   if (e.disabled) a.push(["style", "dashed"]);
   if (taken > 0) a.push(["penwidth", 2], ["color", "#b45309"]);
@@ -415,7 +463,7 @@ function prepareDot(g: Graph, out: LineWriter): PreparedDiagram {
   // Edges of one action share their attributes: escaped and measured once.
   const shared = new Map<string, { text: string; bytes: number }>();
   const edgeLines = g.edges.map((e) => {
-    const key = `${e.actionId}\u0000${e.label}\u0000${e.disabled}`;
+    const key = `${e.actionId}\u0000${e.label}\u0000${e.disabled}\u0000${e.timerId ?? ""}`;
     let a = shared.get(key);
     if (!a) {
       const text = dotEdgeAttrs(e, 0);

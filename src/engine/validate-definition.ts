@@ -4,13 +4,13 @@
  * to fix it. Pure: no I/O.
  *
  * Cost is bounded by the limits, not by the input: items beyond maxStates / maxActions /
- * maxFromStates are not checked one by one, client values are quoted shortened, and the list is
+ * maxFromStates / maxTimersPerState are not checked one by one, client values are quoted shortened, and the list is
  * capped at MAX_DIAGNOSTICS.
  */
 import { WorkflowError, type FieldViolation } from "./errors.js";
-import { quote } from "./format.js";
-import { idProblem, type Limits } from "./limits.js";
-import type { ActionDef, DefinitionInput, Diagnostic, DiagnosticSeverity, StateDef } from "./types.js";
+import { formatDuration, quote } from "./format.js";
+import { idProblem, MAX_TIMER_AFTER_MS, MIN_TIMER_AFTER_MS, type Limits } from "./limits.js";
+import type { ActionDef, DefinitionInput, Diagnostic, DiagnosticSeverity, StateDef, StateTimerDef } from "./types.js";
 
 /** Most diagnostics returned; past it the last entry is TOO_MANY_DIAGNOSTICS. */
 export const MAX_DIAGNOSTICS = 100;
@@ -39,6 +39,17 @@ export const DEFINITION_ERROR_REASONS = [
   "UNKNOWN_FROM_STATE",
   "MISSING_TO_STATE",
   "UNKNOWN_TO_STATE",
+  "TIMER_ON_FINAL_STATE",
+  "TOO_MANY_TIMERS",
+  "DUPLICATE_TIMER_ID",
+  "MISSING_TIMER_AFTER",
+  "INVALID_TIMER_AFTER",
+  "TIMER_AFTER_TOO_SHORT",
+  "TIMER_AFTER_TOO_LONG",
+  "MISSING_TIMER_ACTION",
+  "UNKNOWN_TIMER_ACTION",
+  "TIMER_ACTION_DISABLED",
+  "TIMER_ACTION_NOT_FROM_STATE",
   "TOO_MANY_DIAGNOSTICS",
 ] as const;
 
@@ -48,6 +59,7 @@ export const DEFINITION_WARNING_REASONS = [
   "DEAD_END_STATE",
   "ACTION_FROM_FINAL_STATE",
   "ACTION_INTO_DISABLED_STATE",
+  "TIMER_LOOP",
   "TOO_MANY_DIAGNOSTICS",
 ] as const;
 
@@ -159,7 +171,7 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
     warnings.push({ severity: "warning", reason, field, message });
   };
 
-  const checkId = (kind: "Definition" | "State" | "Action", field: string, raw: unknown, example: string): void => {
+  const checkId = (kind: "Definition" | "State" | "Action" | "Timer", field: string, raw: unknown, example: string): void => {
     const value = asString(raw);
     const problem = idProblem(value, limits);
     if (problem === undefined) return;
@@ -244,6 +256,12 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
     const i = firstStateIndex.get(id);
     return i === undefined ? undefined : states[i];
   };
+  // The same for actions, which timers refer to (the first of a duplicated id is the one that counts).
+  const firstActionAt = new Map<string, number>();
+  actions.forEach((a, i) => {
+    const id = asString(a?.id);
+    if (id !== "" && !firstActionAt.has(id)) firstActionAt.set(id, i);
+  });
 
   const tooManyStates = states.length > limits.maxStates;
   const tooManyActions = actions.length > limits.maxActions;
@@ -293,6 +311,119 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
     }
   }
 
+  // Timers of one state (up to the limit per state); ids are unique across the whole definition.
+  const firstTimerField = new Map<string, string>();
+  function checkTimers(s: StateDef | undefined, stateId: string, field: string): void {
+    const timers = asArray<StateTimerDef>(s?.timers);
+    if (timers.length === 0) return;
+    if (s?.final === true) {
+      error(
+        "TIMER_ON_FINAL_STATE",
+        `${field}.timers`,
+        `State ${quote(stateId)} is final but has timers: an instance in a final state is completed and nothing fires there; remove the timers, or make the state non-final.`,
+      );
+    }
+    if (timers.length > limits.maxTimersPerState) {
+      error(
+        "TOO_MANY_TIMERS",
+        `${field}.timers`,
+        `Too many timers: state ${quote(stateId)} has ${timers.length}, at most ${limits.maxTimersPerState} allowed; merge timers that fire the same action (only the first ${limits.maxTimersPerState} were checked).`,
+      );
+    }
+    const checkedTimers = Math.min(timers.length, limits.maxTimersPerState);
+    for (let j = 0; j < checkedTimers; j++) {
+      const t = timers[j];
+      const timerField = `${field}.timers[${j}]`;
+      const timerId = asString(t?.id);
+      checkId("Timer", `${timerField}.id`, t?.id, "expire");
+      if (timerId !== "") {
+        const first = firstTimerField.get(timerId);
+        if (first === undefined) {
+          firstTimerField.set(timerId, timerField);
+        } else {
+          error(
+            "DUPLICATE_TIMER_ID",
+            `${timerField}.id`,
+            `Duplicate timer id ${quote(timerId)}: already used by ${first}; give every timer of the definition a unique id (a fired entry names its timer).`,
+          );
+        }
+      }
+      checkAfter(t?.afterMs, timerId, `${timerField}.after`);
+      // On a final state no action is allowed anyway: TIMER_ON_FINAL_STATE says it all.
+      if (s?.final !== true) checkTimerAction(asString(t?.actionId), timerId, stateId, `${timerField}.action_id`);
+    }
+  }
+
+  function checkAfter(raw: unknown, timerId: string, field: string): void {
+    const bounds = `from ${formatDuration(MIN_TIMER_AFTER_MS)} to ${formatDuration(MAX_TIMER_AFTER_MS)}`;
+    if (raw === undefined || raw === null) {
+      error(
+        "MISSING_TIMER_AFTER",
+        field,
+        `Timer ${quote(timerId)} has no "after": set how long after the instance entered the state it fires, ${bounds}, e.g. "after": "3600s".`,
+      );
+    } else if (typeof raw !== "number" || Number.isNaN(raw)) {
+      error(
+        "INVALID_TIMER_AFTER",
+        field,
+        `Timer ${quote(timerId)} has an "after" that is not a valid google.protobuf.Duration: nanos must be from -999,999,999 to 999,999,999 and have the sign of seconds; give a duration ${bounds}.`,
+      );
+    } else if (raw < MIN_TIMER_AFTER_MS) {
+      error(
+        "TIMER_AFTER_TOO_SHORT",
+        field,
+        `Timer ${quote(timerId)} fires after ${raw} ms: the least is ${MIN_TIMER_AFTER_MS} ms; give a duration ${bounds}.`,
+      );
+    } else if (raw > MAX_TIMER_AFTER_MS) {
+      error(
+        "TIMER_AFTER_TOO_LONG",
+        field,
+        `Timer ${quote(timerId)} fires after ${Number.isSafeInteger(raw) ? formatDuration(raw) : `${raw} ms`}: the most is ${formatDuration(MAX_TIMER_AFTER_MS)} (3,660 days); give a duration ${bounds}.`,
+      );
+    } else if (!Number.isInteger(raw)) {
+      error(
+        "INVALID_TIMER_AFTER",
+        field,
+        `Timer ${quote(timerId)} fires after ${raw} ms, which is not a whole number of milliseconds: timers count in milliseconds, so round it (e.g. to ${Math.max(MIN_TIMER_AFTER_MS, Math.round(raw))} ms).`,
+      );
+    }
+  }
+
+  function checkTimerAction(actionId: string, timerId: string, stateId: string, field: string): void {
+    if (actionId === "") {
+      error(
+        "MISSING_TIMER_ACTION",
+        field,
+        `Timer ${quote(timerId)} has no action_id: set it to the id of the action the timer executes when it fires.`,
+      );
+      return;
+    }
+    const index = firstActionAt.get(actionId);
+    const a = index === undefined ? undefined : actions[index];
+    if (index === undefined || !a) {
+      error(
+        "UNKNOWN_TIMER_ACTION",
+        field,
+        `Timer ${quote(timerId)} executes unknown action ${quote(actionId)}: use the id of an action in ${actionsField}, or add that action.`,
+      );
+      return;
+    }
+    if (!isOn(a.enabled)) {
+      error(
+        "TIMER_ACTION_DISABLED",
+        field,
+        `Timer ${quote(timerId)} executes disabled action ${quote(actionId)} (${actionsField}[${index}]), which would always be refused when the timer fires: enable the action, or pick another one.`,
+      );
+    }
+    if (!asArray<string>(a.fromStates).some((f) => asString(f) === stateId)) {
+      error(
+        "TIMER_ACTION_NOT_FROM_STATE",
+        field,
+        `Timer ${quote(timerId)} is on state ${quote(stateId)}, but its action ${quote(actionId)} (${actionsField}[${index}]) does not list ${quote(stateId)} in from_states, so it would always be refused when the timer fires: add ${quote(stateId)} to that action's from_states, or pick an action that leaves this state.`,
+      );
+    }
+  }
+
   // Each state (up to the limit).
   for (let i = 0; i < checkedStates; i++) {
     const s = states[i];
@@ -309,6 +440,7 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
     }
     checkName("State", `${field}.name`, s?.name);
     checkDescription("State", `${field}.description`, s?.description);
+    checkTimers(s, id, field);
   }
 
   // Each action (up to the limit).
@@ -388,7 +520,7 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
 
   // Warnings describe the graph; skip them when the definition is too big to be analysed item by item.
   if (states.length > 0 && !tooManyStates && !tooManyActions) {
-    analyzeGraph(states, actions, firstStateIndex, stateAt, initialIndexes, limits, path, warning);
+    analyzeGraph(states, actions, firstStateIndex, stateAt, firstActionAt, initialIndexes, limits, path, warning);
   }
 
   return { errors, warnings };
@@ -399,6 +531,7 @@ function analyzeGraph(
   actions: readonly ActionDef[],
   firstStateIndex: Map<string, number>,
   stateAt: (id: string) => StateDef | undefined,
+  firstActionAt: Map<string, number>,
   initialIndexes: number[],
   limits: Limits,
   path: string,
@@ -461,6 +594,20 @@ function analyzeGraph(
 
   states.forEach((s, i) => {
     const id = asString(s?.id);
+    // A timer whose action leads back into its state re-arms on every firing: it fires forever.
+    asArray<StateTimerDef>(s?.timers)
+      .slice(0, limits.maxTimersPerState)
+      .forEach((t, j) => {
+        const actionId = asString(t?.actionId);
+        const index = firstActionAt.get(actionId);
+        const a = index === undefined ? undefined : actions[index];
+        if (id === "" || !a || asString(a.toState) !== id || s?.final === true) return;
+        warning(
+          "TIMER_LOOP",
+          `${statesField}[${i}].timers[${j}].action_id`,
+          `Timer ${quote(asString(t?.id))} executes action ${quote(actionId)}, which leads back into state ${quote(id)}: entering the state arms the timer again, so it fires every ${typeof t.afterMs === "number" && Number.isSafeInteger(t.afterMs) ? formatDuration(t.afterMs) : "time"} for as long as nothing else moves the instance; if that is not meant, use an action that leaves the state.`,
+        );
+      });
     // One warning per id (duplicates are errors already); disabled states are out of service on purpose.
     if (id === "" || firstStateIndex.get(id) !== i || !isOn(s?.enabled)) return;
     if (reachable && !reachable.has(id)) {

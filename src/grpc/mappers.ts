@@ -1,4 +1,10 @@
-/** Domain <-> workflow.v1 message mapping. Mostly 1:1: the domain uses the contract's field names. */
+/**
+ * Domain <-> workflow.v1 message mapping. Mostly 1:1: the domain uses the contract's field names.
+ * The exceptions: a state timer's `after` (a google.protobuf.Duration) is `afterMs` in the domain,
+ * and optional domain fields (StateDef.timers, HistoryEntry.timerId...) are absent rather than
+ * empty, so what the stores keep of a definition or an entry without timers is what it was before
+ * timers existed.
+ */
 import { invalidRequest } from "../engine/errors.js";
 import type {
   Definition,
@@ -8,7 +14,10 @@ import type {
   Instance,
   InstanceEvent,
   InstanceStatus,
+  StateDef,
+  StateTimerDef,
 } from "../engine/types.js";
+import type { Duration } from "../gen/google/protobuf/duration.js";
 import {
   EventType,
   InstanceStatus as ProtoInstanceStatus,
@@ -16,9 +25,65 @@ import {
   type HistoryEntry as ProtoHistoryEntry,
   type Instance as ProtoInstance,
   type InstanceEvent as ProtoInstanceEvent,
+  type State as ProtoState,
+  type StateTimer as ProtoStateTimer,
 } from "../gen/workflow/v1/resources.js";
 import { DiagnosticSeverity, DiagramFormat, type Diagnostic as ProtoDiagnostic } from "../gen/workflow/v1/service.js";
 import type { DiagramKind } from "../engine/render.js";
+
+const NANOS_PER_MS = 1_000_000;
+const MAX_NANOS = 999_999_999;
+
+/**
+ * A Duration in milliseconds, fractions kept (1.5 ms stays 1.5, which validation refuses as not a
+ * whole number of milliseconds). Undefined when it is missing. NaN when it is not a valid Duration
+ * (nanos outside ±999,999,999, seconds and nanos of opposite signs, values that are not integers):
+ * validation refuses NaN with the field path instead of the call failing here.
+ */
+export function durationToMs(d: Duration | undefined): number | undefined {
+  if (d === undefined || d === null) return undefined;
+  const { seconds, nanos } = d;
+  if (!Number.isSafeInteger(seconds) || !Number.isInteger(nanos) || Math.abs(nanos) > MAX_NANOS) return NaN;
+  if ((seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) return NaN;
+  return seconds * 1000 + nanos / NANOS_PER_MS;
+}
+
+/** Milliseconds as a Duration (seconds and nanos with the same sign, as the Duration contract wants). */
+export function msToDuration(ms: number): Duration {
+  const seconds = Math.trunc(ms / 1000);
+  const nanos = Math.round((ms - seconds * 1000) * NANOS_PER_MS);
+  return { seconds: seconds === 0 ? 0 : seconds, nanos: nanos === 0 ? 0 : nanos };
+}
+
+export function stateTimerToProto(t: StateTimerDef): ProtoStateTimer {
+  return { id: t.id, after: msToDuration(t.afterMs), actionId: t.actionId };
+}
+
+/**
+ * A request's timer. `afterMs` is left out when `after` is missing (validation reports it as
+ * required) and is NaN when `after` is malformed (see durationToMs).
+ */
+export function stateTimerFromProto(t: ProtoStateTimer): StateTimerDef {
+  const afterMs = durationToMs(t.after);
+  const timer: Partial<StateTimerDef> = { id: t.id };
+  if (afterMs !== undefined) timer.afterMs = afterMs;
+  timer.actionId = t.actionId;
+  return timer as StateTimerDef;
+}
+
+/** A state on the wire: `timers` is always a list there (empty when the state has none). */
+export function stateToProto(s: StateDef): ProtoState {
+  const { timers, ...rest } = s;
+  return { ...rest, timers: (timers ?? []).map(stateTimerToProto) };
+}
+
+/** A request's state: `timers` only when it has some, so a state without timers is what it always was. */
+export function stateFromProto(s: ProtoState): StateDef {
+  const { timers, ...rest } = s;
+  const state: StateDef = { ...rest };
+  if (timers !== undefined && timers.length > 0) state.timers = timers.map(stateTimerFromProto);
+  return state;
+}
 
 export function definitionToProto(def: Definition): ProtoDefinition {
   return {
@@ -26,7 +91,7 @@ export function definitionToProto(def: Definition): ProtoDefinition {
     name: def.name,
     description: def.description,
     version: def.version,
-    states: def.states.map((s) => ({ ...s })),
+    states: def.states.map(stateToProto),
     actions: def.actions.map((a) => ({ ...a, fromStates: [...a.fromStates] })),
     createTime: def.createTime,
   };
@@ -40,7 +105,7 @@ export function definitionFromProto(def: ProtoDefinition | undefined): Definitio
     name: def.name,
     description: def.description,
     version: def.version,
-    states: def.states,
+    states: def.states.map(stateFromProto),
     actions: def.actions,
   };
 }
@@ -90,7 +155,20 @@ export function historyEntryToProto(entry: HistoryEntry): ProtoHistoryEntry {
     comment: entry.comment,
     payload: entry.payload,
     migration: entry.migration,
+    timerId: entry.timerId ?? "",
+    scheduledActionId: entry.scheduledActionId ?? "",
   };
+}
+
+/** An entry read off the wire (clients, tests): timerId and scheduledActionId only when set. */
+export function historyEntryFromProto(entry: ProtoHistoryEntry): HistoryEntry {
+  const { timerId, scheduledActionId, time, ...rest } = entry;
+  const domain: HistoryEntry = { ...rest, time: time ?? new Date(0) };
+  if (domain.payload === undefined) delete domain.payload;
+  if (domain.migration === undefined) delete domain.migration;
+  if (timerId) domain.timerId = timerId;
+  if (scheduledActionId) domain.scheduledActionId = scheduledActionId;
+  return domain;
 }
 
 const EVENT_TYPES: Record<InstanceEvent["type"], EventType> = {

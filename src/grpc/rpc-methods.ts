@@ -16,6 +16,7 @@ import {
   diagramFormatFromProto,
   diagramFormatToProto,
   historyEntryToProto,
+  stateToProto,
   instanceToProto,
   statusFilterFromProto,
 } from "./mappers.js";
@@ -97,7 +98,7 @@ export function unaryRpcs(service: WorkflowService): UnaryRpcs {
         actions: actions.map((a) => ({ ...a })),
         currentState: instance.currentState,
         instanceVersion: instance.version,
-        state: { ...state },
+        state: stateToProto(state),
       };
     },
     async listInstanceHistory(req, signal) {

@@ -9,7 +9,7 @@ import type { InstanceEvent } from "../engine/types.js";
 import type { InstanceEvent as ProtoInstanceEvent } from "../gen/workflow/v1/resources.js";
 import type { GetInstanceResponse, WorkflowServiceService } from "../gen/workflow/v1/service.js";
 import type { InstanceView } from "../service/workflow-service.js";
-import { eventToProto, historyEntryToProto, instanceToProto } from "./mappers.js";
+import { eventToProto, historyEntryToProto, instanceToProto, stateToProto } from "./mappers.js";
 import { scheduledActionToProto } from "./scheduled-mappers.js";
 
 /** A WatchInstance or WatchInstances response carrying one (non-snapshot) event. */
@@ -44,7 +44,7 @@ export function sharedInstanceResponse(view: InstanceView): GetInstanceResponse 
   if (!response) {
     response = {
       instance: instanceToProto(view.instance),
-      currentState: { ...view.currentState },
+      currentState: stateToProto(view.currentState),
       availableActions: view.availableActions.map((a) => ({ ...a })),
       recentHistory: view.recentHistory.map(historyEntryToProto),
       pendingActions: view.pendingActions.map(scheduledActionToProto),

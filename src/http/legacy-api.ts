@@ -9,7 +9,7 @@ import { status as Code } from "@grpc/grpc-js";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { invalidRequest, isWorkflowError, type FieldViolation } from "../engine/errors.js";
 import { availableActions, findState } from "../engine/transition.js";
-import type { ActionDef, Definition, DefinitionInput, HistoryEntry, Instance, StateDef } from "../engine/types.js";
+import type { ActionDef, Definition, DefinitionInput, HistoryEntry, Instance, StateDef, StateTimerDef } from "../engine/types.js";
 import type { WorkflowService } from "../service/workflow-service.js";
 import type { RpcName } from "../grpc/rpc-kinds.js";
 import { admit, inFlight, sendJson, type Exchange, type FaceDeps } from "./exchange.js";
@@ -28,6 +28,15 @@ interface LegacyState {
   is_final: boolean;
   enabled: boolean;
   description: string;
+  /** Only on a state that has timers (the old service had none), so other answers are what they were. */
+  timers?: LegacyTimer[];
+}
+
+/** A state timer in the old names: `after` in milliseconds. */
+interface LegacyTimer {
+  id: string;
+  after_ms: number;
+  action_id: string;
 }
 
 interface LegacyAction {
@@ -56,14 +65,18 @@ interface LegacyInstance {
   is_final: boolean;
 }
 
-const legacyState = (s: StateDef): LegacyState => ({
-  id: s.id,
-  name: s.name,
-  is_initial: s.initial,
-  is_final: s.final,
-  enabled: s.enabled !== false,
-  description: s.description,
-});
+const legacyState = (s: StateDef): LegacyState => {
+  const state: LegacyState = {
+    id: s.id,
+    name: s.name,
+    is_initial: s.initial,
+    is_final: s.final,
+    enabled: s.enabled !== false,
+    description: s.description,
+  };
+  if (s.timers && s.timers.length > 0) state.timers = s.timers.map((t) => ({ id: t.id, after_ms: t.afterMs, action_id: t.actionId }));
+  return state;
+};
 
 const legacyAction = (a: ActionDef): LegacyAction => ({
   id: a.id,
@@ -149,7 +162,8 @@ function list(r: Reader, key: string): JsonValue[] {
   return v;
 }
 
-const STATE_KEYS = ["id", "name", "is_initial", "is_final", "enabled", "description"] as const;
+const STATE_KEYS = ["id", "name", "is_initial", "is_final", "enabled", "description", "timers"] as const;
+const TIMER_KEYS = ["id", "after_ms", "action_id"] as const;
 const ACTION_KEYS = ["id", "name", "enabled", "from_states", "to_state", "description"] as const;
 const DEFINITION_KEYS = ["id", "name", "description", "states", "actions"] as const;
 
@@ -163,7 +177,7 @@ function definitionInput(body: JsonValue | undefined): DefinitionInput {
     version: 0,
     states: list(d, "states").map((v, i) => {
       const s = object(v, `states[${i}]`, STATE_KEYS);
-      return {
+      const state: StateDef = {
         id: str(s, "id"),
         name: str(s, "name"),
         initial: bool(s, "is_initial", false),
@@ -171,6 +185,9 @@ function definitionInput(body: JsonValue | undefined): DefinitionInput {
         enabled: bool(s, "enabled", true),
         description: str(s, "description"),
       };
+      const timers = list(s, "timers").map((t, j) => legacyTimer(object(t, `states[${i}].timers[${j}]`, TIMER_KEYS)));
+      if (timers.length > 0) state.timers = timers;
+      return state;
     }),
     actions: list(d, "actions").map((v, i) => {
       const a = object(v, `actions[${i}]`, ACTION_KEYS);
@@ -189,12 +206,25 @@ function definitionInput(body: JsonValue | undefined): DefinitionInput {
   };
 }
 
+/** A timer in the old names; a missing `after_ms` is left for validation to report (MISSING_TIMER_AFTER). */
+function legacyTimer(t: Reader): StateTimerDef {
+  const timer: Partial<StateTimerDef> = { id: str(t, "id") };
+  const after = t.obj["after_ms"];
+  if (after !== undefined && after !== null) {
+    if (typeof after !== "number") throw invalidRequest([{ field: join(t.path, "after_ms"), description: "must be a number of milliseconds" }]);
+    timer.afterMs = after;
+  }
+  timer.actionId = str(t, "action_id");
+  return timer as StateTimerDef;
+}
+
 /** A service field path in the old names: `definition.states[1].initial` -> `states[1].is_initial`. */
 function legacyField(field: string): string {
   return field
     .replace(/^definition\./, "")
     .replace(/\.initial$/, ".is_initial")
-    .replace(/\.final$/, ".is_final");
+    .replace(/\.final$/, ".is_final")
+    .replace(/\.after$/, ".after_ms");
 }
 
 /** The old envelope's error text: the message, and every field problem when there are several. */

@@ -83,6 +83,9 @@ export function entryBytes(entry: HistoryEntry): number {
     stringBytes(entry.actor) +
     stringBytes(entry.comment);
   if (entry.migration) bytes += OBJECT;
+  // Set only on entries a timer or a scheduled action wrote: properties beyond the usual ten slots.
+  if (entry.timerId) bytes += PROPERTY + stringBytes(entry.timerId);
+  if (entry.scheduledActionId) bytes += PROPERTY + stringBytes(entry.scheduledActionId);
   if (entry.payload) bytes += jsonBytes(entry.payload) + payloadEncodedSize(entry.payload);
   bytes += READ_ENTRY + Buffer.byteLength(entry.comment, "utf8");
   entryBytesCache.set(entry, bytes);
@@ -117,7 +120,7 @@ const MAP_ENTRY = 32;
 /**
  * A definition version as the definition cache holds it: its objects and strings, and the indexes
  * the engine builds once per frozen version (states and actions by id, the actions available from
- * each state: one slot per action and state it leaves from).
+ * each state: one slot per action and state it leaves from), and the states' timers.
  */
 export function definitionBytes(def: Definition): number {
   let bytes = OBJECT + 7 * SLOT + DATE + stringBytes(def.id) + stringBytes(def.name) + stringBytes(def.description);
@@ -125,6 +128,11 @@ export function definitionBytes(def: Definition): number {
   for (const st of def.states) {
     bytes += SLOT + OBJECT + 6 * SLOT + stringBytes(st.id) + stringBytes(st.name) + stringBytes(st.description);
     bytes += 2 * MAP_ENTRY + ARRAY; // by id, and its available actions
+    if (st.timers && st.timers.length > 0) {
+      bytes += PROPERTY + ARRAY;
+      // afterMs passes the small-integer range from about 25 days on: count it as a heap number.
+      for (const t of st.timers) bytes += SLOT + OBJECT + 3 * SLOT + HEAP_NUMBER + stringBytes(t.id) + stringBytes(t.actionId);
+    }
   }
   for (const a of def.actions) {
     bytes += SLOT + OBJECT + 6 * SLOT + stringBytes(a.id) + stringBytes(a.name) + stringBytes(a.description) + stringBytes(a.toState);

@@ -98,17 +98,28 @@ export interface WorkflowServiceOptions {
 /** How often CreateDefinition decides again after another writer stored the same version first. */
 const MAX_DEFINITION_ATTEMPTS = 64;
 
-/** Canonical form of a definition's content, for "identical content" comparisons. */
+/**
+ * Canonical form of a definition's content, for "identical content" comparisons. A state's timers
+ * are appended only when it has some, so definitions stored before timers existed compare as before.
+ */
 function canonicalContent(def: DefinitionInput): string {
   return JSON.stringify({
     name: def.name,
     description: def.description,
-    states: def.states.map((s) => [s.id, s.name, !!s.initial, !!s.final, s.enabled ?? true, s.description]),
+    states: def.states.map((s) => {
+      const fields: unknown[] = [s.id, s.name, !!s.initial, !!s.final, s.enabled ?? true, s.description];
+      if (s.timers && s.timers.length > 0) fields.push(s.timers.map((t) => [t.id, t.afterMs, t.actionId]));
+      return fields;
+    }),
     actions: def.actions.map((a) => [a.id, a.name, a.enabled ?? true, a.fromStates, a.toState, a.description]),
   });
 }
 
-/** A definition as the client sent it, with proto3 defaults filled in and no stray fields. */
+/**
+ * A definition as the client sent it, with proto3 defaults filled in and no stray fields. `timers`
+ * only on a state that has some (what is stored of a state without timers is what it always was); a
+ * timer's `afterMs` is kept as given, missing or not a number included, for validation to report.
+ */
 function normalizeDefinition(input: DefinitionInput): DefinitionInput {
   return {
     id: input.id ?? "",
@@ -122,6 +133,9 @@ function normalizeDefinition(input: DefinitionInput): DefinitionInput {
       final: !!s.final,
       ...(s.enabled === undefined || s.enabled === null ? {} : { enabled: s.enabled }),
       description: s.description ?? "",
+      ...(Array.isArray(s.timers) && s.timers.length > 0
+        ? { timers: s.timers.map((t) => ({ id: t?.id ?? "", afterMs: t?.afterMs, actionId: t?.actionId ?? "" })) }
+        : {}),
     })),
     actions: (input.actions ?? []).map((a) => ({
       id: a.id ?? "",

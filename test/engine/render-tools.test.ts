@@ -1,8 +1,9 @@
-// Proves the diagrams render with the real tools: Debian's Graphviz (`dot -Tsvg` exits 0, silent) and Mermaid 12 from npm in headless Chromium (mermaid.parse and mermaid.render succeed), for every sample and for hostile ids and names, and that every state and edge label reads back out of the drawn SVG exactly as written, so the escaping is proven rather than merely survived.
+// Proves the diagrams render with the real tools: Debian's Graphviz (`dot -Tsvg` exits 0, silent) and Mermaid 12 from npm in headless Chromium (mermaid.parse and mermaid.render succeed), for every sample, for a definition with state timers (their edges dashed and blue in the SVG) and for hostile ids and names, and that every state and edge label reads back out of the drawn SVG exactly as written, so the escaping is proven rather than merely survived.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderDefinition } from "../../src/engine/render.js";
 import type { Definition, HistoryEntry } from "../../src/engine/types.js";
 import { stored } from "../support/definitions.js";
+import { offerDefinition } from "../support/timer-definitions.js";
 import { expectedLabels, hostileDefinition, sampleDefinitions, unvalidatedDefinition } from "../support/diagram-fixtures.js";
 import { graphvizSvg, startDiagramBrowser, type DiagramBrowser, type DrawnLabels } from "../support/diagram-tools.js";
 
@@ -19,6 +20,7 @@ afterAll(async () => {
 const cases: { name: string; definition: Definition }[] = [
   ...sampleDefinitions().map(({ file, definition }) => ({ name: `samples/${file}`, definition })),
   { name: "the hostile definition", definition: stored(hostileDefinition()) },
+  { name: "an offer with state timers", definition: stored(offerDefinition()) },
   { name: "names validation refuses (line breaks, control characters, lone surrogates, blanks)", definition: unvalidatedDefinition() },
 ];
 
@@ -78,6 +80,45 @@ describe("an instance on the diagram", () => {
     const drawn = await browser.renderMermaid(text);
     expectLabels(drawn.labels, expectedLabels(definition, "mermaid", counts));
     expect([...drawn.classes].filter(([, c]) => c.includes("current")).map(([k]) => k)).toEqual(["s1"]);
+  });
+});
+
+describe("state timers", () => {
+  const definition = stored(offerDefinition());
+
+  it("DOT: each timer's edge is drawn dashed in its own colour, unlike the action edges", async () => {
+    const svg = graphvizSvg(renderDefinition(definition, "dot"));
+    // Each edge's group runs to the next one (or the end); its inner </g> closes the link around the path.
+    const edges = svg.split(/<g id="edge\d+" class="edge">/).slice(1);
+    expect(edges).toHaveLength(10);
+    const timerEdges = edges.filter((e) => e.includes("\u23f1"));
+    expect(timerEdges).toHaveLength(3);
+    for (const e of timerEdges) {
+      expect(e).toContain('stroke="#1d4ed8"');
+      expect(e).toContain("stroke-dasharray");
+    }
+    for (const e of edges.filter((x) => !x.includes("\u23f1"))) expect(e).not.toContain("stroke-dasharray");
+  });
+
+  it("an instance that a timer moved: its action's edge is counted, the timer's edge is drawn as before", async () => {
+    const entry = (version: number, actionId: string, fromState: string, toState: string, timerId?: string): HistoryEntry => ({
+      version,
+      actionId,
+      fromState,
+      toState,
+      time: new Date(0),
+      requestId: "",
+      actor: timerId ? "timer" : "",
+      comment: "",
+      ...(timerId ? { timerId, scheduledActionId: `o.${version - 1}.${timerId}` } : {}),
+    });
+    const history = [entry(1, "", "", "open"), entry(2, "ask", "open", "review"), entry(3, "reopen", "review", "open", "nudge")];
+    const counts = { "ask open": 1, "reopen review": 1 };
+    const dot = renderDefinition(definition, "dot", { instance: { currentState: "open", history } });
+    expectLabels(await browser.graphvizLabels(graphvizSvg(dot)), expectedLabels(definition, "dot", counts));
+    const text = renderDefinition(definition, "mermaid", { instance: { currentState: "open", history } });
+    await browser.parseMermaid(text);
+    expectLabels((await browser.renderMermaid(text)).labels, expectedLabels(definition, "mermaid", counts));
   });
 });
 

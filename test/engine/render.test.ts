@@ -1,8 +1,10 @@
-// Proves the pure renderer's output: the exact Mermaid and DOT text for a small definition (initial and final states, disabled states and actions, one edge per from state), an instance's highlight and per-edge counts (starts and migrations not counted), generated identifiers whatever the ids, escaping that leaves only the renderer's own syntax on every line, and deterministic output.
+// Proves the pure renderer's output: the exact Mermaid and DOT text for a small definition (initial and final states, disabled states and actions, one edge per from state) and for one with state timers (an edge per timer to its action's target, labelled with a short duration and the action id, dashed and blue in DOT, never counted), an instance's highlight and per-edge counts (starts and migrations not counted), generated identifiers whatever the ids, escaping that leaves only the renderer's own syntax on every line, and deterministic output.
 import { describe, expect, it } from "vitest";
 import { dotString, mermaidText, renderDefinition } from "../../src/engine/render.js";
 import type { Definition, HistoryEntry } from "../../src/engine/types.js";
+import { formatDuration } from "../../src/engine/format.js";
 import { action, state, stored } from "../support/definitions.js";
+import { offerDefinition, timer } from "../support/timer-definitions.js";
 import { hostileDefinition, unvalidatedDefinition } from "../support/diagram-fixtures.js";
 
 /** a (initial) -> b -> d (final); c disabled; "off" disabled; "finish" from a and b (listed twice). */
@@ -124,6 +126,110 @@ describe("an instance", () => {
     const text = renderDefinition(gated(), "mermaid", { instance: { currentState: "a", history } });
     expect(text).not.toContain("#215;");
     expect(renderDefinition(gated(), "dot", { instance: { currentState: "a", history } })).not.toContain("×");
+  });
+});
+
+describe("state timers", () => {
+  const offer = () => stored(offerDefinition());
+  /** Started in open, asked for review, then timer "nudge" moved it back to open (its entry has timerId). */
+  const TIMED: HistoryEntry[] = [
+    entry(1, "", "", "open"),
+    entry(2, "ask", "open", "review"),
+    entry(3, "reopen", "review", "open", { actor: "timer", timerId: "nudge", scheduledActionId: "o-1.2.nudge" }),
+  ];
+
+  it("Mermaid: one edge per timer after the action edges, labelled with a stopwatch, the delay and the action id", () => {
+    expect(renderDefinition(offer(), "mermaid")).toBe(
+      [
+        "stateDiagram-v2",
+        "  %% A state timer's edge is labelled with a stopwatch, its delay and the action it executes.",
+        '  state "Open" as s0',
+        '  state "In review" as s1',
+        '  state "Accepted" as s2',
+        '  state "Expired" as s3',
+        "  [*] --> s0",
+        "  s0 --> s2 : Accept",
+        "  s1 --> s2 : Accept",
+        "  s0 --> s3 : Expire",
+        "  s0 --> s1 : Ask for review",
+        "  s1 --> s3 : Escalate",
+        "  s1 --> s0 : Reopen",
+        "  s0 --> s3 : #9201; 3d #183; expire",
+        "  s1 --> s3 : #9201; 1.5s #183; escalate",
+        "  s1 --> s0 : #9201; 250ms #183; reopen",
+        "  s2 --> [*]",
+        "  s3 --> [*]",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("DOT: timer edges dashed and blue, with the timer's id as tooltip", () => {
+    const text = renderDefinition(offer(), "dot");
+    const edges = text.split("\n").filter((l) => / -> s\d/.test(l) && !l.startsWith("  start"));
+    expect(edges.slice(6)).toEqual([
+      '  s0 -> s3 [label="⏱ 3d · expire", tooltip="timer expire", style="dashed", color="#1d4ed8", fontcolor="#1d4ed8"];',
+      '  s1 -> s3 [label="⏱ 1.5s · escalate", tooltip="timer escalate", style="dashed", color="#1d4ed8", fontcolor="#1d4ed8"];',
+      '  s1 -> s0 [label="⏱ 250ms · reopen", tooltip="timer nudge", style="dashed", color="#1d4ed8", fontcolor="#1d4ed8"];',
+    ]);
+    expect(edges.slice(0, 6).every((l) => !l.includes("dashed"))).toBe(true);
+  });
+
+  it("a timer of a disabled action is grey (and marked disabled in Mermaid); one whose action is unknown is not drawn", () => {
+    const def = offer();
+    def.actions[1]!.enabled = false; // expire
+    def.states[1]!.timers!.push(timer("lost", 1_000, "no-such-action"));
+    const dot = renderDefinition(def, "dot");
+    expect(dot).toContain('  s0 -> s3 [label="⏱ 3d · expire", tooltip="timer expire", style="dashed", color="gray40", fontcolor="gray40"];');
+    expect(dot).not.toContain("lost");
+    const mermaid = renderDefinition(def, "mermaid");
+    expect(mermaid).toContain("  s0 --> s3 : #9201; 3d #183; expire (disabled)\n");
+    expect(mermaid).not.toContain("no-such-action");
+  });
+
+  it("with an instance: an action a timer executed counts on the action's edge; the timer's edge never changes", () => {
+    const def = offer();
+    for (const kind of ["mermaid", "dot"] as const) {
+      const base = renderDefinition(def, kind).split("\n");
+      const marked = renderDefinition(def, kind, { instance: { currentState: "open", history: TIMED } }).split("\n");
+      const timerLines = base.filter((l) => l.includes(kind === "dot" ? "⏱" : "#9201;"));
+      expect(timerLines).toHaveLength(3);
+      for (const l of timerLines) expect(marked).toContain(l);
+    }
+    const dot = renderDefinition(def, "dot", { instance: { currentState: "open", history: TIMED } });
+    expect(dot).toContain('  s1 -> s0 [label="Reopen ×1", tooltip="reopen", penwidth=2, color="#b45309"];');
+    expect(dot).toContain('  s0 -> s1 [label="Ask for review ×1", tooltip="ask", penwidth=2, color="#b45309"];');
+    const mermaid = renderDefinition(def, "mermaid", { instance: { currentState: "open", history: TIMED } });
+    expect(mermaid).toContain("  s1 --> s0 : Reopen #215;1\n");
+    expect(mermaid).toContain("  class s0 current\n");
+  });
+
+  it("a definition without timers draws exactly as before: no timer comment, no timer edge", () => {
+    for (const kind of ["mermaid", "dot"] as const) {
+      const text = renderDefinition(gated(), kind);
+      expect(text).not.toMatch(/timer|⏱|#9201;/);
+    }
+  });
+
+  it("durations are short and exact: ms below a second, then d, h, m and seconds with decimals", () => {
+    const cases: [number, string][] = [
+      [1, "1ms"],
+      [250, "250ms"],
+      [999, "999ms"],
+      [1_000, "1s"],
+      [1_500, "1.5s"],
+      [1_001, "1.001s"],
+      [90_000, "1m30s"],
+      [5_400_000, "1h30m"],
+      [72 * 3_600_000, "3d"],
+      [48 * 3_600_000, "2d"],
+      [25 * 3_600_000, "1d1h"],
+      [2 * 86_400_000 + 1, "2d0.001s"],
+      [3660 * 86_400_000, "3660d"],
+      [1.5, "1.5ms"], // only an unvalidated definition has these
+      [-3, "-3ms"],
+    ];
+    for (const [ms, text] of cases) expect(formatDuration(ms), String(ms)).toBe(text);
   });
 });
 

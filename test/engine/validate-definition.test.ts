@@ -1,16 +1,20 @@
-// Proves definition validation reports every rule violation and warning at once, with reason code, field path and fix, within a bounded size.
+// Proves definition validation reports every rule violation and warning at once, with reason code, field path and fix, within a bounded size; state timers included (ids, after bounds, their action, final states, the per-state limit, the TIMER_LOOP warning).
 import { describe, it, expect } from "vitest";
 import {
   DEFAULT_LIMITS,
   MAX_DIAGNOSTICS,
+  MAX_TIMER_AFTER_MS,
+  MIN_TIMER_AFTER_MS,
   WorkflowError,
   assertValidDefinition,
   diagnoseDefinition,
   type DefinitionInput,
   type Diagnostic,
   type Limits,
+  type StateTimerDef,
 } from "../../src/engine/index.js";
 import { action, approvalDefinition, reviewDefinition, state } from "../support/definitions.js";
+import { offerDefinition, timer } from "../support/timer-definitions.js";
 
 const limits: Limits = { ...DEFAULT_LIMITS };
 
@@ -397,5 +401,171 @@ describe("bounded output", () => {
     expect(all[0]).toMatchObject({ reason: "TOO_MANY_ACTIONS", field: "definition.actions" });
     expect(all.every((d) => d.severity === "error")).toBe(true);
     expect(all).toHaveLength(100);
+  });
+});
+
+describe("state timers", () => {
+  /** The offer definition (test/support/timer-definitions.ts) with `change` applied. */
+  function offerWith(change: (def: DefinitionInput) => void): DefinitionInput {
+    const def = offerDefinition();
+    change(def);
+    return def;
+  }
+  const open = (d: DefinitionInput) => d.states[0]!;
+  const review = (d: DefinitionInput) => d.states[1]!;
+  const T0 = "definition.states[0].timers[0]";
+
+  it("the offer definition (timers of 250 ms, 1.5 s and 72 h) has no diagnostics; 1 ms and 3,660 days are allowed", () => {
+    expect(diagnoseDefinition(offerDefinition(), limits)).toEqual([]);
+    for (const afterMs of [MIN_TIMER_AFTER_MS, MAX_TIMER_AFTER_MS]) {
+      expect(diagnoseDefinition(offerWith((d) => (open(d).timers![0]!.afterMs = afterMs)), limits)).toEqual([]);
+    }
+    expect(MAX_TIMER_AFTER_MS).toBe(3660 * 24 * 3_600_000);
+  });
+
+  const cases: { rule: string; def: () => DefinitionInput; reason: string; field: string; l?: Limits }[] = [
+    { rule: "timer id missing", def: () => offerWith((d) => (open(d).timers![0]!.id = "")), reason: "MISSING_ID", field: `${T0}.id` },
+    { rule: "timer id too long", def: () => offerWith((d) => (open(d).timers![0]!.id = "t".repeat(65))), reason: "ID_TOO_LONG", field: `${T0}.id` },
+    { rule: "timer id with a space", def: () => offerWith((d) => (open(d).timers![0]!.id = "ex pire")), reason: "INVALID_ID", field: `${T0}.id` },
+    {
+      rule: "timer id used on another state",
+      def: () => offerWith((d) => (review(d).timers![1]!.id = "expire")),
+      reason: "DUPLICATE_TIMER_ID",
+      field: "definition.states[1].timers[1].id",
+    },
+    {
+      rule: "timer id used twice on one state",
+      def: () => offerWith((d) => (review(d).timers![1]!.id = "escalate")),
+      reason: "DUPLICATE_TIMER_ID",
+      field: "definition.states[1].timers[1].id",
+    },
+    {
+      rule: "after missing",
+      def: () => offerWith((d) => delete (open(d).timers![0] as Partial<StateTimerDef>).afterMs),
+      reason: "MISSING_TIMER_AFTER",
+      field: `${T0}.after`,
+    },
+    { rule: "after malformed (NaN from the mapper)", def: () => offerWith((d) => (open(d).timers![0]!.afterMs = NaN)), reason: "INVALID_TIMER_AFTER", field: `${T0}.after` },
+    {
+      rule: "after not a number (loosely typed input)",
+      def: () => offerWith((d) => ((open(d).timers![0] as unknown as { afterMs: unknown }).afterMs = "72h")),
+      reason: "INVALID_TIMER_AFTER",
+      field: `${T0}.after`,
+    },
+    { rule: "after of 1.5 ms", def: () => offerWith((d) => (open(d).timers![0]!.afterMs = 1.5)), reason: "INVALID_TIMER_AFTER", field: `${T0}.after` },
+    { rule: "after of 0.5 ms", def: () => offerWith((d) => (open(d).timers![0]!.afterMs = 0.5)), reason: "TIMER_AFTER_TOO_SHORT", field: `${T0}.after` },
+    { rule: "after of 0", def: () => offerWith((d) => (open(d).timers![0]!.afterMs = 0)), reason: "TIMER_AFTER_TOO_SHORT", field: `${T0}.after` },
+    { rule: "after negative", def: () => offerWith((d) => (open(d).timers![0]!.afterMs = -1000)), reason: "TIMER_AFTER_TOO_SHORT", field: `${T0}.after` },
+    {
+      rule: "after 1 ms over 3,660 days",
+      def: () => offerWith((d) => (open(d).timers![0]!.afterMs = MAX_TIMER_AFTER_MS + 1)),
+      reason: "TIMER_AFTER_TOO_LONG",
+      field: `${T0}.after`,
+    },
+    { rule: "action_id empty", def: () => offerWith((d) => (open(d).timers![0]!.actionId = "")), reason: "MISSING_TIMER_ACTION", field: `${T0}.action_id` },
+    { rule: "action_id unknown", def: () => offerWith((d) => (open(d).timers![0]!.actionId = "vanish")), reason: "UNKNOWN_TIMER_ACTION", field: `${T0}.action_id` },
+    { rule: "action disabled", def: () => offerWith((d) => (d.actions[1]!.enabled = false)), reason: "TIMER_ACTION_DISABLED", field: `${T0}.action_id` },
+    {
+      rule: "action not from the timer's state",
+      def: () => offerWith((d) => (open(d).timers![0]!.actionId = "escalate")),
+      reason: "TIMER_ACTION_NOT_FROM_STATE",
+      field: `${T0}.action_id`,
+    },
+    {
+      rule: "timers on a final state",
+      def: () => offerWith((d) => (d.states[3]!.timers = [timer("late", 1000, "expire")])),
+      reason: "TIMER_ON_FINAL_STATE",
+      field: "definition.states[3].timers",
+    },
+    { rule: "more timers than maxTimersPerState", def: offerDefinition, reason: "TOO_MANY_TIMERS", field: "definition.states[1].timers", l: { ...limits, maxTimersPerState: 1 } },
+  ];
+
+  for (const c of cases) {
+    it(`${c.rule}: ${c.reason} at ${c.field}`, () => {
+      const all = diagnoseDefinition(c.def(), c.l ?? limits);
+      const errors = all.filter((d) => d.severity === "error");
+      expect(pairs(errors)).toEqual([`${c.reason} ${c.field}`]);
+      const d = errors[0]!;
+      expect(d.message).toMatch(/^[A-Z].*: .+/);
+      expect(d.message.length).toBeLessThan(400);
+      expect(() => assertValidDefinition(c.def(), c.l ?? limits)).toThrow(WorkflowError);
+    });
+  }
+
+  it("the default limit is 20 timers per state; only the first 20 are checked", () => {
+    expect(DEFAULT_LIMITS.maxTimersPerState).toBe(20);
+    const twenty = offerWith((d) => (open(d).timers = Array.from({ length: 20 }, (_, j) => timer(`t${j}`, 1000 + j, "expire"))));
+    expect(errorsOf(twenty)).toEqual([]);
+    // The 22nd timer's unknown action is past the limit: not checked.
+    const more = offerWith((d) => {
+      open(d).timers = Array.from({ length: 22 }, (_, j) => timer(`t${j}`, 1000 + j, j === 21 ? "vanish" : "expire"));
+    });
+    const errors = errorsOf(more);
+    expect(pairs(errors)).toEqual(["TOO_MANY_TIMERS definition.states[0].timers"]);
+    expect(errors[0]!.message).toContain("has 22, at most 20 allowed");
+  });
+
+  it("messages name what to fix: the first use of a duplicate id, the action's index, the bounds", () => {
+    expect(errorsOf(offerWith((d) => (review(d).timers![1]!.id = "expire")))[0]!.message).toContain(`already used by ${T0}`);
+    expect(errorsOf(offerWith((d) => (open(d).timers![0]!.actionId = "escalate")))[0]!.message).toContain(
+      'its action "escalate" (definition.actions[3]) does not list "open" in from_states',
+    );
+    expect(errorsOf(offerWith((d) => (open(d).timers![0]!.afterMs = MAX_TIMER_AFTER_MS + 1000)))[0]!.message).toContain(
+      "fires after 3660d1s",
+    );
+    expect(errorsOf(offerWith((d) => (open(d).timers![0]!.afterMs = 0)))[0]!.message).toContain("from 1ms to 3660d");
+  });
+
+  it("reports every timer violation at once, with its path, in document order, before the warnings", () => {
+    const def = offerWith((d) => {
+      open(d).timers = [
+        timer("", 0, ""), // id missing, after too short, action missing
+        timer("expire", NaN, "escalate"), // after malformed, action not from open
+      ];
+      review(d).timers = [timer("expire", 1.5, "vanish"), timer("loop", 1000, "stay")]; // duplicate id, not whole ms, unknown action
+      d.actions.push(action("stay", ["review"], "review", { enabled: false })); // disabled, and back into review
+      d.states[2]!.timers = [timer("late", 1000, "accept")]; // on a final state
+    });
+    const all = diagnoseDefinition(def, limits);
+    expect(pairs(all.filter((d) => d.severity === "error"))).toEqual([
+      "MISSING_ID definition.states[0].timers[0].id",
+      "TIMER_AFTER_TOO_SHORT definition.states[0].timers[0].after",
+      "MISSING_TIMER_ACTION definition.states[0].timers[0].action_id",
+      "INVALID_TIMER_AFTER definition.states[0].timers[1].after",
+      "TIMER_ACTION_NOT_FROM_STATE definition.states[0].timers[1].action_id",
+      "DUPLICATE_TIMER_ID definition.states[1].timers[0].id",
+      "INVALID_TIMER_AFTER definition.states[1].timers[0].after",
+      "UNKNOWN_TIMER_ACTION definition.states[1].timers[0].action_id",
+      "TIMER_ACTION_DISABLED definition.states[1].timers[1].action_id",
+      "TIMER_ON_FINAL_STATE definition.states[2].timers",
+    ]);
+    expect(pairs(all.filter((d) => d.severity === "warning"))).toEqual(["TIMER_LOOP definition.states[1].timers[1].action_id"]);
+    let thrown: WorkflowError | undefined;
+    try {
+      assertValidDefinition(def, limits);
+    } catch (err) {
+      thrown = err as WorkflowError;
+    }
+    expect(thrown?.code).toBe("DEFINITION_INVALID");
+    expect(thrown!.fieldViolations.map((v) => v.field)).toEqual(all.filter((d) => d.severity === "error").map((d) => d.field));
+  });
+
+  it("TIMER_LOOP: a timer whose action leads back into its own state is a warning, not an error", () => {
+    const def = offerWith((d) => {
+      d.actions.push(action("remind", ["open"], "open", { name: "Remind" }));
+      open(d).timers!.push(timer("remind", 24 * 3_600_000, "remind"));
+    });
+    const all = diagnoseDefinition(def, limits);
+    expect(pairs(all)).toEqual(["TIMER_LOOP definition.states[0].timers[1].action_id"]);
+    expect(all[0]!.severity).toBe("warning");
+    expect(all[0]!.message).toContain('action "remind", which leads back into state "open"');
+    expect(all[0]!.message).toContain("fires every 1d");
+    expect(() => assertValidDefinition(def, limits)).not.toThrow();
+  });
+
+  it("a state without timers, an empty list and a missing list are the same", () => {
+    expect(diagnoseDefinition(offerWith((d) => (d.states[2]!.timers = [])), limits)).toEqual([]);
+    const loose = offerWith((d) => ((d.states[2] as unknown as { timers: unknown }).timers = null));
+    expect(diagnoseDefinition(loose, limits)).toEqual([]);
   });
 });

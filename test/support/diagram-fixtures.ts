@@ -7,19 +7,25 @@ import path from "node:path";
 import type { Definition, DefinitionInput } from "../../src/engine/index.js";
 import { Definition as ProtoDefinition } from "../../src/gen/workflow/v1/resources.js";
 import { definitionFromProto } from "../../src/grpc/mappers.js";
+import { registry, requestFromJson } from "../../src/http/proto-json.js";
+import type { JsonValue } from "@bufbuild/protobuf";
 import { REPO_ROOT } from "../samples/readme-examples.js";
 import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
+import { formatDuration } from "../../src/engine/format.js";
 import { action, state, stored } from "./definitions.js";
 
-/** Every samples/*.json definition, as the store would return it (version 1). */
+/** Every samples/*.json definition, as the store would return it (version 1), timers included. */
 export function sampleDefinitions(): { file: string; definition: Definition }[] {
   const dir = path.join(REPO_ROOT, "samples");
   return readdirSync(dir)
     .filter((f) => f.endsWith(".json"))
     .sort()
     .map((file) => {
-      const json = JSON.parse(readFileSync(path.join(dir, file), "utf8")) as { definition: unknown };
-      return { file, definition: stored(definitionFromProto(ProtoDefinition.fromJSON(json.definition))!) };
+      const json = JSON.parse(readFileSync(path.join(dir, file), "utf8")) as { definition: JsonValue };
+      // Canonical proto3 JSON, as grpcurl reads the file: a timer's "after" is a string like "259200s",
+      // which ts-proto's fromJSON would read as 0.
+      const proto = requestFromJson(registry().getMessage("workflow.v1.Definition")!, json.definition, (b) => ProtoDefinition.decode(b));
+      return { file, definition: stored(definitionFromProto(proto)!) };
     });
 }
 
@@ -109,7 +115,11 @@ export const UNVALIDATED_NAMES: readonly string[] = [
   "   ",
 ];
 
-/** The hostile definition plus states and actions with the unvalidated names, as a stored version. */
+/**
+ * The hostile definition plus states and actions with the unvalidated names, as a stored version;
+ * the first state has timers validation refuses (a fractional after, an unknown action) and one it
+ * accepts, the self-loop state a timer on its loop.
+ */
 export function unvalidatedDefinition(): Definition {
   const def = stored(hostileDefinition("unvalidated"));
   const first = def.states[0]!.id;
@@ -117,6 +127,12 @@ export function unvalidatedDefinition(): Definition {
     def.states.push(state(`u${i}`, { name }));
     def.actions.push(action(`ua${i}`, [first], `u${i}`, { name }));
   });
+  def.states[0]!.timers = [
+    { id: "t-frac", afterMs: 1.5, actionId: "ua0" },
+    { id: "t-unknown", afterMs: 1000, actionId: "no-such-action" },
+    { id: "t-ok", afterMs: 90_000, actionId: def.actions[0]!.id },
+  ];
+  def.states[1]!.timers = [{ id: "t-loop", afterMs: 3_600_000, actionId: "loop" }];
   return def;
 }
 
@@ -135,7 +151,8 @@ export function shownText(name: string, id: string): string {
 
 /**
  * Every label a diagram of `def` must show: each state's name under its generated key (s0, s1, ... in
- * definition order) and one edge label per (action, from state), with Mermaid's "(disabled)" mark.
+ * definition order), one edge label per (action, from state), with Mermaid's "(disabled)" mark, and
+ * one per state timer whose action leads to a state ("⏱ <after> · <action id>", never counted).
  * `counts` adds " ×n" to the edges of (action id, from state) pairs an instance took.
  */
 export function expectedLabels(
@@ -154,6 +171,15 @@ export function expectedLabels(
           const disabled = kind === "mermaid" && a.enabled === false ? " (disabled)" : "";
           return shownText(a.name, a.id) + disabled + (count ? ` \u00d7${count}` : "");
         }),
+    ).concat(
+      def.states.flatMap((s) =>
+        (s.timers ?? []).flatMap((t) => {
+          const a = def.actions.find((x) => x.id === t.actionId);
+          if (!a || !ids.has(a.toState)) return [];
+          const disabled = kind === "mermaid" && a.enabled === false ? " (disabled)" : "";
+          return [`\u23f1 ${formatDuration(t.afterMs)} \u00b7 ${t.actionId}${disabled}`];
+        }),
+      ),
     ),
   };
 }

@@ -3,7 +3,8 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventType } from "../../src/gen/workflow/v1/resources.js";
 import type { WatchInstancesResponse, WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
-import { approvalDefinition } from "../support/definitions.js";
+import { definitionToProto } from "../../src/grpc/mappers.js";
+import { approvalDefinition, stored } from "../support/definitions.js";
 import { decodeStatus, startTestServer, unaryCall, type TestServer } from "../support/test-server.js";
 import { CompactingStore } from "../support/compacting-store.js";
 import { seededRandom } from "../support/seeded-random.js";
@@ -87,7 +88,7 @@ describe.each(WATCH_STORES)("WatchInstances (%s store)", (_store, makeStore) => 
     const rec = watch(0, "approval");
     await rec.waitForCount(1);
     await startInstances(client, ["wis-noise"]); // another definition: filtered out
-    await unaryCall(client, client.createDefinition, { definition: { ...approvalDefinition(), createTime: undefined } });
+    await unaryCall(client, client.createDefinition, { definition: definitionToProto(stored(approvalDefinition())) });
     await unaryCall(client, client.startInstance, {
       definitionId: "approval",
       definitionVersion: 0,

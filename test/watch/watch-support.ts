@@ -16,7 +16,8 @@ import { MemoryStore } from "../../src/store/memory-store.js";
 import { openPostgresStore } from "../../src/store/postgres-store.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { WorkflowStore } from "../../src/store/store.js";
-import { reviewDefinition } from "../support/definitions.js";
+import { definitionToProto } from "../../src/grpc/mappers.js";
+import { reviewDefinition, stored } from "../support/definitions.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { unaryCall } from "../support/test-server.js";
 
@@ -142,7 +143,7 @@ export async function currentRevision(client: WorkflowServiceClient): Promise<nu
 
 export async function createReviewDefinition(client: WorkflowServiceClient): Promise<void> {
   const def = reviewDefinition();
-  await unaryCall(client, client.createDefinition, { definition: { ...def, createTime: undefined } });
+  await unaryCall(client, client.createDefinition, { definition: definitionToProto(stored(def)) });
 }
 
 export async function startInstances(client: WorkflowServiceClient, ids: string[]): Promise<void> {
