@@ -1,10 +1,10 @@
 /** ScheduledAction and ScheduleActionRequest <-> domain mapping (the timers' part of mappers.ts). */
 import type { FieldViolation } from "../engine/errors.js";
 import type { ScheduledAction, ScheduledActionStatus } from "../engine/types.js";
-import type { Duration } from "../gen/google/protobuf/duration.js";
 import { ScheduledActionStatus as ProtoStatus, type ScheduledAction as ProtoScheduledAction } from "../gen/workflow/v1/resources.js";
 import type { ScheduleActionRequest } from "../gen/workflow/v1/service.js";
 import type { ScheduleActionCommand } from "../service/scheduled-actions.js";
+import { durationToMs } from "./mappers.js";
 
 const STATUS: Record<ScheduledActionStatus, ProtoStatus> = {
   pending: ProtoStatus.SCHEDULED_ACTION_STATUS_PENDING,
@@ -32,19 +32,6 @@ export function scheduledActionToProto(s: ScheduledAction): ProtoScheduledAction
   };
 }
 
-/**
- * A Duration in milliseconds (possibly fractional), or a violation on `field` when it is not a
- * valid Duration (seconds and nanos of different signs, nanos out of range).
- */
-export function durationMs(d: Duration, field: string): number | FieldViolation {
-  const seconds = Number(d.seconds ?? 0);
-  const nanos = Number(d.nanos ?? 0);
-  if (!Number.isFinite(seconds) || !Number.isInteger(nanos) || Math.abs(nanos) > 999_999_999 || (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
-    return { field, description: "is not a valid duration (nanos within ±999,999,999, with the sign of seconds)" };
-  }
-  return seconds * 1000 + nanos / 1e6;
-}
-
 /** ScheduleActionRequest -> the service's command; a malformed `after` is reported with the others. */
 export function scheduleCommandFromProto(req: ScheduleActionRequest): { cmd: ScheduleActionCommand; violation?: FieldViolation } {
   const cmd: ScheduleActionCommand = {
@@ -57,8 +44,10 @@ export function scheduleCommandFromProto(req: ScheduleActionRequest): { cmd: Sch
   };
   if (req.at) cmd.at = req.at;
   if (req.after) {
-    const ms = durationMs(req.after, "after");
-    if (typeof ms !== "number") return { cmd, violation: ms };
+    const ms = durationToMs(req.after);
+    if (ms === undefined || Number.isNaN(ms)) {
+      return { cmd, violation: { field: "after", description: "is not a valid duration (nanos within ±999,999,999, with the sign of seconds)" } };
+    }
     cmd.afterMs = ms;
   }
   return { cmd };
