@@ -1,6 +1,6 @@
 // Proves the timers' durability with the real server as a child process, on SQLite and PostgreSQL: a timer that fell due while the server was down fires once after the next start (late, and counted as late); a server SIGKILLed in the middle of a burst of 600 due timers loses none and fires none twice once it starts again (the event log holds exactly one firing per instance).
 import { credentials } from "@grpc/grpc-js";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { InstanceStatus } from "../../src/gen/workflow/v1/resources.js";
 import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
 import { freePort, FAST_RECONNECT, spawnMain, waitUntilServing, type ChildServer } from "../sqlite/child-server.js";
@@ -16,7 +16,6 @@ afterEach(async () => {
     await child.exited;
   }
 });
-afterAll(() => undefined);
 
 /** A definition whose initial state fires `go` after `afterMs`: every start arms one timer. */
 function burstDefinition(afterMs: number) {
@@ -47,6 +46,8 @@ async function start(p: Place, extra: Record<string, string> = {}): Promise<{ se
     ...p.env,
     WORKFLOW_LISTEN: `127.0.0.1:${port}`,
     WORKFLOW_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+    // A killed server's claims expire within the test (PostgreSQL keeps them; SQLite's next start is the only process).
+    WORKFLOW_WORK_LEASE_MS: "2000",
     ...extra,
   });
   children.push(server);
