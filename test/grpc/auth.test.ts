@@ -124,7 +124,7 @@ describe("token configuration", () => {
   it("the reader role covers exactly the RPCs that change nothing; the admin role alone the operations RPCs", () => {
     const all = Object.values(WorkflowServiceService).map((m) => m.path.split("/").pop()!);
     const writes = all.filter((m) => !READ_ONLY_METHODS.has(m) && !ADMIN_ONLY_METHODS.has(m)).sort();
-    expect(writes).toEqual(["CreateDefinition", "ExecuteAction", "MigrateInstance", "StartInstance"]);
+    expect(writes).toEqual(["CancelScheduledAction", "CreateDefinition", "ExecuteAction", "MigrateInstance", "ScheduleAction", "StartInstance"]);
     expect([...ADMIN_ONLY_METHODS]).toEqual(["BackupDatabase"]);
     for (const m of [...READ_ONLY_METHODS, ...ADMIN_ONLY_METHODS]) expect(all).toContain(m);
   });

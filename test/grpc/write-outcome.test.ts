@@ -75,7 +75,18 @@ const WRITES: Record<string, Partial<Record<Face, WriteCall>>> = {
     gRPC: (ts) => grpc(api(ts.newClient()).migrateInstance({ instanceId: "m-g", toDefinitionVersion: 2 })),
     "/v1": async (ts) => v1(await client(ts.httpUrl).post("/v1/instances/m-h:migrate", { toDefinitionVersion: 2 })),
   },
+  ScheduleAction: {
+    gRPC: (ts) => grpc(api(ts.newClient()).scheduleAction({ instanceId: "x-g", actionId: "submit", after: { seconds: 3600, nanos: 0 } })),
+    "/v1": async (ts) => v1(await client(ts.httpUrl).post("/v1/instances/x-h/scheduledActions", { actionId: "submit", after: "3600s" })),
+  },
+  CancelScheduledAction: {
+    gRPC: (ts) => grpc(api(ts.newClient()).cancelScheduledAction({ instanceId: "x-g", scheduledActionId: SCHEDULED.get("x-g")! })),
+    "/v1": async (ts) => v1(await client(ts.httpUrl).post(`/v1/instances/x-h/scheduledActions/${SCHEDULED.get("x-h")!}:cancel`, {})),
+  },
 };
+
+/** The scheduled action seed() armed on each instance x-*, for CancelScheduledAction to cancel. */
+const SCHEDULED = new Map<string, string>();
 
 const CASES = Object.entries(WRITES).flatMap(([method, faces]) =>
   FACES.filter((face) => faces[face]).map((face) => ({ method, face, call: faces[face]! })),
@@ -91,6 +102,9 @@ async function seed(store: FaultyStore): Promise<void> {
   for (const face of FACES) {
     await other.startInstance({ definitionId: "approval", definitionVersion: 1, instanceId: `x-${tag(face)}`, requestId: "" });
     await other.startInstance({ definitionId: "approval", definitionVersion: 1, instanceId: `m-${tag(face)}`, requestId: "" });
+    const instanceId = `x-${tag(face)}`;
+    const scheduled = await other.scheduleAction({ instanceId, actionId: "submit", afterMs: 3_600_000, expectedVersion: 0, requestId: "" });
+    SCHEDULED.set(instanceId, scheduled.id);
   }
   await other.createDefinition({ ...approvalDefinition(), name: "Approval 2", version: 2 });
 }
@@ -224,7 +238,14 @@ describe("RPC classification", () => {
   it("every RPC of the service has a kind; the writes are exactly the RPCs that change definitions or instances", () => {
     const names = Object.values(WorkflowServiceService).map((m) => m.path.split("/").pop()!).sort();
     expect(Object.keys(RPC_KINDS).sort()).toEqual(names);
-    expect([...WRITE_METHODS].sort()).toEqual(["CreateDefinition", "ExecuteAction", "MigrateInstance", "StartInstance"]);
+    expect([...WRITE_METHODS].sort()).toEqual([
+      "CancelScheduledAction",
+      "CreateDefinition",
+      "ExecuteAction",
+      "MigrateInstance",
+      "ScheduleAction",
+      "StartInstance",
+    ]);
     // The table above exercises every write (a new write RPC gets a row there, or this fails).
     expect(Object.keys(WRITES).sort()).toEqual([...WRITE_METHODS].sort());
     // One table decides both: what a reader may call is what is no write and no operation.

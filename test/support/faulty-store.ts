@@ -7,8 +7,8 @@
  */
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { MAYBE_STORED, NOT_STORED, storeUnavailable, type WriteOutcome } from "../../src/store/sql-common.js";
-import type { CommitOutcome, StartCommit, TransitionCommit } from "../../src/store/store.js";
-import type { Definition, HistoryEntry } from "../../src/engine/types.js";
+import type { CommitOutcome, NewScheduledAction, StartCommit, TransitionCommit } from "../../src/store/store.js";
+import type { Definition, HistoryEntry, ScheduledActionStatus } from "../../src/engine/types.js";
 
 export class FaultyStore extends MemoryStore {
   /** When set, every commit fails with this outcome (UNKNOWN: the connection broke while it ran). */
@@ -35,6 +35,16 @@ export class FaultyStore extends MemoryStore {
   override async commitTransition(commit: TransitionCommit, signal?: AbortSignal): Promise<CommitOutcome> {
     if (this.commitFailure) throw this.commitError();
     return super.commitTransition(commit, signal);
+  }
+
+  override async scheduleAction(action: NewScheduledAction, signal?: AbortSignal) {
+    if (this.commitFailure) throw this.commitError();
+    return super.scheduleAction(action, signal);
+  }
+
+  override async settleScheduledAction(id: string, status: Exclude<ScheduledActionStatus, "pending">, result: string, signal?: AbortSignal) {
+    if (this.commitFailure) throw this.commitError();
+    return super.settleScheduledAction(id, status, result, signal);
   }
 
   override async listHistory(instanceId: string, afterVersion: number, limit: number, signal?: AbortSignal): Promise<HistoryEntry[]> {

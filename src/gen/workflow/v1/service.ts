@@ -4557,7 +4557,8 @@ export const GetServiceStatsResponse: MessageFns<GetServiceStatsResponse> = {
  * google.rpc.BadRequest (field paths such as `definition.states[2].id`) or a
  * google.rpc.PreconditionFailure (current state and the actions allowed from it).
  * UNAVAILABLE means the server is shutting down or its store is unreachable: retry elsewhere or later.
- * On a write (CreateDefinition, StartInstance, ExecuteAction, MigrateInstance), its ErrorInfo metadata `write_outcome`
+ * On a write (CreateDefinition, StartInstance, ExecuteAction, MigrateInstance, ScheduleAction,
+ * CancelScheduledAction), its ErrorInfo metadata `write_outcome`
  * says what happened: NOT_APPLIED (nothing was stored) or UNKNOWN (the store failed while committing,
  * so the write may have been stored). Only a retry with the same request_id is safe after UNKNOWN:
  * it returns the original result if the write was stored, and applies it once if it was not. The
@@ -4565,8 +4566,8 @@ export const GetServiceStatsResponse: MessageFns<GetServiceStatsResponse> = {
  * for its turn is abandoned, but one already handed to the store may commit.
  * When the server requires tokens (WORKFLOW_AUTH_TOKENS, or JWTs with WORKFLOW_JWT_PUBLIC_KEY_FILE /
  * WORKFLOW_JWKS_FILE), calls without `authorization: Bearer <token>` get UNAUTHENTICATED
- * (CREDENTIALS_MISSING / CREDENTIALS_INVALID), and readers calling CreateDefinition, StartInstance or
- * ExecuteAction or MigrateInstance get PERMISSION_DENIED. Credentials are checked first, from the headers alone.
+ * (CREDENTIALS_MISSING / CREDENTIALS_INVALID), and readers calling a write (CreateDefinition,
+ * StartInstance, ExecuteAction, MigrateInstance, ScheduleAction, CancelScheduledAction) get PERMISSION_DENIED. Credentials are checked first, from the headers alone.
  * Over HTTP (WORKFLOW_HTTP_LISTEN) each RPC is also served at the route of its google.api.http option,
  * in proto3 JSON; the same google.rpc.Status is then the JSON error body (docs/http.md).
  *
