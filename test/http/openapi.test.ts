@@ -1,4 +1,5 @@
 // Proves the committed OpenAPI document is what the descriptors generate now (not stale), is valid OpenAPI 3.1 by a real validator with every $ref resolvable, is served at /openapi.json, and that every route in it answers on a live server.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -76,15 +77,19 @@ describe("every route in the document answers", () => {
       StartInstance: { definitionId: "doc", instanceId: "inst" },
       ExecuteAction: {},
       MigrateInstance: { toDefinitionVersion: 2 },
+      ScheduleAction: { actionId: "go", after: "60s", requestId: "doc-schedule" },
+      CancelScheduledAction: {},
     };
-    const values: Record<string, string> = { definition_id: "doc", instance_id: "inst", action_id: "go" };
+    // A request_id makes the scheduled action's id known in advance (scheduled-actions.ts derives it).
+    const scheduledId = `s-${createHash("sha256").update("doc-schedule").digest("base64url").slice(0, 27)}`;
+    const values: Record<string, string> = { definition_id: "doc", instance_id: "inst", action_id: "go", scheduled_action_id: scheduledId };
     const doc = JSON.parse(committed) as Doc;
     // Creation first, the action after the reads, so every route finds what it needs.
-    const order = ["CreateDefinition", "StartInstance"];
+    const order = ["CreateDefinition", "StartInstance", "ScheduleAction"];
     const ops = Object.entries(doc.paths)
       .flatMap(([path, item]) => Object.entries(item).map(([verb, op]) => ({ path, verb, op })))
       .sort((x, y) => {
-        const late: Record<string, number> = { MigrateInstance: 5, ExecuteAction: 10 };
+        const late: Record<string, number> = { CancelScheduledAction: 3, MigrateInstance: 5, ExecuteAction: 10 };
         const rank = (o: { op: { operationId: string } }) =>
           order.includes(o.op.operationId) ? order.indexOf(o.op.operationId) - 10 : (late[o.op.operationId] ?? 0);
         return rank(x) - rank(y);

@@ -87,6 +87,6 @@ describe("the google.api.http routes through server reflection", () => {
       .sort();
     expect(fromReflection).toEqual(served);
     expect(fromReflection).toContain("ExecuteAction POST /v1/instances/{instance_id}/actions/{action_id} *");
-    expect(fromReflection).toHaveLength(15);
+    expect(fromReflection).toHaveLength(18);
   });
 });
