@@ -22,7 +22,17 @@ export interface StateDef {
   timers?: StateTimerDef[] | undefined;
 }
 
-/** An action (transition) of a definition. `enabled` omitted means enabled. */
+/** A conditional target of an action: the first route whose `when` (CEL, bool) is true decides the target. */
+export interface RouteDef {
+  when: string;
+  toState: string;
+}
+
+/**
+ * An action (transition) of a definition. `enabled` omitted means enabled. The data rules (docs/data.md)
+ * are omitted when the action has none: `guard` (CEL, bool), `routes`, `assign` (variable name -> CEL),
+ * `payloadSchema` (JSON Schema of the payload).
+ */
 export interface ActionDef {
   id: string;
   name: string;
@@ -30,6 +40,10 @@ export interface ActionDef {
   fromStates: string[];
   toState: string;
   description: string;
+  guard?: string | undefined;
+  routes?: RouteDef[] | undefined;
+  assign?: Record<string, string> | undefined;
+  payloadSchema?: Payload | undefined;
 }
 
 /** A definition as submitted by a client (no server-set fields). */
@@ -41,6 +55,8 @@ export interface DefinitionInput {
   version: number;
   states: StateDef[];
   actions: ActionDef[];
+  /** JSON Schema of every instance's variables (docs/data.md); omitted: instances carry none. */
+  variablesSchema?: Payload | undefined;
 }
 
 /** A stored, immutable definition version. */
@@ -61,6 +77,8 @@ export interface Instance {
   version: number;
   createTime: Date;
   updateTime: Date;
+  /** The instance's data, when its definition has a variables schema (omitted otherwise). */
+  variables?: Payload | undefined;
 }
 
 /** A JSON value, as a google.protobuf.Value holds it. */
@@ -99,6 +117,8 @@ export interface HistoryEntry extends ChangeNote {
   timerId?: string | undefined;
   /** Set on an entry written by a state timer or a scheduled action: the ScheduledAction id. */
   scheduledActionId?: string | undefined;
+  /** The variables the change set and their new values (the start's initial ones, an action's assignments). */
+  variablesSet?: Payload | undefined;
 }
 
 export type EventType = "started" | "transitioned" | "migrated";

@@ -220,10 +220,45 @@ export interface Action {
     | undefined;
   /** States the action may be executed from. At least one; each must name a state of the definition; no repeats. */
   fromStates: string[];
-  /** The state the instance is in after the action. Must name a state of the definition. */
+  /**
+   * The state the instance is in after the action. Must name a state of the definition. With routes, the
+   * state when no route's `when` is true.
+   */
   toState: string;
   /** Free text. At most 2000 characters. */
   description: string;
+  /**
+   * Optional CEL expression of type bool over the instance's data (docs/data.md: `vars`, `payload`, `actor`,
+   * `roles`, `state`, `now`): the action is allowed only when it is true, else FAILED_PRECONDITION /
+   * GUARD_FAILED. Parsed and type-checked when the definition is created. At most 1,000 characters.
+   */
+  guard: string;
+  /** Optional routes: the first whose `when` is true decides the target state; none true -> to_state. At most 20. */
+  routes: Route[];
+  /**
+   * Optional assignments, variable name -> CEL expression: all evaluated against the values before the
+   * change (after the guard), then applied together; the variables must still satisfy the definition's
+   * variables_schema (else FAILED_PRECONDITION / VARIABLES_INVALID). At most 50.
+   */
+  assign: { [key: string]: string };
+  /**
+   * Optional JSON Schema (docs/data.md: the 2020-12 subset supported) the payload of an ExecuteAction of
+   * this action must satisfy, else INVALID_ARGUMENT / PAYLOAD_INVALID with a violation per problem.
+   */
+  payloadSchema?: { [key: string]: any } | undefined;
+}
+
+export interface Action_AssignEntry {
+  key: string;
+  value: string;
+}
+
+/** A conditional target of an action. */
+export interface Route {
+  /** CEL expression of type bool, as Action.guard. */
+  when: string;
+  /** The state the instance moves to when `when` is true. Must name a state of the definition. */
+  toState: string;
 }
 
 /** A versioned state machine. (id, version) is immutable once created. */
@@ -244,7 +279,15 @@ export interface Definition {
   /** The actions. 0 to 500 (configurable). */
   actions: Action[];
   /** Set by the server when the version was created. Ignored on input. */
-  createTime?: Date | undefined;
+  createTime?:
+    | Date
+    | undefined;
+  /**
+   * Optional JSON Schema (an object schema; docs/data.md lists the 2020-12 subset supported) of every
+   * instance's variables: StartInstance's variables and every change's assignments must satisfy it, and it
+   * types the `vars` of CEL expressions. Unset: instances carry no variables.
+   */
+  variablesSchema?: { [key: string]: any } | undefined;
 }
 
 /** A running copy of one definition version. */
@@ -266,7 +309,14 @@ export interface Instance {
     | Date
     | undefined;
   /** When the instance last changed. */
-  updateTime?: Date | undefined;
+  updateTime?:
+    | Date
+    | undefined;
+  /**
+   * The instance's data, shaped by its definition's variables_schema (unset when the definition has
+   * none). As of the instance's version: GetInstance with as_of_version returns them as they were then.
+   */
+  variables?: { [key: string]: any } | undefined;
 }
 
 /**
@@ -309,6 +359,11 @@ export interface HistoryEntry {
   timerId: string;
   /** Set on an entry written by a timer or a scheduled action: the ScheduledAction.id that fired. */
   scheduledActionId: string;
+  /**
+   * The variables this change set and their new values: the start's initial variables, an action's
+   * assignments. Unset when it set none.
+   */
+  variablesSet?: { [key: string]: any } | undefined;
 }
 
 /**
@@ -653,7 +708,18 @@ export const StateTimer: MessageFns<StateTimer> = {
 };
 
 function createBaseAction(): Action {
-  return { id: "", name: "", enabled: undefined, fromStates: [], toState: "", description: "" };
+  return {
+    id: "",
+    name: "",
+    enabled: undefined,
+    fromStates: [],
+    toState: "",
+    description: "",
+    guard: "",
+    routes: [],
+    assign: {},
+    payloadSchema: undefined,
+  };
 }
 
 export const Action: MessageFns<Action> = {
@@ -675,6 +741,18 @@ export const Action: MessageFns<Action> = {
     }
     if (message.description !== "") {
       writer.uint32(50).string(message.description);
+    }
+    if (message.guard !== "") {
+      writer.uint32(58).string(message.guard);
+    }
+    for (const v of message.routes) {
+      Route.encode(v!, writer.uint32(66).fork()).join();
+    }
+    globalThis.Object.entries(message.assign).forEach(([key, value]: [string, string]) => {
+      Action_AssignEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
+    });
+    if (message.payloadSchema !== undefined) {
+      Struct.encode(Struct.wrap(message.payloadSchema), writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -740,6 +818,41 @@ export const Action: MessageFns<Action> = {
             message.description = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.guard = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.routes.push(Route.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            const entry9 = Action_AssignEntry.decode(reader, reader.uint32());
+            if (entry9.value !== undefined) {
+              message.assign[entry9.key] = entry9.value;
+            }
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.payloadSchema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -768,6 +881,27 @@ export const Action: MessageFns<Action> = {
         ? globalThis.String(object.to_state)
         : "",
       description: isSet(object.description) ? globalThis.String(object.description) : "",
+      guard: isSet(object.guard) ? globalThis.String(object.guard) : "",
+      routes: globalThis.Array.isArray(object?.routes) ? object.routes.map((e: any) => Route.fromJSON(e)) : [],
+      assign: isObject(object.assign)
+        ? (globalThis.Object.entries(object.assign) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      payloadSchema: isObject(object.payloadSchema)
+        ? object.payloadSchema
+        : isObject(object.payload_schema)
+        ? object.payload_schema
+        : undefined,
     };
   },
 
@@ -791,6 +925,24 @@ export const Action: MessageFns<Action> = {
     if (message.description !== "") {
       obj.description = message.description;
     }
+    if (message.guard !== "") {
+      obj.guard = message.guard;
+    }
+    if (message.routes?.length) {
+      obj.routes = message.routes.map((e) => Route.toJSON(e));
+    }
+    if (message.assign) {
+      const entries = globalThis.Object.entries(message.assign) as [string, string][];
+      if (entries.length > 0) {
+        obj.assign = {};
+        entries.forEach(([k, v]) => {
+          obj.assign[k] = v;
+        });
+      }
+    }
+    if (message.payloadSchema !== undefined) {
+      obj.payloadSchema = message.payloadSchema;
+    }
     return obj;
   },
 
@@ -805,12 +957,207 @@ export const Action: MessageFns<Action> = {
     message.fromStates = object.fromStates?.map((e) => e) || [];
     message.toState = object.toState ?? "";
     message.description = object.description ?? "";
+    message.guard = object.guard ?? "";
+    message.routes = object.routes?.map((e) => Route.fromPartial(e)) || [];
+    message.assign = (globalThis.Object.entries(object.assign ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.payloadSchema = object.payloadSchema ?? undefined;
+    return message;
+  },
+};
+
+function createBaseAction_AssignEntry(): Action_AssignEntry {
+  return { key: "", value: "" };
+}
+
+export const Action_AssignEntry: MessageFns<Action_AssignEntry> = {
+  encode(message: Action_AssignEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Action_AssignEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAction_AssignEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Action_AssignEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: Action_AssignEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Action_AssignEntry>, I>>(base?: I): Action_AssignEntry {
+    return Action_AssignEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Action_AssignEntry>, I>>(object: I): Action_AssignEntry {
+    const message = createBaseAction_AssignEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseRoute(): Route {
+  return { when: "", toState: "" };
+}
+
+export const Route: MessageFns<Route> = {
+  encode(message: Route, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.when !== "") {
+      writer.uint32(10).string(message.when);
+    }
+    if (message.toState !== "") {
+      writer.uint32(18).string(message.toState);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Route {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRoute();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.when = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.toState = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Route {
+    return {
+      when: isSet(object.when) ? globalThis.String(object.when) : "",
+      toState: isSet(object.toState)
+        ? globalThis.String(object.toState)
+        : isSet(object.to_state)
+        ? globalThis.String(object.to_state)
+        : "",
+    };
+  },
+
+  toJSON(message: Route): unknown {
+    const obj: any = {};
+    if (message.when !== "") {
+      obj.when = message.when;
+    }
+    if (message.toState !== "") {
+      obj.toState = message.toState;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Route>, I>>(base?: I): Route {
+    return Route.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Route>, I>>(object: I): Route {
+    const message = createBaseRoute();
+    message.when = object.when ?? "";
+    message.toState = object.toState ?? "";
     return message;
   },
 };
 
 function createBaseDefinition(): Definition {
-  return { id: "", name: "", description: "", version: 0, states: [], actions: [], createTime: undefined };
+  return {
+    id: "",
+    name: "",
+    description: "",
+    version: 0,
+    states: [],
+    actions: [],
+    createTime: undefined,
+    variablesSchema: undefined,
+  };
 }
 
 export const Definition: MessageFns<Definition> = {
@@ -835,6 +1182,9 @@ export const Definition: MessageFns<Definition> = {
     }
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(58).fork()).join();
+    }
+    if (message.variablesSchema !== undefined) {
+      Struct.encode(Struct.wrap(message.variablesSchema), writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -908,6 +1258,14 @@ export const Definition: MessageFns<Definition> = {
             message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.variablesSchema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -932,6 +1290,11 @@ export const Definition: MessageFns<Definition> = {
         ? fromJsonTimestamp(object.createTime)
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
+        : undefined,
+      variablesSchema: isObject(object.variablesSchema)
+        ? object.variablesSchema
+        : isObject(object.variables_schema)
+        ? object.variables_schema
         : undefined,
     };
   },
@@ -959,6 +1322,9 @@ export const Definition: MessageFns<Definition> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
+    if (message.variablesSchema !== undefined) {
+      obj.variablesSchema = message.variablesSchema;
+    }
     return obj;
   },
 
@@ -974,6 +1340,7 @@ export const Definition: MessageFns<Definition> = {
     message.states = object.states?.map((e) => State.fromPartial(e)) || [];
     message.actions = object.actions?.map((e) => Action.fromPartial(e)) || [];
     message.createTime = object.createTime ?? undefined;
+    message.variablesSchema = object.variablesSchema ?? undefined;
     return message;
   },
 };
@@ -988,6 +1355,7 @@ function createBaseInstance(): Instance {
     version: 0,
     createTime: undefined,
     updateTime: undefined,
+    variables: undefined,
   };
 }
 
@@ -1016,6 +1384,9 @@ export const Instance: MessageFns<Instance> = {
     }
     if (message.updateTime !== undefined) {
       Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(66).fork()).join();
+    }
+    if (message.variables !== undefined) {
+      Struct.encode(Struct.wrap(message.variables), writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1097,6 +1468,14 @@ export const Instance: MessageFns<Instance> = {
             message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.variables = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1139,6 +1518,7 @@ export const Instance: MessageFns<Instance> = {
         : isSet(object.update_time)
         ? fromJsonTimestamp(object.update_time)
         : undefined,
+      variables: isObject(object.variables) ? object.variables : undefined,
     };
   },
 
@@ -1168,6 +1548,9 @@ export const Instance: MessageFns<Instance> = {
     if (message.updateTime !== undefined) {
       obj.updateTime = message.updateTime.toISOString();
     }
+    if (message.variables !== undefined) {
+      obj.variables = message.variables;
+    }
     return obj;
   },
 
@@ -1184,6 +1567,7 @@ export const Instance: MessageFns<Instance> = {
     message.version = object.version ?? 0;
     message.createTime = object.createTime ?? undefined;
     message.updateTime = object.updateTime ?? undefined;
+    message.variables = object.variables ?? undefined;
     return message;
   },
 };
@@ -1202,6 +1586,7 @@ function createBaseHistoryEntry(): HistoryEntry {
     migration: undefined,
     timerId: "",
     scheduledActionId: "",
+    variablesSet: undefined,
   };
 }
 
@@ -1242,6 +1627,9 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
     }
     if (message.scheduledActionId !== "") {
       writer.uint32(98).string(message.scheduledActionId);
+    }
+    if (message.variablesSet !== undefined) {
+      Struct.encode(Struct.wrap(message.variablesSet), writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1355,6 +1743,14 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
             message.scheduledActionId = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.variablesSet = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1405,6 +1801,11 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
         : isSet(object.scheduled_action_id)
         ? globalThis.String(object.scheduled_action_id)
         : "",
+      variablesSet: isObject(object.variablesSet)
+        ? object.variablesSet
+        : isObject(object.variables_set)
+        ? object.variables_set
+        : undefined,
     };
   },
 
@@ -1446,6 +1847,9 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
     if (message.scheduledActionId !== "") {
       obj.scheduledActionId = message.scheduledActionId;
     }
+    if (message.variablesSet !== undefined) {
+      obj.variablesSet = message.variablesSet;
+    }
     return obj;
   },
 
@@ -1468,6 +1872,7 @@ export const HistoryEntry: MessageFns<HistoryEntry> = {
       : undefined;
     message.timerId = object.timerId ?? "";
     message.scheduledActionId = object.scheduledActionId ?? "";
+    message.variablesSet = object.variablesSet ?? undefined;
     return message;
   },
 };

@@ -220,7 +220,15 @@ export interface StartInstanceRequest {
    * Optional structured data recorded in the start's history entry (HistoryEntry.payload). At most
    * 16 KiB (16,384 bytes) in its protobuf encoding.
    */
-  payload?: { [key: string]: any } | undefined;
+  payload?:
+    | { [key: string]: any }
+    | undefined;
+  /**
+   * The instance's initial variables: they must satisfy the definition's variables_schema (else
+   * INVALID_ARGUMENT / INVALID_REQUEST with a field violation per problem, `variables.amount`). At most
+   * 64 KiB encoded. Only for a definition with a variables_schema.
+   */
+  variables?: { [key: string]: any } | undefined;
 }
 
 /** Response of StartInstance. */
@@ -266,7 +274,11 @@ export interface GetInstanceResponse {
   currentState?:
     | State
     | undefined;
-  /** Actions that can be executed now (enabled, allowed from the current state, target enabled). */
+  /**
+   * Actions that can be executed now (enabled, allowed from the current state, target enabled, guard
+   * true for the current variables). An action whose guard reads `payload` is listed: it may pass with the
+   * right payload.
+   */
   availableActions: Action[];
   /** The latest history entries (at most 10), oldest first. */
   recentHistory: HistoryEntry[];
@@ -371,7 +383,10 @@ export interface ListAvailableActionsRequest {
 
 /** Response of ListAvailableActions. */
 export interface ListAvailableActionsResponse {
-  /** Actions that can be executed from the current state now. */
+  /**
+   * Actions that can be executed from the current state now: as GetInstanceResponse.available_actions
+   * (guards evaluated against the current variables; one that reads `payload` is listed).
+   */
   actions: Action[];
   /** The instance's current state id (as Instance.current_state). The full state is in `state`. */
   currentState: string;
@@ -1355,7 +1370,15 @@ export const ValidateDefinitionResponse: MessageFns<ValidateDefinitionResponse> 
 };
 
 function createBaseStartInstanceRequest(): StartInstanceRequest {
-  return { definitionId: "", definitionVersion: 0, instanceId: "", requestId: "", comment: "", payload: undefined };
+  return {
+    definitionId: "",
+    definitionVersion: 0,
+    instanceId: "",
+    requestId: "",
+    comment: "",
+    payload: undefined,
+    variables: undefined,
+  };
 }
 
 export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
@@ -1377,6 +1400,9 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
     }
     if (message.payload !== undefined) {
       Struct.encode(Struct.wrap(message.payload), writer.uint32(50).fork()).join();
+    }
+    if (message.variables !== undefined) {
+      Struct.encode(Struct.wrap(message.variables), writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1442,6 +1468,14 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
             message.payload = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.variables = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1478,6 +1512,7 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
         : "",
       comment: isSet(object.comment) ? globalThis.String(object.comment) : "",
       payload: isObject(object.payload) ? object.payload : undefined,
+      variables: isObject(object.variables) ? object.variables : undefined,
     };
   },
 
@@ -1501,6 +1536,9 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
     if (message.payload !== undefined) {
       obj.payload = message.payload;
     }
+    if (message.variables !== undefined) {
+      obj.variables = message.variables;
+    }
     return obj;
   },
 
@@ -1515,6 +1553,7 @@ export const StartInstanceRequest: MessageFns<StartInstanceRequest> = {
     message.requestId = object.requestId ?? "";
     message.comment = object.comment ?? "";
     message.payload = object.payload ?? undefined;
+    message.variables = object.variables ?? undefined;
     return message;
   },
 };
@@ -4698,6 +4737,11 @@ export const WorkflowServiceService = {
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or ACTION_NOT_FOUND;
    * FAILED_PRECONDITION / ACTION_DISABLED, ACTION_NOT_ALLOWED, INSTANCE_COMPLETED or STATE_DISABLED
    * (with a PreconditionFailure naming the current state and the allowed actions);
+   * FAILED_PRECONDITION / GUARD_FAILED (the action's guard is false: the PreconditionFailure names the
+   * action and quotes the guard), GUARD_ERROR (a guard, route or assignment failed to evaluate: a missing
+   * key, a division by zero; the message says which and why) or VARIABLES_INVALID (the assignments would
+   * leave variables the schema refuses; field violations name them); INVALID_ARGUMENT / PAYLOAD_INVALID
+   * (the payload does not satisfy the action's payload_schema: one field violation per problem, `payload.amount`);
    * ABORTED / VERSION_MISMATCH (expected_version is stale; ErrorInfo metadata current_version,
    * expected_version, current_state); ABORTED / CONTENTION (only with several server replicas: other
    * replicas changed the instance on every one of many attempts; nothing was written, retry);
@@ -5008,6 +5052,11 @@ export interface WorkflowServiceServer extends UntypedServiceImplementation {
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or ACTION_NOT_FOUND;
    * FAILED_PRECONDITION / ACTION_DISABLED, ACTION_NOT_ALLOWED, INSTANCE_COMPLETED or STATE_DISABLED
    * (with a PreconditionFailure naming the current state and the allowed actions);
+   * FAILED_PRECONDITION / GUARD_FAILED (the action's guard is false: the PreconditionFailure names the
+   * action and quotes the guard), GUARD_ERROR (a guard, route or assignment failed to evaluate: a missing
+   * key, a division by zero; the message says which and why) or VARIABLES_INVALID (the assignments would
+   * leave variables the schema refuses; field violations name them); INVALID_ARGUMENT / PAYLOAD_INVALID
+   * (the payload does not satisfy the action's payload_schema: one field violation per problem, `payload.amount`);
    * ABORTED / VERSION_MISMATCH (expected_version is stale; ErrorInfo metadata current_version,
    * expected_version, current_state); ABORTED / CONTENTION (only with several server replicas: other
    * replicas changed the instance on every one of many attempts; nothing was written, retry);
@@ -5298,6 +5347,11 @@ export interface WorkflowServiceClient extends Client {
    * Errors: INVALID_ARGUMENT / INVALID_REQUEST; NOT_FOUND / INSTANCE_NOT_FOUND or ACTION_NOT_FOUND;
    * FAILED_PRECONDITION / ACTION_DISABLED, ACTION_NOT_ALLOWED, INSTANCE_COMPLETED or STATE_DISABLED
    * (with a PreconditionFailure naming the current state and the allowed actions);
+   * FAILED_PRECONDITION / GUARD_FAILED (the action's guard is false: the PreconditionFailure names the
+   * action and quotes the guard), GUARD_ERROR (a guard, route or assignment failed to evaluate: a missing
+   * key, a division by zero; the message says which and why) or VARIABLES_INVALID (the assignments would
+   * leave variables the schema refuses; field violations name them); INVALID_ARGUMENT / PAYLOAD_INVALID
+   * (the payload does not satisfy the action's payload_schema: one field violation per problem, `payload.amount`);
    * ABORTED / VERSION_MISMATCH (expected_version is stale; ErrorInfo metadata current_version,
    * expected_version, current_state); ABORTED / CONTENTION (only with several server replicas: other
    * replicas changed the instance on every one of many attempts; nothing was written, retry);
