@@ -1,12 +1,13 @@
 /**
  * Domain <-> workflow.v1 message mapping. Mostly 1:1: the domain uses the contract's field names.
  * The exceptions: a state timer's `after` (a google.protobuf.Duration) is `afterMs` in the domain,
- * and optional domain fields (StateDef.timers, HistoryEntry.timerId...) are absent rather than
- * empty, so what the stores keep of a definition or an entry without timers is what it was before
- * timers existed.
+ * and optional domain fields (StateDef.timers, HistoryEntry.timerId, ActionDef.guard, routes,
+ * assign...) are absent rather than empty, so what the stores keep of a definition or an entry
+ * without them is what it was before they existed.
  */
 import { invalidRequest } from "../engine/errors.js";
 import type {
+  ActionDef,
   Definition,
   DefinitionInput,
   Diagnostic,
@@ -14,6 +15,7 @@ import type {
   Instance,
   InstanceEvent,
   InstanceStatus,
+  Payload,
   StateDef,
   StateTimerDef,
 } from "../engine/types.js";
@@ -21,6 +23,7 @@ import type { Duration } from "../gen/google/protobuf/duration.js";
 import {
   EventType,
   InstanceStatus as ProtoInstanceStatus,
+  type Action as ProtoAction,
   type Definition as ProtoDefinition,
   type HistoryEntry as ProtoHistoryEntry,
   type Instance as ProtoInstance,
@@ -85,16 +88,43 @@ export function stateFromProto(s: ProtoState): StateDef {
   return state;
 }
 
+/** An action on the wire: the data rules are empty values there when the action has none. */
+export function actionToProto(a: ActionDef): ProtoAction {
+  const { guard, routes, assign, payloadSchema, ...rest } = a;
+  const action: ProtoAction = {
+    ...rest,
+    fromStates: [...a.fromStates],
+    guard: guard ?? "",
+    routes: (routes ?? []).map((r) => ({ when: r.when, toState: r.toState })),
+    assign: { ...(assign ?? {}) },
+  };
+  if (payloadSchema !== undefined) action.payloadSchema = payloadSchema;
+  return action;
+}
+
+/** A request's action: the data rules only when it has some, so an action without them is what it always was. */
+export function actionFromProto(a: ProtoAction): ActionDef {
+  const { guard, routes, assign, payloadSchema, ...rest } = a;
+  const action: ActionDef = { ...rest, fromStates: [...(rest.fromStates ?? [])] };
+  if (guard) action.guard = guard;
+  if (routes !== undefined && routes.length > 0) action.routes = routes.map((r) => ({ when: r.when ?? "", toState: r.toState ?? "" }));
+  if (assign !== undefined && Object.keys(assign).length > 0) action.assign = { ...assign };
+  if (payloadSchema !== undefined && payloadSchema !== null) action.payloadSchema = payloadSchema as Payload;
+  return action;
+}
+
 export function definitionToProto(def: Definition): ProtoDefinition {
-  return {
+  const out: ProtoDefinition = {
     id: def.id,
     name: def.name,
     description: def.description,
     version: def.version,
     states: def.states.map(stateToProto),
-    actions: def.actions.map((a) => ({ ...a, fromStates: [...a.fromStates] })),
+    actions: def.actions.map(actionToProto),
     createTime: def.createTime,
   };
+  if (def.variablesSchema !== undefined) out.variablesSchema = def.variablesSchema;
+  return out;
 }
 
 /** The definition part of a request; undefined stays undefined (the service reports it as missing). */
@@ -106,7 +136,8 @@ export function definitionFromProto(def: ProtoDefinition | undefined): Definitio
     description: def.description,
     version: def.version,
     states: def.states.map(stateFromProto),
-    actions: def.actions,
+    actions: def.actions.map(actionFromProto),
+    ...(def.variablesSchema !== undefined && def.variablesSchema !== null ? { variablesSchema: def.variablesSchema as Payload } : {}),
   };
 }
 
@@ -140,6 +171,7 @@ export function instanceToProto(instance: Instance): ProtoInstance {
     version: instance.version,
     createTime: instance.createTime,
     updateTime: instance.updateTime,
+    variables: instance.variables,
   };
 }
 
@@ -157,6 +189,7 @@ export function historyEntryToProto(entry: HistoryEntry): ProtoHistoryEntry {
     migration: entry.migration,
     timerId: entry.timerId ?? "",
     scheduledActionId: entry.scheduledActionId ?? "",
+    variablesSet: entry.variablesSet,
   };
 }
 
@@ -166,6 +199,7 @@ export function historyEntryFromProto(entry: ProtoHistoryEntry): HistoryEntry {
   const domain: HistoryEntry = { ...rest, time: time ?? new Date(0) };
   if (domain.payload === undefined) delete domain.payload;
   if (domain.migration === undefined) delete domain.migration;
+  if (domain.variablesSet === undefined) delete domain.variablesSet;
   if (timerId) domain.timerId = timerId;
   if (scheduledActionId) domain.scheduledActionId = scheduledActionId;
   return domain;

@@ -9,6 +9,7 @@ import type { WatchService } from "../feed/watch-service.js";
 import type { WorkflowServiceService } from "../gen/workflow/v1/service.js";
 import type { WorkflowService } from "../service/workflow-service.js";
 import {
+  actionToProto,
   definitionFromProto,
   definitionToProto,
   diagnosticToProto,
@@ -95,7 +96,7 @@ export function unaryRpcs(service: WorkflowService): UnaryRpcs {
     async listAvailableActions(req, signal) {
       const { actions, instance, state } = await service.listAvailableActions(req.instanceId, signal);
       return {
-        actions: actions.map((a) => ({ ...a })),
+        actions: actions.map(actionToProto),
         currentState: instance.currentState,
         instanceVersion: instance.version,
         state: stateToProto(state),

@@ -9,7 +9,7 @@ import type { InstanceEvent } from "../engine/types.js";
 import type { InstanceEvent as ProtoInstanceEvent } from "../gen/workflow/v1/resources.js";
 import type { GetInstanceResponse, WorkflowServiceService } from "../gen/workflow/v1/service.js";
 import type { InstanceView } from "../service/workflow-service.js";
-import { eventToProto, historyEntryToProto, instanceToProto, stateToProto } from "./mappers.js";
+import { actionToProto, eventToProto, historyEntryToProto, instanceToProto, stateToProto } from "./mappers.js";
 import { scheduledActionToProto } from "./scheduled-mappers.js";
 
 /** A WatchInstance or WatchInstances response carrying one (non-snapshot) event. */
@@ -45,7 +45,7 @@ export function sharedInstanceResponse(view: InstanceView): GetInstanceResponse 
     response = {
       instance: instanceToProto(view.instance),
       currentState: stateToProto(view.currentState),
-      availableActions: view.availableActions.map((a) => ({ ...a })),
+      availableActions: view.availableActions.map(actionToProto),
       recentHistory: view.recentHistory.map(historyEntryToProto),
       pendingActions: view.pendingActions.map(scheduledActionToProto),
     };
