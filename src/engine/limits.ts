@@ -20,6 +20,8 @@ export interface Limits {
   maxCommentLength: number;
   /** Largest payload of a change, in bytes of its protobuf (google.protobuf.Struct) encoding. */
   maxPayloadBytes: number;
+  /** Largest variables of an instance, in bytes of their protobuf (google.protobuf.Struct) encoding. */
+  maxVariablesBytes: number;
   /** Deepest nesting of objects and lists in a payload. */
   maxPayloadDepth: number;
   /** Largest page_size honoured (larger values are lowered to it). */
@@ -39,6 +41,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxRequestIdLength: 128,
   maxCommentLength: 1000,
   maxPayloadBytes: 16 * 1024,
+  maxVariablesBytes: 64 * 1024,
   maxPayloadDepth: 32,
   maxPageSize: 1000,
   defaultPageSize: 50,

@@ -16,6 +16,8 @@ export interface ChangeArgs extends Partial<ChangeNote> {
   requestId: string;
   timerId?: string | undefined;
   scheduledActionId?: string | undefined;
+  /** The caller's roles, for guards (CEL `roles`); never recorded in the entry. */
+  roles?: readonly string[] | undefined;
 }
 
 type Recorded = Pick<HistoryEntry, "time" | "requestId" | "actor" | "comment" | "payload" | "timerId" | "scheduledActionId">;

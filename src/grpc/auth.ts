@@ -20,12 +20,17 @@ export type Role = (typeof ROLES)[number];
 export interface Caller {
   subject: string;
   role: Role;
+  /**
+   * Every role the credentials name, for the `roles` of CEL guards (docs/data.md): a static token's
+   * role; all the strings of a JWT's roles claim (`director` too, not only the service's three roles).
+   */
+  roles: readonly string[];
   /** How the caller was identified. */
   via: "none" | "token" | "jwt";
 }
 
 /** The caller of every call when authentication is off. */
-export const ANONYMOUS: Caller = Object.freeze({ subject: "", role: "admin", via: "none" });
+export const ANONYMOUS: Caller = Object.freeze({ subject: "", role: "admin", roles: Object.freeze([]) as readonly string[], via: "none" });
 
 /** WorkflowService methods a reader may call: they read or validate, never change anything (rpc-kinds.ts). */
 export const READ_ONLY_METHODS: ReadonlySet<string> = rpcsOfKind("read");
@@ -103,7 +108,7 @@ export function authorize(caller: Caller, method: string): void {
  * constant time; anything else goes to `verifyOther` (JWT verification) when configured.
  */
 export function bearerAuthenticator(grants: TokenGrant[], verifyOther?: BearerVerifier): Authenticator {
-  const known = grants.map((g) => ({ hash: digest(g.token), caller: { subject: g.name, role: g.role, via: "token" as const } }));
+  const known = grants.map((g) => ({ hash: digest(g.token), caller: { subject: g.name, role: g.role, roles: Object.freeze([g.role]) as readonly string[], via: "token" as const } }));
   return async (metadata) => {
     const header = metadata.get("authorization")[0];
     if (typeof header !== "string" || header === "") {

@@ -88,9 +88,15 @@ function claimAt(payload: JWTPayload, path: string): unknown {
   return value;
 }
 
+/** The role names in a roles claim: a space-separated string or a list of strings (at most 64, each at most 128 characters). */
+function namesIn(value: unknown): string[] {
+  const names = typeof value === "string" ? value.split(/\s+/) : Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+  return names.filter((n) => n !== "" && n.length <= 128).slice(0, 64);
+}
+
 /** The highest role named in the claim (admin > writer > reader), or undefined. */
 function roleFrom(value: unknown): Role | undefined {
-  const names = typeof value === "string" ? value.split(/\s+/) : Array.isArray(value) ? value.filter((v) => typeof v === "string") : [];
+  const names = namesIn(value);
   let best = -1;
   for (const n of names) best = Math.max(best, (ROLES as readonly string[]).indexOf(n as string));
   return best >= 0 ? ROLES[best] : undefined;
@@ -162,7 +168,8 @@ export class JwtVerifier {
     if (typeof payload.sub !== "string" || payload.sub === "" || payload.sub.length > 256 || /[\u0000-\u001f\u007f]/.test(payload.sub)) {
       throw invalid("its sub claim must be 1 to 256 characters without control characters (it is recorded as the actor of each change)");
     }
-    const role = roleFrom(claimAt(payload, this.settings.rolesClaim));
+    const claim = claimAt(payload, this.settings.rolesClaim);
+    const role = roleFrom(claim);
     if (!role) {
       throw new WorkflowError(
         "PERMISSION_DENIED",
@@ -170,6 +177,6 @@ export class JwtVerifier {
         { metadata: { roles_claim: this.settings.rolesClaim } },
       );
     }
-    return { subject: payload.sub!, role, via: "jwt" };
+    return { subject: payload.sub!, role, roles: Object.freeze(namesIn(claim)), via: "jwt" };
   };
 }

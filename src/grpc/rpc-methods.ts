@@ -40,10 +40,11 @@ type StreamKey = Exclude<Key, UnaryKey | OperationsKey>;
 
 /**
  * `signal` aborts work still waiting (for the instance's turn, a batch, a connection); `actor` is the
- * authenticated caller's name, recorded in the history entry of a write ("" without authentication).
+ * authenticated caller's name, recorded in the history entry of a write ("" without authentication);
+ * `roles` are the caller's roles, which guards may read (CEL `roles`, docs/data.md).
  */
 export type UnaryRpcs = {
-  [K in UnaryKey]: (request: RequestOf<K>, signal?: AbortSignal, actor?: string) => Promise<ResponseOf<K>>;
+  [K in UnaryKey]: (request: RequestOf<K>, signal?: AbortSignal, actor?: string, roles?: readonly string[]) => Promise<ResponseOf<K>>;
 };
 export type StreamRpcs = {
   [K in StreamKey]: (request: RequestOf<K>, signal: AbortSignal) => AsyncIterable<ResponseOf<K>>;
@@ -78,8 +79,8 @@ export function unaryRpcs(service: WorkflowService): UnaryRpcs {
       const page = await service.listInstances({ ...req, status: statusFilterFromProto(req.status) }, signal);
       return { instances: page.items.map(instanceToProto), nextPageToken: page.nextPageToken };
     },
-    async executeAction(req, signal, actor) {
-      const { instance, entry } = await service.executeAction(req, signal, actor);
+    async executeAction(req, signal, actor, roles) {
+      const { instance, entry } = await service.executeAction(req, signal, actor, roles);
       return { instance: instanceToProto(instance), transition: historyEntryToProto(entry) };
     },
     async migrateInstance(req, signal, actor) {

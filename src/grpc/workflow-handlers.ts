@@ -27,7 +27,7 @@ export function workflowHandlers(
     startInstance: unary("StartInstance", deps, (req, ctx) => rpc.startInstance(req, ctx.signal, ctx.caller.subject)),
     getInstance: unary("GetInstance", deps, (req, ctx) => rpc.getInstance(req, ctx.signal)),
     listInstances: unary("ListInstances", deps, (req, ctx) => rpc.listInstances(req, ctx.signal)),
-    executeAction: unary("ExecuteAction", deps, (req, ctx) => rpc.executeAction(req, ctx.signal, ctx.caller.subject)),
+    executeAction: unary("ExecuteAction", deps, (req, ctx) => rpc.executeAction(req, ctx.signal, ctx.caller.subject, ctx.caller.roles)),
     migrateInstance: unary("MigrateInstance", deps, (req, ctx) => rpc.migrateInstance(req, ctx.signal, ctx.caller.subject)),
     renderDefinition: unary("RenderDefinition", deps, (req, ctx) => rpc.renderDefinition(req, ctx.signal)),
     listAvailableActions: unary("ListAvailableActions", deps, (req, ctx) => rpc.listAvailableActions(req, ctx.signal)),

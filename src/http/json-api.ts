@@ -95,8 +95,13 @@ export class JsonApi {
         return;
       }
 
-      const call = this.options.unary[key as keyof UnaryRpcs] as (req: unknown, signal?: AbortSignal, actor?: string) => Promise<unknown>;
-      const response = await inFlight(this.options.tracker, () => call(request, undefined, caller.subject));
+      const call = this.options.unary[key as keyof UnaryRpcs] as (
+        req: unknown,
+        signal?: AbortSignal,
+        actor?: string,
+        roles?: readonly string[],
+      ) => Promise<unknown>;
+      const response = await inFlight(this.options.tracker, () => call(request, undefined, caller.subject, caller.roles));
       const headers: Record<string, string> = {};
       const etag = etagOf(response);
       if (etag) headers.etag = etag;

@@ -29,7 +29,7 @@
 import { isWorkflowError, WorkflowError, type ErrorCode } from "../engine/errors.js";
 import { timerChange } from "../engine/timers.js";
 import { executeAction, migrateInstance, startInstance } from "../engine/transition.js";
-import type { ChangeNote, Definition, Instance, InstanceEvent, TimerChange, Transition } from "../engine/types.js";
+import type { ChangeNote, Definition, Instance, InstanceEvent, Payload, TimerChange, Transition } from "../engine/types.js";
 import type { CommitOutcome, RequestKey, WorkflowStore } from "../store/store.js";
 import {
   CommittedStates,
@@ -44,6 +44,8 @@ import { contention, instanceNotFound, versionMismatch } from "./refusals.js";
 
 export interface StartCommand {
   definition: Definition;
+  /** The initial variables (a definition with a variables schema). */
+  variables?: Payload | undefined;
   instanceId: string;
   requestId: string;
   requestKey?: RequestKey;
@@ -64,6 +66,8 @@ export interface ExecuteCommand {
    * marks the scheduled action fired in the same transaction.
    */
   firing?: { scheduledActionId: string; timerId: string };
+  /** The caller's roles, for guards (CEL `roles`); not recorded. */
+  roles?: readonly string[];
 }
 
 export interface MigrateCommand {
@@ -422,8 +426,8 @@ export class WriteSequencer {
   private decide(q: Queued, state: CommittedState | undefined): Decision {
     if (q.kind === "start") {
       if (state) return { exists: true };
-      const { definition, instanceId, requestId, note } = q.cmd;
-      return { write: startInstance(definition, { ...note, instanceId, now: this.now(), requestId }) };
+      const { definition, instanceId, requestId, note, variables } = q.cmd;
+      return { write: startInstance(definition, { ...note, instanceId, now: this.now(), requestId, ...(variables ? { variables } : {}) }) };
     }
     const { cmd } = q;
     if (!state) return { refusal: instanceNotFound(cmd.instanceId) };
@@ -435,7 +439,7 @@ export class WriteSequencer {
       if (q.kind === "migrate") return { write: migrateInstance(state.definition, q.cmd.definition, state.instance, args) };
       const firing = q.cmd.firing;
       const fired = firing ? { scheduledActionId: firing.scheduledActionId, timerId: firing.timerId } : {};
-      return { write: executeAction(state.definition, state.instance, { ...args, ...fired, actionId: q.cmd.actionId }) };
+      return { write: executeAction(state.definition, state.instance, { ...args, ...fired, roles: q.cmd.roles, actionId: q.cmd.actionId }) };
     } catch (err) {
       if (isWorkflowError(err)) return { refusal: err };
       throw err;

@@ -69,6 +69,9 @@ const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "REQUEST_ID_REUSED",
 ]);
 
+/** The roles of every firing of a timer or a scheduled action, for guards (CEL `roles`). */
+export const TIMER_ROLES: readonly string[] = Object.freeze(["timer"]);
+
 /** The request key a ScheduleAction's firing commits under (see the file comment). */
 export function firingRequestId(id: string): string {
   return `scheduled-action:${id}`;
@@ -297,6 +300,10 @@ export class ScheduledActions {
           requestId: "",
           ...(isTimer ? {} : { requestKey: { requestId: firingRequestId(id), fingerprint: `fire ${id}` } }),
           note,
+          // A firing runs as the machine it is, whoever scheduled it (docs/data.md): roles can be
+          // revoked between the scheduling and the due time, so a guard that needs a person's role is
+          // not satisfied by a timer; one that should let timers through says `'timer' in roles`.
+          roles: TIMER_ROLES,
           firing: { scheduledActionId: id, timerId: scheduled.timerId },
         },
         signal,

@@ -22,7 +22,7 @@ import type {
   StateDef,
   Transition,
 } from "../engine/types.js";
-import { noteViolations } from "../engine/payload.js";
+import { noteViolations, payloadEncodedSize } from "../engine/payload.js";
 import type { DiagramKind } from "../engine/render.js";
 import { assertValidDefinition, diagnoseDefinition } from "../engine/validate-definition.js";
 import { availableActions, findState } from "../engine/transition.js";
@@ -52,6 +52,8 @@ export interface StartInstanceCommand extends NoteFields {
   definitionVersion: number;
   instanceId: string;
   requestId: string;
+  /** Initial variables (docs/data.md), checked against the definition's variables schema. */
+  variables?: Payload | undefined;
 }
 
 export interface ExecuteActionCommand extends NoteFields {
@@ -111,8 +113,16 @@ function canonicalContent(def: DefinitionInput): string {
       if (s.timers && s.timers.length > 0) fields.push(s.timers.map((t) => [t.id, t.afterMs, t.actionId]));
       return fields;
     }),
-    actions: def.actions.map((a) => [a.id, a.name, a.enabled ?? true, a.fromStates, a.toState, a.description]),
-  });
+    actions: def.actions.map((a) => {
+      const fields: unknown[] = [a.id, a.name, a.enabled ?? true, a.fromStates, a.toState, a.description];
+      // The data rules only when the action has some, so a definition without them compares as it always did.
+      if (a.guard || a.routes?.length || (a.assign && Object.keys(a.assign).length) || a.payloadSchema) {
+        fields.push([a.guard ?? "", (a.routes ?? []).map((r) => [r.when, r.toState]), a.assign ?? {}, a.payloadSchema ?? null]);
+      }
+      return fields;
+    }),
+    ...(def.variablesSchema ? { variablesSchema: def.variablesSchema } : {}),
+  }, sortedKeys);
 }
 
 /**
@@ -144,7 +154,12 @@ function normalizeDefinition(input: DefinitionInput): DefinitionInput {
       fromStates: [...(a.fromStates ?? [])],
       toState: a.toState ?? "",
       description: a.description ?? "",
+      ...(a.guard ? { guard: a.guard } : {}),
+      ...(Array.isArray(a.routes) && a.routes.length > 0 ? { routes: a.routes.map((r) => ({ when: r?.when ?? "", toState: r?.toState ?? "" })) } : {}),
+      ...(a.assign && typeof a.assign === "object" && Object.keys(a.assign).length > 0 ? { assign: { ...a.assign } } : {}),
+      ...(a.payloadSchema && typeof a.payloadSchema === "object" ? { payloadSchema: a.payloadSchema } : {}),
     })),
+    ...(input.variablesSchema && typeof input.variablesSchema === "object" ? { variablesSchema: input.variablesSchema } : {}),
   };
 }
 
@@ -337,11 +352,16 @@ export class WorkflowService {
       cmd.instanceId === "" ? undefined : this.idViolation("instance_id", cmd.instanceId),
       this.requestIdViolation(cmd.requestId),
       ...noteViolations(cmd, this.limits),
+      cmd.variables && payloadEncodedSize(cmd.variables) > this.limits.maxVariablesBytes
+        ? { field: "variables", description: `must be at most ${this.limits.maxVariablesBytes} bytes in their protobuf encoding` }
+        : undefined,
     ]);
-    const requestKey = requestKeyOf(cmd, ["start", cmd.definitionId, cmd.definitionVersion, cmd.instanceId]);
+    const variables = cmd.variables && Object.keys(cmd.variables).length > 0 ? cmd.variables : undefined;
+    // The variables are part of the request only when given, so fingerprints recorded before them still match.
+    const requestKey = requestKeyOf(cmd, ["start", cmd.definitionId, cmd.definitionVersion, cmd.instanceId, ...(variables ? [variables] : [])]);
     const definition = await this.definitions.get(cmd.definitionId, cmd.definitionVersion, signal);
     const { transition, created } = await this.sequencer.start(
-      { definition, instanceId: cmd.instanceId || this.newId(), requestId: cmd.requestId, requestKey, note: noteOf(cmd, actor) },
+      { definition, instanceId: cmd.instanceId || this.newId(), requestId: cmd.requestId, requestKey, note: noteOf(cmd, actor), variables },
       signal,
     );
     return { ...transition, created };
@@ -411,11 +431,11 @@ export class WorkflowService {
   }
 
   /** Executes an action; a failure says its write_outcome, whichever step failed (write-outcome.ts). */
-  executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal, actor = ""): Promise<Transition> {
-    return settleWrite(this.execute(cmd, signal, actor));
+  executeAction(cmd: ExecuteActionCommand, signal?: AbortSignal, actor = "", roles: readonly string[] = []): Promise<Transition> {
+    return settleWrite(this.execute(cmd, signal, actor, roles));
   }
 
-  private async execute(cmd: ExecuteActionCommand, signal: AbortSignal | undefined, actor: string): Promise<Transition> {
+  private async execute(cmd: ExecuteActionCommand, signal: AbortSignal | undefined, actor: string, roles: readonly string[]): Promise<Transition> {
     this.requireValid([
       this.idViolation("instance_id", cmd.instanceId),
       this.idViolation("action_id", cmd.actionId),
@@ -430,6 +450,7 @@ export class WorkflowService {
         requestId: cmd.requestId,
         requestKey,
         note: noteOf(cmd, actor),
+        roles,
       },
       signal,
     );
