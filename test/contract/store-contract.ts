@@ -526,7 +526,15 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         expect(plain.actions.every((a) => !("guard" in a) && !("routes" in a) && !("assign" in a) && !("payloadSchema" in a))).toBe(true);
       });
 
-      it("keeps variables and variablesSet on every read path: commit, instance reads, history, events, request records", async () => {
+      it("keeps variables and variablesSet on every read path: commit, instance reads, history, events, listeners, request records", async () => {
+        // What commit listeners are told (the watch streams; on PostgreSQL read back from the event table).
+        const told: InstanceEvent[] = [];
+        let toldTwo!: () => void;
+        const bothTold = new Promise<void>((resolve) => (toldTwo = resolve));
+        store.onCommit((evs) => {
+          told.push(...evs);
+          if (told.length >= 2) toldTwo();
+        });
         const { t: s, event: started } = await startClaim("d1");
         expect(started.instance).toEqual(s.instance);
         expect(started.entry).toEqual(s.entry);
@@ -557,6 +565,8 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         expect((await store.readEvents(1, 10)).map(strip)).toEqual(expected);
         expect((await store.readEvents(1, 10, { definitionId: "claims" })).map(strip)).toEqual(expected);
         expect((await store.readInstanceEvents("d1", 1, 10)).map(strip)).toEqual(expected);
+        await bothTold;
+        expect(told.map(strip)).toEqual(expected);
         // A replayed request returns the stored result, data included.
         expect((await store.getRequest("rs-d1"))?.result).toEqual({ instance: s.instance, entry: s.entry });
         expect((await store.getRequest("rt-d1"))?.result).toEqual({ instance: t.instance, entry: t.entry });
