@@ -25,6 +25,10 @@
  * the database's clock: greatest(now(), entry time) + after (see migration 8). ScheduleAction and
  * settling are one statement each (the record and its work item together).
  *
+ * Instance data: each write also carries the instance's variables and the variables its entry set
+ * (JSON, migration 9's signature), stored in the instance row and the event row; a version_conflict
+ * returns the current instance with its variables.
+ *
  * Events: see postgres-event-reader.ts. A commit resolves when COMMIT succeeds; listeners get its
  * event from the event table right after.
  *

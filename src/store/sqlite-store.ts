@@ -17,6 +17,10 @@
  * in order), and ScheduleAction / settle in a transaction of their own between batches. Due times
  * are by the store's clock: an armed timer is due `afterMs` after its entry's time (the service
  * takes entry times from that clock), a ScheduleAction `afterMs` after `clock()`.
+ *
+ * Instance data (migration 7): an instance's variables are stored, as JSON text, in its row and in the
+ * event row of every change (the instance as that change left it); the variables a change set in its
+ * event row. NULL = none.
  */
 import type Database from "better-sqlite3";
 import { WorkflowError } from "../engine/errors.js";
