@@ -2,7 +2,8 @@
  * What a cached instance costs in memory, estimated from what it really holds, so the cache of
  * committed state can be bounded in bytes rather than in instances: one instance with a full recent
  * history of maximal notes (16 KB payloads, 1,000-character comments) weighs hundreds of times more
- * than one without, so a count alone bounds nothing.
+ * than one without, so a count alone bounds nothing; so do instance data (variables up to 64 KB
+ * encoded, and the variables each entry set).
  *
  * The constants are V8's object layouts rounded up, checked against the heap (scratch measurement,
  * Node 24, heap used + array buffers after GC, 2,000 copies each): a maximal payload costs from
@@ -87,20 +88,27 @@ export function entryBytes(entry: HistoryEntry): number {
   if (entry.timerId) bytes += PROPERTY + stringBytes(entry.timerId);
   if (entry.scheduledActionId) bytes += PROPERTY + stringBytes(entry.scheduledActionId);
   if (entry.payload) bytes += jsonBytes(entry.payload) + payloadEncodedSize(entry.payload);
+  // Set only on entries that set instance data: a property beyond the usual slots, the object, and its encoding in a response.
+  if (entry.variablesSet) bytes += PROPERTY + jsonBytes(entry.variablesSet) + payloadEncodedSize(entry.variablesSet);
   bytes += READ_ENTRY + Buffer.byteLength(entry.comment, "utf8");
   entryBytesCache.set(entry, bytes);
   return bytes;
 }
 
-/** The instance snapshot's object and strings. */
+/**
+ * The instance snapshot's object and strings, and its variables when it has them (up to 64 KB
+ * encoded, far more than the rest): the object, and its encoding in the GetInstance response kept
+ * for the version.
+ */
 export function instanceBytes(instance: Instance): number {
-  return (
+  let bytes =
     INSTANCE +
     stringBytes(instance.id) +
     stringBytes(instance.definitionId) +
     stringBytes(instance.currentState) +
-    stringBytes(instance.status)
-  );
+    stringBytes(instance.status);
+  if (instance.variables) bytes += PROPERTY + jsonBytes(instance.variables) + payloadEncodedSize(instance.variables);
+  return bytes;
 }
 
 /**

@@ -278,9 +278,11 @@ export class MemoryStore implements WorkflowStore {
       instance: { ...instance, createTime: new Date(instance.createTime.getTime()), updateTime: new Date(instance.updateTime.getTime()) },
       entry: { ...entry, time: new Date(entry.time.getTime()) },
     };
-    // Nested parts only when present (most entries have neither), so the common path stays cheap.
+    // Nested parts only when present (most changes have none), so the common path stays cheap.
     if (entry.payload !== undefined) event.entry.payload = structuredClone(entry.payload);
     if (entry.migration !== undefined) event.entry.migration = { ...entry.migration };
+    if (entry.variablesSet !== undefined) event.entry.variablesSet = structuredClone(entry.variablesSet);
+    if (instance.variables !== undefined) event.instance.variables = structuredClone(instance.variables);
     const before = this.instances.get(instance.id);
     if (before?.status === "completed") this.completedCount--;
     if (event.instance.status === "completed") this.completedCount++;

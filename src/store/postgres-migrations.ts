@@ -771,6 +771,181 @@ export const MIGRATIONS: readonly Migration[] = [
       $fn$;
     `,
   },
+  {
+    version: 9,
+    name: "instance data: the variables of every instance and of every event, the variables each change set",
+    // JSON objects (google.protobuf.Struct), NULL = none: instances of definitions without a
+    // variables schema, and rows written before, read back without the fields. An event row holds
+    // the instance as its change left it, variables included (as_of_version and the watch streams
+    // read them from there). Columns without defaults change only the catalog.
+    //
+    // workflow_commit_batch gains two arrays (each write's instance variables and the variables its
+    // entry set) and returns the current variables with a version_conflict, so the caller can
+    // validate again without another read. Migration 8's signature stays, for a replica of the
+    // previous build during a rolling upgrade (migrations 4's and 5's stay as they were), but it now
+    // calls this one with the variables each instance has when the call starts: that build never
+    // changes them, and its compare-and-set succeeds only from the version they belong to, so its
+    // event rows hold the instance's variables too and its changes keep them, instead of storing
+    // none and showing watchers and as_of_version an instance that lost its data.
+    sql: `
+      ALTER TABLE instances ADD COLUMN variables     JSONB; -- NULL = none
+      ALTER TABLE events    ADD COLUMN variables     JSONB; -- the instance's variables after the change; NULL = none
+      ALTER TABLE events    ADD COLUMN variables_set JSONB; -- the variables the change set, with their new values; NULL = none
+
+      CREATE FUNCTION workflow_commit_batch(
+        p_kind text[], p_id text[], p_from_version integer[], p_definition_id text[], p_definition_version integer[],
+        p_state text[], p_status text[], p_version integer[], p_create_time timestamptz[], p_update_time timestamptz[],
+        p_action_id text[], p_from_state text[], p_entry_request_id text[], p_request_id text[], p_fingerprint text[],
+        p_actor text[], p_comment text[], p_payload jsonb[], p_migrated_from integer[],
+        p_timer_id text[], p_scheduled_action_id text[], p_timers jsonb[], p_variables jsonb[], p_variables_set jsonb[]
+      ) RETURNS TABLE (o_index integer, o_outcome text, o_revision bigint, o_current_version integer,
+                       o_current_state text, o_current_status text, o_current_definition_version integer,
+                       o_current_update_time timestamptz, o_current_variables jsonb)
+      LANGUAGE plpgsql AS $fn$
+      DECLARE
+        v_n integer := coalesce(array_length(p_id, 1), 0);
+        v_order integer[];
+        v_ok integer[] := '{}';
+        v_used text[] := '{}';
+        v_outcome text[];
+        v_current integer[];
+        v_row instances%ROWTYPE;
+        v_current_row instances[];
+        v_revision bigint[];
+        v_before text;
+        v_instances integer := 0;
+        v_completed integer := 0;
+        v_head bigint;
+        v_k integer;
+        v_armed boolean := false;
+        i integer;
+      BEGIN
+        IF v_n = 0 THEN
+          RETURN;
+        END IF;
+        v_outcome := array_fill(NULL::text, ARRAY[v_n]);
+        v_current := array_fill(NULL::integer, ARRAY[v_n]);
+        v_current_row := array_fill(NULL::instances, ARRAY[v_n]);
+        v_revision := array_fill(NULL::bigint, ARRAY[v_n]);
+        -- A request_id committed meanwhile by another replica is visible once its lock is ours.
+        PERFORM pg_advisory_xact_lock(${REQUEST_LOCK_NAMESPACE}, h)
+           FROM (SELECT DISTINCT hashtext(r) AS h FROM unnest(p_request_id) AS r WHERE r IS NOT NULL ORDER BY 1) AS locks;
+        SELECT array_agg(ord ORDER BY p_id[ord] COLLATE "C", ord) INTO v_order FROM generate_subscripts(p_id, 1) AS ord;
+        FOREACH i IN ARRAY v_order LOOP
+          IF p_request_id[i] IS NOT NULL THEN
+            IF p_request_id[i] = ANY (v_used) OR EXISTS (SELECT 1 FROM requests WHERE request_id = p_request_id[i]) THEN
+              v_outcome[i] := 'request_exists';
+              CONTINUE;
+            END IF;
+          END IF;
+          IF p_kind[i] = 'start' THEN
+            -- Waits for a concurrent insert of the same id, then does nothing: nothing written.
+            INSERT INTO instances (id, definition_id, definition_version, current_state, status, version, create_time, update_time,
+                                   variables)
+            VALUES (p_id[i], p_definition_id[i], p_definition_version[i], p_state[i], p_status[i], 1, p_create_time[i], p_update_time[i],
+                    p_variables[i])
+            ON CONFLICT (id) DO NOTHING;
+            IF NOT FOUND THEN
+              v_outcome[i] := 'instance_exists';
+              CONTINUE;
+            END IF;
+            v_instances := v_instances + 1;
+            IF p_status[i] = 'completed' THEN
+              v_completed := v_completed + 1;
+            END IF;
+          ELSE
+            -- Compare-and-set; the self-join yields the status before the update (for the completed count).
+            -- definition_version changes only by a migration (p_migrated_from set).
+            UPDATE instances AS t
+               SET definition_version = p_definition_version[i], current_state = p_state[i], status = p_status[i],
+                   version = p_version[i], update_time = p_update_time[i], variables = p_variables[i]
+              FROM instances AS old
+             WHERE t.id = p_id[i] AND t.version = p_from_version[i] AND old.id = t.id
+            RETURNING old.status INTO v_before;
+            IF NOT FOUND THEN
+              -- The instance as stored now, so the caller can validate again without another read.
+              v_outcome[i] := 'version_conflict';
+              SELECT * INTO v_row FROM instances WHERE id = p_id[i];
+              IF FOUND THEN
+                v_current[i] := v_row.version;
+                v_current_row[i] := v_row;
+              ELSE
+                v_current[i] := 0;
+              END IF;
+              CONTINUE;
+            END IF;
+            v_completed := v_completed + (CASE WHEN p_status[i] = 'completed' THEN 1 ELSE 0 END)
+                                       - (CASE WHEN v_before = 'completed' THEN 1 ELSE 0 END);
+          END IF;
+          v_outcome[i] := 'ok';
+          v_ok := v_ok || i;
+          -- The write's timers, in its place in the batch (a chain applies them in order).
+          IF p_timers[i] IS NOT NULL THEN
+            v_armed := workflow_apply_timers(p_id[i], p_version[i], p_update_time[i], p_timers[i]) OR v_armed;
+          END IF;
+          IF p_request_id[i] IS NOT NULL THEN
+            v_used := v_used || p_request_id[i];
+          END IF;
+        END LOOP;
+        v_k := coalesce(array_length(v_ok, 1), 0);
+        IF v_k > 0 THEN
+          -- The serialized tail: the counter row is locked from here to COMMIT, so revisions are
+          -- handed out in commit order across replicas.
+          UPDATE counters
+             SET revision = counters.revision + v_k,
+                 instances = counters.instances + v_instances,
+                 completed = counters.completed + v_completed
+          RETURNING counters.revision INTO v_head;
+          FOR j IN 1..v_k LOOP
+            v_revision[v_ok[j]] := v_head - v_k + j;
+          END LOOP;
+          INSERT INTO events (revision, type, instance_id, definition_id, definition_version, version, status, create_time,
+                              action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from,
+                              timer_id, scheduled_action_id, variables, variables_set)
+          SELECT v_revision[w], CASE WHEN p_kind[w] = 'start' THEN 'started' ELSE 'transitioned' END,
+                 p_id[w], p_definition_id[w], p_definition_version[w], p_version[w], p_status[w], p_create_time[w],
+                 p_action_id[w], p_from_state[w], p_state[w], p_update_time[w], p_entry_request_id[w],
+                 p_actor[w], p_comment[w], p_payload[w], p_migrated_from[w], p_timer_id[w], p_scheduled_action_id[w],
+                 p_variables[w], p_variables_set[w]
+            FROM unnest(v_ok) AS w;
+          INSERT INTO requests (request_id, fingerprint, revision, time)
+          SELECT p_request_id[w], p_fingerprint[w], v_revision[w], p_update_time[w]
+            FROM unnest(v_ok) AS w WHERE p_request_id[w] IS NOT NULL;
+          PERFORM pg_notify('${EVENTS_CHANNEL}', v_head::text);
+          IF v_armed THEN
+            PERFORM pg_notify('${WORK_CHANNEL}', '');
+          END IF;
+        END IF;
+        RETURN QUERY SELECT ord, v_outcome[ord], v_revision[ord], v_current[ord],
+                            (v_current_row[ord]).current_state::text, (v_current_row[ord]).status,
+                            (v_current_row[ord]).definition_version, (v_current_row[ord]).update_time,
+                            (v_current_row[ord]).variables
+                       FROM generate_subscripts(p_id, 1) AS ord;
+      END
+      $fn$;
+
+      CREATE OR REPLACE FUNCTION workflow_commit_batch(
+        p_kind text[], p_id text[], p_from_version integer[], p_definition_id text[], p_definition_version integer[],
+        p_state text[], p_status text[], p_version integer[], p_create_time timestamptz[], p_update_time timestamptz[],
+        p_action_id text[], p_from_state text[], p_entry_request_id text[], p_request_id text[], p_fingerprint text[],
+        p_actor text[], p_comment text[], p_payload jsonb[], p_migrated_from integer[],
+        p_timer_id text[], p_scheduled_action_id text[], p_timers jsonb[]
+      ) RETURNS TABLE (o_index integer, o_outcome text, o_revision bigint, o_current_version integer,
+                       o_current_state text, o_current_status text, o_current_definition_version integer,
+                       o_current_update_time timestamptz)
+      LANGUAGE sql AS $fn$
+        SELECT b.o_index, b.o_outcome, b.o_revision, b.o_current_version, b.o_current_state, b.o_current_status,
+               b.o_current_definition_version, b.o_current_update_time
+          FROM workflow_commit_batch(
+                 p_kind, p_id, p_from_version, p_definition_id, p_definition_version, p_state, p_status, p_version,
+                 p_create_time, p_update_time, p_action_id, p_from_state, p_entry_request_id, p_request_id, p_fingerprint,
+                 p_actor, p_comment, p_payload, p_migrated_from, p_timer_id, p_scheduled_action_id, p_timers,
+                 ARRAY(SELECT i.variables FROM generate_subscripts(p_id, 1) AS ord
+                         LEFT JOIN instances AS i ON i.id = p_id[ord] ORDER BY ord),
+                 NULL::jsonb[]) AS b
+      $fn$;
+    `,
+  },
 ];
 
 /** pg_advisory_xact_lock key guarding migrations: "workflow" in ASCII. */

@@ -25,6 +25,10 @@
  * the database's clock: greatest(now(), entry time) + after (see migration 8). ScheduleAction and
  * settling are one statement each (the record and its work item together).
  *
+ * Instance data: each write also carries the instance's variables and the variables its entry set
+ * (JSON, migration 9's signature), stored in the instance row and the event row; a version_conflict
+ * returns the current instance with its variables.
+ *
  * Events: see postgres-event-reader.ts. A commit resolves when COMMIT succeeds; listeners get its
  * event from the event table right after.
  *
@@ -35,7 +39,7 @@
 import pg from "pg";
 import type { CustomTypesConfig, PoolClient } from "pg";
 import { WorkflowError } from "../engine/errors.js";
-import type { Definition, HistoryEntry, Instance, InstanceEvent, ScheduledAction, ScheduledActionStatus } from "../engine/types.js";
+import type { Definition, HistoryEntry, Instance, InstanceEvent, Payload, ScheduledAction, ScheduledActionStatus } from "../engine/types.js";
 import { CommitListeners } from "./commit-listeners.js";
 import type { CommitObserver } from "./commit-observer.js";
 import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
@@ -47,6 +51,7 @@ import { StoreErrors } from "./store-errors.js";
 import type { PoolStats } from "./store-operations.js";
 import {
   assertStorable,
+  definitionBody,
   definitionFromRow,
   ENTRY_COLUMNS,
   entryFromRow,
@@ -54,6 +59,7 @@ import {
   eventFromRow,
   INSTANCE_COLUMNS,
   instanceFromRow,
+  jsonColumn,
   noteColumns,
   compareScheduledActions,
   SCHEDULED_ACTION_COLUMNS,
@@ -132,14 +138,18 @@ interface BatchRow {
   o_current_status: Instance["status"] | null;
   o_current_definition_version: number | null;
   o_current_update_time: Date | null;
+  /** The current instance's variables (parsed JSONB); null when it has none or there is no current instance. */
+  o_current_variables: Payload | null;
 }
 
+/** The call of workflow_commit_batch with migration 9's signature (24 arrays; the instance's variables and the entry's last). */
 const BATCH_SQL =
   "SELECT o_index, o_outcome, o_revision, o_current_version, o_current_state, o_current_status, " +
-  "o_current_definition_version, o_current_update_time FROM workflow_commit_batch(" +
+  "o_current_definition_version, o_current_update_time, o_current_variables FROM workflow_commit_batch(" +
   "$1::text[], $2::text[], $3::integer[], $4::text[], $5::integer[], $6::text[], $7::text[], $8::integer[], " +
   "$9::timestamptz[], $10::timestamptz[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], " +
-  "$16::text[], $17::text[], $18::jsonb[], $19::integer[], $20::text[], $21::text[], $22::jsonb[])";
+  "$16::text[], $17::text[], $18::jsonb[], $19::integer[], $20::text[], $21::text[], $22::jsonb[], $23::jsonb[], $24::jsonb[])";
+const BATCH_ARRAYS = 24;
 
 /** The columns of a scheduled action (rows.ts maps them). */
 const SCHEDULED = SCHEDULED_ACTION_COLUMNS;
@@ -603,10 +613,9 @@ export class PostgresStore implements WorkflowStore {
         if (def.version !== (latest.rows[0]?.v ?? 0) + 1) {
           throw new Error(`store: definition ${def.id} version ${def.version} is not the next version`);
         }
-        const body = { name: def.name, description: def.description, states: def.states, actions: def.actions };
         const inserted = await client.query(
           "INSERT INTO definitions (id, version, body, create_time) VALUES ($1, $2, $3, $4) ON CONFLICT (id, version) DO NOTHING",
-          [def.id, def.version, JSON.stringify(body), def.createTime],
+          [def.id, def.version, definitionBody(def), def.createTime],
         );
         if (inserted.rowCount === 1) {
           result = { ok: true };
@@ -718,18 +727,21 @@ export class PostgresStore implements WorkflowStore {
         }
         case "version_conflict": {
           const mine = commit.transition.instance;
-          const current: Instance | undefined =
-            row.o_current_state === null
-              ? undefined
-              : {
-                  ...mine,
-                  createTime: new Date(mine.createTime.getTime()),
-                  version: row.o_current_version!,
-                  currentState: row.o_current_state,
-                  status: row.o_current_status!,
-                  definitionVersion: row.o_current_definition_version!,
-                  updateTime: row.o_current_update_time!,
-                };
+          let current: Instance | undefined;
+          if (row.o_current_state !== null) {
+            // Built field by field (not from `mine`), so it carries the stored variables and nothing of the refused write.
+            current = {
+              id: mine.id,
+              definitionId: mine.definitionId,
+              definitionVersion: row.o_current_definition_version!,
+              currentState: row.o_current_state,
+              status: row.o_current_status!,
+              version: row.o_current_version!,
+              createTime: new Date(mine.createTime.getTime()),
+              updateTime: row.o_current_update_time!,
+            };
+            if (row.o_current_variables !== null) current.variables = row.o_current_variables;
+          }
           item.resolve({ ok: false, reason: "version_conflict", currentVersion: row.o_current_version ?? 0, ...(current ? { current } : {}) });
           break;
         }
@@ -754,7 +766,7 @@ export class PostgresStore implements WorkflowStore {
 
   /** One call of the batch function; a deadlock (nothing written) runs it again. */
   private async callBatch(items: QueuedWrite<Write>[]): Promise<BatchRow[]> {
-    const columns: unknown[][] = Array.from({ length: 22 }, () => []);
+    const columns: unknown[][] = Array.from({ length: BATCH_ARRAYS }, () => []);
     for (const { write } of items) {
       const { instance, entry } = write.commit.transition;
       const key = write.commit.requestKey;
@@ -782,6 +794,8 @@ export class PostgresStore implements WorkflowStore {
         note.timer_id,
         note.scheduled_action_id,
         write.commit.timers ? JSON.stringify(write.commit.timers) : null,
+        jsonColumn(instance.variables),
+        note.variables_set,
       ];
       values.forEach((v, i) => columns[i]!.push(v));
     }

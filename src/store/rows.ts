@@ -50,6 +50,12 @@ export interface EventRow {
   /** The state timer / scheduled action that made the change (SQLite migration 6, PostgreSQL migration 8); '' otherwise. */
   timer_id: string;
   scheduled_action_id: string;
+  /**
+   * JSON text (SQLite) or parsed JSONB (PostgreSQL), NULL = none (SQLite migration 7, PostgreSQL
+   * migration 9): the instance's variables as this change left them, and the variables it set.
+   */
+  variables: string | Payload | null;
+  variables_set: string | Payload | null;
 }
 
 export interface InstanceRow {
@@ -61,9 +67,12 @@ export interface InstanceRow {
   version: number;
   create_time: RowTime;
   update_time: RowTime;
+  /** JSON text (SQLite) or parsed JSONB (PostgreSQL); NULL when the instance carries no variables. */
+  variables: string | Payload | null;
 }
 
-export type DefinitionBody = Pick<Definition, "name" | "description" | "states" | "actions">;
+/** What a definition row's body holds: everything but the key and the create time (variablesSchema only when set). */
+export type DefinitionBody = Pick<Definition, "name" | "description" | "states" | "actions" | "variablesSchema">;
 
 export interface DefinitionRow {
   id: string;
@@ -75,10 +84,11 @@ export interface DefinitionRow {
 
 export const EVENT_COLUMNS =
   "revision, type, instance_id, definition_id, definition_version, version, status, create_time, " +
-  "action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from, timer_id, scheduled_action_id";
+  "action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from, timer_id, scheduled_action_id, " +
+  "variables, variables_set";
 export const ENTRY_COLUMNS =
   "version, definition_version, action_id, from_state, to_state, time, request_id, actor, comment, payload, migrated_from, " +
-  "timer_id, scheduled_action_id";
+  "timer_id, scheduled_action_id, variables_set";
 
 /** The event type of a row: a migration is stored as a transition row with migrated_from set. */
 export function eventTypeOf(row: Pick<EventRow, "type" | "migrated_from">): InstanceEvent["type"] {
@@ -88,17 +98,33 @@ export function eventTypeOf(row: Pick<EventRow, "type" | "migrated_from">): Inst
 /** The columns an entry adds to its event row beyond the SQL stores' original ones. */
 export function noteColumns(
   entry: HistoryEntry,
-): Pick<EventRow, "actor" | "comment" | "migrated_from" | "timer_id" | "scheduled_action_id"> & { payload: string | null } {
+): Pick<EventRow, "actor" | "comment" | "migrated_from" | "timer_id" | "scheduled_action_id"> & {
+  payload: string | null;
+  variables_set: string | null;
+} {
   return {
     actor: entry.actor,
     comment: entry.comment,
-    payload: entry.payload === undefined ? null : JSON.stringify(entry.payload),
+    payload: jsonColumn(entry.payload),
     migrated_from: entry.migration ? entry.migration.fromDefinitionVersion : null,
     timer_id: entry.timerId ?? "",
     scheduled_action_id: entry.scheduledActionId ?? "",
+    variables_set: jsonColumn(entry.variablesSet),
   };
 }
-export const INSTANCE_COLUMNS = "id, definition_id, definition_version, current_state, status, version, create_time, update_time";
+
+/** A JSON object as a column value: its JSON text, NULL when absent (both drivers take the text). */
+export function jsonColumn(value: Payload | undefined): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+/** A JSON column as read back: parsed text (SQLite) or the driver's parsed JSONB (PostgreSQL); undefined for NULL. */
+function jsonFromColumn(value: string | Payload | null | undefined): Payload | undefined {
+  if (value === null || value === undefined) return undefined;
+  return typeof value === "string" ? (JSON.parse(value) as Payload) : value;
+}
+
+export const INSTANCE_COLUMNS = "id, definition_id, definition_version, current_state, status, version, create_time, update_time, variables";
 
 /** A fresh Date, so no two domain objects share one. */
 const toDate = (t: RowTime): Date => new Date(typeof t === "number" ? t : t.getTime());
@@ -119,6 +145,7 @@ export function entryFromRow(
     | "migrated_from"
     | "timer_id"
     | "scheduled_action_id"
+    | "variables_set"
   >,
 ): HistoryEntry {
   const entry: HistoryEntry = {
@@ -140,25 +167,26 @@ export function entryFromRow(
   // Only when set, so the entries of ordinary changes stay as they were (deep-equal to what was committed).
   if (row.timer_id) entry.timerId = row.timer_id;
   if (row.scheduled_action_id) entry.scheduledActionId = row.scheduled_action_id;
+  const variablesSet = jsonFromColumn(row.variables_set);
+  if (variablesSet !== undefined) entry.variablesSet = variablesSet;
   return entry;
 }
 
 export function eventFromRow(row: EventRow): InstanceEvent {
-  return {
-    revision: row.revision,
-    type: eventTypeOf(row),
-    instance: {
-      id: row.instance_id,
-      definitionId: row.definition_id,
-      definitionVersion: row.definition_version,
-      currentState: row.to_state,
-      status: row.status,
-      version: row.version,
-      createTime: toDate(row.create_time),
-      updateTime: toDate(row.time),
-    },
-    entry: entryFromRow(row),
+  const instance: Instance = {
+    id: row.instance_id,
+    definitionId: row.definition_id,
+    definitionVersion: row.definition_version,
+    currentState: row.to_state,
+    status: row.status,
+    version: row.version,
+    createTime: toDate(row.create_time),
+    updateTime: toDate(row.time),
   };
+  // The instance as this change left it (as_of_version and the watch streams read it from here).
+  const variables = jsonFromColumn(row.variables);
+  if (variables !== undefined) instance.variables = variables;
+  return { revision: row.revision, type: eventTypeOf(row), instance, entry: entryFromRow(row) };
 }
 
 /** One row of scheduled_actions (SQLite migration 6, PostgreSQL migration 8). */
@@ -233,7 +261,7 @@ export function afterScheduledCursor(action: ScheduledAction, cursor: ScheduledA
 }
 
 export function instanceFromRow(row: InstanceRow): Instance {
-  return {
+  const instance: Instance = {
     id: row.id,
     definitionId: row.definition_id,
     definitionVersion: row.definition_version,
@@ -243,11 +271,31 @@ export function instanceFromRow(row: InstanceRow): Instance {
     createTime: toDate(row.create_time),
     updateTime: toDate(row.update_time),
   };
+  // Only when set, so instances of definitions without a variables schema stay as they were.
+  const variables = jsonFromColumn(row.variables);
+  if (variables !== undefined) instance.variables = variables;
+  return instance;
 }
 
 export function definitionFromRow(row: DefinitionRow): Definition {
   const body = typeof row.body === "string" ? (JSON.parse(row.body) as DefinitionBody) : row.body;
   return { id: row.id, version: row.version, ...body, createTime: toDate(row.create_time) };
+}
+
+/**
+ * The body a SQL store keeps for a definition: everything but the key and the create time, as JSON.
+ * Actions and states are kept whole (their data rules included); variablesSchema only when set
+ * (JSON.stringify leaves out undefined), so a definition without one reads back as it was.
+ */
+export function definitionBody(def: Definition): string {
+  const body: DefinitionBody = {
+    name: def.name,
+    description: def.description,
+    states: def.states,
+    actions: def.actions,
+    variablesSchema: def.variablesSchema,
+  };
+  return JSON.stringify(body);
 }
 
 /** The snapshot an event row stores must be derivable from its entry; anything else is a bug. */

@@ -92,12 +92,18 @@ export function committedEvent(type: InstanceEvent["type"], revision: number, in
   return {
     revision,
     type,
-    instance: { ...instance, createTime: new Date(instance.createTime.getTime()), updateTime: new Date(instance.updateTime.getTime()) },
+    instance: {
+      ...instance,
+      createTime: new Date(instance.createTime.getTime()),
+      updateTime: new Date(instance.updateTime.getTime()),
+      ...(instance.variables === undefined ? {} : { variables: structuredClone(instance.variables) }),
+    },
     entry: {
       ...entry,
       time: new Date(entry.time.getTime()),
       ...(entry.payload === undefined ? {} : { payload: structuredClone(entry.payload) }),
       ...(entry.migration === undefined ? {} : { migration: { ...entry.migration } }),
+      ...(entry.variablesSet === undefined ? {} : { variablesSet: structuredClone(entry.variablesSet) }),
     },
   };
 }

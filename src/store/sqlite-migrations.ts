@@ -195,6 +195,19 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE events ADD COLUMN scheduled_action_id TEXT NOT NULL DEFAULT '';
     `,
   },
+  {
+    version: 7,
+    name: "instance data: the variables of every instance and of every event, the variables each change set",
+    // JSON objects (google.protobuf.Struct), NULL = none: instances of definitions without a
+    // variables schema, and rows written before, read back without the fields. An event row holds
+    // the instance as its change left it, variables included, so as_of_version and the watch streams
+    // read them from there. Columns without defaults: only the schema changes, instant on any size.
+    sql: `
+      ALTER TABLE instances ADD COLUMN variables     TEXT; -- JSON object; NULL = none
+      ALTER TABLE events    ADD COLUMN variables     TEXT; -- the instance's variables after the change; NULL = none
+      ALTER TABLE events    ADD COLUMN variables_set TEXT; -- the variables the change set, with their new values; NULL = none
+    `,
+  },
 ];
 
 /** Applies the migrations the file lacks. Refuses a file written by a newer build (StoreOpenError). */

@@ -17,6 +17,10 @@
  * in order), and ScheduleAction / settle in a transaction of their own between batches. Due times
  * are by the store's clock: an armed timer is due `afterMs` after its entry's time (the service
  * takes entry times from that clock), a ScheduleAction `afterMs` after `clock()`.
+ *
+ * Instance data (migration 7): an instance's variables are stored, as JSON text, in its row and in the
+ * event row of every change (the instance as that change left it); the variables a change set in its
+ * event row. NULL = none.
  */
 import type Database from "better-sqlite3";
 import { WorkflowError } from "../engine/errors.js";
@@ -35,6 +39,7 @@ import type { CommitObserver } from "./commit-observer.js";
 import { GroupCommitter, type QueuedWrite } from "./group-commit.js";
 import {
   assertStorable,
+  definitionBody,
   definitionFromRow,
   ENTRY_COLUMNS,
   entryFromRow,
@@ -42,6 +47,7 @@ import {
   eventFromRow,
   INSTANCE_COLUMNS,
   instanceFromRow,
+  jsonColumn,
   noteColumns,
   SCHEDULED_ACTION_COLUMNS,
   scheduledActionFromRow,
@@ -164,11 +170,12 @@ function prepareStatements(db: Database.Database) {
     ),
 
     instance: db.prepare<[string], InstanceRow>(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE id = ?`),
-    insertInstance: db.prepare<[string, string, number, string, string, number, number, number]>(
-      `INSERT INTO instances (${INSTANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    insertInstance: db.prepare<[string, string, number, string, string, number, number, number, string | null]>(
+      `INSERT INTO instances (${INSTANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    updateInstance: db.prepare<[number, string, string, number, number, string, number]>(
-      "UPDATE instances SET definition_version = ?, current_state = ?, status = ?, version = ?, update_time = ? WHERE id = ? AND version = ?",
+    updateInstance: db.prepare<[number, string, string, number, number, string | null, string, number]>(
+      "UPDATE instances SET definition_version = ?, current_state = ?, status = ?, version = ?, update_time = ?, variables = ? " +
+        "WHERE id = ? AND version = ?",
     ),
 
     insertEvent: db.prepare(`INSERT INTO events (${EVENT_COLUMNS}) VALUES (${EVENT_COLUMNS.split(", ").map(() => "?").join(", ")})`),
@@ -610,8 +617,7 @@ export class SqliteStore implements WorkflowStore {
     if (def.version !== latest + 1) {
       throw new Error(`store: definition ${def.id} version ${def.version} is not the next version`);
     }
-    const body = JSON.stringify({ name: def.name, description: def.description, states: def.states, actions: def.actions });
-    this.stmts.insertDefinition.run(def.id, def.version, body, def.createTime.getTime());
+    this.stmts.insertDefinition.run(def.id, def.version, definitionBody(def), def.createTime.getTime());
     return { result: { ok: true }, ...NOTHING };
   }
 
@@ -629,6 +635,8 @@ export class SqliteStore implements WorkflowStore {
     if (conflict) return conflict;
     const existing = this.stmts.instance.get(instance.id);
     if (existing) return { result: { ok: false, reason: "instance_exists", existing: instanceFromRow(existing) }, ...NOTHING };
+    // Serialized once: the instance row and its event row store the same text.
+    const variables = jsonColumn(instance.variables);
     this.stmts.insertInstance.run(
       instance.id,
       instance.definitionId,
@@ -638,8 +646,9 @@ export class SqliteStore implements WorkflowStore {
       instance.version,
       instance.createTime.getTime(),
       instance.updateTime.getTime(),
+      variables,
     );
-    const event = this.insertEvent("started", revision, instance, entry, commit.requestKey);
+    const event = this.insertEvent("started", revision, instance, variables, entry, commit.requestKey);
     const armed = commit.timers ? this.applyTimers(instance, entry, commit.timers) : false;
     return { result: { ok: true, event }, event, instancesDelta: 1, completedDelta: instance.status === "completed" ? 1 : 0, armed };
   }
@@ -656,17 +665,19 @@ export class SqliteStore implements WorkflowStore {
         : { ok: false, reason: "version_conflict", currentVersion: 0 };
       return { result: outcome, ...NOTHING };
     }
+    const variables = jsonColumn(instance.variables);
     const changed = this.stmts.updateInstance.run(
       instance.definitionVersion,
       instance.currentState,
       instance.status,
       instance.version,
       instance.updateTime.getTime(),
+      variables,
       instance.id,
       commit.fromVersion,
     ).changes;
     if (changed !== 1) throw new Error(`store: compare-and-set of instance ${instance.id} changed ${changed} rows`);
-    const event = this.insertEvent(entry.migration ? "migrated" : "transitioned", revision, instance, entry, commit.requestKey);
+    const event = this.insertEvent(entry.migration ? "migrated" : "transitioned", revision, instance, variables, entry, commit.requestKey);
     const armed = commit.timers ? this.applyTimers(instance, entry, commit.timers) : false;
     const before = current.status === "completed" ? 1 : 0;
     const after = instance.status === "completed" ? 1 : 0;
@@ -713,6 +724,7 @@ export class SqliteStore implements WorkflowStore {
     type: InstanceEvent["type"],
     revision: number,
     instance: Instance,
+    variables: string | null,
     entry: HistoryEntry,
     requestKey: RequestKey | undefined,
   ): InstanceEvent {
@@ -737,6 +749,8 @@ export class SqliteStore implements WorkflowStore {
       note.migrated_from,
       note.timer_id,
       note.scheduled_action_id,
+      variables,
+      note.variables_set,
     );
     if (requestKey) this.stmts.insertRequest.run(requestKey.requestId, requestKey.fingerprint, revision, entry.time.getTime());
     return committedEvent(type, revision, instance, entry);

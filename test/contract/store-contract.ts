@@ -461,6 +461,215 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
       });
     });
 
+    describe("instance data (variables)", () => {
+      /** The approval flow with every data rule of a definition: a variables schema, a guard, routes, assignments, a payload schema. */
+      const claims: Definition = {
+        ...approval,
+        id: "claims",
+        variablesSchema: {
+          type: "object",
+          properties: { amount: { type: "number" }, approver: { type: "string" }, notes: { type: "array", items: { type: "string" } } },
+          required: ["amount"],
+        },
+        actions: approval.actions.map((a) =>
+          a.id === "approve"
+            ? {
+                ...a,
+                guard: "vars.amount < 1000.0 || 'director' in roles",
+                routes: [
+                  { when: "vars.amount >= 5000.0", toState: "rejected" },
+                  { when: "payload.urgent == true", toState: "approved" },
+                ],
+                assign: { approver: "actor", amount: "vars.amount + 0.5" },
+                payloadSchema: { type: "object", properties: { urgent: { type: "boolean" } }, additionalProperties: false },
+              }
+            : a,
+        ),
+      };
+      const vars1 = (): Payload => ({ amount: 250.5, notes: ["ü", "😀"], nested: { deep: [1, { x: null }] } });
+
+      /** The engine's transition, given the data the engine would compute (the store only keeps it). */
+      const withData = (t: Transition, variables: Payload | undefined, set?: Payload): Transition => {
+        if (variables === undefined) delete t.instance.variables;
+        else t.instance.variables = variables;
+        if (set !== undefined) t.entry.variablesSet = set;
+        return t;
+      };
+
+      /** Starts `id` of claims with vars1, request_id `rs-<id>`. */
+      const startClaim = async (id: string) => {
+        const t = withData(startInstance(claims, { instanceId: id, now: now(), requestId: `rs-${id}` }), vars1(), vars1());
+        return { t, event: okEvent(await store.commitStart({ transition: t, requestKey: { requestId: `rs-${id}`, fingerprint: "f" } })) };
+      };
+
+      /** Executes `actionId` on the stored instance, with the instance's new variables and what the change set. */
+      const actClaim = async (id: string, actionId: string, variables: Payload | undefined, set?: Payload, requestId = "") => {
+        const instance = (await store.getInstance(id))!;
+        const t = withData(executeAction(claims, instance, { actionId, now: now(), requestId }), variables, set);
+        const requestKey = requestId ? { requestId, fingerprint: "f" } : undefined;
+        return { t, event: okEvent(await store.commitTransition({ transition: t, fromVersion: instance.version, requestKey })) };
+      };
+
+      beforeEach(async () => {
+        expect(await store.putDefinition(claims)).toEqual({ ok: true });
+      });
+
+      it("round-trips a definition with a variables schema, guards, routes, assignments and payload schemas", async () => {
+        expect(await store.getDefinition("claims", 1)).toEqual(claims);
+        expect(await store.getDefinition("claims", 0)).toEqual(claims);
+        const listed = await store.listDefinitions({ limit: 10, allVersions: true });
+        expect(listed.find((d) => d.id === "claims")).toEqual(claims);
+        expect(await store.putDefinition({ ...claims, description: "other" })).toEqual({ ok: false, existing: claims });
+        // A definition without them reads back without the fields (not even as undefined).
+        const plain = (await store.getDefinition("approval", 1))!;
+        expect("variablesSchema" in plain).toBe(false);
+        expect(plain.actions.every((a) => !("guard" in a) && !("routes" in a) && !("assign" in a) && !("payloadSchema" in a))).toBe(true);
+      });
+
+      it("keeps variables and variablesSet on every read path: commit, instance reads, history, events, listeners, request records", async () => {
+        // What commit listeners are told (the watch streams; on PostgreSQL read back from the event table).
+        const told: InstanceEvent[] = [];
+        let toldTwo!: () => void;
+        const bothTold = new Promise<void>((resolve) => (toldTwo = resolve));
+        store.onCommit((evs) => {
+          told.push(...evs);
+          if (told.length >= 2) toldTwo();
+        });
+        const { t: s, event: started } = await startClaim("d1");
+        expect(started.instance).toEqual(s.instance);
+        expect(started.entry).toEqual(s.entry);
+        const v2: Payload = { ...vars1(), amount: 251, approver: "bob" };
+        const set2: Payload = { amount: 251, approver: "bob" };
+        const { t, event: moved } = await actClaim("d1", "submit", v2, set2, "rt-d1");
+        expect(moved.instance).toEqual(t.instance);
+        expect(moved.entry).toEqual(t.entry);
+        expect(moved.instance.variables).toEqual(v2);
+        expect(moved.entry.variablesSet).toEqual(set2);
+
+        // The instance as stored now.
+        expect(await store.getInstance("d1")).toEqual(t.instance);
+        expect(await store.listInstances({}, undefined, 10)).toEqual([t.instance]);
+        expect(await store.listInstances({ definitionId: "claims", state: "submitted" }, undefined, 10)).toEqual([t.instance]);
+        expect(await store.listNewestInstances(10)).toEqual([t.instance]);
+        expect((await store.instancePath("d1"))?.instance).toEqual(t.instance);
+        // History entries with what each change set.
+        expect(await store.listHistory("d1", 0, 10)).toEqual([s.entry, t.entry]);
+        expect(await store.recentHistory("d1", 10)).toEqual([s.entry, t.entry]);
+        expect(await store.recentHistory("d1", 1, 1)).toEqual([s.entry]);
+        // Every event holds the instance as its change left it.
+        const expected = [
+          { instance: s.instance, entry: s.entry },
+          { instance: t.instance, entry: t.entry },
+        ];
+        const strip = (e: InstanceEvent) => ({ instance: e.instance, entry: e.entry });
+        expect((await store.readEvents(1, 10)).map(strip)).toEqual(expected);
+        expect((await store.readEvents(1, 10, { definitionId: "claims" })).map(strip)).toEqual(expected);
+        expect((await store.readInstanceEvents("d1", 1, 10)).map(strip)).toEqual(expected);
+        await bothTold;
+        expect(told.map(strip)).toEqual(expected);
+        // A replayed request returns the stored result, data included.
+        expect((await store.getRequest("rs-d1"))?.result).toEqual({ instance: s.instance, entry: s.entry });
+        expect((await store.getRequest("rt-d1"))?.result).toEqual({ instance: t.instance, entry: t.entry });
+        const replay = withData(executeAction(claims, s.instance, { actionId: "submit", now: now(), requestId: "rt-d1" }), vars1());
+        const again = await store.commitTransition({ transition: replay, fromVersion: 1, requestKey: { requestId: "rt-d1", fingerprint: "f" } });
+        expect(again).toMatchObject({ ok: false, reason: "request_exists", record: { result: { instance: t.instance, entry: t.entry } } });
+        // A second start of the id reports the stored instance with its variables.
+        const restart = withData(startInstance(claims, { instanceId: "d1", now: now(), requestId: "" }), { amount: 1 });
+        expect(await store.commitStart({ transition: restart })).toEqual({ ok: false, reason: "instance_exists", existing: t.instance });
+      });
+
+      it("reports version_conflict with the current instance and its variables", async () => {
+        const { t: s } = await startClaim("d2");
+        const stale = withData(executeAction(claims, s.instance, { actionId: "cancel", now: now(), requestId: "" }), { amount: 0 }, { amount: 0 });
+        const { t } = await actClaim("d2", "submit", { amount: 7, approver: "x" }, { amount: 7, approver: "x" });
+        const outcome = await store.commitTransition({ transition: stale, fromVersion: 1 });
+        expect(outcome).toEqual({ ok: false, reason: "version_conflict", currentVersion: 2, current: t.instance });
+        expect(outcome.ok === false && outcome.reason === "version_conflict" && outcome.current?.variables).toEqual({ amount: 7, approver: "x" });
+        expect(await store.getInstance("d2")).toEqual(t.instance);
+        expect((await store.revisionBounds()).current).toBe(2);
+      });
+
+      it("keeps each version's variables in its event: readInstanceEvents gives them as they were (as_of_version)", async () => {
+        const { t: s } = await startClaim("d3");
+        const versions: Payload[] = [s.instance.variables!];
+        // Each change sets some variables; one sets none (its entry has no variablesSet) and keeps them.
+        const steps: [string, Payload | undefined][] = [
+          ["submit", { amount: 300 }],
+          ["approve", undefined],
+        ];
+        for (const [actionId, set] of steps) {
+          const variables = { ...versions.at(-1)!, ...(set ?? {}) };
+          await actClaim("d3", actionId, variables, set);
+          versions.push(variables);
+        }
+        const events = await store.readInstanceEvents("d3", 1, 10);
+        expect(events.map((e) => e.instance.variables)).toEqual(versions);
+        expect(events.map((e) => e.entry.variablesSet)).toEqual([vars1(), { amount: 300 }, undefined]);
+        expect("variablesSet" in events[2]!.entry).toBe(false);
+        // Read from a version: the event row, not the instance row.
+        expect((await store.readInstanceEvents("d3", 2, 1))[0]!.instance).toMatchObject({ version: 2, variables: { ...vars1(), amount: 300 } });
+        expect((await store.getInstance("d3"))!.variables).toEqual(versions[2]);
+        expect((await store.listHistory("d3", 0, 10)).map((e) => e.variablesSet)).toEqual([vars1(), { amount: 300 }, undefined]);
+      });
+
+      it("commits a chain on one instance submitted together, each link with its own variables", async () => {
+        const { t: s } = await startClaim("d4");
+        const t2 = withData(executeAction(claims, s.instance, { actionId: "submit", now: now(), requestId: "" }), { amount: 2 }, { amount: 2 });
+        const t3 = withData(executeAction(claims, t2.instance, { actionId: "approve", now: now(), requestId: "" }), { amount: 3 }, { amount: 3 });
+        const [o2, o3] = await Promise.all([
+          store.commitTransition({ transition: t2, fromVersion: 1 }),
+          store.commitTransition({ transition: t3, fromVersion: 2 }),
+        ]);
+        expect(okEvent(o2!).instance.variables).toEqual({ amount: 2 });
+        expect(okEvent(o3!).instance.variables).toEqual({ amount: 3 });
+        expect((await store.readInstanceEvents("d4", 1, 10)).map((e) => e.instance.variables)).toEqual([vars1(), { amount: 2 }, { amount: 3 }]);
+        expect((await store.getInstance("d4"))!.variables).toEqual({ amount: 3 });
+      });
+
+      it("drops the variables when a change leaves none (a migration to a version without a schema)", async () => {
+        const { t: s } = await startClaim("d5");
+        const { variablesSchema: _schema, ...withoutSchema } = claims;
+        const v2: Definition = { ...withoutSchema, version: 2 };
+        expect(await store.putDefinition(v2)).toEqual({ ok: true });
+        const m = withData(migrateInstance(claims, v2, s.instance, { now: now(), requestId: "" }), undefined);
+        okEvent(await store.commitTransition({ transition: m, fromVersion: 1 }));
+        const stored = (await store.getInstance("d5"))!;
+        expect(stored).toEqual(m.instance);
+        expect("variables" in stored).toBe(false);
+        const events = await store.readInstanceEvents("d5", 1, 10);
+        expect(events[0]!.instance.variables).toEqual(vars1());
+        expect("variables" in events[1]!.instance).toBe(false);
+      });
+
+      it("stores copies of the variables: changing what was passed in changes nothing stored", async () => {
+        // (What a store returns may be what it holds, as the memory store's: readers do not change it.)
+        const { t: s } = await startClaim("d6");
+        (s.instance.variables!.notes as string[]).push("changed");
+        (s.entry.variablesSet as Payload).amount = -1;
+        expect((await store.getInstance("d6"))!.variables).toEqual(vars1());
+        expect((await store.listHistory("d6", 0, 1))[0]!.variablesSet).toEqual(vars1());
+        expect((await store.readInstanceEvents("d6", 1, 1))[0]!.instance.variables).toEqual(vars1());
+      });
+
+      it("adds no field to instances, entries and events of definitions without variables", async () => {
+        await start(approval, "p1", { requestId: "rp1", fingerprint: "f" });
+        await act("p1", "submit");
+        const instance = (await store.getInstance("p1"))!;
+        const noVars = (i: Instance) => !("variables" in i);
+        const noSet = (e: HistoryEntry) => !("variablesSet" in e);
+        expect(noVars(instance)).toBe(true);
+        expect((await store.listInstances({}, undefined, 10)).every(noVars)).toBe(true);
+        expect((await store.listNewestInstances(10)).every(noVars)).toBe(true);
+        expect(noVars((await store.instancePath("p1"))!.instance)).toBe(true);
+        expect((await store.listHistory("p1", 0, 10)).every(noSet)).toBe(true);
+        expect((await store.recentHistory("p1", 10)).every(noSet)).toBe(true);
+        const events = [...(await store.readEvents(1, 10)), ...(await store.readInstanceEvents("p1", 1, 10))];
+        expect(events.every((e) => noVars(e.instance) && noSet(e.entry))).toBe(true);
+        const record = (await store.getRequest("rp1"))!;
+        expect(noVars(record.result.instance) && noSet(record.result.entry)).toBe(true);
+      });
+    });
+
     describe("listInstances", () => {
       beforeEach(async () => {
         // ids chosen so that id order differs from creation order

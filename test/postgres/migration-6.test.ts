@@ -11,6 +11,10 @@ let db: TestDatabase;
 /** What migrations 6 and later add, taken away again: the database as the previous build left it. */
 const BACK_TO_5 = `
   DROP FUNCTION workflow_commit_batch(text[], text[], integer[], text[], integer[], text[], text[], integer[], timestamptz[],
+    timestamptz[], text[], text[], text[], text[], text[], text[], text[], jsonb[], integer[], text[], text[], jsonb[], jsonb[], jsonb[]);
+  ALTER TABLE events DROP COLUMN variables, DROP COLUMN variables_set;
+  ALTER TABLE instances DROP COLUMN variables;
+  DROP FUNCTION workflow_commit_batch(text[], text[], integer[], text[], integer[], text[], text[], integer[], timestamptz[],
     timestamptz[], text[], text[], text[], text[], text[], text[], text[], jsonb[], integer[], text[], text[], jsonb[]);
   DROP FUNCTION workflow_apply_timers(text, integer, timestamptz, jsonb);
   DROP FUNCTION workflow_ms_ceil(timestamptz);
