@@ -33,14 +33,6 @@ function offer(afterMs: number) {
   };
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe("timers on a running server", () => {
   it("a state timer fires by itself; a watcher sees the firing's entry; metrics count it", async () => {
     ts = await startTestServer({ http: {} });
