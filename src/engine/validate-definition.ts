@@ -9,6 +9,7 @@
  */
 import { WorkflowError, type FieldViolation } from "./errors.js";
 import { formatDuration, quote } from "./format.js";
+import { checkRules, RULE_ERROR_REASONS, RULE_WARNING_REASONS } from "./expressions.js";
 import { idProblem, MAX_TIMER_AFTER_MS, MIN_TIMER_AFTER_MS, type Limits } from "./limits.js";
 import type { ActionDef, DefinitionInput, Diagnostic, DiagnosticSeverity, StateDef, StateTimerDef } from "./types.js";
 
@@ -50,6 +51,7 @@ export const DEFINITION_ERROR_REASONS = [
   "UNKNOWN_TIMER_ACTION",
   "TIMER_ACTION_DISABLED",
   "TIMER_ACTION_NOT_FROM_STATE",
+  ...RULE_ERROR_REASONS,
   "TOO_MANY_DIAGNOSTICS",
 ] as const;
 
@@ -60,6 +62,7 @@ export const DEFINITION_WARNING_REASONS = [
   "ACTION_FROM_FINAL_STATE",
   "ACTION_INTO_DISABLED_STATE",
   "TIMER_LOOP",
+  ...RULE_WARNING_REASONS,
   "TOO_MANY_DIAGNOSTICS",
 ] as const;
 
@@ -86,7 +89,7 @@ export function diagnoseDefinition(def: DefinitionInput, limits: Limits, path = 
 }
 
 /** Top-level fields in the order the contract declares them. */
-const FIELD_RANK: Record<string, number> = { id: 1, name: 2, description: 3, version: 4, states: 5, actions: 6 };
+const FIELD_RANK: Record<string, number> = { id: 1, name: 2, description: 3, version: 4, states: 5, actions: 6, variables_schema: 7 };
 
 /**
  * Sorts diagnostics the way a reader scans the definition: by top-level field, then by item
@@ -518,6 +521,11 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
     }
   }
 
+  // The data rules (expressions.ts): schemas, guards, routes, assignments, each checked against the schemas.
+  const rules = checkRules(def, path, (id) => firstStateIndex.has(id), limits.maxActions);
+  errors.push(...rules.errors);
+  warnings.push(...rules.warnings);
+
   // Warnings describe the graph; skip them when the definition is too big to be analysed item by item.
   if (states.length > 0 && !tooManyStates && !tooManyActions) {
     analyzeGraph(states, actions, firstStateIndex, stateAt, firstActionAt, initialIndexes, limits, path, warning);
@@ -560,10 +568,15 @@ function analyzeGraph(
           `Action ${quote(id)} lists final state ${quote(ref)} in from_states, but an instance in a final state accepts no actions: remove ${quote(ref)} from from_states, or make that state non-final.`,
         );
       }
-      if (source && source.final !== true && isOn(a?.enabled) && target && isOn(target.enabled)) {
-        let out = edges.get(ref);
-        if (!out) edges.set(ref, (out = new Set()));
-        out.add(to);
+      if (source && source.final !== true && isOn(a?.enabled)) {
+        // The action's to_state, and its routes' targets (docs/data.md), are where it can lead.
+        for (const dest of [to, ...asArray(a?.routes).map((r) => asString(r?.toState))]) {
+          const t = stateAt(dest);
+          if (!t || !isOn(t.enabled)) continue;
+          let out = edges.get(ref);
+          if (!out) edges.set(ref, (out = new Set()));
+          out.add(dest);
+        }
       }
     });
     if (target && !isOn(target.enabled)) {
