@@ -76,3 +76,5 @@ export const MAX_ASSIGNMENTS = 50;
 /** ...and the largest JSON Schema (variables_schema, payload_schema), in bytes of JSON, and its deepest nesting. */
 export const MAX_SCHEMA_BYTES = 16 * 1024;
 export const MAX_SCHEMA_DEPTH = 16;
+/** The largest variables of an instance, in bytes of their protobuf (google.protobuf.Struct) encoding. */
+export const MAX_VARIABLES_BYTES = 64 * 1024;
