@@ -155,8 +155,14 @@ function variablesViolations(validate: ValidateFunction, vars: Payload): FieldVi
   return found;
 }
 
-/** A JSON copy, so an instance never shares objects with its caller's input. */
-const copy = <T extends JsonValue>(value: T): T => structuredClone(value);
+/** A JSON copy, so an instance never shares objects with its caller's input (cheaper than structuredClone). */
+function copy<T extends JsonValue>(value: T): T {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(copy) as T;
+  const out: { [key: string]: JsonValue } = {};
+  for (const key of Object.keys(value)) out[key] = copy((value as { [key: string]: JsonValue })[key]!);
+  return out as T;
+}
 
 /**
  * A new instance in the definition's initial state, and its first history entry (version 1). With a
@@ -267,7 +273,8 @@ function applyAction(def: Definition, instance: Instance, args: ChangeArgs & { a
     if (!target || !isEnabled(target)) throw refusal(def, instance, args.actionId, action, target, toState, args.now);
     if (compiled.assign.length > 0) {
       variablesSet = assignments(compiled, ctx, rule);
-      variables = { ...(instance.variables ?? {}), ...copy(variablesSet) };
+      // Fresh values from toJsonValue: the entry and the instance may share them (both are immutable from here).
+      variables = { ...(instance.variables ?? {}), ...variablesSet };
       const violations = variablesViolations(rulesOf(def).variables!, variables);
       if (violations.length > 0) throw rule.variablesInvalid(violations);
     }
