@@ -28,7 +28,7 @@ import {
   MAX_EXPRESSION_LENGTH,
   MAX_ROUTES,
 } from "./limits.js";
-import { celTypeOf, compileSchema, propertySchema, schemaProblems, type ValidateFunction } from "./schemas.js";
+import { celTypeOf, lazyValidator, metaSchemaProblem, propertySchema, schemaProblems, type ValidateFunction } from "./schemas.js";
 import type { ActionDef, Definition, DefinitionInput, Diagnostic, JsonValue, Payload } from "./types.js";
 
 /** Reason codes of the data rules' error diagnostics (listed in DEFINITION_ERROR_REASONS too). */
@@ -87,7 +87,8 @@ export interface CompiledRoute {
 
 /** An action's compiled rules (an action without rules has none of them). */
 export interface CompiledAction {
-  payload?: ValidateFunction | undefined;
+  /** The payload schema's validator, compiled on first use. */
+  payload?: (() => ValidateFunction) | undefined;
   guard?: CompiledExpression | undefined;
   routes: CompiledRoute[];
   /** Variable name -> expression, in the definition's order. */
@@ -96,8 +97,8 @@ export interface CompiledAction {
 
 /** A definition version's compiled rules. */
 export interface CompiledRules {
-  /** The variables schema's validator; undefined when the definition has none. */
-  variables?: ValidateFunction | undefined;
+  /** The variables schema's validator, compiled on first use; undefined when the definition has none. */
+  variables?: (() => ValidateFunction) | undefined;
   /** Actions with at least one rule, by id. */
   actions: Map<string, CompiledAction>;
 }
@@ -300,11 +301,12 @@ export function checkRules(
       report("INVALID_VARIABLES_SCHEMA", `${path}.variables_schema${p.at}`, `The variables schema ${p.message} (docs/data.md lists the supported subset of JSON Schema).`);
     }
     if (problems.length === 0) {
-      try {
-        rules.variables = compileSchema(rawSchema as Payload);
+      const refused = metaSchemaProblem(rawSchema as Payload);
+      if (refused === undefined) {
+        rules.variables = lazyValidator(rawSchema as Payload);
         variablesSchema = rawSchema as Payload;
-      } catch (err) {
-        report("INVALID_VARIABLES_SCHEMA", `${path}.variables_schema`, `The variables schema is refused by the validator: ${firstLine(err)}.`);
+      } else {
+        report("INVALID_VARIABLES_SCHEMA", `${path}.variables_schema`, `The variables schema is not valid JSON Schema: ${refused}.`);
       }
     }
   }
@@ -337,11 +339,12 @@ export function checkRules(
         report("INVALID_PAYLOAD_SCHEMA", `${field}.payload_schema${p.at}`, `The payload schema of action ${quote(id)} ${p.message} (docs/data.md lists the supported subset of JSON Schema).`);
       }
       if (problems.length === 0) {
-        try {
-          compiled.payload = compileSchema(rawPayload as Payload);
+        const refused = metaSchemaProblem(rawPayload as Payload);
+        if (refused === undefined) {
+          compiled.payload = lazyValidator(rawPayload as Payload);
           env = actionEnvironment((base ??= baseEnvironment(variablesSchema)), rawPayload as Payload);
-        } catch (err) {
-          report("INVALID_PAYLOAD_SCHEMA", `${field}.payload_schema`, `The payload schema of action ${quote(id)} is refused by the validator: ${firstLine(err)}.`);
+        } else {
+          report("INVALID_PAYLOAD_SCHEMA", `${field}.payload_schema`, `The payload schema of action ${quote(id)} is not valid JSON Schema: ${refused}.`);
         }
       }
       if (!compiled.payload) complete = false;

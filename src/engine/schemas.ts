@@ -190,18 +190,43 @@ export function propertySchema(schema: Payload | undefined, name: string): Recor
 
 /**
  * One ajv instance for every schema: strict (unknown keywords are errors, not ignored), every error at
- * once. Each compiled schema is removed from ajv's cache right away (the validate function keeps
- * working), so definitions created over months do not pile up in it.
+ * once. Each compiled schema is removed from ajv's own cache right away (the validate function keeps
+ * working), so definitions created over months do not pile up in it; `compiled` below is bounded.
  */
 const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: false, validateFormats: false });
 
+/** Why ajv's meta-schema refuses a schema that passed schemaProblems (undefined when it accepts it). Cheap: no code is generated. */
+export function metaSchemaProblem(schema: Payload): string | undefined {
+  if (ajv.validateSchema(schema)) return undefined;
+  return ajv.errorsText(ajv.errors, { dataVar: "schema" });
+}
+
+/**
+ * Compiled validators by the schema's JSON: compiling costs ajv about 2 to 3 ms (it generates code),
+ * and definitions repeat schemas (every version, often every action). Bounded: cleared when full.
+ */
+const compiled = new Map<string, ValidateFunction>();
+const MAX_COMPILED = 1000;
+
 /** The validator of a schema that passed schemaProblems. Throws (with ajv's message) when ajv refuses it. */
 export function compileSchema(schema: Payload): ValidateFunction {
+  const key = JSON.stringify(schema);
+  let validate = compiled.get(key);
+  if (validate) return validate;
   try {
-    return ajv.compile(schema);
+    validate = ajv.compile(schema);
   } finally {
     ajv.removeSchema(schema);
   }
+  if (compiled.size >= MAX_COMPILED) compiled.clear();
+  compiled.set(key, validate);
+  return validate;
+}
+
+/** A validator compiled on first use, so creating a definition never pays for a schema no instance uses yet. */
+export function lazyValidator(schema: Payload): () => ValidateFunction {
+  let validate: ValidateFunction | undefined;
+  return () => (validate ??= compileSchema(schema));
 }
 
 function pathOf(prefix: string, instancePath: string): string {

@@ -190,7 +190,7 @@ export function startInstance(def: Definition, args: ChangeArgs & { instanceId: 
   const variables = args.variables;
   if (hasSchema(def)) {
     const vars = copy(variables ?? {});
-    const violations = variablesViolations(rulesOf(def).variables!, vars);
+    const violations = variablesViolations(rulesOf(def).variables!(), vars);
     if (violations.length > 0) throw invalidRequest(violations);
     instance.variables = vars;
     if (Object.keys(vars).length > 0) entry.variablesSet = copy(vars);
@@ -251,7 +251,7 @@ function applyAction(def: Definition, instance: Instance, args: ChangeArgs & { a
     };
     const rule = new RuleFailures(def, instance, action, args.now);
     if (compiled.payload) {
-      const violations = schemaViolations(compiled.payload, ctx.payload, "payload");
+      const violations = schemaViolations(compiled.payload(), ctx.payload, "payload");
       if (violations.length > 0) throw rule.payloadInvalid(violations);
     }
     if (replayTo === undefined) {
@@ -275,7 +275,7 @@ function applyAction(def: Definition, instance: Instance, args: ChangeArgs & { a
       variablesSet = assignments(compiled, ctx, rule);
       // Fresh values from toJsonValue: the entry and the instance may share them (both are immutable from here).
       variables = { ...(instance.variables ?? {}), ...variablesSet };
-      const violations = variablesViolations(rulesOf(def).variables!, variables);
+      const violations = variablesViolations(rulesOf(def).variables!(), variables);
       if (violations.length > 0) throw rule.variablesInvalid(violations);
     }
   } else if (replayTo !== undefined && replayTo !== action.toState) {
@@ -447,7 +447,7 @@ export function migrateInstance(from: Definition, to: Definition, instance: Inst
   if (hasSchema(to)) {
     // Variables are kept; the target version's schema must accept them.
     variables = variables ?? {};
-    const violations = variablesViolations(rulesOf(to).variables!, variables);
+    const violations = variablesViolations(rulesOf(to).variables!(), variables);
     if (violations.length > 0) {
       const first = violations[0]!;
       throw new WorkflowError(

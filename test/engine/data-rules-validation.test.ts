@@ -102,6 +102,14 @@ describe("schemas", () => {
     expect(d.message).toContain(String(MAX_SCHEMA_BYTES));
   });
 
+  it("what the subset allows but JSON Schema itself refuses (a repeated required name) is reported too", () => {
+    const d = only(
+      expenseWith((def) => (def.variablesSchema = { type: "object", properties: { amount: { type: "number" } }, required: ["amount", "amount"] })),
+    );
+    expect(`${d.reason} ${d.field}`).toBe("INVALID_VARIABLES_SCHEMA definition.variables_schema");
+    expect(d.message).toMatch(/not valid JSON Schema: .*duplicate/);
+  });
+
   it("an invalid payload schema is reported at the action's payload_schema", () => {
     const d = only(actionWith(2, { payloadSchema: { type: "object", properties: { reason: { type: "string", format: "email" } } } }));
     expect(`${d.reason} ${d.field}`).toBe("INVALID_PAYLOAD_SCHEMA definition.actions[2].payload_schema.properties.reason.format");
