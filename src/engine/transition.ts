@@ -6,8 +6,8 @@
 import { invalidRequest, WorkflowError, type ErrorCode, type FieldViolation, type PreconditionDetail } from "./errors.js";
 import { evaluate, rulesOf, toJsonValue, type CompiledAction, type CompiledExpression, type ExpressionContext } from "./expressions.js";
 import { listIds, quote } from "./format.js";
-import { MAX_VARIABLES_BYTES } from "./limits.js";
-import { payloadEncodedSize } from "./payload.js";
+import { DEFAULT_LIMITS, MAX_VARIABLES_BYTES } from "./limits.js";
+import { payloadEncodedSize, shapeProblem } from "./payload.js";
 import { schemaViolations, type ValidateFunction } from "./schemas.js";
 import type { ActionDef, ChangeNote, Definition, HistoryEntry, Instance, JsonValue, Payload, StateDef, Transition } from "./types.js";
 
@@ -53,6 +53,8 @@ interface DefinitionIndex {
   states: Map<string, StateDef>;
   actions: Map<string, ActionDef>;
   availableFrom: Map<string, ActionDef[]>;
+  /** Whether the definition has any data rule (hasRules). */
+  hasRules: boolean;
 }
 
 /**
@@ -72,7 +74,7 @@ function indexOf(def: Definition): DefinitionIndex | undefined {
     for (const a of def.actions) if (!actions.has(a.id)) actions.set(a.id, a);
     const availableFrom = new Map<string, ActionDef[]>();
     for (const s of def.states) availableFrom.set(s.id, computeAvailable(def, s.id, (id) => states.get(id)));
-    index = { states, actions, availableFrom };
+    index = { states, actions, availableFrom, hasRules: hasRules(def) };
     indexes.set(def, index);
   }
   return index;
@@ -104,14 +106,18 @@ export function initialState(def: Definition): StateDef | undefined {
 
 /**
  * Actions that can run now: enabled, listing the current state in from_states, leading into an
- * existing enabled state. None for a completed instance. In definition order.
+ * existing enabled state. None for a completed instance. In definition order. An action whose guard
+ * reads only the instance (vars, state; now when `now` is given) is listed only when its guard is true
+ * (an evaluation error hides it); one whose guard reads payload, roles or actor is listed, since it may
+ * pass with the right request. Routes are not evaluated: an action listed may still lead to a disabled
+ * state through one of them.
  */
 export function availableActions(def: Definition, instance: Instance, now?: Date): ActionDef[] {
   if (instance.status === "completed") return [];
   const index = indexOf(def);
   const known = index?.availableFrom.get(instance.currentState);
   const listed = known ? [...known] : computeAvailable(def, instance.currentState, (id) => findState(def, id));
-  if (!hasRules(def)) return listed;
+  if (!(index ? index.hasRules : hasRules(def))) return listed;
   // Guards that depend only on the instance (and on `now` when given) decide; the others may pass
   // with the right payload or caller, so their actions are listed.
   const rules = rulesOf(def);
@@ -148,6 +154,9 @@ const hasSchema = (def: Definition): boolean => def.variablesSchema !== undefine
 /** Violations of `vars` against a variables schema, and of the size limit, at `variables.<path>`. */
 function variablesViolations(validate: ValidateFunction, vars: Payload): FieldViolation[] {
   const found = schemaViolations(validate, vars, "variables");
+  // What a Struct (and PostgreSQL) cannot carry: an assignment can build a string with U+0000.
+  const shape = shapeProblem(vars, "variables", 1, DEFAULT_LIMITS);
+  if (shape) found.push(shape);
   const size = payloadEncodedSize(vars);
   if (size > MAX_VARIABLES_BYTES) {
     found.push({ field: "variables", description: `must be at most ${MAX_VARIABLES_BYTES} bytes encoded (got ${size})` });
@@ -233,7 +242,7 @@ function applyAction(def: Definition, instance: Instance, args: ChangeArgs & { a
   }
   const action = findAction(def, args.actionId);
   if (!action || instance.status === "completed" || !isEnabled(action) || !action.fromStates.includes(instance.currentState)) {
-    throw refusal(def, instance, args.actionId, action, undefined, action?.toState);
+    throw refusal(def, instance, args.actionId, action, undefined, action?.toState, args.now);
   }
   const current = instance.currentState;
   const compiled = actionHasRules(action) ? rulesOf(def).actions.get(action.id) : undefined;

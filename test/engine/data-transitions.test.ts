@@ -1,6 +1,7 @@
 // Proves the transition function applies the data rules (docs/data.md): start variables, payload schema, guard, routes, assignments, the error of each with its details, migrations, available actions and replay.
 import { describe, it, expect } from "vitest";
 import {
+  MAX_VARIABLES_BYTES,
   WorkflowError,
   availableActions,
   executeAction,
@@ -198,6 +199,23 @@ describe("executeAction", () => {
     expect(err.fieldViolations).toEqual([{ field: "variables.amount", description: "must be >= 0" }]);
     expect(err.metadata).toEqual({ instance_id: "i-1", action_id: "edit", current_state: "draft" });
     expect(run.instance.variables).toEqual({ amount: 100, approvals: 0 });
+  });
+
+  it("VARIABLES_INVALID when an assignment builds a string PostgreSQL cannot store (U+0000)", () => {
+    const def = expense((d) => (d.actions[3]!.assign = { amount: "payload.amount", reason: "'a\\x00b'" }));
+    const err = refusal(() => new Run(def).exec("edit", { payload: { amount: 1 } }));
+    expect(err.code).toBe("VARIABLES_INVALID");
+    expect(err.fieldViolations[0]!.field).toBe("variables.reason");
+  });
+
+  it("variables larger than MAX_VARIABLES_BYTES are refused", () => {
+    const def = expense((d) => {
+      d.variablesSchema = { type: "object", properties: { amount: { type: "number" }, tags: { type: "array", items: { type: "string" } } } };
+      d.actions = [];
+    });
+    const err = refusal(() => start(def, { amount: 1, tags: Array.from({ length: 700 }, () => "x".repeat(100)) }));
+    expect(err.code).toBe("INVALID_REQUEST");
+    expect(err.fieldViolations).toEqual([{ field: "variables", description: expect.stringMatching(new RegExp(`at most ${MAX_VARIABLES_BYTES} bytes`)) }]);
   });
 
   it("STATE_DISABLED on the routed target, before any assignment", () => {
