@@ -14,7 +14,9 @@
  * them, `+` does not); int results (e.g. `size(...)`) become JSON numbers.
  *
  * Refused at check time: `matches` (cel-js runs it as a backtracking JavaScript RegExp, and it cannot be
- * replaced), expressions over MAX_EXPRESSION_LENGTH characters or the AST limits, and assignments that
+ * replaced), expressions over MAX_EXPRESSION_LENGTH characters or the AST limits, a comprehension nested
+ * in another (its cost is the product of the list sizes; one level is linear in the variables, which are
+ * bounded by MAX_VARIABLES_BYTES), and assignments that
  * read `roles`: a history entry does not record the caller's roles, and replayHistory re-evaluates the
  * assignments from what the entry records (vars, payload, actor, state, now = the entry's time).
  * Guards and routes may read `roles`: a replay trusts the entry's to_state instead of re-evaluating them.
@@ -135,22 +137,44 @@ function actionEnvironment(base: Environment, payloadSchema: Payload | undefined
   return env;
 }
 
-/** The context names an AST reads, and whether it calls `matches`. */
-function scan(node: unknown, reads: Set<ContextName>): boolean {
+/** Macros that iterate over a list or map: nested, they cost the product of the sizes. */
+const COMPREHENSIONS: ReadonlySet<string> = new Set(["all", "exists", "exists_one", "map", "filter"]);
+
+/** What scan() finds in an AST. */
+interface Scan {
+  /** The context names it reads. */
+  reads: Set<ContextName>;
+  /** It calls `matches`. */
+  matches: boolean;
+  /** It nests a comprehension inside another. */
+  nested: boolean;
+}
+
+function scan(node: unknown, found: Scan, depth = 0): void {
   if (Array.isArray(node)) {
-    let matches = false;
-    for (const n of node) matches = scan(n, reads) || matches;
-    return matches;
+    for (const n of node) scan(n, found, depth);
+    return;
   }
-  if (!node || typeof node !== "object") return false;
+  if (!node || typeof node !== "object") return;
   const { op, args } = node as ASTNode;
   if (op === "id") {
-    if (typeof args === "string" && CONTEXT_NAMES.has(args)) reads.add(args as ContextName);
-    return false;
+    if (typeof args === "string" && CONTEXT_NAMES.has(args)) found.reads.add(args as ContextName);
+    return;
   }
-  if (op === "value") return false;
-  const calls = (op === "call" || op === "rcall") && Array.isArray(args) && args[0] === "matches";
-  return scan(args, reads) || calls;
+  if (op === "value") return;
+  let inner = depth;
+  if ((op === "call" || op === "rcall") && Array.isArray(args)) {
+    if (args[0] === "matches") found.matches = true;
+    if (op === "rcall" && COMPREHENSIONS.has(args[0] as string)) {
+      inner = depth + 1;
+      if (inner > 1) found.nested = true;
+      // The receiver is iterated once, outside the loop.
+      scan(args[1], found, depth);
+      scan(args[2], found, inner);
+      return;
+    }
+  }
+  scan(args, found, inner);
 }
 
 /** One line of a cel-js error (its message repeats the source with a caret below). */
@@ -207,10 +231,19 @@ function checkExpression(env: Environment, spec: ExpressionSpec, report: Report)
     }
     return undefined;
   }
-  const reads = new Set<ContextName>();
-  const matches = scan(run.ast, reads);
+  const found: Scan = { reads: new Set(), matches: false, nested: false };
+  scan(run.ast, found);
+  const reads = found.reads;
   let usable = true;
-  if (matches) {
+  if (found.nested) {
+    report(
+      "EXPRESSION_TOO_COMPLEX",
+      field,
+      `${what} nests a comprehension (all, exists, exists_one, map, filter) inside another, whose cost grows with the product of the list sizes: use one level, or keep a computed variable instead.`,
+    );
+    usable = false;
+  }
+  if (found.matches) {
     report(
       "MATCHES_NOT_ALLOWED",
       field,

@@ -187,6 +187,14 @@ describe("expressions", () => {
     const d = only(actionWith(0, { guard: wide.slice(0, 990).replace(/ &&[^&]*$/, "") }));
     expect(d.reason).toBe("EXPRESSION_TOO_COMPLEX");
   });
+
+  it("refuses a comprehension nested in another (quadratic cost); one level is fine", () => {
+    const nested = only(actionWith(0, { guard: "vars.tags.all(t, vars.tags.exists(u, u == t))" }));
+    expect(`${nested.reason} ${nested.field}`).toBe("EXPRESSION_TOO_COMPLEX definition.actions[0].guard");
+    expect(nested.message).toMatch(/nests a comprehension/);
+    expect(errorsOf(actionWith(0, { guard: "vars.tags.all(t, t != '') && vars.tags.exists(u, u == 'x')" }))).toEqual([]);
+    expect(errorsOf(actionWith(0, { guard: "vars.tags.filter(t, t != '').exists(u, u == 'x')" }))).toEqual([]);
+  });
 });
 
 describe("routes and assignments", () => {
