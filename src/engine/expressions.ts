@@ -30,7 +30,7 @@ import {
   MAX_EXPRESSION_LENGTH,
   MAX_ROUTES,
 } from "./limits.js";
-import { celTypeOf, lazyValidator, metaSchemaProblem, propertySchema, schemaProblems, type ValidateFunction } from "./schemas.js";
+import { celTypeOf, lazyValidator, metaSchemaProblem, propertySchema, schemaGiven, schemaProblems, type ValidateFunction } from "./schemas.js";
 import type { ActionDef, Definition, DefinitionInput, Diagnostic, JsonValue, Payload } from "./types.js";
 
 /** Reason codes of the data rules' error diagnostics (listed in DEFINITION_ERROR_REASONS too). */
@@ -328,7 +328,7 @@ export function checkRules(
 
   let variablesSchema: Payload | undefined;
   const rawSchema: unknown = def.variablesSchema;
-  if (rawSchema !== undefined && rawSchema !== null) {
+  if (schemaGiven(rawSchema)) {
     const problems = schemaProblems(rawSchema);
     for (const p of problems) {
       report("INVALID_VARIABLES_SCHEMA", `${path}.variables_schema${p.at}`, `The variables schema ${p.message} (docs/data.md lists the supported subset of JSON Schema).`);
@@ -344,7 +344,7 @@ export function checkRules(
     }
   }
   const hasVariablesSchema = variablesSchema !== undefined;
-  const schemaUnusable = rawSchema !== undefined && rawSchema !== null && !hasVariablesSchema;
+  const schemaUnusable = schemaGiven(rawSchema) && !hasVariablesSchema;
 
   const actions = Array.isArray(def.actions) ? def.actions : [];
   let base: Environment | undefined;
@@ -357,7 +357,7 @@ export function checkRules(
       (typeof a.guard === "string" && a.guard !== "") ||
       (Array.isArray(a.routes) && a.routes.length > 0) ||
       (isObject(a.assign) && Object.keys(a.assign).length > 0) ||
-      (a.payloadSchema !== undefined && a.payloadSchema !== null);
+      schemaGiven(a.payloadSchema);
     if (!hasRules) continue;
     const field = `${path}.actions[${i}]`;
     const id = typeof a.id === "string" ? a.id : "";
@@ -366,7 +366,7 @@ export function checkRules(
 
     let env: Environment | undefined;
     const rawPayload: unknown = a.payloadSchema;
-    if (rawPayload !== undefined && rawPayload !== null) {
+    if (schemaGiven(rawPayload)) {
       const problems = schemaProblems(rawPayload);
       for (const p of problems) {
         report("INVALID_PAYLOAD_SCHEMA", `${field}.payload_schema${p.at}`, `The payload schema of action ${quote(id)} ${p.message} (docs/data.md lists the supported subset of JSON Schema).`);

@@ -66,6 +66,14 @@ export interface SchemaProblem {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/**
+ * Whether a schema field is set: an empty Struct counts as unset (a transport may give `{}` for an
+ * absent Struct, and `{}` as a schema would describe nothing).
+ */
+export function schemaGiven(schema: unknown): boolean {
+  return schema !== undefined && schema !== null && !(isObject(schema) && Object.keys(schema).length === 0);
+}
+
 /** Every problem of `schema` against the supported subset (empty when it is usable). */
 export function schemaProblems(schema: unknown): SchemaProblem[] {
   const problems: SchemaProblem[] = [];

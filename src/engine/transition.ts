@@ -8,7 +8,7 @@ import { evaluate, rulesOf, toJsonValue, type CompiledAction, type CompiledExpre
 import { listIds, quote } from "./format.js";
 import { DEFAULT_LIMITS, MAX_VARIABLES_BYTES } from "./limits.js";
 import { payloadEncodedSize, shapeProblem } from "./payload.js";
-import { schemaViolations, type ValidateFunction } from "./schemas.js";
+import { schemaGiven, schemaViolations, type ValidateFunction } from "./schemas.js";
 import type { ActionDef, ChangeNote, Definition, HistoryEntry, Instance, JsonValue, Payload, StateDef, Transition } from "./types.js";
 
 /**
@@ -137,7 +137,7 @@ export function availableActions(def: Definition, instance: Instance, now?: Date
 
 /** Whether the definition has any data rule (docs/data.md); without one, nothing here evaluates anything. */
 function hasRules(def: Definition): boolean {
-  return (def.variablesSchema !== undefined && def.variablesSchema !== null) || def.actions.some(actionHasRules);
+  return schemaGiven(def.variablesSchema) || def.actions.some(actionHasRules);
 }
 
 function actionHasRules(a: ActionDef): boolean {
@@ -145,11 +145,11 @@ function actionHasRules(a: ActionDef): boolean {
     (a.guard !== undefined && a.guard !== "") ||
     (a.routes !== undefined && a.routes.length > 0) ||
     (a.assign !== undefined && Object.keys(a.assign).length > 0) ||
-    (a.payloadSchema !== undefined && a.payloadSchema !== null)
+    schemaGiven(a.payloadSchema)
   );
 }
 
-const hasSchema = (def: Definition): boolean => def.variablesSchema !== undefined && def.variablesSchema !== null;
+const hasSchema = (def: Definition): boolean => schemaGiven(def.variablesSchema);
 
 /** Violations of `vars` against a variables schema, and of the size limit, at `variables.<path>`. */
 function variablesViolations(validate: ValidateFunction, vars: Payload): FieldViolation[] {

@@ -55,6 +55,16 @@ describe("valid definitions with data rules", () => {
     for (const r of RULE_WARNING_REASONS) expect(DEFINITION_WARNING_REASONS).toContain(r);
   });
 
+  it("empty schemas, routes, assignments and guards (what a transport gives for unset fields) mean none", () => {
+    const def = approvalDefinition();
+    def.variablesSchema = {};
+    def.actions[0] = { ...def.actions[0]!, guard: "", routes: [], assign: {}, payloadSchema: {} };
+    expect(diagnoseDefinition(def, limits)).toEqual([]);
+    const s = Object.freeze(stored(def));
+    expect(rulesOf(s).variables).toBeUndefined();
+    expect(rulesOf(s).actions.size).toBe(0);
+  });
+
   it("a definition without data rules is checked as before (no schema needed for guards on roles and payload)", () => {
     const def = approvalDefinition();
     def.actions[1]!.guard = "'manager' in roles && actor != ''";

@@ -92,6 +92,12 @@ describe("startInstance", () => {
     expect("variablesSet" in entry).toBe(false);
   });
 
+  it("an empty variables_schema is no schema: no variables key", () => {
+    const def = Object.freeze(stored({ ...approvalDefinition(), variablesSchema: {} }));
+    const { instance } = startInstance(def, { instanceId: "i", now: T0, requestId: "r" });
+    expect("variables" in instance).toBe(false);
+  });
+
   it("without a schema: variables refused, and none at all as before", () => {
     const def = stored(approvalDefinition());
     const err = refusal(() => start(def, { a: 1 }));
