@@ -126,8 +126,10 @@ describe("replay of random data rules", () => {
           refused++;
         }
       }
+      // As a store may return them: variables with their keys in another order.
+      const stored = entries.map((e) => (e.variablesSet ? { ...e, variablesSet: Object.fromEntries(Object.entries(e.variablesSet).reverse()) } : e));
       for (let k = 1; k <= entries.length; k++) {
-        expect(replayHistory(def, instance.id, entries.slice(0, k)), `seed ${rnd.seed}, definition ${n}, version ${k}`).toEqual(snapshots[k - 1]);
+        expect(replayHistory(def, instance.id, stored.slice(0, k)), `seed ${rnd.seed}, definition ${n}, version ${k}`).toEqual(snapshots[k - 1]);
       }
     }
     console.log(`[data-property] ${executed} executed, ${refused} refused: ${JSON.stringify(Object.fromEntries(codes))}`);
