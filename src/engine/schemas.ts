@@ -265,3 +265,12 @@ export function schemaViolations(validate: ValidateFunction, value: JsonValue, p
   if (validate(value)) return [];
   return (validate.errors ?? []).map((e) => violationOf(prefix, e));
 }
+
+/**
+ * Whether a usable schema accepts `{}` (what a state timer sends as payload); undefined when the schema
+ * is not usable (its own diagnostics say why).
+ */
+export function acceptsEmptyObject(schema: unknown): boolean | undefined {
+  if (!schemaGiven(schema) || schemaProblems(schema).length > 0 || metaSchemaProblem(schema as Payload) !== undefined) return undefined;
+  return compileSchema(schema as Payload)({}) === true;
+}

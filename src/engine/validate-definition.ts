@@ -10,6 +10,7 @@
 import { WorkflowError, type FieldViolation } from "./errors.js";
 import { formatDuration, quote } from "./format.js";
 import { checkRules, RULE_ERROR_REASONS, RULE_WARNING_REASONS } from "./expressions.js";
+import { acceptsEmptyObject } from "./schemas.js";
 import { idProblem, MAX_TIMER_AFTER_MS, MIN_TIMER_AFTER_MS, type Limits } from "./limits.js";
 import type { ActionDef, DefinitionInput, Diagnostic, DiagnosticSeverity, StateDef, StateTimerDef } from "./types.js";
 
@@ -51,6 +52,7 @@ export const DEFINITION_ERROR_REASONS = [
   "UNKNOWN_TIMER_ACTION",
   "TIMER_ACTION_DISABLED",
   "TIMER_ACTION_NOT_FROM_STATE",
+  "TIMER_ACTION_NEEDS_PAYLOAD",
   ...RULE_ERROR_REASONS,
   "TOO_MANY_DIAGNOSTICS",
 ] as const;
@@ -423,6 +425,13 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
         "TIMER_ACTION_NOT_FROM_STATE",
         field,
         `Timer ${quote(timerId)} is on state ${quote(stateId)}, but its action ${quote(actionId)} (${actionsField}[${index}]) does not list ${quote(stateId)} in from_states, so it would always be refused when the timer fires: add ${quote(stateId)} to that action's from_states, or pick an action that leaves this state.`,
+      );
+    }
+    if (acceptsEmptyObject(a.payloadSchema) === false) {
+      error(
+        "TIMER_ACTION_NEEDS_PAYLOAD",
+        field,
+        `Timer ${quote(timerId)} executes action ${quote(actionId)} (${actionsField}[${index}]), whose payload_schema refuses an empty payload, but a state timer sends none, so it would always be refused with PAYLOAD_INVALID: make the payload's properties optional, or pick another action.`,
       );
     }
   }

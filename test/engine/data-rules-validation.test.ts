@@ -284,6 +284,18 @@ describe("routes and assignments", () => {
   });
 });
 
+describe("state timers", () => {
+  it("a timer's action must accept an empty payload (a state timer sends none)", () => {
+    const def = expenseWith((d) => {
+      d.states[1]!.timers = [{ id: "expire", afterMs: 60_000, actionId: "reject" }];
+    });
+    expect(pairs(errorsOf(def))).toEqual(["TIMER_ACTION_NEEDS_PAYLOAD definition.states[1].timers[0].action_id"]);
+    def.actions[2]!.payloadSchema = { type: "object", properties: { reason: { type: "string" } } };
+    def.actions[2]!.assign = {};
+    expect(errorsOf(def)).toEqual([]);
+  });
+});
+
 describe("warnings", () => {
   it("a route after an unconditional one never matches", () => {
     const def = actionWith(1, {
