@@ -7,3 +7,5 @@ export * from "./validate-definition.js";
 export * from "./transition.js";
 export * from "./payload.js";
 export * from "./timers.js";
+export * from "./expressions.js";
+export * from "./schemas.js";

@@ -67,3 +67,17 @@ export function idProblem(value: string, limits: Limits): string | undefined {
   }
   return undefined;
 }
+
+/** Instance data rules (docs/data.md): the longest CEL expression, in characters... */
+export const MAX_EXPRESSION_LENGTH = 1000;
+/** ...its most AST nodes and deepest nesting (cel-js refuses more while parsing)... */
+export const MAX_EXPRESSION_AST_NODES = 200;
+export const MAX_EXPRESSION_DEPTH = 32;
+/** ...the most routes and assignments of one action... */
+export const MAX_ROUTES = 20;
+export const MAX_ASSIGNMENTS = 50;
+/** ...and the largest JSON Schema (variables_schema, payload_schema), in bytes of JSON, and its deepest nesting. */
+export const MAX_SCHEMA_BYTES = 16 * 1024;
+export const MAX_SCHEMA_DEPTH = 16;
+/** The largest variables of an instance, in bytes of their protobuf (google.protobuf.Struct) encoding. */
+export const MAX_VARIABLES_BYTES = 64 * 1024;

@@ -65,8 +65,8 @@ export function payloadEncodedSize(payload: Payload): number {
 const NUL = "\u0000";
 const NUL_DESCRIPTION = "must not contain the character U+0000 (NUL)";
 
-/** The first problem of a JSON value that a Struct cannot carry faithfully, with the path to it. */
-function shapeProblem(value: unknown, path: string, depth: number, limits: Limits): FieldViolation | undefined {
+/** The first problem of a JSON value that a Struct cannot carry faithfully, with the path to it (`depth` of `value`: 1 for a top-level Struct). */
+export function shapeProblem(value: unknown, path: string, depth: number, limits: Limits): FieldViolation | undefined {
   if (typeof value === "string") return value.includes(NUL) ? { field: path, description: NUL_DESCRIPTION } : undefined;
   if (value === null || typeof value === "boolean") return undefined;
   if (typeof value === "number") {

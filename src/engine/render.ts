@@ -8,6 +8,11 @@
  * an action, in from_states order, then the state timers' edges in state order and, within a state, in
  * timer order.
  *
+ * Data rules (docs/data.md): an action with a guard has it after its name, in brackets
+ * ("Approve [vars.amount < 1000.0]"); an action with routes draws one edge per route, labelled
+ * "if <when>", and its to_state edge labelled "otherwise" (the fallback). Expressions are shortened
+ * to MAX_EXPRESSION_LABEL characters. A definition without data rules draws exactly as before.
+ *
  * A drawing is prepared once per definition version and language (prepareDiagram, which the service
  * caches); an instance's marks (its current state, the edges it took) are an overlay that rewrites
  * only the lines they change. The drawing is bounded (MAX_DIAGRAM_BYTES): a valid definition can have
@@ -29,8 +34,12 @@ export const MAX_DIAGRAM_BYTES = 1024 * 1024;
 /** An instance to draw on a diagram: its current state, and how many times it took each edge. */
 export interface PathTaken {
   currentState: string;
-  counts: readonly { actionId: string; fromState: string; count: number }[];
+  /** With `toState`, a count is drawn on that edge only (routes); without, on every edge of the action from that state. */
+  counts: readonly { actionId: string; fromState: string; toState?: string | undefined; count: number }[];
 }
+
+/** The longest expression drawn in a label; longer ones are cut and end with "…". */
+export const MAX_EXPRESSION_LABEL = 40;
 
 export interface RenderOptions {
   /** An instance to draw on the diagram: its current state highlighted, its history's action edges counted. */
@@ -87,6 +96,8 @@ interface Edge {
   actionId: string;
   /** The state the edge leaves (an id): with actionId, what a history entry's count is keyed by. */
   fromState: string;
+  /** The state the edge enters (an id): which of an action's routes an entry took. */
+  toState: string;
   disabled: boolean;
   /** Set on a state timer's edge: the timer's id. Such an edge is never counted (see countTaken). */
   timerId?: string;
@@ -180,15 +191,21 @@ function toGraph(def: Definition): Graph {
   const initialIndex = def.states.findIndex((s) => s.initial);
   const edges: Edge[] = [];
   for (const a of def.actions as ActionDef[]) {
-    const to = keys.get(a.toState);
-    if (to === undefined) continue; // an invalid definition: nothing to point at
+    let label = textOr(a.name, a.id);
+    if (a.guard) label += ` [${shorten(a.guard)}]`;
+    // Each route, then to_state: the fallback when a route exists.
+    const targets: { toState: string; label: string }[] = (a.routes ?? []).map((r) => ({ toState: r.toState, label: `${label} if ${shorten(r.when)}` }));
+    targets.push({ toState: a.toState, label: targets.length > 0 ? `${label} otherwise` : label });
     const seen = new Set<string>();
-    const label = textOr(a.name, a.id);
     for (const fromState of a.fromStates) {
       const from = keys.get(fromState);
       if (from === undefined || seen.has(fromState)) continue;
       seen.add(fromState);
-      edges.push({ from, to, label, actionId: a.id, fromState, disabled: a.enabled === false });
+      for (const t of targets) {
+        const to = keys.get(t.toState);
+        if (to === undefined) continue; // an invalid definition: nothing to point at
+        edges.push({ from, to, label: t.label, actionId: a.id, fromState, toState: t.toState, disabled: a.enabled === false });
+      }
     }
   }
   const firstAction = new Map<string, ActionDef>();
@@ -204,6 +221,7 @@ function toGraph(def: Definition): Graph {
         label: `${TIMER_MARK} ${formatDuration(t.afterMs)}${TIMER_SEPARATOR}${t.actionId}`,
         actionId: t.actionId,
         fromState: s.id,
+        toState: a.toState,
         disabled: a.enabled === false,
         timerId: t.id,
       });
@@ -215,6 +233,13 @@ function toGraph(def: Definition): Graph {
     initial: initialIndex >= 0 ? initialIndex : undefined,
     edges,
   };
+}
+
+/** An expression for a label: on one line, cut at MAX_EXPRESSION_LABEL characters. */
+function shorten(expression: string): string {
+  const flat = expression.replace(/\s+/g, " ").trim();
+  const chars = [...flat];
+  return chars.length <= MAX_EXPRESSION_LABEL ? flat : `${chars.slice(0, MAX_EXPRESSION_LABEL - 1).join("").trimEnd()}\u2026`;
 }
 
 /** `text`, or `fallback` when `text` is blank. */
@@ -233,23 +258,26 @@ function takenKey(actionId: string, fromState: string): string {
  * (InstancePath), which do not tell who executed an action: the timer's own edge is never counted.
  */
 export function countTaken(history: readonly HistoryEntry[]): PathTaken["counts"] {
-  const counts = new Map<string, { actionId: string; fromState: string; count: number }>();
+  const counts = new Map<string, { actionId: string; fromState: string; toState: string; count: number }>();
   for (const e of history) {
     if (!e.actionId) continue;
-    const k = takenKey(e.actionId, e.fromState);
+    const k = `${takenKey(e.actionId, e.fromState)}\u0000${e.toState}`;
     const c = counts.get(k);
     if (c) c.count++;
-    else counts.set(k, { actionId: e.actionId, fromState: e.fromState, count: 1 });
+    else counts.set(k, { actionId: e.actionId, fromState: e.fromState, toState: e.toState, count: 1 });
   }
   return [...counts.values()];
 }
 
 /** Each edge's count in `path`, by edge index (0 when not taken). */
-function takenCounts(edgeIndex: ReadonlyMap<string, number[]>, path: PathTaken): Map<number, number> {
+function takenCounts(edgeIndex: ReadonlyMap<string, number[]>, edges: readonly Edge[], path: PathTaken): Map<number, number> {
   const taken = new Map<number, number>();
   for (const c of path.counts) {
     if (c.count <= 0) continue;
-    for (const i of edgeIndex.get(takenKey(c.actionId, c.fromState)) ?? []) taken.set(i, (taken.get(i) ?? 0) + c.count);
+    for (const i of edgeIndex.get(takenKey(c.actionId, c.fromState)) ?? []) {
+      if (c.toState !== undefined && edges[i]!.toState !== c.toState) continue;
+      taken.set(i, (taken.get(i) ?? 0) + c.count);
+    }
   }
   return taken;
 }
@@ -375,7 +403,7 @@ function prepareMermaid(g: Graph, out: LineWriter): PreparedDiagram {
     lines: base.length,
     overlay(path) {
       const lines = base.slice();
-      for (const [i, n] of takenCounts(edgeIndex, path)) {
+      for (const [i, n] of takenCounts(edgeIndex, g.edges, path)) {
         const e = g.edges[i]!;
         lines[edgeLines[i]!] = mermaidEdgeLine(e, mermaidText(edgeLabel(e, true, n)));
       }
@@ -484,7 +512,7 @@ function prepareDot(g: Graph, out: LineWriter): PreparedDiagram {
       g.nodes.forEach((n, i) => {
         if (n.id === path.currentState) lines[nodeLines[i]!] = dotNodeLine(n, true);
       });
-      for (const [i, n] of takenCounts(edgeIndex, path)) lines[edgeLines[i]!] = dotEdgeLine(g.edges[i]!, n);
+      for (const [i, n] of takenCounts(edgeIndex, g.edges, path)) lines[edgeLines[i]!] = dotEdgeLine(g.edges[i]!, n);
       return lines.join("\n") + "\n";
     },
   };

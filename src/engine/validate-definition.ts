@@ -9,6 +9,8 @@
  */
 import { WorkflowError, type FieldViolation } from "./errors.js";
 import { formatDuration, quote } from "./format.js";
+import { checkRules, RULE_ERROR_REASONS, RULE_WARNING_REASONS } from "./expressions.js";
+import { acceptsEmptyObject } from "./schemas.js";
 import { idProblem, MAX_TIMER_AFTER_MS, MIN_TIMER_AFTER_MS, type Limits } from "./limits.js";
 import type { ActionDef, DefinitionInput, Diagnostic, DiagnosticSeverity, StateDef, StateTimerDef } from "./types.js";
 
@@ -50,6 +52,8 @@ export const DEFINITION_ERROR_REASONS = [
   "UNKNOWN_TIMER_ACTION",
   "TIMER_ACTION_DISABLED",
   "TIMER_ACTION_NOT_FROM_STATE",
+  "TIMER_ACTION_NEEDS_PAYLOAD",
+  ...RULE_ERROR_REASONS,
   "TOO_MANY_DIAGNOSTICS",
 ] as const;
 
@@ -60,6 +64,7 @@ export const DEFINITION_WARNING_REASONS = [
   "ACTION_FROM_FINAL_STATE",
   "ACTION_INTO_DISABLED_STATE",
   "TIMER_LOOP",
+  ...RULE_WARNING_REASONS,
   "TOO_MANY_DIAGNOSTICS",
 ] as const;
 
@@ -86,7 +91,7 @@ export function diagnoseDefinition(def: DefinitionInput, limits: Limits, path = 
 }
 
 /** Top-level fields in the order the contract declares them. */
-const FIELD_RANK: Record<string, number> = { id: 1, name: 2, description: 3, version: 4, states: 5, actions: 6 };
+const FIELD_RANK: Record<string, number> = { id: 1, name: 2, description: 3, version: 4, states: 5, actions: 6, variables_schema: 7 };
 
 /**
  * Sorts diagnostics the way a reader scans the definition: by top-level field, then by item
@@ -422,6 +427,13 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
         `Timer ${quote(timerId)} is on state ${quote(stateId)}, but its action ${quote(actionId)} (${actionsField}[${index}]) does not list ${quote(stateId)} in from_states, so it would always be refused when the timer fires: add ${quote(stateId)} to that action's from_states, or pick an action that leaves this state.`,
       );
     }
+    if (acceptsEmptyObject(a.payloadSchema) === false) {
+      error(
+        "TIMER_ACTION_NEEDS_PAYLOAD",
+        field,
+        `Timer ${quote(timerId)} executes action ${quote(actionId)} (${actionsField}[${index}]), whose payload_schema refuses an empty payload, but a state timer sends none, so it would always be refused with PAYLOAD_INVALID: make the payload's properties optional, or pick another action.`,
+      );
+    }
   }
 
   // Each state (up to the limit).
@@ -518,6 +530,11 @@ function analyze(def: DefinitionInput, limits: Limits, path: string): Analysis {
     }
   }
 
+  // The data rules (expressions.ts): schemas, guards, routes, assignments, each checked against the schemas.
+  const rules = checkRules(def, path, (id) => firstStateIndex.has(id), limits.maxActions);
+  errors.push(...rules.errors);
+  warnings.push(...rules.warnings);
+
   // Warnings describe the graph; skip them when the definition is too big to be analysed item by item.
   if (states.length > 0 && !tooManyStates && !tooManyActions) {
     analyzeGraph(states, actions, firstStateIndex, stateAt, firstActionAt, initialIndexes, limits, path, warning);
@@ -560,10 +577,15 @@ function analyzeGraph(
           `Action ${quote(id)} lists final state ${quote(ref)} in from_states, but an instance in a final state accepts no actions: remove ${quote(ref)} from from_states, or make that state non-final.`,
         );
       }
-      if (source && source.final !== true && isOn(a?.enabled) && target && isOn(target.enabled)) {
-        let out = edges.get(ref);
-        if (!out) edges.set(ref, (out = new Set()));
-        out.add(to);
+      if (source && source.final !== true && isOn(a?.enabled)) {
+        // The action's to_state, and its routes' targets (docs/data.md), are where it can lead.
+        for (const dest of [to, ...asArray(a?.routes).map((r) => asString(r?.toState))]) {
+          const t = stateAt(dest);
+          if (!t || !isOn(t.enabled)) continue;
+          let out = edges.get(ref);
+          if (!out) edges.set(ref, (out = new Set()));
+          out.add(dest);
+        }
       }
     });
     if (target && !isOn(target.enabled)) {
