@@ -61,6 +61,14 @@ export function planRun(opts: BenchOptions): Plan {
       SERVER_START_SECONDS + size / SEED_RATE[store] + startup,
     );
   }
+  for (const store of ["sqlite", "postgres"] as const) {
+    if (!opts.parts.has("timers") || !opts.stores.includes(store)) continue;
+    const timers = store === "postgres" ? opts.pgTimers : opts.timers;
+    // Two GetInstance runs of the window's length (alone, during), the instances and their ScheduleActions, the window.
+    const s = 2 * (opts.timerWindow + runOverheadSeconds(opts.clients)) + SERVER_START_SECONDS + (2 * timers) / SEED_RATE[store] + opts.timerWindow + 3;
+    seconds += s;
+    lines.push(`${timers.toLocaleString("en-US")} timers due within ${opts.timerWindow} s on ${store}: 2 load runs, ~${Math.round(s)} s`);
+  }
   if (opts.parts.has("watch")) {
     const watch = opts.watchers.reduce((s, n) => s + 2 * (opts.watchSeconds + 1 + 3 + n / 1_000), 2 * SERVER_START_SECONDS);
     seconds += watch;

@@ -3,6 +3,7 @@ import { posix } from "node:path";
 import { BASELINE_EVERY, type ScenarioFigures, type RunFigures } from "./measure.js";
 import type { StoreId } from "./options.js";
 import type { ProfileSummary } from "./profile.js";
+import type { FiringSummary } from "./timers.js";
 import type { WatchFigures } from "./watch.js";
 
 export type UnaryPart = "throughput" | "defsize" | "growth" | "bare";
@@ -48,6 +49,29 @@ export interface StallEntry {
   ratio: number;
 }
 
+export interface TimersEntry {
+  store: StoreId;
+  storeLabel: string;
+  /** Scheduled actions due, one per instance, evenly over windowSeconds. */
+  timers: number;
+  windowSeconds: number;
+  /** Starting the instances and scheduling their actions, through the service in the server process, s. */
+  startSeconds: number;
+  scheduleSeconds: number;
+  /** The first due time minus the end of scheduling, s (negative: scheduling ran into the window). */
+  slackSeconds: number;
+  /** Scheduled actions per status, read from the database after the backlog. */
+  counts: Record<string, number>;
+  firings: FiringSummary;
+  /** GetInstance runs of windowSeconds before any timer is scheduled, and during the burst. */
+  alone: RunFigures;
+  during: RunFigures;
+  /** The during run's measured window, s from the first due time (start, end). */
+  duringWindow: [number, number];
+  p50Ratio: number;
+  p99Ratio: number;
+}
+
 export interface StartupEntry {
   instances: number;
   /** Spawn of the server process to the first health Check answered SERVING, ms (medians). */
@@ -83,6 +107,7 @@ export interface BenchReport {
   unary: UnaryEntry[];
   growth: GrowthEntry[];
   stall: StallEntry[];
+  timers: TimersEntry[];
   startup: StartupEntry[];
   watch: WatchEntry[];
   targets: TargetCheck[];
@@ -152,6 +177,19 @@ export function checkTargets(report: BenchReport): TargetCheck[] {
       target: `No stall, ${s.storeLabel}: GetInstance p99 during ListInstances at ${int(s.instances)} instances <= 2x alone`,
       measured: `${f2(s.ratio)}x (${f2(s.p99WithList)} ms vs ${f2(s.p99Alone)} ms)`,
       pass: s.instances >= 1_000_000 ? s.ratio <= 2 : null,
+    });
+  }
+  for (const t of report.timers) {
+    out.push({
+      target: `No stampede, ${t.storeLabel}: GetInstance p99 during a burst of ${int(t.timers)} timers <= 2x alone`,
+      measured: `${f2(t.p99Ratio)}x (${f2(t.during.p99)} ms vs ${f2(t.alone.p99)} ms)`,
+      pass: t.timers >= 100_000 ? t.p99Ratio <= 2 : null,
+    });
+    const limit = t.store === "sqlite" ? 100 : 1_000;
+    out.push({
+      target: `Timer lateness, ${t.storeLabel}: p99 < ${int(limit)} ms with ${int(t.timers)} due within ${t.windowSeconds} s`,
+      measured: `p99 ${int(t.firings.lateness.p99)} ms (p50 ${int(t.firings.lateness.p50)}, max ${int(t.firings.lateness.max)})`,
+      pass: t.timers >= 100_000 ? t.firings.lateness.p99 < limit : null,
     });
   }
   out.push({
@@ -317,6 +355,33 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
           `${ms(x.p99WithList)} ms`,
           `${f2(x.ratio)}x`,
           x.rounds.map((r) => r.listCalls).join(", "),
+        ]),
+      ),
+    );
+  }
+  if (report.timers.length) {
+    parts.push("## Timers");
+    parts.push(
+      "N instances, each with one ScheduleAction due at a time spread evenly over the window, fired by the server's timer worker " +
+        `(its defaults: 32 firings at once) while ${s.clients} clients send GetInstance for the window's length. GetInstance alone: the same run before any ` +
+        "timer was scheduled. Lateness is end_time - due_time of every fired scheduled action, read from the database after the backlog (the store's clock); " +
+        "backlog: from the first due time to the last firing.",
+    );
+    parts.push(
+      table(
+        ["store", "timers, window", "fired / refused / pending", "fire rate (peak)", "backlog", "lateness p50 / p99 / max", "GetInstance p50 / p99 alone", "during the burst", "p99 ratio", "cores during: server (/ database)", "scheduling slack"],
+        report.timers.map((t) => [
+          t.storeLabel,
+          `${int(t.timers)}, ${t.windowSeconds} s`,
+          `${int(t.counts.fired ?? 0)} / ${int(t.counts.refused ?? 0)} / ${int(t.counts.pending ?? 0)}`,
+          `${int(t.firings.fireRate)}/s (${int(t.firings.peakFireRate)}/s)`,
+          `${t.firings.backlogSeconds.toFixed(1)} s (${t.firings.tailSeconds.toFixed(1)} s past the last due)`,
+          `${ms(t.firings.lateness.p50)} / ${ms(t.firings.lateness.p99)} / ${ms(t.firings.lateness.max)} ms`,
+          `${ms(t.alone.p50)} / ${ms(t.alone.p99)} ms (${int(t.alone.rate)}/s)`,
+          `${ms(t.during.p50)} / ${ms(t.during.p99)} ms (${int(t.during.rate)}/s)`,
+          `**${f2(t.p99Ratio)}x**`,
+          `${f2(t.during.serverCores)}${t.during.databaseCores !== null ? ` / ${f2(t.during.databaseCores)}` : ""}`,
+          `${t.slackSeconds.toFixed(1)} s`,
         ]),
       ),
     );

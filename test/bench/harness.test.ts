@@ -408,6 +408,7 @@ describe("report outputs", () => {
     ],
     growth: [{ store: "memory", storeLabel: "memory", small: 1_000, large: 1_000_000, seedSeconds: 10, seedRate: 99_900, rssSmall: 1e8, rssLarge: 1e9, rssPerInstance: 900, heapPerInstance: 800 }],
     stall: [],
+    timers: [],
     startup: [],
     watch: [],
     targets: [],
