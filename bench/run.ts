@@ -497,6 +497,8 @@ for (const store of timerStores) {
       );
     } finally {
       await servers.close();
+      // With --profile: where the server's time went over the whole part (seeding, the runs, the burst).
+      readProfiles(tag, []);
     }
   });
 }
