@@ -13,7 +13,7 @@ import { join, relative, resolve } from "node:path";
 import { grpcUnframe, rawUnaryCall } from "./lib/grpc-wire.js";
 import { requireH2load, shellQuote } from "./lib/h2load.js";
 import { describeMachine } from "./lib/machine.js";
-import { measureBlock, measureStall, prepare, type MeasureSettings, type Prepared, type Target } from "./lib/measure.js";
+import { group, measureBlock, measureRun, measureStall, prepare, type MeasureSettings, type Prepared, type Target } from "./lib/measure.js";
 import { parseOptions, PG_GROWTH_SCENARIOS, unaryFor, USAGE, type BenchOptions, type StoreId, type UnaryScenarioId } from "./lib/options.js";
 import { canPin, killChildrenOnExit, ROOT } from "./lib/processes.js";
 import { planRun, runOverheadSeconds } from "./lib/plan.js";
@@ -22,6 +22,7 @@ import { checkTargets, renderMarkdown, BENCH_PAGE, renderBenchBlock, spliceBench
 import { startBare, startStore, STORE_LABELS, type ServerSet } from "./lib/servers.js";
 import { median } from "./lib/stats.js";
 import { renderSvg } from "./lib/svg.js";
+import { firstDueAfter, summarizeFirings } from "./lib/timers.js";
 import { measureWatch } from "./lib/watch.js";
 import { fixedSet, HEALTH, RARE_COUNT, unaryScenario, type UnaryScenario } from "./lib/workload.js";
 import { DATABASE_FILE } from "../src/store/sqlite-store.js";
@@ -77,6 +78,9 @@ const report: BenchReport = {
     baseInstances: opts.baseInstances,
     growth: opts.growth,
     pgGrowth: opts.pgGrowth,
+    timers: opts.timers,
+    pgTimers: opts.pgTimers,
+    timerWindow: opts.timerWindow,
     watchers: opts.watchers,
     watchRate: opts.watchRate,
     watchSeconds: opts.watchSeconds,
@@ -90,6 +94,7 @@ const report: BenchReport = {
   unary: [],
   growth: [],
   stall: [],
+  timers: [],
   startup: [],
   watch: [],
   targets: [],
@@ -398,6 +403,102 @@ for (const store of wantsBig ? growthStores : []) {
       }
     } finally {
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+}
+
+// ------------------------------------------------------------------ timer burst
+
+const timerStores = opts.parts.has("timers") ? opts.stores.filter((s): s is "sqlite" | "postgres" => s === "sqlite" || s === "postgres") : [];
+for (const store of timerStores) {
+  await part(`timers on ${store}`, async () => {
+    const count = store === "postgres" ? opts.pgTimers : opts.timers;
+    const windowMs = opts.timerWindow * 1000;
+    const tag = `${store}-timers`;
+    const label = STORE_LABELS[store];
+    log(`${label}: ${count.toLocaleString("en-US")} timers due within ${opts.timerWindow} s`);
+    const servers = await startStore(store, { cpus: opts.serverCpu, profileDir, tag });
+    try {
+      const primary = servers.servers[0]!;
+      await primary.call("setup", { clients: opts.clients });
+      const target = targetOf(servers);
+      const get = await prepare(unaryScenario("get", set), `${tag}:get`, target, tmp);
+      // As seed(): SQLite commits up to 1,000 writes in one transaction; PostgreSQL one at a time over a pool of 10.
+      const concurrency = store === "sqlite" ? 1_000 : 64;
+      const chunk = 20_000;
+      const inChunks = async (what: string, call: (from: number, n: number) => Promise<{ ms: number }>) => {
+        let ms = 0;
+        for (let from = 0; from < count; from += chunk) {
+          const n = Math.min(chunk, count - from);
+          ms += (await call(from, n)).ms;
+          log(`  ${what} ${(from + n).toLocaleString("en-US")} (${Math.round((from + n) / (ms / 1000)).toLocaleString("en-US")}/s)`);
+        }
+        return ms;
+      };
+      const startMs = await inChunks("started", (from, n) => primary.call("seedTimerInstances", { from, count: n, concurrency }));
+      const runSettings: MeasureSettings = { ...settings, seconds: opts.timerWindow };
+      log(`  GetInstance alone, ${opts.timerWindow} s`);
+      const alone = (await measureRun([group(get, target, opts.clients)], "bytes", target, runSettings)).figures;
+      // Due times are fixed before scheduling starts (ScheduleAction takes a time): far enough ahead for it
+      // to finish at the rate a probe of other instances measured.
+      const probe = Math.min(1_000, Math.max(100, Math.round(count / 50)));
+      const probeMs = (await primary.call("probeSchedule", { count: probe, concurrency })).ms;
+      log(`  ScheduleAction probe: ${probe} in ${(probeMs / 1000).toFixed(1)} s (${Math.round(probe / (probeMs / 1000)).toLocaleString("en-US")}/s)`);
+      const firstDueMs = firstDueAfter(Date.now(), (probeMs * count) / probe);
+      const scheduleMs = await inChunks("scheduled", (from, n) =>
+        primary.call("scheduleTimers", { from, count: n, total: count, firstDueMs, windowMs, concurrency }),
+      );
+      const slackMs = firstDueMs - Date.now();
+      log(`  first timer due in ${(slackMs / 1000).toFixed(1)} s; GetInstance during the burst`);
+      const finished = async () => {
+        const w = await primary.call("timerWorker");
+        return w.completed + w.lost;
+      };
+      const finishedBefore = await finished();
+      // Start the load so its window (after the h2load processes have started) opens about when the first timer is due.
+      const leadMs = runOverheadSeconds(opts.clients) * 1000;
+      const wait = firstDueMs - leadMs - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const run = await measureRun([group(get, target, opts.clients)], "bytes", target, runSettings);
+      const during = run.figures;
+      // The backlog: poll the worker's counter until every firing is done, or nothing moved for a minute.
+      let done = (await finished()) - finishedBefore;
+      let lastMove = performance.now();
+      while (done < count && performance.now() - lastMove < 60_000) {
+        await new Promise((r) => setTimeout(r, 250));
+        const now = (await finished()) - finishedBefore;
+        if (now > done) lastMove = performance.now();
+        done = now;
+      }
+      const outcomes = await primary.call("timerOutcomes");
+      const firings = summarizeFirings(outcomes.due, outcomes.end);
+      report.timers.push({
+        store,
+        storeLabel: label,
+        timers: count,
+        windowSeconds: opts.timerWindow,
+        startSeconds: startMs / 1000,
+        scheduleSeconds: scheduleMs / 1000,
+        slackSeconds: slackMs / 1000,
+        counts: outcomes.counts,
+        firings,
+        alone,
+        during,
+        duringWindow: [(run.load.window.startUs / 1000 - firstDueMs) / 1000, (run.load.window.endUs / 1000 - firstDueMs) / 1000],
+        p50Ratio: during.p50 / alone.p50,
+        p99Ratio: during.p99 / alone.p99,
+      });
+      const l = firings.lateness;
+      log(
+        `  fired ${firings.fired.toLocaleString("en-US")} of ${count.toLocaleString("en-US")} in ${firings.backlogSeconds.toFixed(1)} s ` +
+          `(${Math.round(firings.fireRate)}/s, peak ${firings.peakFireRate}/s); lateness p50 ${l.p50.toFixed(0)} / p99 ${l.p99.toFixed(0)} / max ${l.max.toFixed(0)} ms; ` +
+          `GetInstance p99 alone ${alone.p99.toFixed(2)} ms, during ${during.p99.toFixed(2)} ms (${(during.p99 / alone.p99).toFixed(2)}x); ` +
+          `server ${during.serverCores.toFixed(2)} cores${during.databaseCores !== null ? `, database ${during.databaseCores.toFixed(2)}` : ""}`,
+      );
+    } finally {
+      await servers.close();
+      // With --profile: where the server's time went over the whole part (seeding, the runs, the burst).
+      readProfiles(tag, []);
     }
   });
 }

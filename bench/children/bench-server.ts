@@ -6,6 +6,8 @@
  *
  *   started by bench/run.ts: node --import tsx bench/children/bench-server.ts '<json config>'
  */
+import type Database from "better-sqlite3";
+import pg from "pg";
 import { startServer } from "../../src/server.js";
 import { createLogger } from "../../src/logger.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
@@ -13,6 +15,7 @@ import { openPostgresStore } from "../../src/store/postgres-store.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { WorkflowStore } from "../../src/store/store.js";
 import { serveIpc } from "../lib/ipc.js";
+import { dueTimeOf } from "../lib/timers.js";
 import { monotonicMs } from "../lib/processes.js";
 import {
   DEFINITIONS,
@@ -24,6 +27,11 @@ import {
   SEED_TRANSITIONS,
   SMALL_DEF,
   STAY,
+  TIMER_ACTION,
+  timerDefinition,
+  timerInstanceId,
+  TIMER_PREFIX,
+  timerProbeId,
 } from "../lib/workload.js";
 
 export interface BenchServerConfig {
@@ -88,6 +96,7 @@ async function pool(count: number, concurrency: number, task: (i: number) => Pro
 
 const start = (definitionId: string, instanceId: string) =>
   service.startInstance({ definitionId, definitionVersion: 1, instanceId, requestId: "" });
+const timerDefinitionId = timerDefinition().id;
 const execute = (instanceId: string, actionId: string) => service.executeAction({ instanceId, actionId, expectedVersion: 0, requestId: "" });
 
 const handlers = {
@@ -119,6 +128,90 @@ const handlers = {
     const t0 = performance.now();
     await pool(args.count, args.concurrency, (i) => start(SMALL_DEF, `${FILLER_PREFIX}${String(args.from + i).padStart(FILLER_WIDTH, "0")}`));
     return { ms: performance.now() - t0 };
+  },
+
+  /** The timers part: its definition (first call) and instances t-<from>.. waiting in its initial state. */
+  async seedTimerInstances(args: { from: number; count: number; concurrency: number }) {
+    const t0 = performance.now();
+    if (args.from === 0) await service.createDefinition(timerDefinition());
+    await pool(args.count, args.concurrency, (i) => start(timerDefinitionId, timerInstanceId(args.from + i)));
+    return { ms: performance.now() - t0 };
+  },
+
+  /**
+   * ScheduleAction(expire) on instances from..from+count-1 of `total`, instance i due at
+   * firstDueMs + windowMs * i / total (epoch ms): due times spread evenly over the window.
+   */
+  async scheduleTimers(args: { from: number; count: number; total: number; firstDueMs: number; windowMs: number; concurrency: number }) {
+    const t0 = performance.now();
+    await pool(args.count, args.concurrency, (k) => {
+      const i = args.from + k;
+      return service.scheduleAction({
+        instanceId: timerInstanceId(i),
+        actionId: TIMER_ACTION,
+        at: new Date(dueTimeOf(i, args.total, args.firstDueMs, args.windowMs)),
+        expectedVersion: 0,
+        requestId: "",
+      });
+    });
+    return { ms: performance.now() - t0 };
+  },
+
+  /**
+   * The timer worker's counters, read in-process so polling costs the burst nothing. A firing's own
+   * commit deletes its work item, so the worker's completion of it counts as `lost`: finished = completed + lost.
+   */
+  timerWorker() {
+    const stats = server.timers?.stats();
+    if (!stats) throw new Error("this server runs no timer worker");
+    return stats;
+  },
+
+  /**
+   * How fast ScheduleAction goes on this store, before the burst's due times are chosen: `count`
+   * probe instances (ids outside the burst's) each get one scheduled a day ahead (never fires
+   * during the bench). Returns the milliseconds the ScheduleActions took.
+   */
+  async probeSchedule(args: { count: number; concurrency: number }) {
+    await pool(args.count, args.concurrency, (i) => start(timerDefinitionId, timerProbeId(i)));
+    const at = new Date(Date.now() + 86_400_000);
+    const t0 = performance.now();
+    await pool(args.count, args.concurrency, (i) =>
+      service.scheduleAction({ instanceId: timerProbeId(i), actionId: TIMER_ACTION, at, expectedVersion: 0, requestId: "" }),
+    );
+    return { ms: performance.now() - t0 };
+  },
+
+  /**
+   * The burst's scheduled actions (instances t-...) as the database holds them, read directly (not
+   * through the service): counts per status, and due and end time (epoch ms, the store's clock) of
+   * each fired one. SQLite holds its file in exclusive locking mode, so it is read through the
+   * store's own connection.
+   */
+  async timerOutcomes() {
+    type Row = { status: string; due: number; end: number | null };
+    const sql = (due: string, end: string, [lo, hi]: [string, string]) =>
+      `SELECT status, ${due} AS due, ${end} AS "end" FROM scheduled_actions WHERE instance_id >= ${lo} AND instance_id < ${hi}`;
+    // Ids from TIMER_PREFIX to the prefix with its last character incremented: every t-<n>, no probe (tp-).
+    const lo = TIMER_PREFIX;
+    const hi = TIMER_PREFIX.slice(0, -1) + String.fromCharCode(TIMER_PREFIX.charCodeAt(TIMER_PREFIX.length - 1) + 1);
+    let rows: Row[];
+    if (config.store === "sqlite") {
+      const db = (store as unknown as { db: Database.Database }).db;
+      rows = db.prepare<[string, string], Row>(sql("due_time", "end_time", ["?", "?"])).all(lo, hi);
+    } else if (config.store === "postgres") {
+      const client = new pg.Client({ connectionString: config.url });
+      await client.connect();
+      try {
+        rows = (await client.query<Row>(sql("(extract(epoch FROM due_time) * 1000)::float8", "(extract(epoch FROM end_time) * 1000)::float8", ["$1", "$2"]), [lo, hi])).rows;
+      } finally {
+        await client.end();
+      }
+    } else throw new Error("timerOutcomes reads a SQLite or PostgreSQL database");
+    const counts: Record<string, number> = {};
+    for (const r of rows) counts[r.status] = (counts[r.status] ?? 0) + 1;
+    const fired = rows.filter((r) => r.status === "fired");
+    return { counts, due: Float64Array.from(fired, (r) => Number(r.due)), end: Float64Array.from(fired, (r) => Number(r.end)) };
   },
 
   async stats() {

@@ -101,7 +101,7 @@ export async function prepare(scenario: UnaryScenario, key: string, target: Targ
   return { scenario, key, bodyFiles, responseBytes, probeMs, sample };
 }
 
-function group(p: Prepared, target: Target, processes: number, label = p.scenario.id): LoadGroup {
+export function group(p: Prepared, target: Target, processes: number, label = p.scenario.id): LoadGroup {
   return {
     label,
     processes,

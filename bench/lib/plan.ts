@@ -13,6 +13,9 @@ export function runOverheadSeconds(clients: number): number {
 /** Seeding rates through the service, instances per second, on a quiet 2-core machine (rough). */
 const SEED_RATE = { memory: 50_000, sqlite: 15_000, postgres: 1_000 } as const;
 const SERVER_START_SECONDS = 3;
+/** ScheduleAction through the service, and timers fired in a backlog, per second (2026-12-07, a busy 2-core machine). */
+const SCHEDULE_RATE = { sqlite: 1_300, postgres: 330 } as const;
+const FIRE_RATE = { sqlite: 230, postgres: 200 } as const;
 
 export interface Plan {
   loadRuns: number;
@@ -60,6 +63,21 @@ export function planRun(opts: BenchOptions): Plan {
       blockRuns(unary.filter((id) => id !== "start").length, opts.rounds) + blockRuns(unary.includes("start") ? 1 : 0, opts.rounds) + stall,
       SERVER_START_SECONDS + size / SEED_RATE[store] + startup,
     );
+  }
+  for (const store of ["sqlite", "postgres"] as const) {
+    if (!opts.parts.has("timers") || !opts.stores.includes(store)) continue;
+    const timers = store === "postgres" ? opts.pgTimers : opts.timers;
+    // Two GetInstance runs of the window's length (alone, during), starting the instances, their
+    // ScheduleActions, then the backlog (whichever is longer: the window, or firing them all).
+    const s =
+      2 * (opts.timerWindow + runOverheadSeconds(opts.clients)) +
+      SERVER_START_SECONDS +
+      timers / SEED_RATE[store] +
+      timers / SCHEDULE_RATE[store] +
+      Math.max(opts.timerWindow, timers / FIRE_RATE[store]) +
+      3;
+    seconds += s;
+    lines.push(`${timers.toLocaleString("en-US")} timers due within ${opts.timerWindow} s on ${store}: 2 load runs, ~${Math.round(s)} s`);
   }
   if (opts.parts.has("watch")) {
     const watch = opts.watchers.reduce((s, n) => s + 2 * (opts.watchSeconds + 1 + 3 + n / 1_000), 2 * SERVER_START_SECONDS);

@@ -3,6 +3,7 @@ import { posix } from "node:path";
 import { BASELINE_EVERY, type ScenarioFigures, type RunFigures } from "./measure.js";
 import type { StoreId } from "./options.js";
 import type { ProfileSummary } from "./profile.js";
+import type { FiringSummary } from "./timers.js";
 import type { WatchFigures } from "./watch.js";
 
 export type UnaryPart = "throughput" | "defsize" | "growth" | "bare";
@@ -48,6 +49,29 @@ export interface StallEntry {
   ratio: number;
 }
 
+export interface TimersEntry {
+  store: StoreId;
+  storeLabel: string;
+  /** Scheduled actions due, one per instance, evenly over windowSeconds. */
+  timers: number;
+  windowSeconds: number;
+  /** Starting the instances and scheduling their actions, through the service in the server process, s. */
+  startSeconds: number;
+  scheduleSeconds: number;
+  /** The first due time minus the end of scheduling, s (negative: scheduling ran into the window). */
+  slackSeconds: number;
+  /** Scheduled actions per status, read from the database after the backlog. */
+  counts: Record<string, number>;
+  firings: FiringSummary;
+  /** GetInstance runs of windowSeconds before any timer is scheduled, and during the burst. */
+  alone: RunFigures;
+  during: RunFigures;
+  /** The during run's measured window, s from the first due time (start, end). */
+  duringWindow: [number, number];
+  p50Ratio: number;
+  p99Ratio: number;
+}
+
 export interface StartupEntry {
   instances: number;
   /** Spawn of the server process to the first health Check answered SERVING, ms (medians). */
@@ -83,6 +107,7 @@ export interface BenchReport {
   unary: UnaryEntry[];
   growth: GrowthEntry[];
   stall: StallEntry[];
+  timers: TimersEntry[];
   startup: StartupEntry[];
   watch: WatchEntry[];
   targets: TargetCheck[];
@@ -154,6 +179,19 @@ export function checkTargets(report: BenchReport): TargetCheck[] {
       pass: s.instances >= 1_000_000 ? s.ratio <= 2 : null,
     });
   }
+  for (const t of report.timers) {
+    out.push({
+      target: `No stampede, ${t.storeLabel}: GetInstance p99 during a burst of ${int(t.timers)} timers <= 2x alone`,
+      measured: `${f2(t.p99Ratio)}x (${f2(t.during.p99)} ms vs ${f2(t.alone.p99)} ms)`,
+      pass: t.timers >= 100_000 ? t.p99Ratio <= 2 : null,
+    });
+    const limit = t.store === "sqlite" ? 100 : 1_000;
+    out.push({
+      target: `Timer lateness, ${t.storeLabel}: p99 < ${int(limit)} ms with ${int(t.timers)} due within ${t.windowSeconds} s`,
+      measured: `p99 ${duration(t.firings.lateness.p99)} (p50 ${duration(t.firings.lateness.p50)}, max ${duration(t.firings.lateness.max)})`,
+      pass: t.timers >= 100_000 ? t.firings.lateness.p99 < limit : null,
+    });
+  }
   out.push({
     target: "npm run bench (full matrix) under 20 minutes",
     measured: `${(report.durationSeconds / 60).toFixed(1)} min${report.full ? "" : " (not a full run)"}`,
@@ -165,6 +203,8 @@ export function checkTargets(report: BenchReport): TargetCheck[] {
 // ------------------------------------------------------------------ Markdown
 
 const ms = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? "n/a" : x < 10 ? x.toFixed(2) : x.toFixed(1));
+/** A time that may run from milliseconds to minutes: ms below 10 s, seconds above. */
+const duration = (x: number) => (!Number.isFinite(x) ? "n/a" : x < 10_000 ? `${ms(x)} ms` : `${(x / 1000).toFixed(1)} s`);
 const verdict = (p: boolean | null) => (p === null ? "not checked" : p ? "met" : "**not met**");
 const table = (head: string[], rows: string[][]) =>
   [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
@@ -321,6 +361,33 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
       ),
     );
   }
+  if (report.timers.length) {
+    parts.push("## Timers");
+    parts.push(
+      "N instances, each with one ScheduleAction due at a time spread evenly over the window, fired by the server's timer worker " +
+        `(its defaults: 32 firings at once) while ${s.clients} clients send GetInstance for the window's length. GetInstance alone: the same run before any ` +
+        "timer was scheduled. Lateness is end_time - due_time of every fired scheduled action, read from the database after the backlog (the store's clock); " +
+        "backlog: from the first due time to the last firing.",
+    );
+    parts.push(
+      table(
+        ["store", "timers, window", "fired / refused / pending", "fire rate (peak)", "backlog", "lateness p50 / p99 / max", "GetInstance p50 / p99 alone", "during the burst", "p99 ratio", "cores during: server (/ database)", "scheduling slack"],
+        report.timers.map((t) => [
+          t.storeLabel,
+          `${int(t.timers)}, ${t.windowSeconds} s`,
+          `${int(t.counts.fired ?? 0)} / ${int(t.counts.refused ?? 0)} / ${int(t.counts.pending ?? 0)}`,
+          `${int(t.firings.fireRate)}/s (${int(t.firings.peakFireRate)}/s)`,
+          `${t.firings.backlogSeconds.toFixed(1)} s (${t.firings.tailSeconds.toFixed(1)} s past the last due)`,
+          [t.firings.lateness.p50, t.firings.lateness.p99, t.firings.lateness.max].map(duration).join(" / "),
+          `${ms(t.alone.p50)} / ${ms(t.alone.p99)} ms (${int(t.alone.rate)}/s)`,
+          `${ms(t.during.p50)} / ${ms(t.during.p99)} ms (${int(t.during.rate)}/s)`,
+          `**${f2(t.p99Ratio)}x**`,
+          `${f2(t.during.serverCores)}${t.during.databaseCores !== null ? ` / ${f2(t.during.databaseCores)}` : ""}`,
+          `${t.slackSeconds.toFixed(1)} s`,
+        ]),
+      ),
+    );
+  }
   if (report.startup.length) {
     parts.push("## SQLite start-up");
     parts.push(
@@ -361,6 +428,11 @@ export function renderMarkdown(report: BenchReport, svgFile: string): string {
     for (const u of profiled) {
       parts.push(`**${u.storeLabel}, ${u.title}** (${ms(u.profile!.busyMs)} ms busy): ` + u.profile!.topFunctions.slice(0, 6).map((c) => `${c.name} ${(c.share * 100).toFixed(1)}%`).join("; "));
       parts.push("by file: " + u.profile!.topFiles.slice(0, 6).map((c) => `${c.name} ${(c.share * 100).toFixed(1)}%`).join("; "));
+    }
+    // Parts without scenarios (the timer burst) have only their server's whole profile.
+    for (const p of report.profiles.filter((x) => x.server.includes("-timers-"))) {
+      parts.push(`**${p.server}, whole run** (${ms(p.summary.busyMs)} ms busy): ` + p.summary.topFunctions.slice(0, 8).map((c) => `${c.name} ${(c.share * 100).toFixed(1)}%`).join("; "));
+      parts.push("by file: " + p.summary.topFiles.slice(0, 8).map((c) => `${c.name} ${(c.share * 100).toFixed(1)}%`).join("; "));
     }
   }
   const notes = report.unary.filter((u) => u.figures.notes.length && u.part !== "growth");

@@ -171,3 +171,29 @@ export function unaryScenario(id: UnaryScenarioId, set: FixedSet, large = false)
     }
   }
 }
+
+/**
+ * The timers part: instances of TIMER_DEF wait in its initial state until a ScheduleAction of
+ * TIMER_ACTION, due at a chosen time, moves them on (bench/children/bench-server.ts seeds both).
+ */
+export const TIMER_DEF = "benchtimer";
+export const TIMER_ACTION = "expire";
+export const TIMER_PREFIX = "t-";
+
+export function timerDefinition(): DefinitionInput {
+  return {
+    id: TIMER_DEF,
+    name: "Bench timer",
+    description: "Benchmark definition: an instance waits until its scheduled expire fires.",
+    version: 0,
+    states: [
+      { id: "waiting", name: "Waiting", initial: true, final: false, description: "" },
+      { id: "expired", name: "Expired", initial: false, final: false, description: "" },
+    ],
+    actions: [{ id: TIMER_ACTION, name: "Expire", fromStates: ["waiting"], toState: "expired", description: "" }],
+  };
+}
+
+export const timerInstanceId = (i: number) => `${TIMER_PREFIX}${pad(i, FILLER_WIDTH)}`;
+/** Instances that measure ScheduleAction's rate before the burst: ids outside t-..., so they are not counted in it. */
+export const timerProbeId = (i: number) => `tp-${pad(i, FILLER_WIDTH)}`;

@@ -769,6 +769,44 @@ export const MIGRATIONS: readonly Migration[] = [
                        FROM generate_subscripts(p_id, 1) AS ord;
       END
       $fn$;
+
+      -- The work queue's claim and next due time (postgres-work-queue.ts), with planner settings of
+      -- their own. Their right plan walks work_items_due in (run_at, id) order and stops after the
+      -- first heads found; a plan on statistics that lag a burst (or that never come: autovacuum off)
+      -- estimates a handful of due rows, collects every due item, probes each for its key's head and
+      -- sorts them, so a claim of 32 out of a backlog of N costs N, and the backlog N x N / 32. The
+      -- head-of-key probe is a scalar subquery, so it stays a per-row probe of work_items_by_key
+      -- rather than becoming an anti-join over the table.
+      CREATE FUNCTION workflow_claim_work(p_kinds text[], p_limit integer, p_owner text, p_lease_ms float8)
+      RETURNS SETOF work_items LANGUAGE sql VOLATILE
+      SET enable_sort = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_bitmapscan = off
+      AS $fn$
+        WITH due AS (
+          SELECT w.id FROM work_items w
+           WHERE w.state = 'pending' AND w.run_at <= now() AND w.kind = ANY (p_kinds)
+             AND NOT (SELECT EXISTS (SELECT 1 FROM work_items e
+                                      WHERE e.kind = w.kind AND e.key = w.key AND (e.seq, e.id) < (w.seq, w.id)))
+           ORDER BY w.run_at, w.id
+           LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+        )
+        UPDATE work_items w
+           SET state = 'leased', owner = p_owner, attempt = w.attempt + 1,
+               lease_expires_at = now() + p_lease_ms * interval '1 millisecond'
+          FROM due WHERE w.id = due.id AND w.state = 'pending' -- rechecked on the row it locked
+        RETURNING w.*
+      $fn$;
+
+      CREATE FUNCTION workflow_next_due_ms(p_kinds text[]) RETURNS float8 LANGUAGE sql STABLE
+      SET enable_sort = off SET enable_hashjoin = off SET enable_mergejoin = off SET enable_bitmapscan = off
+      AS $fn$
+        SELECT extract(epoch FROM w.run_at - now())::float8 * 1000 FROM work_items w
+         WHERE w.state = 'pending' AND w.kind = ANY (p_kinds)
+           AND NOT (SELECT EXISTS (SELECT 1 FROM work_items e
+                                    WHERE e.kind = w.kind AND e.key = w.key AND (e.seq, e.id) < (w.seq, w.id)))
+         ORDER BY w.run_at, w.id
+         LIMIT 1
+      $fn$;
     `,
   },
   {

@@ -71,20 +71,11 @@ const ENQUEUE_SQL = `
   )
   SELECT id, (SELECT count(*) FROM hint) AS hinted FROM ins`;
 
-const CLAIM_SQL = `
-  WITH due AS (
-    SELECT w.id FROM work_items w
-     WHERE w.state = 'pending' AND w.run_at <= now() AND w.kind = ANY($1::text[])
-       AND NOT EXISTS (SELECT 1 FROM work_items e
-                        WHERE e.kind = w.kind AND e.key = w.key AND (e.seq, e.id) < (w.seq, w.id))
-     ORDER BY w.run_at, w.id
-     LIMIT $2
-     FOR UPDATE SKIP LOCKED
-  )
-  UPDATE work_items w
-     SET state = 'leased', owner = $3, attempt = w.attempt + 1, lease_expires_at = now() + $4::float8 ${MS}
-    FROM due WHERE w.id = due.id AND w.state = 'pending' -- rechecked on the row it locked
-  RETURNING ${RETURNED}`;
+/**
+ * The claim: one statement, in a function with planner settings of its own (migration 8 says why:
+ * on a backlog, the plan must walk the due index in order and stop early, whatever the statistics).
+ */
+const CLAIM_SQL = `SELECT ${RETURNED} FROM workflow_claim_work($1::text[], $2::integer, $3::text, $4::float8) w`;
 
 /** The fence: joined with unnest($1 ids, $2 attempts) as f, owner $3. */
 const HELD = "w.id = f.id AND w.attempt = f.attempt AND w.owner = $3 AND w.state = 'leased'";
@@ -150,13 +141,8 @@ export class PostgresWorkQueue implements WorkQueue {
 
   async nextDue(kinds: readonly string[]): Promise<number | undefined> {
     this.options.check();
-    const { rows } = await this.pool.query<{ ms: number | null }>(
-      `SELECT extract(epoch FROM min(w.run_at) - now())::float8 * 1000 AS ms FROM work_items w
-        WHERE w.state = 'pending' AND w.kind = ANY($1::text[])
-          AND NOT EXISTS (SELECT 1 FROM work_items e
-                           WHERE e.kind = w.kind AND e.key = w.key AND (e.seq, e.id) < (w.seq, w.id))`,
-      [kinds],
-    );
+    // The first pending head in due order (a function, as the claim: an index walk that stops early).
+    const { rows } = await this.pool.query<{ ms: number | null }>("SELECT workflow_next_due_ms($1::text[]) AS ms", [kinds]);
     const ms = rows[0]?.ms;
     return ms === null || ms === undefined ? undefined : Math.max(0, ms);
   }

@@ -12,7 +12,7 @@ import { ExecuteActionRequest, GetInstanceRequest, ListInstancesRequest } from "
 import { grpcFrame, grpcUnframe } from "../../bench/lib/grpc-wire.js";
 import { commonWindow, parseH2loadSummary, parseRequestLog, shellQuote, type RequestLog } from "../../bench/lib/h2load.js";
 import { blockRuns, meanRun, processesFor, roundPlan, summarizeRounds, type RunFigures, type ScenarioFigures } from "../../bench/lib/measure.js";
-import { parseOptions, PARTS, PG_GROWTH_SCENARIOS, PG_REPLICAS_SCENARIOS, STORES, UNARY_SCENARIOS, type BenchOptions } from "../../bench/lib/options.js";
+import { OPT_IN_PARTS, parseOptions, PARTS, PG_GROWTH_SCENARIOS, PG_REPLICAS_SCENARIOS, STORES, UNARY_SCENARIOS, type BenchOptions } from "../../bench/lib/options.js";
 import { planRun } from "../../bench/lib/plan.js";
 import { summarizeProfile, type CpuProfile } from "../../bench/lib/profile.js";
 import { readFileSync } from "node:fs";
@@ -29,6 +29,7 @@ import {
 } from "../../bench/lib/report.js";
 import { median, percentile, summarize } from "../../bench/lib/stats.js";
 import { escapeXml, logScale, renderSvg } from "../../bench/lib/svg.js";
+import { dueTimeOf, firstDueAfter, summarizeFirings } from "../../bench/lib/timers.js";
 import { deliveryLatencies, watcherProcesses } from "../../bench/lib/watch.js";
 import { chainDefinition, fixedCount, fixedSet, LARGE_DEF, RARE_STATE, SMALL_DEF, STAY, unaryScenario } from "../../bench/lib/workload.js";
 
@@ -278,7 +279,8 @@ describe("options", () => {
     expect(o.name).toBe("latest");
     expect(o.stores).toEqual([...STORES]);
     expect(o.unary).toEqual([...UNARY_SCENARIOS]);
-    expect([...o.parts]).toEqual([...PARTS]);
+    expect([...o.parts]).toEqual(PARTS.filter((p) => !OPT_IN_PARTS.includes(p)));
+    expect(o.parts.has("timers")).toBe(false);
     expect(o.rounds).toBeGreaterThanOrEqual(3);
     expect(o.clients).toBe(64);
     expect(o.growth).toBe(1_000_000);
@@ -298,6 +300,23 @@ describe("options", () => {
     expect(quick.full).toBe(false);
     expect(quick.growth).toBeLessThan(1_000_000);
     expect(quick.clients).toBeLessThan(64);
+  });
+
+  it("runs the timer burst only when asked, on SQLite and PostgreSQL, 100,000 each unless told", () => {
+    const o = options(["--only", "timers"]);
+    expect([...o.parts]).toEqual(["timers"]);
+    expect(o.unary).toEqual([]);
+    expect(o.stores).toEqual([...STORES]);
+    expect(o.full).toBe(false);
+    expect([o.timers, o.pgTimers, o.timerWindow]).toEqual([100_000, 100_000, 10]);
+    expect(options(["--only", "timers", "--timers", "5000"]).pgTimers).toBe(5_000);
+    const pg = options(["--only", "timers", "--pg-timers", "20000", "--timer-window", "2.5"]);
+    expect([pg.timers, pg.pgTimers, pg.timerWindow]).toEqual([100_000, 20_000, 2.5]);
+    const plan = planRun(o);
+    expect(plan.loadRuns).toBe(0);
+    expect(plan.lines).toEqual([expect.stringMatching(/^100,000 timers due within 10 s on sqlite: 2 load runs/), expect.stringMatching(/on postgres: 2 load runs/)]);
+    expect(planRun(options(["--only", "timers", "--stores", "memory,postgres2"])).lines).toEqual([]);
+    expect(() => parseOptions(["--timers", "0"])).toThrow(/--timers needs a positive integer/);
   });
 
   it("says what is wrong with a flag", () => {
@@ -356,6 +375,26 @@ describe("workload", () => {
   });
 });
 
+describe("timer burst", () => {
+  it("spreads due times evenly over the window and leaves room for scheduling before it", () => {
+    expect([0, 1, 2, 3].map((i) => dueTimeOf(i, 4, 1_000, 10_000))).toEqual([1_000, 3_500, 6_000, 8_500]);
+    expect(dueTimeOf(99_999, 100_000, 0, 10_000)).toBe(9_999);
+    expect(firstDueAfter(1_000, 10_000)).toBe(1_000 + 13_000 + 3_000);
+  });
+
+  it("lateness is end - due of each firing; the backlog runs from the first due time to the last firing", () => {
+    // Due at 0, 1, 2 and 3 s; fired 10, 20, 500 and 2,000 ms late.
+    const f = summarizeFirings([0, 1_000, 2_000, 3_000], [10, 1_020, 2_500, 5_000]);
+    expect(f.fired).toBe(4);
+    expect([f.lateness.p50, f.lateness.p99, f.lateness.max, f.lateness.mean]).toEqual([20, 2_000, 2_000, 632.5]);
+    expect(f.backlogSeconds).toBe(5);
+    expect(f.fireRate).toBe(0.8);
+    expect(f.peakFireRate).toBe(1);
+    expect(f.tailSeconds).toBe(2);
+    expect(summarizeFirings([], []).fired).toBe(0);
+  });
+});
+
 describe("report outputs", () => {
   const figures = (ratio: number, rate: number, p99 = 3): ScenarioFigures => ({
     processes: 64,
@@ -408,6 +447,24 @@ describe("report outputs", () => {
     ],
     growth: [{ store: "memory", storeLabel: "memory", small: 1_000, large: 1_000_000, seedSeconds: 10, seedRate: 99_900, rssSmall: 1e8, rssLarge: 1e9, rssPerInstance: 900, heapPerInstance: 800 }],
     stall: [],
+    timers: [
+      {
+        store: "sqlite",
+        storeLabel: "SQLite",
+        timers: 100_000,
+        windowSeconds: 10,
+        startSeconds: 7,
+        scheduleSeconds: 60,
+        slackSeconds: 2,
+        counts: { fired: 100_000 },
+        firings: summarizeFirings([0, 1_000], [40, 1_070]),
+        alone: run({ p50: 1, p99: 4 }),
+        during: run({ p50: 2, p99: 10 }),
+        duringWindow: [0.1, 10.1],
+        p50Ratio: 2,
+        p99Ratio: 2.5,
+      },
+    ],
     startup: [],
     watch: [],
     targets: [],
@@ -427,6 +484,9 @@ describe("report outputs", () => {
     expect(verdict("Growth, memory")).toBe(false);
     expect(report.targets.find((t) => t.target.startsWith("Growth, memory"))!.measured).toContain("get 5.00x");
     expect(verdict("npm run bench")).toBe(true);
+    expect(verdict("No stampede, SQLite")).toBe(false);
+    // Lateness 40 and 70 ms: p99 70 ms, under SQLite's 100 ms.
+    expect(verdict("Timer lateness, SQLite: p99 < 100 ms")).toBe(true);
   });
 
   it("Markdown carries the note, the targets and every scenario", () => {
@@ -436,6 +496,9 @@ describe("report outputs", () => {
     expect(md).toContain("![ratio to Check");
     for (const e of report.unary) expect(md).toContain(e.title);
     expect(md).toContain("**5.00x**");
+    expect(md).toContain("## Timers");
+    expect(md).toContain("| SQLite | 100,000, 10 s | 100,000 / 0 / 0 |");
+    expect(md).toContain("| 40.0 ms / 70.0 ms / 70.0 ms | 1.00 / 4.00 ms (1,000/s) | 2.00 / 10.0 ms (1,000/s) | **2.50x** |");
   });
 
   it("SVG is well-formed, escapes text, and draws a bar per scenario", () => {
