@@ -487,6 +487,16 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         ),
       };
       const vars1 = (): Payload => ({ amount: 250.5, notes: ["ü", "😀"], nested: { deep: [1, { x: null }] } });
+      /**
+       * The same definition without its data rules: the transitions below come from the engine, and the
+       * variables each one carries are set by hand (the store only keeps what it is given), so the rules
+       * must not decide them here (engine tests do).
+       */
+      const ruleless: Definition = {
+        ...claims,
+        variablesSchema: undefined,
+        actions: claims.actions.map(({ guard: _g, routes: _r, assign: _a, payloadSchema: _p, ...a }) => a),
+      };
 
       /** The engine's transition, given the data the engine would compute (the store only keeps it). */
       const withData = (t: Transition, variables: Payload | undefined, set?: Payload): Transition => {
@@ -498,14 +508,14 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
 
       /** Starts `id` of claims with vars1, request_id `rs-<id>`. */
       const startClaim = async (id: string) => {
-        const t = withData(startInstance(claims, { instanceId: id, now: now(), requestId: `rs-${id}` }), vars1(), vars1());
+        const t = withData(startInstance(ruleless, { instanceId: id, now: now(), requestId: `rs-${id}` }), vars1(), vars1());
         return { t, event: okEvent(await store.commitStart({ transition: t, requestKey: { requestId: `rs-${id}`, fingerprint: "f" } })) };
       };
 
       /** Executes `actionId` on the stored instance, with the instance's new variables and what the change set. */
       const actClaim = async (id: string, actionId: string, variables: Payload | undefined, set?: Payload, requestId = "") => {
         const instance = (await store.getInstance(id))!;
-        const t = withData(executeAction(claims, instance, { actionId, now: now(), requestId }), variables, set);
+        const t = withData(executeAction(ruleless, instance, { actionId, now: now(), requestId }), variables, set);
         const requestKey = requestId ? { requestId, fingerprint: "f" } : undefined;
         return { t, event: okEvent(await store.commitTransition({ transition: t, fromVersion: instance.version, requestKey })) };
       };
@@ -570,17 +580,17 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         // A replayed request returns the stored result, data included.
         expect((await store.getRequest("rs-d1"))?.result).toEqual({ instance: s.instance, entry: s.entry });
         expect((await store.getRequest("rt-d1"))?.result).toEqual({ instance: t.instance, entry: t.entry });
-        const replay = withData(executeAction(claims, s.instance, { actionId: "submit", now: now(), requestId: "rt-d1" }), vars1());
+        const replay = withData(executeAction(ruleless, s.instance, { actionId: "submit", now: now(), requestId: "rt-d1" }), vars1());
         const again = await store.commitTransition({ transition: replay, fromVersion: 1, requestKey: { requestId: "rt-d1", fingerprint: "f" } });
         expect(again).toMatchObject({ ok: false, reason: "request_exists", record: { result: { instance: t.instance, entry: t.entry } } });
         // A second start of the id reports the stored instance with its variables.
-        const restart = withData(startInstance(claims, { instanceId: "d1", now: now(), requestId: "" }), { amount: 1 });
+        const restart = withData(startInstance(ruleless, { instanceId: "d1", now: now(), requestId: "" }), { amount: 1 });
         expect(await store.commitStart({ transition: restart })).toEqual({ ok: false, reason: "instance_exists", existing: t.instance });
       });
 
       it("reports version_conflict with the current instance and its variables", async () => {
         const { t: s } = await startClaim("d2");
-        const stale = withData(executeAction(claims, s.instance, { actionId: "cancel", now: now(), requestId: "" }), { amount: 0 }, { amount: 0 });
+        const stale = withData(executeAction(ruleless, s.instance, { actionId: "cancel", now: now(), requestId: "" }), { amount: 0 }, { amount: 0 });
         const { t } = await actClaim("d2", "submit", { amount: 7, approver: "x" }, { amount: 7, approver: "x" });
         const outcome = await store.commitTransition({ transition: stale, fromVersion: 1 });
         expect(outcome).toEqual({ ok: false, reason: "version_conflict", currentVersion: 2, current: t.instance });
@@ -614,8 +624,8 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
 
       it("commits a chain on one instance submitted together, each link with its own variables", async () => {
         const { t: s } = await startClaim("d4");
-        const t2 = withData(executeAction(claims, s.instance, { actionId: "submit", now: now(), requestId: "" }), { amount: 2 }, { amount: 2 });
-        const t3 = withData(executeAction(claims, t2.instance, { actionId: "approve", now: now(), requestId: "" }), { amount: 3 }, { amount: 3 });
+        const t2 = withData(executeAction(ruleless, s.instance, { actionId: "submit", now: now(), requestId: "" }), { amount: 2 }, { amount: 2 });
+        const t3 = withData(executeAction(ruleless, t2.instance, { actionId: "approve", now: now(), requestId: "" }), { amount: 3 }, { amount: 3 });
         const [o2, o3] = await Promise.all([
           store.commitTransition({ transition: t2, fromVersion: 1 }),
           store.commitTransition({ transition: t3, fromVersion: 2 }),
