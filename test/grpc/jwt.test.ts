@@ -170,7 +170,10 @@ describe("JWKS and role claims", () => {
   it("verifies with a key set chosen by kid, reads a nested roles claim, refuses an unknown kid", async () => {
     const verifier = new JwtVerifier({ jwksFile: path.join(dir, "jwks.json"), issuer: ISSUER, audience: AUDIENCE, rolesClaim: "realm_access.roles" });
     const good = await token({ key: ec.privateKey, alg: "ES256", kid: "ec-1", claims: { realm_access: { roles: ["reader", "writer"] } } });
-    expect(await verifier.verify(good)).toEqual({ subject: "alice@example.com", role: "writer", via: "jwt" });
+    // Every name in the claim is a role a guard may test ('director' in roles); the service role is the highest known one.
+    expect(await verifier.verify(good)).toEqual({ subject: "alice@example.com", role: "writer", roles: ["reader", "writer"], via: "jwt" });
+    const director = await token({ key: ec.privateKey, alg: "ES256", kid: "ec-1", claims: { realm_access: { roles: ["writer", "director"] } } });
+    expect(await verifier.verify(director)).toMatchObject({ role: "writer", roles: ["writer", "director"] });
     const unknown = await token({ key: ec.privateKey, alg: "ES256", kid: "ec-2", claims: { realm_access: { roles: ["writer"] } } });
     await expect(verifier.verify(unknown)).rejects.toThrow(/no key of this server's key set matches/);
   });

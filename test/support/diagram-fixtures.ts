@@ -163,15 +163,25 @@ export function expectedLabels(
   const ids = new Set(def.states.map((s) => s.id));
   return {
     states: new Map(def.states.map((s, i) => [`s${i}`, shownText(s.name, s.id)])),
-    edges: def.actions.flatMap((a) =>
-      [...new Set(a.fromStates)]
-        .filter((from) => ids.has(from) && ids.has(a.toState))
-        .map((from) => {
-          const count = counts[`${a.id} ${from}`];
-          const disabled = kind === "mermaid" && a.enabled === false ? " (disabled)" : "";
-          return shownText(a.name, a.id) + disabled + (count ? ` \u00d7${count}` : "");
-        }),
-    ).concat(
+    edges: def.actions.flatMap((a) => {
+      // A guard in brackets after the name; one edge per route ("if <when>"), to_state the fallback ("otherwise").
+      const name = shownText(a.name, a.id) + (a.guard ? ` [${shortened(a.guard)}]` : "");
+      const targets = [
+        ...(a.routes ?? []).map((r) => ({ to: r.toState, label: `${name} if ${shortened(r.when)}` })),
+        { to: a.toState, label: a.routes?.length ? `${name} otherwise` : name },
+      ];
+      return [...new Set(a.fromStates)]
+        .filter((from) => ids.has(from))
+        .flatMap((from) =>
+          targets
+            .filter((t) => ids.has(t.to))
+            .map((t) => {
+              const count = counts[`${a.id} ${from}`];
+              const disabled = kind === "mermaid" && a.enabled === false ? " (disabled)" : "";
+              return t.label + disabled + (count ? ` \u00d7${count}` : "");
+            }),
+        );
+    }).concat(
       def.states.flatMap((s) =>
         (s.timers ?? []).flatMap((t) => {
           const a = def.actions.find((x) => x.id === t.actionId);
@@ -182,6 +192,12 @@ export function expectedLabels(
       ),
     ),
   };
+}
+
+/** An expression as an edge label shows it: whitespace collapsed, at most 40 characters (the last an ellipsis). */
+function shortened(expression: string): string {
+  const chars = [...expression.replace(/\s+/g, " ").trim()];
+  return chars.length <= 40 ? chars.join("") : `${chars.slice(0, 39).join("").trimEnd()}\u2026`;
 }
 
 /** The largest definition the default limits accept: every action from every state (835 KB of JSON). */
