@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Proves that a Python client that knows only proto/ (plus the public google.rpc protos) can use the
 whole workflow.v1 contract: definitions, instances, history, rich error details and a watch stream,
-comments and google.protobuf.Struct payloads on actions, GetInstance as_of_version, and MigrateInstance.
+comments and google.protobuf.Struct payloads on actions, GetInstance as_of_version, MigrateInstance, and
+instance data (samples/insurance-claim.json: variables as a Struct, a routed action, a GUARD_FAILED and a
+PAYLOAD_INVALID decoded from grpc-status-details-bin).
 
 Usage: /usr/bin/python3 test/python/journey.py HOST:PORT [--buf PATH] [--deadline SECONDS]
        [--cacert CA.pem [--cert CLIENT.pem --key CLIENT.key]]   (TLS, and mutual TLS with a client certificate)
@@ -15,6 +17,7 @@ Exits 0 when every step matched the contract; 1 with "journey FAILED at step ...
 2 when the stubs cannot be generated; 3 when grpc is not installed.
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -81,8 +84,9 @@ class Journey:
         from google.rpc import error_details_pb2, status_pb2
         from workflow.v1 import resources_pb2, service_pb2, service_pb2_grpc
 
-        from google.protobuf import struct_pb2
+        from google.protobuf import json_format, struct_pb2
 
+        self.json_format = json_format
         self.struct_pb2 = struct_pb2
         self.pb = service_pb2
         self.res = resources_pb2
@@ -415,10 +419,119 @@ class Journey:
         view = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=instance_id))
         self.equal((view.instance.version, view.instance.definition_version), (3, 1), "a refused migration changes nothing")
 
+    # ------------------------------------------------------------------ issue 20: instance data
+
+    def struct(self, values: dict):
+        """A google.protobuf.Struct holding `values` (numbers become doubles, as JSON's do)."""
+        out = self.struct_pb2.Struct()
+        out.update(values)
+        return out
+
+    def data_definition(self):
+        """samples/insurance-claim.json under a name of this run: a variables schema, a route, a guard, a payload schema."""
+        with open(REPO / "samples" / "insurance-claim.json", encoding="utf-8") as f:
+            sample = json.load(f)["definition"]
+        sample["id"] = self.claim_definition_id = f"py-claim-{self.suffix}"
+        definition = self.json_format.ParseDict(sample, self.res.Definition())
+        created = self.call("CreateDefinition", self.pb.CreateDefinitionRequest(definition=definition))
+        self.equal((created.created, created.definition.version), (True, 1), "CreateDefinition insurance claim (created, version)")
+        d = created.definition
+        self.check(d.HasField("variables_schema"), "CreateDefinition: the definition keeps its variables_schema")
+        self.equal(sorted(d.variables_schema["required"]), ["amount", "customer"], "variables_schema.required read back from the Struct")
+        actions = {a.id: a for a in d.actions}
+        self.equal([(r.when, r.to_state) for r in actions["submit"].routes], [("vars.amount >= 1000.0", "director_review")],
+                   "submit's routes (when, to_state)")
+        self.equal(actions["approve"].guard, "state == 'manager_review' || 'director' in roles", "approve's guard")
+        self.equal(dict(actions["approve"].assign), {"approved_by": "actor"}, "approve's assign")
+        self.check(actions["reject"].HasField("payload_schema"), "reject keeps its payload_schema")
+
+    def data_start(self):
+        """StartInstance with variables: they come back as a Struct, on the instance and as the start's variables_set."""
+        self.claim_id = f"py-claim-{self.suffix}-1"
+        variables = self.struct({"customer": "ACME", "amount": 250})
+        started = self.call("StartInstance", self.pb.StartInstanceRequest(
+            definition_id=self.claim_definition_id, instance_id=self.claim_id, variables=variables))
+        i, t = started.instance, started.transition
+        self.equal((i.id, i.version, i.current_state), (self.claim_id, 1, "draft"), "StartInstance (id, version, state)")
+        self.check(isinstance(i.variables, self.struct_pb2.Struct), f"instance.variables should be a Struct: {type(i.variables)}")
+        self.equal(i.variables, variables, "StartInstance instance.variables")
+        self.equal(t.variables_set, variables, "StartInstance transition.variables_set (the initial variables)")
+        self.equal(dict(i.variables), {"customer": "ACME", "amount": 250.0}, "variables read back as Python values")
+        # Variables the schema refuses: INVALID_ARGUMENT with a field violation naming the variable.
+        status, found = self.expect_error("StartInstance", self.pb.StartInstanceRequest(
+            definition_id=self.claim_definition_id, instance_id=f"{self.claim_id}-bad",
+            variables=self.struct({"customer": "ACME", "amount": "a lot"})), grpc.StatusCode.INVALID_ARGUMENT)
+        self.equal(found["ErrorInfo"].reason, "INVALID_REQUEST", "ErrorInfo.reason for variables the schema refuses")
+        self.check("BadRequest" in found, f"no google.rpc.BadRequest among the details: {status}")
+        self.equal([v.field for v in found["BadRequest"].field_violations], ["variables.amount"], "BadRequest field of the bad variable")
+
+    def data_routed(self):
+        """amend assigns the payload's amount; submit's route then sends 12,000 to director_review."""
+        amended = self.call("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.claim_id, action_id="amend", payload=self.struct({"amount": 12000})))
+        self.equal((amended.instance.version, amended.instance.current_state), (2, "draft"), "amend (version, state)")
+        self.equal(amended.transition.variables_set, self.struct({"amount": 12000}), "amend transition.variables_set")
+        submitted = self.call("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.claim_id, action_id="submit", expected_version=2))
+        i, t = submitted.instance, submitted.transition
+        self.equal((i.version, i.current_state), (3, "director_review"), "submit of 12,000 (version, routed state)")
+        self.equal((t.action_id, t.from_state, t.to_state), ("submit", "draft", "director_review"), "submit transition (action, from, to)")
+        self.check(isinstance(i.variables, self.struct_pb2.Struct), f"instance.variables should be a Struct: {type(i.variables)}")
+        self.equal(i.variables, self.struct({"customer": "ACME", "amount": 12000}), "ExecuteAction instance.variables")
+        self.check(not t.HasField("variables_set"), "submit assigns nothing: its entry has no variables_set")
+        # The same action on a small claim takes no route: its to_state.
+        small = self.call("StartInstance", self.pb.StartInstanceRequest(
+            definition_id=self.claim_definition_id, instance_id=f"{self.claim_id}-small",
+            variables=self.struct({"customer": "Bob", "amount": 99.5})))
+        routed = self.call("ExecuteAction", self.pb.ExecuteActionRequest(instance_id=small.instance.id, action_id="submit"))
+        self.equal(routed.instance.current_state, "manager_review", "submit of 99.5 (no route true: to_state)")
+        then = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=self.claim_id, as_of_version=1))
+        self.equal(then.instance.variables, self.struct({"customer": "ACME", "amount": 250}), "GetInstance as_of_version 1: the variables then")
+
+    def data_guard_failed(self):
+        """approve without a director's role: FAILED_PRECONDITION / GUARD_FAILED, the first violation the guard."""
+        guard = "state == 'manager_review' || 'director' in roles"
+        status, found = self.expect_error("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.claim_id, action_id="approve"), grpc.StatusCode.FAILED_PRECONDITION)
+        info = found["ErrorInfo"]
+        self.equal(info.reason, "GUARD_FAILED", "ErrorInfo.reason")
+        self.equal((info.metadata.get("action_id"), info.metadata.get("instance_id"), info.metadata.get("current_state")),
+                   ("approve", self.claim_id, "director_review"), "ErrorInfo.metadata (action_id, instance_id, current_state)")
+        self.check(guard in status.message, f"the message should quote the guard: {status.message!r}")
+        self.check("PreconditionFailure" in found, f"no google.rpc.PreconditionFailure among the details: {status}")
+        failure = found["PreconditionFailure"]
+        first = failure.violations[0]
+        self.equal((first.type, first.subject), ("GUARD", "approve"), "first PreconditionFailure violation (type, subject)")
+        self.check(guard in first.description, f"the GUARD violation should quote the guard: {first.description!r}")
+        current, allowed = self.current_state_violation(failure)
+        self.equal((current, allowed), ("director_review", ["approve", "reject"]), "PreconditionFailure (current state, allowed actions)")
+        view = self.call("GetInstance", self.pb.GetInstanceRequest(instance_id=self.claim_id))
+        self.equal((view.instance.version, view.instance.current_state), (3, "director_review"), "a refused guard changes nothing")
+
+    def data_payload(self):
+        """reject's payload schema: PAYLOAD_INVALID with a field violation, then a reason the assignment keeps."""
+        status, found = self.expect_error("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.claim_id, action_id="reject", payload=self.struct({"reason": "no"})), grpc.StatusCode.INVALID_ARGUMENT)
+        self.equal(found["ErrorInfo"].reason, "PAYLOAD_INVALID", "ErrorInfo.reason")
+        self.check("BadRequest" in found, f"no google.rpc.BadRequest among the details: {status}")
+        self.equal([v.field for v in found["BadRequest"].field_violations], ["payload.reason"], "BadRequest fields")
+        done = self.call("ExecuteAction", self.pb.ExecuteActionRequest(
+            instance_id=self.claim_id, action_id="reject", payload=self.struct({"reason": "no receipt attached"})))
+        self.equal((done.instance.current_state, done.instance.status), ("rejected", self.res.INSTANCE_STATUS_COMPLETED),
+                   "reject (state, status)")
+        self.equal(done.transition.variables_set, self.struct({"rejection_reason": "no receipt attached"}), "reject variables_set")
+        self.equal(dict(done.instance.variables)["rejection_reason"], "no receipt attached", "the variables keep the reason")
+        history = self.call("ListInstanceHistory", self.pb.ListInstanceHistoryRequest(instance_id=self.claim_id))
+        self.equal([(e.version, e.action_id, e.to_state, sorted(e.variables_set.keys())) for e in history.entries],
+                   [(1, "", "draft", ["amount", "customer"]), (2, "amend", "draft", ["amount"]),
+                    (3, "submit", "director_review", []), (4, "reject", "rejected", ["rejection_reason"])],
+                   "ListInstanceHistory (version, action, to_state, variables set)")
+
     def run(self) -> None:
         for step in (self.create_definition, self.start_instance, self.execute, self.history, self.rejected_action,
                      self.version_conflict, self.watch, self.watch_replay, self.completed_instance,
-                     self.notes, self.as_of_version, self.create_version_2, self.migrate, self.migrate_refused):
+                     self.notes, self.as_of_version, self.create_version_2, self.migrate, self.migrate_refused,
+                     self.data_definition, self.data_start, self.data_routed, self.data_guard_failed, self.data_payload):
             self.step = step.__name__
             try:
                 step()

@@ -30,7 +30,7 @@ describe("Python client", () => {
     }
   });
 
-  it("runs the whole journey: definitions, instances, history, error details, watch, notes, as_of_version, migration", async () => {
+  it("runs the whole journey: definitions, instances, history, error details, watch, notes, as_of_version, migration, instance data", async () => {
     const run = await runPython([JOURNEY, server.address], 50_000);
     if (run.code === 3) throw new Error(`${run.output}\n${INSTALL_HINT}`);
     expect(run.code, `journey.py exited ${run.code}:\n${run.output}`).toBe(0);
