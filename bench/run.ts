@@ -454,7 +454,8 @@ for (const store of timerStores) {
         const w = await primary.call("timerWorker");
         return w.completed + w.lost;
       };
-      const finishedBefore = await finished();
+      const workerBefore = await primary.call("timerWorker");
+      const finishedBefore = workerBefore.completed + workerBefore.lost;
       // Start the load so its window (after the h2load processes have started) opens about when the first timer is due.
       const leadMs = runOverheadSeconds(opts.clients) * 1000;
       const wait = firstDueMs - leadMs - Date.now();
@@ -470,6 +471,13 @@ for (const store of timerStores) {
         if (now > done) lastMove = performance.now();
         done = now;
       }
+      const workerAfter = await primary.call("timerWorker");
+      const worker = {
+        claims: workerAfter.claims - workerBefore.claims,
+        claimed: workerAfter.claimed - workerBefore.claimed,
+        retried: workerAfter.retried - workerBefore.retried,
+        swept: workerAfter.swept - workerBefore.swept,
+      };
       const outcomes = await primary.call("timerOutcomes");
       const firings = summarizeFirings(outcomes.due, outcomes.end);
       report.timers.push({
@@ -487,13 +495,15 @@ for (const store of timerStores) {
         duringWindow: [(run.load.window.startUs / 1000 - firstDueMs) / 1000, (run.load.window.endUs / 1000 - firstDueMs) / 1000],
         p50Ratio: during.p50 / alone.p50,
         p99Ratio: during.p99 / alone.p99,
+        worker,
       });
       const l = firings.lateness;
       log(
         `  fired ${firings.fired.toLocaleString("en-US")} of ${count.toLocaleString("en-US")} in ${firings.backlogSeconds.toFixed(1)} s ` +
           `(${Math.round(firings.fireRate)}/s, peak ${firings.peakFireRate}/s); lateness p50 ${l.p50.toFixed(0)} / p99 ${l.p99.toFixed(0)} / max ${l.max.toFixed(0)} ms; ` +
           `GetInstance p99 alone ${alone.p99.toFixed(2)} ms, during ${during.p99.toFixed(2)} ms (${(during.p99 / alone.p99).toFixed(2)}x); ` +
-          `server ${during.serverCores.toFixed(2)} cores${during.databaseCores !== null ? `, database ${during.databaseCores.toFixed(2)}` : ""}`,
+          `server ${during.serverCores.toFixed(2)} cores${during.databaseCores !== null ? `, database ${during.databaseCores.toFixed(2)}` : ""}; ` +
+          `worker: ${worker.claims} claims of ${worker.claimed} items (${(worker.claimed / Math.max(1, worker.claims)).toFixed(1)} each), ${worker.retried} retried, ${worker.swept} swept`,
       );
     } finally {
       await servers.close();

@@ -70,6 +70,11 @@ export interface TimersEntry {
   duringWindow: [number, number];
   p50Ratio: number;
   p99Ratio: number;
+  /**
+   * The timer worker's counters over the burst (differences): claims run, items they returned, firings
+   * retried, expired leases swept. (Not `lost`: a firing's commit deletes its item, so every completion counts there.)
+   */
+  worker?: { claims: number; claimed: number; retried: number; swept: number };
 }
 
 export interface StartupEntry {
