@@ -12,6 +12,8 @@ let db: TestDatabase;
 const BACK_TO_5 = `
   DROP FUNCTION workflow_commit_batch(text[], text[], integer[], text[], integer[], text[], text[], integer[], timestamptz[],
     timestamptz[], text[], text[], text[], text[], text[], text[], text[], jsonb[], integer[], text[], text[], jsonb[]);
+  DROP FUNCTION workflow_claim_work(text[], integer, text, float8);
+  DROP FUNCTION workflow_next_due_ms(text[]);
   DROP FUNCTION workflow_apply_timers(text, integer, timestamptz, jsonb);
   DROP FUNCTION workflow_ms_ceil(timestamptz);
   DROP TABLE scheduled_actions;
