@@ -113,6 +113,9 @@ const ENV_LIMITS = {
   maxCallArguments: 8,
 };
 
+/** The options of every data-rules Environment (exported so the cel-spec conformance test runs cel-js alike). */
+export const ENVIRONMENT_OPTIONS = { unlistedVariablesAreDyn: false, limits: ENV_LIMITS } as const;
+
 function registerSchema(env: Environment, name: string, schema: Payload | undefined): void {
   // No schema: an object with no fields, so every field read is a type error ("No such key").
   const type = schema ? celTypeOf(schema) : {};
@@ -122,7 +125,7 @@ function registerSchema(env: Environment, name: string, schema: Payload | undefi
 
 /** The environment of a definition without `payload` (clone it to add the action's). */
 function baseEnvironment(variablesSchema: Payload | undefined): Environment {
-  const env = new Environment({ unlistedVariablesAreDyn: false, limits: ENV_LIMITS });
+  const env = new Environment(ENVIRONMENT_OPTIONS);
   registerSchema(env, "vars", variablesSchema);
   env.registerVariable("actor", "string");
   env.registerVariable("roles", "list<string>");
@@ -193,9 +196,9 @@ function hintFor(message: string): string {
   return "";
 }
 
-type Report = (reason: RuleErrorReason, field: string, message: string) => void;
+export type Report = (reason: RuleErrorReason, field: string, message: string) => void;
 
-interface ExpressionSpec {
+export interface ExpressionSpec {
   source: string;
   field: string;
   /** "the guard of action \"x\"": for messages. */
@@ -204,8 +207,11 @@ interface ExpressionSpec {
   hasVariablesSchema: boolean;
 }
 
-/** Parses and type-checks one expression; reports every problem and returns it when usable. */
-function checkExpression(env: Environment, spec: ExpressionSpec, report: Report): CompiledExpression | undefined {
+/**
+ * Parses and type-checks one expression; reports every problem and returns it when usable. Exported for
+ * the cel-spec conformance test, which runs the suites through it (the refusals and the type check too).
+ */
+export function checkExpression(env: Environment, spec: ExpressionSpec, report: Report): CompiledExpression | undefined {
   const { source, field, what } = spec;
   if (source.length > MAX_EXPRESSION_LENGTH) {
     report(
