@@ -42,7 +42,14 @@ export class TimerWorker {
       leaseMs: this.leaseMs,
       pollMs: options.pollMs ?? 1_000,
       ...(options.sweepMs !== undefined ? { sweepMs: options.sweepMs } : {}),
-      onError: (err, item) => log.warn({ err: err instanceof Error ? err.message : String(err), item: item?.id }, "timer firing failed; retrying later"),
+      onError: (err, item) => {
+        const message = err instanceof Error ? err.message : String(err);
+        // A firing's own commit deletes its work item, so a heartbeat landing after that commit (while the
+        // handler still reads the outcome) finds no lease and aborts the handler: nothing failed then, and
+        // the firing is not retried (its fences make a second one write nothing anyway).
+        if (/^lease of work item .* lost$/.test(message)) log.debug({ item: item?.id }, "timer firing ended after its lease");
+        else log.warn({ err: message, item: item?.id }, "timer firing failed; retrying later");
+      },
     });
     this.worker.handle(
       TIMER_WORK_KIND,
