@@ -13,11 +13,14 @@ import { createLogger } from "../../src/logger.js";
 import { MemoryStore } from "../../src/store/memory-store.js";
 import { openPostgresStore } from "../../src/store/postgres-store.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import type { Payload } from "../../src/engine/types.js";
 import type { WorkflowStore } from "../../src/store/store.js";
 import { serveIpc } from "../lib/ipc.js";
 import { dueTimeOf } from "../lib/timers.js";
 import { monotonicMs } from "../lib/processes.js";
 import {
+  DATA_DEF,
+  DATA_VARIABLES,
   DEFINITIONS,
   FILLER_PREFIX,
   FILLER_WIDTH,
@@ -94,8 +97,8 @@ async function pool(count: number, concurrency: number, task: (i: number) => Pro
   );
 }
 
-const start = (definitionId: string, instanceId: string) =>
-  service.startInstance({ definitionId, definitionVersion: 1, instanceId, requestId: "" });
+const start = (definitionId: string, instanceId: string, variables?: Payload) =>
+  service.startInstance({ definitionId, definitionVersion: 1, instanceId, requestId: "", ...(variables ? { variables } : {}) });
 const timerDefinitionId = timerDefinition().id;
 const execute = (instanceId: string, actionId: string) => service.executeAction({ instanceId, actionId, expectedVersion: 0, requestId: "" });
 
@@ -107,11 +110,13 @@ const handlers = {
     const withHistory = [
       ...[...set.readers, ...set.writers].map((id) => [SMALL_DEF, id] as const),
       ...[...set.largeReaders, ...set.largeWriters].map((id) => [LARGE_DEF, id] as const),
+      ...set.dataWriters.map((id) => [DATA_DEF, id] as const),
     ];
     // 8 at a time: under PostgreSQL's pool of 10, so no write waits for a connection.
     await pool(withHistory.length, 8, async (i) => {
       const [def, id] = withHistory[i]!;
-      await start(def, id);
+      // exec-data's instances carry variables (and, like exec's, a history of SEED_TRANSITIONS).
+      await start(def, id, def === DATA_DEF ? DATA_VARIABLES : undefined);
       for (let t = 0; t < SEED_TRANSITIONS; t++) await execute(id, STAY);
     });
     await start(SMALL_DEF, set.hot);

@@ -9,6 +9,7 @@ export const UNARY_SCENARIOS = [
   "list-status",
   "list-rare",
   "exec",
+  "exec-data",
   "exec-hot",
   "start",
 ] as const;

@@ -152,6 +152,18 @@ export function checkTargets(report: BenchReport): TargetCheck[] {
   ratioTarget("memory", "exec", 0.85, "ExecuteAction, memory, spread");
   ratioTarget("sqlite", "exec", 0.6, "ExecuteAction, SQLite synchronous=FULL, spread");
   ratioTarget("sqlite", "exec-hot", 0.4, "ExecuteAction, SQLite synchronous=FULL, one hot instance");
+  // Issue 20: what a guard, two routes and two assignments add to a transition, as per-call cost over
+  // plain exec's, from the same block (each against its own Check runs, like growth's per-call cost).
+  for (const [store, label] of [["memory", "memory"], ["sqlite", "SQLite"]] as const) {
+    const plain = findUnary(report, "throughput", store, "exec");
+    const data = findUnary(report, "throughput", store, "exec-data");
+    const x = plain && data ? perCallGrowth(plain, data) : NaN;
+    out.push({
+      target: `ExecuteAction with a guard, 2 routes, 2 assignments, ${label}: per call <= 1.1x without`,
+      measured: plain && data ? `${f2(x)}x (${int(data.figures.median.rate)}/s vs ${int(plain.figures.median.rate)}/s)` : "not run",
+      pass: plain && data ? x <= 1.1 : null,
+    });
+  }
   const pg = findUnary(report, "throughput", "postgres", "exec");
   out.push({
     target: `ExecuteAction, PostgreSQL 1 replica >= 3 x ${PG_BEFORE_OPS}/s = ${int(3 * PG_BEFORE_OPS)}/s`,

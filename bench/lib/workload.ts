@@ -2,7 +2,7 @@
  * What the bench stores and sends: two chain definitions (10 and 200 states), the fixed set of
  * instances every data set starts with, and the pre-encoded request bodies of each scenario.
  */
-import type { DefinitionInput } from "../../src/engine/types.js";
+import type { DefinitionInput, Payload } from "../../src/engine/types.js";
 import { InstanceStatus } from "../../src/gen/workflow/v1/resources.js";
 import {
   ExecuteActionRequest,
@@ -43,7 +43,44 @@ export function chainDefinition(id: string, states: number): DefinitionInput {
   };
 }
 
-export const DEFINITIONS = [chainDefinition(SMALL_DEF, 10), chainDefinition(LARGE_DEF, 200)];
+/**
+ * Issue 20's scenario (exec-data): the 10-state chain whose `stay` carries what instance data adds to
+ * a transition, each evaluated on every call: a guard that holds, two routes whose `when` never does
+ * (so the action still lands on s0), and two assignments, over a variables schema. Against `exec` on
+ * SMALL_DEF, the only difference is these rules and the variables they read and write.
+ */
+export const DATA_DEF = "benchdata";
+/** Variables every exec-data instance starts with; `limit` keeps the routes false however long count grows. */
+export const DATA_VARIABLES: Payload = { count: 0, limit: 1e12, tag: "" };
+
+export function dataDefinition(): DefinitionInput {
+  const chain = chainDefinition(DATA_DEF, 10);
+  return {
+    ...chain,
+    name: "Bench chain of 10 states with instance data",
+    description: "Benchmark definition: the 10-state chain whose self-loop has a guard, two routes and two assignments.",
+    variablesSchema: {
+      type: "object",
+      properties: { count: { type: "number" }, limit: { type: "number" }, tag: { type: "string" } },
+      required: ["count", "limit"],
+    },
+    actions: chain.actions.map((a) =>
+      a.id !== STAY
+        ? a
+        : {
+            ...a,
+            guard: "vars.count >= 0.0 && vars.limit > 10.0",
+            routes: [
+              { when: "vars.count > vars.limit", toState: "s1" },
+              { when: "vars.tag == 'never'", toState: "s1" },
+            ],
+            assign: { count: "vars.count + 1.0", tag: "state" },
+          },
+    ),
+  };
+}
+
+export const DEFINITIONS = [chainDefinition(SMALL_DEF, 10), chainDefinition(LARGE_DEF, 200), dataDefinition()];
 
 const pad = (i: number, width: number) => String(i).padStart(width, "0");
 
@@ -59,6 +96,8 @@ export interface FixedSet {
   /** The same two for the 200-state definition. */
   largeReaders: string[];
   largeWriters: string[];
+  /** One per client, DATA_DEF (started with DATA_VARIABLES): spread ExecuteAction with rules. */
+  dataWriters: string[];
   /** The one instance every client hits in the hot-instance scenario. */
   hot: string;
   /** Instances moved to RARE_STATE. */
@@ -72,13 +111,14 @@ export function fixedSet(clients: number): FixedSet {
     writers: ids("x-", clients),
     largeReaders: ids("gl-", clients),
     largeWriters: ids("xl-", clients),
+    dataWriters: ids("xd-", clients),
     hot: "hot",
     rare: ids("r-", RARE_COUNT),
   };
 }
 
 export function fixedCount(set: FixedSet): number {
-  return set.readers.length + set.writers.length + set.largeReaders.length + set.largeWriters.length + 1 + set.rare.length;
+  return set.readers.length + set.writers.length + set.largeReaders.length + set.largeWriters.length + set.dataWriters.length + 1 + set.rare.length;
 }
 
 /** Filler ids: ascending and sorted before most fixed ids, so stores that keep ids sorted insert near the end. */
@@ -151,6 +191,14 @@ export function unaryScenario(id: UnaryScenarioId, set: FixedSet, large = false)
       return { id, title: `GetInstance, spread${suffix}`, path: PATHS.getInstance, bodies: readers.map(frame.get), verify: "bytes" };
     case "exec":
       return { id, title: `ExecuteAction, spread${suffix}`, path: PATHS.executeAction, bodies: writers.map(frame.exec), verify: "revision" };
+    case "exec-data":
+      return {
+        id,
+        title: "ExecuteAction, spread, guard + 2 routes + 2 assignments",
+        path: PATHS.executeAction,
+        bodies: set.dataWriters.map(frame.exec),
+        verify: "revision",
+      };
     case "exec-hot":
       return { id, title: "ExecuteAction, one hot instance", path: PATHS.executeAction, bodies: [frame.exec(set.hot)], verify: "revision" };
     case "start":

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { assertValidDefinition } from "../../src/engine/validate-definition.js";
-import { availableActions } from "../../src/engine/transition.js";
+import { availableActions, executeAction, startInstance } from "../../src/engine/transition.js";
 import { DEFAULT_LIMITS } from "../../src/engine/limits.js";
 import { ExecuteActionRequest, GetInstanceRequest, ListInstancesRequest } from "../../src/gen/workflow/v1/service.js";
 import { grpcFrame, grpcUnframe } from "../../bench/lib/grpc-wire.js";
@@ -31,7 +31,18 @@ import { median, percentile, summarize } from "../../bench/lib/stats.js";
 import { escapeXml, logScale, renderSvg } from "../../bench/lib/svg.js";
 import { dueTimeOf, firstDueAfter, summarizeFirings } from "../../bench/lib/timers.js";
 import { deliveryLatencies, watcherProcesses } from "../../bench/lib/watch.js";
-import { chainDefinition, fixedCount, fixedSet, LARGE_DEF, RARE_STATE, SMALL_DEF, STAY, unaryScenario } from "../../bench/lib/workload.js";
+import {
+  chainDefinition,
+  DATA_VARIABLES,
+  dataDefinition,
+  fixedCount,
+  fixedSet,
+  LARGE_DEF,
+  RARE_STATE,
+  SMALL_DEF,
+  STAY,
+  unaryScenario,
+} from "../../bench/lib/workload.js";
 
 const H2LOAD_OUTPUT = `starting benchmark...
 finished in 1.00s, 730.00 req/s, 29.38KB/s
@@ -177,10 +188,11 @@ describe("rounds and ratios", () => {
   it("plans the default matrix as run.ts runs it", () => {
     const plan = planRun(options([]));
     const blocks = (n: number) => blockRuns(n, 3);
-    const memory = blocks(8 + 2) + blocks(1 + 1);
-    const postgres = blocks(8) + blocks(1);
+    // 9 unary scenarios besides start (exec-data among them), plus defsize's two on memory and SQLite.
+    const memory = blocks(9 + 2) + blocks(1 + 1);
+    const postgres = blocks(9) + blocks(1);
     const replicas = blocks(PG_REPLICAS_SCENARIOS.length - 1) + blocks(1);
-    const growth = blocks(8) + blocks(1) + 6;
+    const growth = blocks(9) + blocks(1) + 6;
     const pgGrowth = blocks(PG_GROWTH_SCENARIOS.length - 1) + blocks(1);
     expect(plan.loadRuns).toBe(2 * memory + postgres + replicas + blocks(1) + 2 * growth + pgGrowth);
     expect(plan.lines).toHaveLength(9);
@@ -295,6 +307,8 @@ describe("options", () => {
     expect(only.full).toBe(false);
     expect(only.name).toBe("partial");
     expect(options(["--only", "growth"]).unary).toEqual([...UNARY_SCENARIOS]);
+    // Issue 20's pair runs in one block, so their ratio comes from one run.
+    expect(options(["--only", "exec-data,exec", "--stores", "memory,sqlite"]).unary).toEqual(["exec", "exec-data"]);
     expect(options(["--only", "stall"]).unary).toEqual([]);
     const quick = options(["--quick"]);
     expect(quick.full).toBe(false);
@@ -354,9 +368,25 @@ describe("workload", () => {
     }
   });
 
+  it("exec-data's stay passes its guard, takes no route and assigns both variables, call after call", () => {
+    const input = dataDefinition();
+    expect(() => assertValidDefinition(input, DEFAULT_LIMITS)).not.toThrow();
+    const stay = input.actions.find((a) => a.id === STAY)!;
+    expect(stay.guard).toBeTruthy();
+    expect(stay.routes).toHaveLength(2);
+    expect(Object.keys(stay.assign ?? {})).toHaveLength(2);
+    const def = { ...input, version: 1, createTime: new Date(0) };
+    let { instance } = startInstance(def, { instanceId: "xd-0000", variables: DATA_VARIABLES, now: new Date(0), requestId: "" });
+    for (let i = 1; i <= 3; i++) {
+      ({ instance } = executeAction(def, instance, { actionId: STAY, now: new Date(i), requestId: "" }));
+      expect(instance.currentState).toBe("s0");
+      expect(instance.variables).toEqual({ count: i, limit: DATA_VARIABLES.limit, tag: "s0" });
+    }
+  });
+
   it("bodies: one per client for spread calls, readers apart from writers, one shared body for hot and list calls", () => {
     const set = fixedSet(64);
-    expect(fixedCount(set)).toBe(64 * 4 + 1 + 10);
+    expect(fixedCount(set)).toBe(64 * 5 + 1 + 10);
     const get = unaryScenario("get", set);
     const exec = unaryScenario("exec", set);
     expect(get.bodies).toHaveLength(64);
@@ -365,6 +395,11 @@ describe("workload", () => {
     const execReqs = exec.bodies.map((b) => ExecuteActionRequest.decode(grpcUnframe(b)));
     expect(getIds.size).toBe(64);
     expect(execReqs.every((r) => !getIds.has(r.instanceId) && r.actionId === STAY && r.expectedVersion === 0 && r.requestId === "")).toBe(true);
+    // exec-data: the same request on instances of its own (the data definition's), one per client.
+    const dataReqs = unaryScenario("exec-data", set).bodies.map((b) => ExecuteActionRequest.decode(grpcUnframe(b)));
+    expect(dataReqs.map((r) => r.instanceId)).toEqual(set.dataWriters);
+    expect(new Set([...set.dataWriters, ...execReqs.map((r) => r.instanceId), ...getIds]).size).toBe(3 * 64);
+    expect(dataReqs.every((r) => r.actionId === STAY && r.expectedVersion === 0)).toBe(true);
     const hot = unaryScenario("exec-hot", set);
     expect(hot.bodies).toHaveLength(1);
     expect(ExecuteActionRequest.decode(grpcUnframe(hot.bodies[0]!)).instanceId).toBe(set.hot);
@@ -439,6 +474,7 @@ describe("report outputs", () => {
     unary: [
       entry("throughput", "memory", "exec", 0.9, 9000, "ExecuteAction, spread"),
       entry("throughput", "memory", "get", 0.5, 5000),
+      entry("throughput", "memory", "exec-data", 0.75, 7500, "ExecuteAction, spread, guard + 2 routes + 2 assignments"),
       entry("throughput", "sqlite", "exec", 0.61, 6100),
       entry("throughput", "postgres", "exec", 0.3, 2400),
       entry("growth", "memory", "exec", 0.85, 8500),
@@ -480,6 +516,10 @@ describe("report outputs", () => {
     expect(verdict("ExecuteAction, SQLite synchronous=FULL, one hot")).toBeNull();
     expect(verdict("ExecuteAction, PostgreSQL")).toBe(true);
     expect(verdict("GetInstance, memory")).toBe(false);
+    // exec 0.90 and exec-data 0.75 of Check: 1.20x per call, over 1.1; SQLite has no exec-data.
+    expect(verdict("ExecuteAction with a guard, 2 routes, 2 assignments, memory")).toBe(false);
+    expect(report.targets.find((t) => t.target.startsWith("ExecuteAction with a guard, 2 routes, 2 assignments, memory"))!.measured).toContain("1.20x");
+    expect(verdict("ExecuteAction with a guard, 2 routes, 2 assignments, SQLite")).toBeNull();
     // get: 0.5 at 1,000 and 0.1 at 1,000,000 is 5x per call.
     expect(verdict("Growth, memory")).toBe(false);
     expect(report.targets.find((t) => t.target.startsWith("Growth, memory"))!.measured).toContain("get 5.00x");
