@@ -67,6 +67,12 @@ const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "STATE_DISABLED",
   "VERSION_MISMATCH",
   "REQUEST_ID_REUSED",
+  // The data rules (docs/data.md): a guard false at due time, an expression that fails on the data,
+  // a payload or a result the schemas refuse. Trying again would give the same answer.
+  "GUARD_FAILED",
+  "GUARD_ERROR",
+  "PAYLOAD_INVALID",
+  "VARIABLES_INVALID",
 ]);
 
 /** The roles of every firing of a timer or a scheduled action, for guards (CEL `roles`). */

@@ -273,6 +273,27 @@ for (const kind of ["memory", "sqlite"] as const) {
       expect(await codeOf(service.listScheduledActions({ instanceId: "o-1", pageSize: 2, pageToken: "garbage" }))).toBe("INVALID_REQUEST");
     });
 
+    it("a timer whose guarded action is refused at due time ends REFUSED with the guard's reason, not retried", async () => {
+      await service.createDefinition({
+        id: "guarded",
+        name: "Guarded",
+        description: "",
+        version: 0,
+        variablesSchema: { type: "object", properties: { open: { type: "boolean" } }, required: ["open"] },
+        states: [
+          state("waiting", { initial: true, timers: [{ id: "t", afterMs: HOUR, actionId: "close" }] }),
+          state("closed", { final: true }),
+        ],
+        actions: [action("close", ["waiting"], "closed", { guard: "vars.open" }), action("shut", ["waiting"], "closed")],
+      });
+      await service.startInstance({ definitionId: "guarded", definitionVersion: 0, instanceId: "g-1", requestId: "", variables: { open: false } });
+      now = T0 + HOUR;
+      expect(await fireDue()).toEqual(["g-1.1.t:refused"]);
+      expect((await store.getScheduledAction("g-1.1.t"))?.result).toMatch(/^GUARD_FAILED: /);
+      expect(await store.work.counts()).not.toHaveProperty(TIMER_WORK_KIND);
+      expect((await service.getInstance("g-1")).instance.currentState).toBe("waiting");
+    });
+
     it("as_of_version lists nothing pending; the current view does", async () => {
       await sentOffer();
       await service.executeAction({ instanceId: "o-1", actionId: "revise", expectedVersion: 0, requestId: "" });
