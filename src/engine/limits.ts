@@ -1,4 +1,5 @@
 /** Size limits on definitions and requests. Configurable; these are the defaults. */
+import type { FieldViolation } from "./errors.js";
 export interface Limits {
   /** Longest id (definition, state, action, instance). */
   maxIdLength: number;
@@ -81,3 +82,21 @@ export const MAX_SCHEMA_BYTES = 16 * 1024;
 export const MAX_SCHEMA_DEPTH = 16;
 /** The largest variables of an instance, in bytes of their protobuf (google.protobuf.Struct) encoding. */
 export const MAX_VARIABLES_BYTES = 64 * 1024;
+
+/** A field violation when `value` is not a valid id (idProblem), for the request field `field`. */
+export function idViolation(field: string, value: string, limits: Limits): FieldViolation | undefined {
+  const problem = idProblem(value ?? "", limits);
+  return problem ? { field, description: problem } : undefined;
+}
+
+/** A violation on `request_id` when one is given and is too long or not printable ASCII without spaces. */
+export function requestIdViolation(requestId: string, limits: Limits): FieldViolation | undefined {
+  if (!requestId) return undefined;
+  if (requestId.length > limits.maxRequestIdLength) {
+    return { field: "request_id", description: `must be at most ${limits.maxRequestIdLength} characters` };
+  }
+  if (!REQUEST_ID_PATTERN.test(requestId)) {
+    return { field: "request_id", description: "must contain only printable ASCII characters without spaces" };
+  }
+  return undefined;
+}

@@ -16,7 +16,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { invalidRequest, isWorkflowError, WorkflowError, type ErrorCode, type FieldViolation } from "../engine/errors.js";
-import { idProblem, REQUEST_ID_PATTERN, type Limits } from "../engine/limits.js";
+import { idViolation, MAX_TIMER_AFTER_MS, REQUEST_ID_PATTERN, requestIdViolation, type Limits } from "../engine/limits.js";
 import { noteViolations } from "../engine/payload.js";
 import { findAction } from "../engine/transition.js";
 import type { Instance, Payload, ScheduledAction, Transition } from "../engine/types.js";
@@ -25,9 +25,6 @@ import { instanceNotFound, versionMismatch } from "../sequencer/refusals.js";
 import type { WriteSequencer } from "../sequencer/write-sequencer.js";
 import type { NewScheduledAction, ScheduledActionCursor, WorkflowStore } from "../store/store.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-
-/** The longest delay ScheduleAction and a state timer accept: 3,660 days (about ten years). */
-export const MAX_TIMER_DELAY_MS = 3_660 * 86_400_000;
 
 export interface ScheduleActionCommand {
   instanceId: string;
@@ -134,19 +131,19 @@ export class ScheduledActions {
     const hasAt = cmd.at !== undefined;
     const hasAfter = cmd.afterMs !== undefined;
     const violations: (FieldViolation | undefined)[] = [
-      this.idViolation("instance_id", cmd.instanceId),
-      this.idViolation("action_id", cmd.actionId),
+      idViolation("instance_id", cmd.instanceId, this.limits),
+      idViolation("action_id", cmd.actionId, this.limits),
       !hasAt && !hasAfter ? { field: "when", description: "is required: set `at` (a time) or `after` (a duration)" } : undefined,
       hasAt && Number.isNaN(cmd.at!.getTime()) ? { field: "at", description: "is not a valid time" } : undefined,
-      hasAt && cmd.at!.getTime() - this.now().getTime() > MAX_TIMER_DELAY_MS
+      hasAt && cmd.at!.getTime() - this.now().getTime() > MAX_TIMER_AFTER_MS
         ? { field: "at", description: "must be at most 3,660 days from now" }
         : undefined,
       hasAfter && !(cmd.afterMs! >= 0) ? { field: "after", description: "must not be negative" } : undefined,
-      hasAfter && cmd.afterMs! > MAX_TIMER_DELAY_MS ? { field: "after", description: "must be at most 3,660 days" } : undefined,
+      hasAfter && cmd.afterMs! > MAX_TIMER_AFTER_MS ? { field: "after", description: "must be at most 3,660 days" } : undefined,
       !Number.isSafeInteger(cmd.expectedVersion) || cmd.expectedVersion < 0
         ? { field: "expected_version", description: "must be 0 (no check) or the instance version you read" }
         : undefined,
-      this.requestIdViolation(cmd.requestId),
+      requestIdViolation(cmd.requestId, this.limits),
       ...noteViolations(cmd, this.limits),
     ];
     const found = violations.filter((v): v is FieldViolation => v !== undefined);
@@ -226,7 +223,7 @@ export class ScheduledActions {
   /** CancelScheduledAction. */
   async cancel(instanceId: string, scheduledActionId: string, signal?: AbortSignal, actor = ""): Promise<ScheduledAction> {
     const violations = [
-      this.idViolation("instance_id", instanceId),
+      idViolation("instance_id", instanceId, this.limits),
       !scheduledActionId
         ? { field: "scheduled_action_id", description: "must not be empty" }
         : scheduledActionId.length > 300 || !REQUEST_ID_PATTERN.test(scheduledActionId)
@@ -322,31 +319,13 @@ export class ScheduledActions {
       this.observer?.refused(settled.scheduled, err.code);
       return { outcome: "refused", scheduled: settled.scheduled, reason: err.code };
     }
-    // The commit marked it fired; a replayed firing (an earlier attempt committed, then lost its
-    // lease before the worker completed the item) finds it marked already, or marks it now.
-    const version = `version ${transition.instance.version}`;
-    let fired: ScheduledAction | undefined = isTimer
-      ? { ...scheduled, status: "fired", result: version, endTime: transition.entry.time }
-      : await this.store.getScheduledAction(id, signal);
-    if (fired?.status === "pending") fired = (await this.store.settleScheduledAction(id, "fired", version, signal))?.scheduled;
+    // The commit that wrote this entry marked the record fired in its transaction (a replayed firing
+    // returns that commit's entry), unless the record had stopped being pending by then (cancelled
+    // meanwhile): nothing to read or write here.
+    const result: ScheduledAction = { ...scheduled, status: "fired", result: `version ${transition.instance.version}`, endTime: transition.entry.time };
     this.pending?.delete(scheduled.instanceId);
-    const result = fired ?? { ...scheduled, status: "fired" as const, result: version };
     this.observer?.fired(result, lateMs);
     return { outcome: "fired", scheduled: result, transition };
-  }
-
-  private idViolation(field: string, value: string): FieldViolation | undefined {
-    const problem = idProblem(value ?? "", this.limits);
-    return problem ? { field, description: problem } : undefined;
-  }
-
-  private requestIdViolation(requestId: string): FieldViolation | undefined {
-    if (!requestId) return undefined;
-    if (requestId.length > this.limits.maxRequestIdLength) {
-      return { field: "request_id", description: `must be at most ${this.limits.maxRequestIdLength} characters` };
-    }
-    if (!REQUEST_ID_PATTERN.test(requestId)) return { field: "request_id", description: "must contain only printable ASCII characters without spaces" };
-    return undefined;
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { invalidRequest, WorkflowError, type FieldViolation } from "../engine/errors.js";
-import { DEFAULT_LIMITS, idProblem, REQUEST_ID_PATTERN, type Limits } from "../engine/limits.js";
+import { DEFAULT_LIMITS, idViolation, requestIdViolation, type Limits } from "../engine/limits.js";
 import type {
   ActionDef,
   ChangeNote,
@@ -641,8 +641,7 @@ export class WorkflowService {
   }
 
   private idViolation(field: string, value: string): FieldViolation | undefined {
-    const problem = idProblem(value ?? "", this.limits);
-    return problem ? { field, description: problem } : undefined;
+    return idViolation(field, value, this.limits);
   }
 
   /** What every change of an existing instance checks: expected_version, request_id, comment and payload. */
@@ -657,14 +656,7 @@ export class WorkflowService {
   }
 
   private requestIdViolation(requestId: string): FieldViolation | undefined {
-    if (!requestId) return undefined;
-    if (requestId.length > this.limits.maxRequestIdLength) {
-      return { field: "request_id", description: `must be at most ${this.limits.maxRequestIdLength} characters` };
-    }
-    if (!REQUEST_ID_PATTERN.test(requestId)) {
-      return { field: "request_id", description: "must contain only printable ASCII characters without spaces" };
-    }
-    return undefined;
+    return requestIdViolation(requestId, this.limits);
   }
 
   private requireValid(violations: (FieldViolation | undefined)[]): void {

@@ -240,7 +240,7 @@ export interface WorkflowStore {
   ): Promise<ScheduledAction[]>;
   /**
    * Ends a pending scheduled action (refused or cancelled; "fired" is recorded by the commit that
-   * fires it, or here when a replayed firing finds it still pending) and deletes its work item, in
+   * fires it, TimerChange.fired) and deletes its work item, in
    * one transaction. Returns it as it is afterwards, or undefined when it does not exist. When it was
    * not pending it is returned unchanged (`changed` false).
    */

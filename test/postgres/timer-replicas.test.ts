@@ -6,6 +6,7 @@ import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
 import { FAST_RECONNECT, freePort, spawnMain, waitUntilServing, type ChildServer } from "../sqlite/child-server.js";
 import { freshDatabase } from "../support/store-places.js";
 import { api, type Api } from "../support/test-server.js";
+import { waitFor } from "../work/work-queue-contract.js";
 
 const children: ChildServer[] = [];
 const clients: WorkflowServiceClient[] = [];
@@ -45,13 +46,6 @@ async function replica(url: string, env: Record<string, string> = {}): Promise<{
   return { server, rpc: api(client) };
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("timers on two PostgreSQL replicas", () => {
   it("1,000 due timers raced by two replicas, one SIGKILLed midway: each fires exactly once", async () => {
@@ -67,10 +61,10 @@ describe("timers on two PostgreSQL replicas", () => {
       );
     }
     const completed = async () => (await b.rpc.getServiceStats({})).completedInstanceCount;
-    await until("the race is under way", async () => (await completed()) >= 100, 30_000);
+    await waitFor(async () => (await completed()) >= 100, "the race is under way", 30_000, 50);
     a.server.child.kill("SIGKILL");
     await a.server.exited;
-    await until("every timer fired", async () => (await completed()) === n);
+    await waitFor(async () => (await completed()) === n, "every timer fired", 60_000, 50);
     const stats = await b.rpc.getServiceStats({});
     expect(stats.currentRevision).toBe(2 * n); // a start and one firing per instance, nothing twice
     const { rows } = await db.sql("SELECT count(*)::int AS n FROM events WHERE action_id = 'go'");
@@ -93,7 +87,7 @@ describe("timers on two PostgreSQL replicas", () => {
     await normal.rpc.startInstance({ definitionId: "race", instanceId: "by-normal" });
     const ahead = await replica(db.url, { WORKFLOW_CLOCK_OFFSET_MS: "10000" });
     for (const id of ["by-behind", "by-normal"]) {
-      await until(`${id} fired`, async () => (await normal.rpc.getInstance({ instanceId: id })).instance!.currentState === "done", 20_000);
+      await waitFor(async () => (await normal.rpc.getInstance({ instanceId: id })).instance!.currentState === "done", `${id} fired`, 20_000, 50);
       const [timer] = (await normal.rpc.listScheduledActions({ instanceId: id })).scheduledActions;
       expect(timer!.status).toBe(ScheduledActionStatus.SCHEDULED_ACTION_STATUS_FIRED);
       // Armed no earlier than the database's time of the arming + after, whatever the arming replica's clock said ...

@@ -6,6 +6,7 @@ import { WorkflowServiceClient } from "../../src/gen/workflow/v1/service.js";
 import { freePort, FAST_RECONNECT, spawnMain, waitUntilServing, type ChildServer } from "../sqlite/child-server.js";
 import { freshDatabase, freshSqliteDir } from "../support/store-places.js";
 import { api, type Api } from "../support/test-server.js";
+import { waitFor } from "./work-queue-contract.js";
 
 const children: ChildServer[] = [];
 const clients: WorkflowServiceClient[] = [];
@@ -62,15 +63,6 @@ async function stop(server: ChildServer, signal: NodeJS.Signals): Promise<void> 
   await server.exited;
 }
 
-/** Polls `check` until it returns true (every 50 ms, at most `timeoutMs`). */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function metric(port: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const line = text.split("\n").find((l) => l.startsWith(`${name} `));
@@ -86,10 +78,10 @@ for (const kind of ["sqlite", "postgres"] as const) {
       const started = await rpc.startInstance({ definitionId: "burst", instanceId: "down-1" });
       const due = started.instance!.createTime!.getTime() + 300;
       await stop(server, "SIGTERM");
-      await until("the timer is overdue", async () => Date.now() > due + 1_200);
+      await waitFor(async () => Date.now() > due + 1_200, "the timer is overdue", 60_000, 50);
       let metricsPort: number;
       ({ server, rpc, metricsPort } = await start(p));
-      await until("the timer fired", async () => (await rpc.getInstance({ instanceId: "down-1" })).instance!.currentState === "done");
+      await waitFor(async () => (await rpc.getInstance({ instanceId: "down-1" })).instance!.currentState === "done", "the timer fired", 60_000, 50);
       const history = await rpc.listInstanceHistory({ instanceId: "down-1" });
       expect(history.entries.map((e) => [e.actionId, e.actor, e.timerId])).toEqual([
         ["", "", ""],
@@ -109,10 +101,10 @@ for (const kind of ["sqlite", "postgres"] as const) {
         await Promise.all(Array.from({ length: 50 }, (_, k) => rpc.startInstance({ definitionId: "burst", instanceId: `b-${i + k}` })));
       }
       const completed = async () => (await rpc.getServiceStats({})).completedInstanceCount;
-      await until("the burst is under way", async () => (await completed()) >= 30, 30_000);
+      await waitFor(async () => (await completed()) >= 30, "the burst is under way", 30_000, 50);
       await stop(server, "SIGKILL");
       ({ server, rpc } = await start(p));
-      await until("every timer fired", async () => (await completed()) === n);
+      await waitFor(async () => (await completed()) === n, "every timer fired", 60_000, 50);
       const stats = await rpc.getServiceStats({});
       // One start and one firing per instance, and nothing else: a second firing would be a third event.
       expect(stats.currentRevision).toBe(2 * n);

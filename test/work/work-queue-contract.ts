@@ -13,12 +13,20 @@ export interface QueueUnderTest {
   close(): Promise<void>;
 }
 
-/** Waits until `predicate` holds, checking every few ms (a condition, never a fixed sleep). */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+/**
+ * Waits until `predicate` holds, checking every `intervalMs` (a condition, never a fixed sleep);
+ * a predicate that calls a server polls less often, so the polling does not load what it measures.
+ */
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+  intervalMs = 5,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 
